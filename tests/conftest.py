@@ -1,4 +1,5 @@
 """Shared fixtures: the real local services started by scripts/services."""
+
 from __future__ import annotations
 
 import json
@@ -14,22 +15,22 @@ ENDPOINTS = ROOT / ".services" / "endpoints.json"
 
 @pytest.fixture(scope="session")
 def endpoints() -> dict:
-    """Endpoints of the running services; starts them (idempotently) when they are not written yet."""
-    if not ENDPOINTS.exists():
-        subprocess.run([str(ROOT / "scripts" / "services"), "up"], check=True)
-    return json.loads(ENDPOINTS.read_text())
+	"""Endpoints of the running services; starts them (idempotently) when they are not written yet."""
+	if not ENDPOINTS.exists():
+		subprocess.run([str(ROOT / "scripts" / "services"), "up"], check=True)
+	return json.loads(ENDPOINTS.read_text())
 
 
 @pytest.fixture(scope="session")
 def docker_client(endpoints):
-    import docker
+	import docker
 
-    client = docker.DockerClient(base_url=endpoints["docker"]["base_url"], timeout=120)
-    yield client
-    client.close()
+	client = docker.DockerClient(base_url=endpoints["docker"]["base_url"], timeout=120)
+	yield client
+	client.close()
 
 
 @pytest.fixture
 def unique() -> str:
-    """A short lowercase token for names that must not collide between tests or runs."""
-    return uuid.uuid4().hex[:8]
+	"""A short lowercase token for names that must not collide between tests or runs."""
+	return uuid.uuid4().hex[:8]

@@ -1,0 +1,186 @@
+"""The contract between the executor and the job handlers.
+
+A handler executes one Press Agent Job Type. It is a list of steps named exactly as that job type's
+steps in Press's ``Agent Job Type`` fixture; each step is a function of a :class:`StepContext` that
+is idempotent: it looks at what exists (labelled containers, volumes, files, databases) and does only
+what is missing, so running a job again after a crash converges. A step fails by raising
+(an :class:`~press_selfhosted.engine.errors.EngineError` carries the operator's message); it may
+append to its output with ``ctx.log`` and record results for Press in ``ctx.data``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import docker
+
+from press_selfhosted.engine import commands
+from press_selfhosted.engine.docker_hosts import DockerHost
+from press_selfhosted.engine.errors import EngineError
+
+
+@dataclass(frozen=True)
+class ContainerServer:
+	"""A Press Server, Proxy Server or Database Server that is a group of containers on a Docker host."""
+
+	name: str
+	server_type: str  # "Server" | "Proxy Server" | "Database Server"
+	container_prefix: str
+	docker: DockerHost
+	network: str  # the cluster's Docker network: every container of the cluster joins it
+	private_ip: str | None = None
+	ip: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+	"""Where the sites of an app server keep their databases (the root password is a secret)."""
+
+	server: str
+	host: str  # reachable from the bench containers on the cluster network
+	port: int = 3306
+	root_user: str = "root"
+
+
+class Topology(Protocol):
+	"""What the executor knows of Press's records; the Frappe layer reads them from documents."""
+
+	def server(self, server_type: str, name: str) -> ContainerServer: ...
+
+	def app_server_by_ip(self, ip: str) -> ContainerServer: ...
+
+	def database_for(self, app_server: str) -> DatabaseEndpoint: ...
+
+
+class SecretSource(Protocol):
+	"""Secrets are never stored with a job: handlers ask for them when they run.
+
+	Keys are the payload keys Press sends (``mariadb_root_password``, ``admin_password``,
+	``registry_password``, ``offsite_secret_key``…); the Frappe layer reads the matching Password field.
+	"""
+
+	def secret(self, job: "JobRecord", key: str) -> str: ...
+
+
+class JobNotSupported(EngineError):
+	"""Press asked for a job this agent does not implement."""
+
+
+@dataclass
+class JobRecord:
+	"""A job as the store keeps it (never with secrets)."""
+
+	id: int
+	job_type: str
+	server: str
+	server_type: str
+	method: str
+	path: str
+	bench: str | None
+	site: str | None
+	payload: dict[str, Any]
+	agent_job_id: str | None = None  # Press's Agent Job name (X-Agent-Job-Id)
+	data: dict[str, Any] = field(default_factory=dict)
+
+
+class StepContext:
+	"""What a step may use: the job, its server's Docker, the topology, secrets, output and data."""
+
+	def __init__(
+		self,
+		job: JobRecord,
+		server: ContainerServer,
+		docker_client: docker.DockerClient,
+		topology: Topology,
+		secrets: SecretSource,
+		log: Callable[[str], None],
+		docker_for: Callable[[ContainerServer], docker.DockerClient],
+	):
+		self.job = job
+		self.server = server
+		self.docker = docker_client
+		self.topology = topology
+		self._secrets = secrets
+		self._log = log
+		self._docker_for = docker_for
+		self._known_secrets: list[str] = []
+
+	@property
+	def payload(self) -> dict[str, Any]:
+		return self.job.payload
+
+	@property
+	def data(self) -> dict[str, Any]:
+		"""The job's ``data`` as Press reads it (e.g. ``backups``/``offsite``); saved after each step."""
+		return self.job.data
+
+	def secret(self, key: str) -> str:
+		value = self._secrets.secret(self.job, key)
+		if value:
+			self._known_secrets.append(value)
+		return value
+
+	def log(self, text: str) -> None:
+		self._log(commands.redact(text, self._known_secrets))
+
+	def docker_of(self, server: ContainerServer) -> docker.DockerClient:
+		"""The Docker client of another server (e.g. the proxy or database server of this job)."""
+		return self._docker_for(server)
+
+	def run(
+		self, container, argv: Sequence[str], how: commands.Exec | None = None, check: bool = True
+	) -> commands.CommandResult:
+		"""``docker exec`` with the output kept in the step (secrets this job used are masked)."""
+		how = how or commands.Exec()
+		how.secrets = [*how.secrets, *self._known_secrets]
+		try:
+			result = commands.run(container, argv, how, check=check)
+		except commands.CommandFailed as failure:
+			self.log(f"$ {failure.result.command}\n{failure.result.output}")
+			raise
+		self.log(f"$ {result.command}\n{result.output}".rstrip())
+		return result
+
+
+StepFunction = Callable[[StepContext], None]
+
+
+@dataclass(frozen=True)
+class Step:
+	name: str  # exactly Press's step name for this job type
+	run: StepFunction
+
+
+@dataclass(frozen=True)
+class Handler:
+	"""Executes Press's ``job_type``, requested as ``method`` on ``path``.
+
+	``path`` is the Agent route relative to ``/agent/``, with ``{bench}``, ``{site}``, ``{upstream}``,
+	``{domain}``, ``{app}`` or ``{host}`` standing for one path segment, e.g.
+	``benches/{bench}/sites/{site}/backup``. The router gives the segments to the job as its
+	``bench``/``site`` and in ``payload["path_args"]``.
+	"""
+
+	job_type: str
+	method: str
+	path: str
+	steps: tuple[Step, ...]
+
+	@property
+	def step_names(self) -> list[str]:
+		return [step.name for step in self.steps]
+
+
+def handler(job_type: str, method: str, path: str, steps: Sequence[tuple[str, StepFunction]]) -> Handler:
+	return Handler(job_type, method, path, tuple(Step(name, run) for name, run in steps))
+
+
+def index(handlers: Sequence[Handler]) -> Mapping[str, Handler]:
+	found: dict[str, Handler] = {}
+	for item in handlers:
+		if item.job_type in found:
+			raise ValueError(f"two handlers for {item.job_type!r}")
+		found[item.job_type] = item
+	return found

@@ -1,0 +1,115 @@
+"""Docker Engine clients for container servers, one per server, with errors that name the server.
+
+A container server is reached through its ``docker_socket``: ``unix:///path``, ``tcp://host:port``
+(TLS client certificates when given) or ``ssh://[user@]host[:port]`` (docker-py's paramiko transport).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import docker
+import docker.errors
+import docker.tls
+import requests.exceptions
+
+from press_selfhosted.engine.errors import EngineError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DockerHost:
+	"""Where a server's Docker Engine answers. ``server`` is the Press document name, for messages."""
+
+	server: str
+	socket: str
+	tls_ca_file: str | None = None
+	tls_cert_file: str | None = None
+	tls_key_file: str | None = None
+	timeout: int = 120
+
+
+class DockerUnreachable(EngineError):
+	"""The Docker Engine of a server did not answer (socket missing, daemon down, timeout)."""
+
+	def __init__(self, host: DockerHost, action: str, detail: str):
+		self.host = host
+		self.action = action
+		super().__init__(
+			f"Docker on server {host.server} ({host.socket}) did not answer while {action}: {detail}. "
+			"Check that dockerd runs there and that this machine can reach that socket "
+			"(the server's docker_socket field)."
+		)
+
+
+class DockerOperationFailed(EngineError):
+	"""Docker answered with an error (bad request, conflict, missing object, daemon error)."""
+
+	def __init__(self, host: DockerHost, action: str, detail: str):
+		self.host = host
+		self.action = action
+		super().__init__(f"Docker on server {host.server} refused {action}: {detail}")
+
+
+def _tls_config(host: DockerHost) -> docker.tls.TLSConfig | bool:
+	if not host.socket.startswith("tcp://") or not host.tls_cert_file:
+		return False
+	return docker.tls.TLSConfig(
+		client_cert=(host.tls_cert_file, host.tls_key_file),
+		ca_cert=host.tls_ca_file,
+		verify=bool(host.tls_ca_file),
+	)
+
+
+@contextlib.contextmanager
+def docker_errors(host: DockerHost, action: str) -> Iterator[None]:
+	"""Turn docker-py and transport exceptions into errors that name the server, socket and action."""
+	try:
+		yield
+	except docker.errors.APIError as error:
+		raise DockerOperationFailed(host, action, error.explanation or str(error)) from error
+	except docker.errors.DockerException as error:
+		raise DockerUnreachable(host, action, str(error)) from error
+	except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+		raise DockerUnreachable(host, action, type(error).__name__ + ": " + str(error)) from error
+	except (FileNotFoundError, ConnectionError, TimeoutError) as error:
+		raise DockerUnreachable(host, action, str(error)) from error
+
+
+class DockerHosts:
+	"""Keeps one client per server for the life of a process; safe to share between threads."""
+
+	def __init__(self, factory: Callable[[DockerHost], docker.DockerClient] | None = None):
+		self._factory = factory or self._connect
+		self._clients: dict[DockerHost, docker.DockerClient] = {}
+		self._lock = threading.Lock()
+
+	@staticmethod
+	def _connect(host: DockerHost) -> docker.DockerClient:
+		with docker_errors(host, "connecting"):
+			return docker.DockerClient(
+				base_url=host.socket, tls=_tls_config(host), timeout=host.timeout, use_ssh_client=False
+			)
+
+	def client(self, host: DockerHost) -> docker.DockerClient:
+		with self._lock:
+			client = self._clients.get(host)
+			if client is None:
+				client = self._clients[host] = self._factory(host)
+			return client
+
+	def call(self, host: DockerHost, action: str, operation: Callable[[docker.DockerClient], T]) -> T:
+		"""Run ``operation(client)`` with errors that say which server, socket and action failed."""
+		with docker_errors(host, action):
+			return operation(self.client(host))
+
+	def close(self) -> None:
+		with self._lock:
+			for client in self._clients.values():
+				client.close()
+			self._clients.clear()
