@@ -1,0 +1,55 @@
+"""CA bundles for TLS clients (boto3, requests) that want a file path.
+
+Operators paste a private CA as PEM text into a Code field; the HTTP libraries want a path.
+:func:`ca_bundle_path` writes the text to a private temporary file for the duration of a ``with``
+block and removes it afterwards. A value that is not PEM text is taken as a path to an existing file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+
+from .errors import ValidationError
+
+PEM_MARKER = "-----BEGIN "
+
+
+def is_pem_text(value: str | None) -> bool:
+	return bool(value) and PEM_MARKER in value
+
+
+@contextlib.contextmanager
+def ca_bundle_path(ca_bundle: str | None, field: str = "ca_bundle") -> Iterator[str | None]:
+	"""Yields a file path holding the CA bundle, or ``None`` when there is none."""
+	if not ca_bundle or not ca_bundle.strip():
+		yield None
+		return
+	if not is_pem_text(ca_bundle):
+		path = ca_bundle.strip()
+		if not os.path.isfile(path):
+			raise ValidationError(
+				field,
+				path,
+				"neither PEM text nor the path of an existing file",
+				"paste the CA certificate (-----BEGIN CERTIFICATE----- ...) or give the path of a PEM file",
+			)
+		yield path
+		return
+	fd, path = tempfile.mkstemp(prefix="press-selfhosted-ca-", suffix=".pem")
+	try:
+		with os.fdopen(fd, "w") as handle:
+			handle.write(ca_bundle if ca_bundle.endswith("\n") else ca_bundle + "\n")
+		yield path
+	finally:
+		with contextlib.suppress(FileNotFoundError):
+			os.unlink(path)
+
+
+def verify_argument(verify_tls: bool, ca_path: str | None) -> bool | str:
+	"""The ``verify`` argument boto3 and requests take: the CA path, ``True`` or ``False``."""
+	if not verify_tls:
+		return False
+	return ca_path or True
