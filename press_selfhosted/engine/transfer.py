@@ -1,0 +1,382 @@
+"""Streaming copies between a container's files and S3, hashing (sha256) on the way.
+
+Nothing is staged on this machine's disk and memory stays bounded: a file leaves the container as
+the tar stream of Docker's archive endpoint, is cut into parts of ``part_size`` bytes and at most
+``parallel_parts`` parts are in flight to S3 at once (multipart upload). The other way, the object
+(or a presigned URL) is read in chunks and fed to Docker's archive upload as a generated tar stream.
+
+An upload either completes under its key or leaves nothing there: a failed multipart upload is
+aborted, and uploads a crashed run left incomplete under the same key are aborted first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.storage import S3Target, storage_error
+
+MiB = 1024 * 1024
+# What S3 requires of every part except the last; also our threshold for a single PUT.
+MIN_PART_SIZE = 5 * MiB
+
+
+class TransferError(EngineError):
+	"""A file could not be copied between a container and S3."""
+
+
+class ChecksumMismatch(TransferError):
+	"""The bytes read back do not have the size or sha256 recorded for them."""
+
+
+class ObjectMissing(TransferError):
+	"""The object a backup recorded is not in the bucket (or the URL answers no file)."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+	part_size: int = 16 * MiB
+	parallel_parts: int = 4
+	read_chunk: int = 1 * MiB
+
+	def __post_init__(self):
+		if self.part_size < MIN_PART_SIZE:
+			raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part size)")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+	bucket: str
+	key: str
+	size: int
+	sha256: str
+
+
+class _ChunkReader(io.RawIOBase):
+	"""A file object over an iterator of byte chunks (Docker's archive stream)."""
+
+	def __init__(self, chunks: Iterable[bytes]):
+		self._chunks = iter(chunks)
+		self._pending = memoryview(b"")
+
+	def readable(self) -> bool:
+		return True
+
+	def readinto(self, buffer) -> int:
+		while not self._pending:
+			chunk = next(self._chunks, None)
+			if chunk is None:
+				return 0
+			self._pending = memoryview(chunk)
+		count = min(len(buffer), len(self._pending))
+		buffer[:count] = self._pending[:count]
+		self._pending = self._pending[count:]
+		return count
+
+
+def _read_exactly(reader, size: int) -> bytes:
+	parts = []
+	missing = size
+	while missing:
+		chunk = reader.read(missing)
+		if not chunk:
+			break
+		parts.append(chunk)
+		missing -= len(chunk)
+	return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+@dataclass(frozen=True)
+class ContainerFile:
+	"""A regular file in a container, opened for reading as a stream."""
+
+	container_name: str
+	path: str
+	size: int
+	reader: io.BufferedIOBase
+
+
+def open_container_file(container, path: str, tuning: Tuning = Tuning()) -> ContainerFile:
+	"""Docker's archive of one regular file: the tar member's bytes, read incrementally."""
+	import docker.errors
+
+	try:
+		chunks, _stat = container.get_archive(path, chunk_size=tuning.read_chunk)
+	except docker.errors.NotFound as error:
+		raise ObjectMissing(
+			f"{path} does not exist in container {container.name}: {error.explanation}"
+		) from error
+	except docker.errors.APIError as error:
+		raise TransferError(
+			f"Docker refused to read {path} from container {container.name}: {error.explanation or error}"
+		) from error
+	# tarfile reads its stream in bufsize blocks: large blocks keep the per-call overhead low.
+	archive = tarfile.open(fileobj=_ChunkReader(chunks), mode="r|", bufsize=tuning.read_chunk)
+	member = archive.next()
+	if member is None or not member.isfile():
+		raise TransferError(f"{path} in container {container.name} is not a regular file")
+	return ContainerFile(container.name, path, member.size, archive.extractfile(member))
+
+
+def _abort_leftovers(s3, bucket: str, key: str) -> None:
+	"""Incomplete uploads of a crashed run hold storage until aborted; only ours (same key) go."""
+	listing = s3.list_multipart_uploads(Bucket=bucket, Prefix=key)
+	for upload in listing.get("Uploads", []):
+		if upload.get("Key") == key:
+			s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+
+
+def upload_stream(
+	reader,
+	size: int,
+	s3,
+	target: S3Target,
+	key: str,
+	tuning: Tuning = Tuning(),
+	source: str = "",
+) -> StoredObject:
+	"""Uploads exactly ``size`` bytes from ``reader`` to ``target.bucket``/``key`` and returns their sha256.
+
+	Raises a StorageError (S3 refused or unreachable) or TransferError (the source ended early); in
+	both cases no object is left under ``key`` by this upload.
+	"""
+	parts = _HashingParts(reader, size, source or "the source")
+	try:
+		_abort_leftovers(s3, target.bucket, key)
+		if size <= tuning.part_size:
+			s3.put_object(Bucket=target.bucket, Key=key, Body=parts.next(size))
+		else:
+			_multipart(s3, target.bucket, key, size, tuning, parts.next)
+	except EngineError:
+		raise
+	except Exception as error:
+		raise storage_error(error, target, f"upload {key} to") from error
+	return StoredObject(target.bucket, key, size, parts.digest.hexdigest())
+
+
+class _HashingParts:
+	"""Cuts a stream into parts of exact sizes, hashing them in order."""
+
+	def __init__(self, reader, size: int, source: str):
+		self.reader = reader
+		self.size = size
+		self.source = source
+		self.digest = hashlib.sha256()
+		self.read = 0
+
+	def next(self, expected: int) -> bytes:
+		try:
+			part = _read_exactly(self.reader, expected)
+		except EngineError:
+			raise
+		except Exception as error:  # tar, docker-py and urllib3 errors when the container goes away
+			raise TransferError(
+				f"Reading {self.source} failed after {self.read} of {self.size} bytes: "
+				f"{type(error).__name__}: {error}"
+			) from error
+		if len(part) != expected:
+			raise TransferError(
+				f"{self.source} ended after {self.read + len(part)} of {self.size} bytes "
+				"(was the container stopped or the file changed?)"
+			)
+		self.digest.update(part)
+		self.read += len(part)
+		return part
+
+
+def _multipart(
+	s3, bucket: str, key: str, size: int, tuning: Tuning, next_part: Callable[[int], bytes]
+) -> None:
+	upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+	slots = threading.BoundedSemaphore(tuning.parallel_parts)
+	futures: list[Future] = []
+
+	def send(number: int, body: bytes) -> dict:
+		try:
+			etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)[
+				"ETag"
+			]
+			return {"PartNumber": number, "ETag": etag}
+		finally:
+			slots.release()
+
+	try:
+		with ThreadPoolExecutor(max_workers=tuning.parallel_parts, thread_name_prefix="s3-part") as pool:
+			offset = 0
+			number = 0
+			while offset < size:
+				body = next_part(min(tuning.part_size, size - offset))
+				offset += len(body)
+				number += 1
+				slots.acquire()
+				failed = [f for f in futures if f.done() and f.exception()]
+				if failed:
+					slots.release()
+					failed[0].result()
+				futures.append(pool.submit(send, number, body))
+				del body
+			parts = [f.result() for f in futures]
+		s3.complete_multipart_upload(
+			Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+		)
+	except BaseException:
+		for future in futures:
+			future.cancel()
+		try:
+			s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+		except Exception:  # S3 gone: the next upload to this key aborts the leftover first
+			pass
+		raise
+
+
+def upload_from_container(
+	container, path: str, s3, target: S3Target, key: str, tuning: Tuning = Tuning()
+) -> StoredObject:
+	opened = open_container_file(container, path, tuning)
+	return upload_stream(
+		opened.reader, opened.size, s3, target, key, tuning, source=f"{path} in container {container.name}"
+	)
+
+
+def hash_object(s3, target: S3Target, key: str, tuning: Tuning = Tuning()) -> StoredObject:
+	"""Reads the object back and hashes it (what a verification trusts, unlike ETags that differ per server)."""
+	try:
+		body = s3.get_object(Bucket=target.bucket, Key=key)["Body"]
+		digest = hashlib.sha256()
+		size = 0
+		for chunk in body.iter_chunks(tuning.read_chunk):
+			digest.update(chunk)
+			size += len(chunk)
+	except Exception as error:
+		raise _missing_or(error, target, key) from error
+	return StoredObject(target.bucket, key, size, digest.hexdigest())
+
+
+def _missing_or(error: Exception, target: S3Target, key: str) -> EngineError:
+	from botocore.exceptions import ClientError
+
+	if isinstance(error, ClientError):
+		code = str((error.response.get("Error") or {}).get("Code", ""))
+		if code in ("NoSuchKey", "404", "NotFound"):
+			return ObjectMissing(
+				f"The object {key} is not in bucket {target.bucket!r} at {target.endpoint_url}."
+			)
+	return storage_error(error, target, f"read {key} from")
+
+
+def verify_object(
+	s3, target: S3Target, key: str, size: int, sha256: str, tuning: Tuning = Tuning()
+) -> StoredObject:
+	"""Checks that the object has ``size`` bytes (HEAD) and then the ``sha256`` (read back)."""
+	try:
+		head = s3.head_object(Bucket=target.bucket, Key=key)
+	except Exception as error:
+		raise _missing_or(error, target, key) from error
+	if head["ContentLength"] != size:
+		raise ChecksumMismatch(
+			f"The object {key} in bucket {target.bucket!r} has {head['ContentLength']} bytes, "
+			f"but {size} were recorded for it."
+		)
+	found = hash_object(s3, target, key, tuning)
+	if found.sha256 != sha256:
+		raise ChecksumMismatch(
+			f"The object {key} in bucket {target.bucket!r} has sha256 {found.sha256}, "
+			f"but {sha256} was recorded for it."
+		)
+	return found
+
+
+# --- S3 (or a presigned URL) -> container ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Incoming:
+	"""A stream of bytes to write into a container, with its size known up front (the tar header needs it)."""
+
+	name: str  # what messages call it: the object key or the URL without its query string
+	size: int
+	chunks: Iterator[bytes]
+
+
+def open_object(s3, target: S3Target, key: str, tuning: Tuning = Tuning()) -> Incoming:
+	try:
+		response = s3.get_object(Bucket=target.bucket, Key=key)
+	except Exception as error:
+		raise _missing_or(error, target, key) from error
+	return Incoming(key, response["ContentLength"], response["Body"].iter_chunks(tuning.read_chunk))
+
+
+def open_url(url: str, tuning: Tuning = Tuning(), timeout: float = 30) -> Incoming:
+	"""A presigned GET URL as Press sends it for restores."""
+	import requests
+
+	shown = url.split("?", 1)[0]
+	try:
+		response = requests.get(url, stream=True, timeout=timeout)
+	except requests.RequestException as error:
+		raise TransferError(f"Cannot download {shown}: {type(error).__name__}: {error}") from error
+	if response.status_code == 404:
+		response.close()
+		raise ObjectMissing(f"{shown} answers 404 Not Found: the backup file is not in the bucket.")
+	if response.status_code != 200:
+		response.close()
+		raise TransferError(
+			f"Downloading {shown} failed with HTTP {response.status_code}: {response.text[:300]}. "
+			"Fix: presigned URLs expire; ask Press for the restore again."
+		)
+	length = response.headers.get("Content-Length")
+	if length is None:
+		response.close()
+		raise TransferError(f"{shown} gave no Content-Length; a backup file must come with its size.")
+	return Incoming(shown, int(length), response.iter_content(tuning.read_chunk))
+
+
+def _tar_stream(incoming: Incoming, name: str, digest, uid: int, gid: int) -> Iterator[bytes]:
+	info = tarfile.TarInfo(name)
+	info.size = incoming.size
+	info.mode = 0o640
+	info.mtime = int(time.time())
+	info.uid, info.gid = uid, gid
+	yield info.tobuf(format=tarfile.PAX_FORMAT)
+	written = 0
+	for chunk in incoming.chunks:
+		if written + len(chunk) > incoming.size:
+			raise TransferError(f"{incoming.name} sent more than its {incoming.size} bytes")
+		digest.update(chunk)
+		written += len(chunk)
+		yield chunk
+	if written != incoming.size:
+		raise TransferError(f"{incoming.name} ended after {written} of {incoming.size} bytes")
+	padding = -incoming.size % tarfile.BLOCKSIZE
+	yield b"\0" * (padding + 2 * tarfile.BLOCKSIZE)
+
+
+def write_into_container(
+	incoming: Incoming, container, directory: str, file_name: str, uid: int = 1000, gid: int = 1000
+) -> StoredObject:
+	"""Writes the stream as ``directory/file_name`` in the container (``directory`` must exist) and
+	returns its size and sha256; the caller compares them with the recorded ones."""
+	import docker.errors
+
+	digest = hashlib.sha256()
+	try:
+		container.put_archive(directory, _tar_stream(incoming, file_name, digest, uid, gid))
+	except docker.errors.APIError as error:
+		raise TransferError(
+			f"Docker refused to write {file_name} into {directory} of container {container.name}: "
+			f"{error.explanation or error}"
+		) from error
+	except EngineError:
+		raise
+	except Exception as error:
+		raise TransferError(
+			f"Copying {incoming.name} into container {container.name} failed: {type(error).__name__}: {error}"
+		) from error
+	return StoredObject("", f"{directory}/{file_name}", incoming.size, digest.hexdigest())
