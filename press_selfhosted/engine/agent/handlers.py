@@ -32,6 +32,7 @@ class ContainerServer:
 	network: str  # the cluster's Docker network: every container of the cluster joins it
 	private_ip: str | None = None
 	ip: str | None = None
+	front_image: str | None = None  # static-file front (nginx) of each bench on an app server
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,14 @@ class SecretSource(Protocol):
 	"""
 
 	def secret(self, job: "JobRecord", key: str) -> str: ...
+
+
+class JobQuery(Protocol):
+	"""Read-only view of other jobs, e.g. to wait for the proxy's half of a site archive."""
+
+	def latest_status(
+		self, job_type: str, *, server: str | None = None, bench: str | None = None, site: str | None = None
+	) -> str | None: ...
 
 
 class JobNotSupported(EngineError):
@@ -97,6 +106,7 @@ class StepContext:
 		secrets: SecretSource,
 		log: Callable[[str], None],
 		docker_for: Callable[[ContainerServer], docker.DockerClient],
+		jobs: JobQuery | None = None,
 	):
 		self.job = job
 		self.server = server
@@ -106,6 +116,7 @@ class StepContext:
 		self._log = log
 		self._docker_for = docker_for
 		self._known_secrets: list[str] = []
+		self.jobs = jobs
 
 	@property
 	def payload(self) -> dict[str, Any]:
@@ -123,7 +134,11 @@ class StepContext:
 		return value
 
 	def log(self, text: str) -> None:
-		self._log(commands.redact(text, self._known_secrets))
+		self._log(self.redact(text))
+
+	def redact(self, text: str) -> str:
+		"""``text`` with every secret this job has read masked (for tracebacks and messages)."""
+		return commands.redact(text, self._known_secrets)
 
 	def docker_of(self, server: ContainerServer) -> docker.DockerClient:
 		"""The Docker client of another server (e.g. the proxy or database server of this job)."""

@@ -1,0 +1,116 @@
+"""Job and step records in the Agent's JSON shape, and the scrubbing of secrets out of payloads.
+
+Press reads these dicts in ``handle_polled_job``: job keys ``id, status, start, end, duration, data,
+steps``; step keys ``name, status, start, end, duration, data``. Status values are exactly the
+Agent's (any other value breaks Press's callbacks), dates are naive UTC strings and ``data`` is
+always a dict because Press calls ``data.get("output")`` on it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING = "Pending"
+RUNNING = "Running"
+SUCCESS = "Success"
+FAILURE = "Failure"
+FINISHED = (SUCCESS, FAILURE)
+
+MASK = "********"
+# Press puts root DB passwords, admin passwords, registry passwords and S3 keys in payloads;
+# none of them is kept: handlers read secrets from Password fields when they run.
+_SECRET_KEY = re.compile(r"pass|secret|token|access_key|private|privkey|credential", re.IGNORECASE)
+
+
+def scrub(value: Any) -> Any:
+	"""A copy of ``value`` with the value of every secret-looking key replaced by a mask, at any depth."""
+	if isinstance(value, dict):
+		return {
+			key: (MASK if _SECRET_KEY.search(str(key)) and item not in (None, "") else scrub(item))
+			for key, item in value.items()
+		}
+	if isinstance(value, list):
+		return [scrub(item) for item in value]
+	return value
+
+
+def utcnow() -> datetime.datetime:
+	return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def format_time(moment: datetime.datetime | None) -> str | None:
+	return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if moment else None
+
+
+def format_duration(start: datetime.datetime | None, end: datetime.datetime | None) -> str | None:
+	"""``H:MM:SS.ffffff`` as the Agent writes it (``str(timedelta)``); None while unfinished."""
+	if not (start and end):
+		return None
+	elapsed = end - start
+	text = str(elapsed)
+	return text if "." in text else text + ".000000"
+
+
+@dataclass
+class StepRow:
+	id: int
+	job_id: int
+	idx: int
+	name: str
+	status: str
+	output: str = ""
+	traceback: str = ""
+	data: dict[str, Any] = field(default_factory=dict)
+	start: datetime.datetime | None = None
+	end: datetime.datetime | None = None
+
+	def as_agent(self) -> dict[str, Any]:
+		return {
+			"id": self.id,
+			"name": self.name,
+			"status": self.status,
+			"data": {**self.data, "output": self.output, "traceback": self.traceback},
+			"start": format_time(self.start),
+			"end": format_time(self.end),
+			"duration": format_duration(self.start, self.end),
+			"commands": [],
+		}
+
+
+@dataclass
+class JobRow:
+	id: int
+	server: str
+	server_type: str
+	job_type: str
+	method: str
+	path: str
+	bench: str | None
+	site: str | None
+	agent_job_id: str | None
+	payload: dict[str, Any]
+	status: str
+	data: dict[str, Any]
+	enqueued: datetime.datetime
+	start: datetime.datetime | None = None
+	end: datetime.datetime | None = None
+	steps: list[StepRow] = field(default_factory=list)
+
+	def as_agent(self) -> dict[str, Any]:
+		# Pending steps are never reported: Press marks the ones left as Skipped when the job ends
+		return {
+			"id": self.id,
+			"name": self.job_type,
+			"status": self.status,
+			"agent_job_id": self.agent_job_id,
+			"data": dict(self.data or {}),
+			"enqueue": format_time(self.enqueued),
+			"start": format_time(self.start),
+			"end": format_time(self.end),
+			"duration": format_duration(self.start, self.end),
+			"steps": [step.as_agent() for step in self.steps if step.status != PENDING],
+			"commands": [],
+		}

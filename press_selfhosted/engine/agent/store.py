@@ -1,0 +1,327 @@
+"""The agent's job store: jobs and steps in tables this app owns, in the site's MariaDB.
+
+The store uses its own autocommitting PyMySQL connection, so what it writes is committed at once and
+survives Press rolling back its own transaction (the router runs inside Press's request or job).
+Ids are auto-increment integers, > 0 and unique, as Press needs for ``Agent Job.job_id``.
+
+The same connection holds the executor's MariaDB named locks (``GET_LOCK``): they are released by
+the server when the connection ends, so a worker that dies frees its job for the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from press_selfhosted.engine.agent import jobs
+from press_selfhosted.engine.agent.jobs import JobRow, StepRow
+from press_selfhosted.engine.errors import EngineError
+
+JOB_TABLE = "press_selfhosted_agent_job"
+STEP_TABLE = "press_selfhosted_agent_job_step"
+
+_SCHEMA = (
+	f"""CREATE TABLE IF NOT EXISTS `{JOB_TABLE}` (
+		id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		server VARCHAR(140) NOT NULL,
+		server_type VARCHAR(40) NOT NULL,
+		job_type VARCHAR(140) NOT NULL,
+		method VARCHAR(10) NOT NULL,
+		path VARCHAR(1000) NOT NULL,
+		bench VARCHAR(140) NULL,
+		site VARCHAR(255) NULL,
+		agent_job_id VARCHAR(140) NULL,
+		payload LONGTEXT NOT NULL,
+		status VARCHAR(20) NOT NULL,
+		data LONGTEXT NOT NULL,
+		enqueued_at DATETIME(6) NOT NULL,
+		started_at DATETIME(6) NULL,
+		ended_at DATETIME(6) NULL,
+		KEY server_status (server, status),
+		KEY agent_job (agent_job_id),
+		KEY job_type_site (job_type, site)
+	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+	f"""CREATE TABLE IF NOT EXISTS `{STEP_TABLE}` (
+		id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		job_id BIGINT NOT NULL,
+		idx INT NOT NULL,
+		name VARCHAR(140) NOT NULL,
+		status VARCHAR(20) NOT NULL,
+		output LONGTEXT NOT NULL,
+		traceback LONGTEXT NOT NULL,
+		data LONGTEXT NOT NULL,
+		started_at DATETIME(6) NULL,
+		ended_at DATETIME(6) NULL,
+		UNIQUE KEY job_step (job_id, idx)
+	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+)
+
+
+class JobStoreUnavailable(EngineError):
+	"""The job store's database could not be used."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+	"""Where the job store lives: the site's own database (``db_name`` etc. from site_config)."""
+
+	host: str
+	port: int
+	user: str
+	password: str
+	database: str
+
+	def connect(self) -> pymysql.connections.Connection:
+		try:
+			return pymysql.connect(
+				host=self.host,
+				port=self.port,
+				user=self.user,
+				password=self.password,
+				database=self.database,
+				autocommit=True,
+				charset="utf8mb4",
+				cursorclass=pymysql.cursors.DictCursor,
+				connect_timeout=10,
+			)
+		except pymysql.err.MySQLError as error:
+			raise JobStoreUnavailable(
+				f"The agent job store at {self.host}:{self.port}/{self.database} could not be reached: "
+				f"{error.args[-1] if error.args else error}. Check the site's db_host/db_port/db_name."
+			) from error
+
+
+@dataclass(frozen=True)
+class NewJob:
+	server: str
+	server_type: str
+	job_type: str
+	method: str
+	path: str
+	bench: str | None
+	site: str | None
+	agent_job_id: str | None
+	payload: dict[str, Any]
+
+
+class JobStore:
+	"""Reads and writes jobs; one connection per instance, guarded for use from several threads."""
+
+	def __init__(self, config: StoreConfig):
+		self.config = config
+		self._connection: pymysql.connections.Connection | None = None
+		self._lock = threading.RLock()
+
+	def _query(self, sql: str, args: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+		with self._lock:
+			if self._connection is None:
+				self._connection = self.config.connect()
+			try:
+				with self._connection.cursor() as cursor:
+					cursor.execute(sql, args)
+					if cursor.description is None:
+						return [{"lastrowid": cursor.lastrowid, "rowcount": cursor.rowcount}]
+					return list(cursor.fetchall())
+			except pymysql.err.OperationalError as error:
+				# a dropped connection would silently free our named locks: never reconnect behind them
+				self.close()
+				raise JobStoreUnavailable(
+					f"The agent job store at {self.config.host}:{self.config.port}/{self.config.database} "
+					f"failed: {error.args[-1] if error.args else error}"
+				) from error
+
+	def close(self) -> None:
+		with self._lock:
+			if self._connection is not None:
+				try:
+					self._connection.close()
+				except pymysql.err.Error:
+					pass
+				self._connection = None
+
+	def ensure_schema(self) -> None:
+		for statement in _SCHEMA:
+			self._query(statement)
+
+	# --- jobs -------------------------------------------------------------------------------------
+
+	def create(self, new: NewJob) -> int:
+		result = self._query(
+			f"INSERT INTO `{JOB_TABLE}` (server, server_type, job_type, method, path, bench, site, "
+			"agent_job_id, payload, status, data, enqueued_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+			(
+				new.server,
+				new.server_type,
+				new.job_type,
+				new.method,
+				new.path,
+				new.bench,
+				new.site,
+				new.agent_job_id,
+				json.dumps(jobs.scrub(new.payload)),
+				jobs.PENDING,
+				"{}",
+				jobs.utcnow(),
+			),
+		)
+		return int(result[0]["lastrowid"])
+
+	def get(self, job_id: int) -> JobRow | None:
+		found = self._jobs("id = %s", (job_id,))
+		return found[0] if found else None
+
+	def get_many(self, server: str, ids: Sequence[int]) -> list[JobRow]:
+		if not ids:
+			return []
+		marks = ",".join(["%s"] * len(ids))
+		return self._jobs(f"server = %s AND id IN ({marks})", (server, *ids))
+
+	def by_agent_job_ids(self, server: str, names: Sequence[str]) -> list[JobRow]:
+		if not names:
+			return []
+		marks = ",".join(["%s"] * len(names))
+		return self._jobs(f"server = %s AND agent_job_id IN ({marks})", (server, *names))
+
+	def unfinished(self) -> list[JobRow]:
+		return self._jobs("status IN (%s, %s)", (jobs.PENDING, jobs.RUNNING), with_steps=False)
+
+	def has_earlier_unfinished(self, job: JobRow) -> bool:
+		"""Is an older job of the same server still open on the same bench or site? (jobs run in order)"""
+		scopes, args = [], [job.server, job.id, jobs.PENDING, jobs.RUNNING]
+		for column, value in (("bench", job.bench), ("site", job.site)):
+			if value:
+				scopes.append(f"{column} = %s")
+				args.append(value)
+		if not scopes:
+			return False
+		rows = self._query(
+			f"SELECT 1 FROM `{JOB_TABLE}` WHERE server = %s AND id < %s AND status IN (%s, %s) "
+			f"AND ({' OR '.join(scopes)}) LIMIT 1",
+			args,
+		)
+		return bool(rows)
+
+	def latest_status(
+		self, job_type: str, *, server: str | None = None, bench: str | None = None, site: str | None = None
+	) -> str | None:
+		conditions, args = ["job_type = %s"], [job_type]
+		for column, value in (("server", server), ("bench", bench), ("site", site)):
+			if value is not None:
+				conditions.append(f"{column} = %s")
+				args.append(value)
+		rows = self._query(
+			f"SELECT status FROM `{JOB_TABLE}` WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT 1", args
+		)
+		return rows[0]["status"] if rows else None
+
+	def mark_running(self, job_id: int) -> None:
+		self._query(
+			f"UPDATE `{JOB_TABLE}` SET status = %s, started_at = COALESCE(started_at, %s) WHERE id = %s",
+			(jobs.RUNNING, jobs.utcnow(), job_id),
+		)
+
+	def save_data(self, job_id: int, data: dict[str, Any]) -> None:
+		self._query(f"UPDATE `{JOB_TABLE}` SET data = %s WHERE id = %s", (json.dumps(data), job_id))
+
+	def finish(self, job_id: int, status: str, data: dict[str, Any]) -> None:
+		self._query(
+			f"UPDATE `{JOB_TABLE}` SET status = %s, data = %s, ended_at = %s, "
+			"started_at = COALESCE(started_at, %s) WHERE id = %s",
+			(status, json.dumps(data), jobs.utcnow(), jobs.utcnow(), job_id),
+		)
+
+	# --- steps ------------------------------------------------------------------------------------
+
+	def start_step(self, job_id: int, idx: int, name: str) -> None:
+		self._query(
+			f"INSERT INTO `{STEP_TABLE}` (job_id, idx, name, status, output, traceback, data, started_at) "
+			"VALUES (%s,%s,%s,%s,'','','{}',%s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
+			"output = '', traceback = '', started_at = VALUES(started_at), ended_at = NULL",
+			(job_id, idx, name, jobs.RUNNING, jobs.utcnow()),
+		)
+
+	def finish_step(self, job_id: int, idx: int, status: str, output: str, traceback: str = "") -> None:
+		self._query(
+			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, ended_at = %s "
+			"WHERE job_id = %s AND idx = %s",
+			(status, output, traceback, jobs.utcnow(), job_id, idx),
+		)
+
+	def save_step_output(self, job_id: int, idx: int, output: str) -> None:
+		self._query(
+			f"UPDATE `{STEP_TABLE}` SET output = %s WHERE job_id = %s AND idx = %s", (output, job_id, idx)
+		)
+
+	# --- named locks ------------------------------------------------------------------------------
+
+	def lock_name(self, *parts: object) -> str:
+		# lock names are global to the MariaDB server: the database name keeps sites apart
+		key = ":".join(map(str, (self.config.database, *parts)))
+		return "psa:" + hashlib.sha1(key.encode()).hexdigest()
+
+	def try_lock(self, name: str, timeout: float = 0) -> bool:
+		rows = self._query("SELECT GET_LOCK(%s, %s) AS got", (name, timeout))
+		return rows[0]["got"] == 1
+
+	def release(self, name: str) -> None:
+		self._query("SELECT RELEASE_LOCK(%s)", (name,))
+
+	def is_free(self, name: str) -> bool:
+		rows = self._query("SELECT IS_FREE_LOCK(%s) AS free", (name,))
+		return rows[0]["free"] == 1
+
+	# --- reading ----------------------------------------------------------------------------------
+
+	def _jobs(self, where: str, args: Sequence[Any], with_steps: bool = True) -> list[JobRow]:
+		rows = self._query(f"SELECT * FROM `{JOB_TABLE}` WHERE {where} ORDER BY id", args)
+		found = [_job_row(row) for row in rows]
+		if with_steps and found:
+			by_id = {job.id: job for job in found}
+			marks = ",".join(["%s"] * len(by_id))
+			for row in self._query(
+				f"SELECT * FROM `{STEP_TABLE}` WHERE job_id IN ({marks}) ORDER BY job_id, idx", list(by_id)
+			):
+				by_id[row["job_id"]].steps.append(_step_row(row))
+		return found
+
+
+def _job_row(row: dict[str, Any]) -> JobRow:
+	return JobRow(
+		id=row["id"],
+		server=row["server"],
+		server_type=row["server_type"],
+		job_type=row["job_type"],
+		method=row["method"],
+		path=row["path"],
+		bench=row["bench"],
+		site=row["site"],
+		agent_job_id=row["agent_job_id"],
+		payload=json.loads(row["payload"]),
+		status=row["status"],
+		data=json.loads(row["data"]),
+		enqueued=row["enqueued_at"],
+		start=row["started_at"],
+		end=row["ended_at"],
+	)
+
+
+def _step_row(row: dict[str, Any]) -> StepRow:
+	return StepRow(
+		id=row["id"],
+		job_id=row["job_id"],
+		idx=row["idx"],
+		name=row["name"],
+		status=row["status"],
+		output=row["output"],
+		traceback=row["traceback"],
+		data=json.loads(row["data"]),
+		start=row["started_at"],
+		end=row["ended_at"],
+	)
