@@ -231,9 +231,9 @@ class RegistryClient:
 
 	def _reason(self, exc: Exception) -> str:
 		text = str(exc)
-		errno = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
-		if errno:
-			text = errno.group(0).strip()
+		short = re.search(r"\[SSL: [A-Z_]+\] [^'\")(]+|\[Errno -?\d+\] [^'\")\]]+", text)
+		if short:
+			text = short.group(0).strip()
 		if self.target.password:
 			text = text.replace(self.target.password, "(hidden)")
 		return text
@@ -362,6 +362,12 @@ class RegistryClient:
 			raise RegistryError(
 				f"{self.base_url} answered 404 at /v2/: it is not a Docker registry (v2 API). Fix: check the host and port in URL."
 			)
+		api_version = response.headers.get(API_VERSION_HEADER)
+		if response.status_code != 200 and not api_version:
+			raise RegistryError(
+				f"{self.base_url} answered HTTP {response.status_code} at /v2/ and does not announce the registry API: "
+				"it is not a Docker registry (v2). Fix: check the host and port in URL."
+			)
 		if response.status_code == 403:
 			raise RegistryAuthError(
 				f"The registry {self.base_url} refused access to /v2/ for {self.target.username or 'anonymous'} (403). "
@@ -371,7 +377,6 @@ class RegistryClient:
 			raise RegistryError(
 				f"The registry {self.base_url} answered HTTP {response.status_code} at /v2/. Fix: check that URL points at a Docker registry."
 			)
-		api_version = response.headers.get(API_VERSION_HEADER)
 		elapsed = int((time.monotonic() - started) * 1000)
 		how = {"anonymous": "anonymously", "basic": "with basic authentication", "token": "with a token"}[
 			self.auth_used

@@ -9,6 +9,7 @@ never contain the access or secret key.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -166,6 +167,9 @@ def storage_error(exc: Exception, target: S3Target, action: str = "use the bucke
 	url = target.endpoint_url
 	bucket = target.bucket
 	reason = _redact(str(exc), target)
+	short = re.search(r"\[SSL: [A-Z_]+\] [^'\")(]+", reason)
+	if short:
+		reason = short.group(0).strip()
 	if isinstance(exc, StorageError):
 		return exc
 	if isinstance(exc, bx.SSLError):

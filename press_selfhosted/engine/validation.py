@@ -392,6 +392,13 @@ def _host(raw: str | None, field: str, value: object, fix: str, *, allow_single_
 	return host
 
 
+def _split(text: str, field: str, value: object, fix: str):
+	try:
+		return urlsplit(text)
+	except ValueError as error:
+		raise ValidationError(field, value, f"not a valid URL ({error})", fix) from None
+
+
 def _format_host(host: str) -> str:
 	return f"[{host}]" if ":" in host else host
 
@@ -435,7 +442,19 @@ class DockerSocket:
 
 
 def parse_docker_socket(value: object, field: str = "docker_socket") -> DockerSocket:
-	"""``unix:///absolute/path``, ``tcp://host:port`` or ``ssh://[user@]host[:port]``."""
+	"""``unix:///absolute/path``, ``tcp://host:port`` or ``ssh://[user@]host[:port]``; every refusal
+	lists these accepted forms."""
+	try:
+		return _parse_docker_socket(value, field)
+	except ValidationError as error:
+		if DOCKER_SOCKET_FORMS in error.fix:
+			raise
+		raise ValidationError(
+			error.field, error.value, error.rule, f"{error.fix} (accepted forms: {DOCKER_SOCKET_FORMS})"
+		) from None
+
+
+def _parse_docker_socket(value: object, field: str) -> DockerSocket:
 	fix = f"use one of: {DOCKER_SOCKET_FORMS}"
 	text = _text(value, field, "a Docker socket", "unix:///var/run/docker.sock")
 	if any(c.isspace() or ord(c) < 32 for c in text):
@@ -446,7 +465,7 @@ def parse_docker_socket(value: object, field: str = "docker_socket") -> DockerSo
 			field, value, "not a Docker socket URL: the scheme must be unix://, tcp:// or ssh://", fix
 		)
 	scheme = scheme.lower()
-	parts = urlsplit(text)
+	parts = _split(text, field, value, fix)
 	if parts.query or parts.fragment or "?" in text or "#" in text:
 		raise ValidationError(field, value, "a Docker socket URL has no query (?) or fragment (#)", fix)
 
@@ -557,7 +576,7 @@ def validate_endpoint_url(value: object, field: str = "endpoint_url") -> str:
 	text = _text(value, field, "an endpoint URL", "https://minio.internal:9000")
 	if any(c.isspace() for c in text):
 		raise ValidationError(field, value, "a URL has no spaces", fix)
-	parts = urlsplit(text)
+	parts = _split(text, field, value, fix)
 	if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
 		raise ValidationError(field, value, "the URL must start with http:// or https://", fix)
 	if parts.username is not None or parts.password is not None:
@@ -757,7 +776,7 @@ def validate_registry_url(
 		scheme = text.split("://", 1)[0].lower()
 		if scheme not in ("http", "https"):
 			raise ValidationError(field, value, "the scheme must be http:// or https://", fix)
-	parts = urlsplit(text if scheme else f"//{text}")
+	parts = _split(text if scheme else f"//{text}", field, value, fix)
 	if parts.username is not None or parts.password is not None:
 		raise ValidationError(
 			field, value, "credentials do not belong in the URL", "remove them; fill Username and Password"
