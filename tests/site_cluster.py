@@ -1,0 +1,137 @@
+"""A small container cluster for the bench stand-in, database and site tests.
+
+One Docker network, the Database Server's MariaDB container made by ``engine.database``, and bench
+containers started the way the bench lifecycle starts them (backend ``<prefix>-<bench>`` with the
+``<prefix>-<bench>-sites`` volume at ``sites/``, a front ``<prefix>-<bench>-front`` sharing it).
+Everything carries the ``press.server`` label of the test's own servers and is removed by label.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+
+import docker
+
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint
+from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
+from press_selfhosted.engine.docker_hosts import DockerHost
+
+SITES = "/home/frappe/frappe-bench/sites"
+
+# The front's routing by Host header, as the bench lifecycle configures it (static files omitted).
+FRONT_CONF = """server {
+	listen 80 default_server;
+	location / {
+		proxy_set_header Host $host;
+		proxy_set_header X-Frappe-Site-Name $host;
+		proxy_pass http://%s:8000;
+	}
+}
+"""
+
+
+@dataclass
+class Cluster:
+	prefix: str
+	network: str
+	app_server: ContainerServer
+	db_server: ContainerServer
+	db: MariaDB
+	root_password: str
+
+	@property
+	def endpoint(self) -> DatabaseEndpoint:
+		return DatabaseEndpoint(server=self.db_server.name, host=self.db.container.name, port=3306)
+
+
+def server(endpoints: dict, name: str, server_type: str, prefix: str, network: str) -> ContainerServer:
+	host = DockerHost(server=name, socket=endpoints["docker"]["base_url"])
+	return ContainerServer(
+		name=name, server_type=server_type, container_prefix=prefix, docker=host, network=network
+	)
+
+
+def start_cluster(client: docker.DockerClient, endpoints: dict, prefix: str) -> Cluster:
+	network = naming.resource_name(prefix, "net")
+	app = server(endpoints, f"{prefix}-app.local", "Server", prefix, network)
+	dbs = server(endpoints, f"{prefix}-db.local", "Database Server", prefix, network)
+	client.networks.create(network, labels=naming.labels(app.name, "network"))
+	root_password = f"root-{prefix}-secret"
+	db = ensure_mariadb(client, MariaDBSpec(dbs, endpoints["images"]["mariadb"]), root_password)
+	return Cluster(prefix, network, app, dbs, db, root_password)
+
+
+def put_file(container, directory: str, name: str, text: str, mode: int = 0o644, uid: int = 1000) -> None:
+	buffer = io.BytesIO()
+	data = text.encode()
+	with tarfile.open(fileobj=buffer, mode="w") as archive:
+		info = tarfile.TarInfo(name)
+		info.size, info.mode, info.uid, info.gid = len(data), mode, uid, uid
+		archive.addfile(info, io.BytesIO(data))
+	container.put_archive(directory, buffer.getvalue())
+
+
+def start_bench(
+	client: docker.DockerClient, endpoints: dict, cluster: Cluster, bench: str, front: bool = True
+):
+	"""Backend (and front) of ``bench``; ``common_site_config.json`` points at the cluster's MariaDB."""
+	name = naming.resource_name(cluster.prefix, bench)
+	labels = naming.labels(cluster.app_server.name, "bench", bench=bench)
+	sites = naming.resource_name(cluster.prefix, bench, "sites")
+	client.volumes.create(sites, labels=labels)
+	backend = client.containers.run(
+		endpoints["images"]["bench"],
+		name=name,
+		hostname=name,
+		labels=labels,
+		volumes={sites: {"bind": SITES, "mode": "rw"}},
+		network=cluster.network,
+		detach=True,
+	)
+	config = {"db_host": cluster.db.container.name, "db_port": 3306, "socketio_port": 9000}
+	put_file(backend, SITES, "common_site_config.json", json.dumps(config))
+	if front:
+		front_container = client.containers.create(
+			endpoints["images"]["front"],
+			name=f"{name}-front",
+			labels=naming.labels(cluster.app_server.name, "front", bench=bench),
+			volumes={sites: {"bind": SITES, "mode": "ro"}},
+			network=cluster.network,
+		)
+		put_file(front_container, "/etc/nginx/sites-enabled", "bench.conf", FRONT_CONF % name, uid=0)
+		front_container.start()
+	return backend
+
+
+def remove_cluster(client: docker.DockerClient, cluster_prefix: str) -> None:
+	"""Everything labelled for the test's servers: containers, volumes, then the network."""
+	filters = {"label": f"{naming.SERVER}"}
+	for container in client.containers.list(all=True, filters=filters):
+		if container.labels.get(naming.SERVER, "").startswith(f"{cluster_prefix}-"):
+			container.remove(force=True, v=True)
+	for volume in client.volumes.list(filters=filters):
+		if (volume.attrs.get("Labels") or {}).get(naming.SERVER, "").startswith(f"{cluster_prefix}-"):
+			volume.remove(force=True)
+	for network in client.networks.list(names=[naming.resource_name(cluster_prefix, "net")]):
+		network.remove()
+
+
+def sql_as(cluster: Cluster, user: str, password: str, query: str, bench_container) -> tuple[int, str]:
+	"""Run ``query`` as a site's own user from the bench container, as the site's code would connect."""
+	exit_code, output = bench_container.exec_run(
+		[
+			"mariadb",
+			f"--user={user}",
+			f"--host={cluster.db.container.name}",
+			"--batch",
+			"--skip-column-names",
+			"-e",
+			query,
+		],
+		environment={"MYSQL_PWD": password},
+	)
+	return exit_code, output.decode(errors="replace")
