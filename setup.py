@@ -1,4 +1,4 @@
-# Kept for tools that still call setup.py directly; the metadata lives in pyproject.toml.
+# For tools that still run setup.py directly; setuptools reads the metadata from pyproject.toml.
 from setuptools import setup
 
 setup()
