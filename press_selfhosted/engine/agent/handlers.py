@@ -54,6 +54,10 @@ class Topology(Protocol):
 
 	def database_for(self, app_server: str) -> DatabaseEndpoint: ...
 
+	def bench_for_site(self, site: str) -> str:
+		"""The bench serving ``site`` (Press's Site.bench): proxy payloads do not carry it."""
+		...
+
 
 class SecretSource(Protocol):
 	"""Secrets are never stored with a job: handlers ask for them when they run.
