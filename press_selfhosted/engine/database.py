@@ -85,11 +85,6 @@ def quote(value: str) -> str:
 	return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def grant_pattern(db_name: str) -> str:
-	"""``_`` and ``%`` are wildcards in a GRANT's database name: escape them to mean this database only."""
-	return "`" + db_name.replace("_", "\\_").replace("%", "\\%") + "`"
-
-
 def password_hash(password: str) -> str:
 	"""MariaDB's mysql_native_password hash, so the password itself never reaches a command line."""
 	return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
@@ -152,13 +147,16 @@ def temporary_user(db: MariaDB, db_name: str) -> Iterator[Login]:
 	"""``<db_name>_limited`` with what bench needs to (re)create or drop that one site's database.
 
 	A leftover from a crashed run is replaced; the user is dropped when the block ends, also on error.
+	The database name is granted unescaped (``_`` is a one-character wildcard there) because Frappe
+	grants the site user the same unescaped pattern, and MariaDB only lets a user grant a pattern it
+	holds itself.
 	"""
 	login = Login(db_name + LIMITED_SUFFIX, secrets.token_hex(16))
 	user = f"{quote(login.user)}@'%'"
 	db.sql(
 		f"DROP USER IF EXISTS {user}; "
 		f"CREATE USER {user} IDENTIFIED BY PASSWORD {quote(password_hash(login.password))}; "
-		f"GRANT ALL PRIVILEGES ON {grant_pattern(db_name)}.* TO {user} WITH GRANT OPTION; "
+		f"GRANT ALL PRIVILEGES ON `{db_name}`.* TO {user} WITH GRANT OPTION; "
 		f"GRANT RELOAD, CREATE USER ON *.* TO {user}"
 	)
 	try:
