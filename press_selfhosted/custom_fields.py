@@ -1,0 +1,112 @@
+"""Custom fields press_selfhosted adds to Press DocTypes.
+
+``CUSTOM_FIELDS`` is plain data, readable without Frappe (``ast.literal_eval`` of the assignment):
+install.py applies it with ``create_custom_fields(CUSTOM_FIELDS, update=True)`` after install and
+after every migrate, and removes the fields before uninstall; tests/test_custom_fields.py checks
+every DocType and ``insert_after`` against Press's DocType JSON.
+
+A Server, Proxy Server or Database Server with both ``container_prefix`` and ``docker_socket`` set is
+a container server: press_selfhosted is its agent.
+"""
+
+CUSTOM_FIELDS = {
+	"Server": [
+		{
+			"fieldname": "container_prefix",
+			"label": "Container Prefix",
+			"fieldtype": "Data",
+			"insert_after": "agent_password",
+			"length": 22,
+			"description": "Set together with Docker Socket to make this a container server run by press_selfhosted. "
+			"Every container, volume and network of this server starts with this prefix. Lowercase letters, digits "
+			"and single hyphens, starting with a letter, ending with a letter or digit, at most 22 characters "
+			"(e.g. erp-cloud-c16).",
+		},
+		{
+			"fieldname": "docker_socket",
+			"label": "Docker Socket",
+			"fieldtype": "Data",
+			"insert_after": "container_prefix",
+			"description": "How press_selfhosted reaches this server's Docker Engine: unix:///var/run/docker.sock "
+			"(same machine), tcp://HOST:PORT (Docker over TLS, e.g. tcp://10.0.0.5:2376) or ssh://[USER@]HOST[:PORT].",
+		},
+	],
+	"Proxy Server": [
+		{
+			"fieldname": "container_prefix",
+			"label": "Container Prefix",
+			"fieldtype": "Data",
+			"insert_after": "agent_password",
+			"length": 22,
+			"description": "Set together with Docker Socket to make this a container proxy server (Traefik) run by "
+			"press_selfhosted. Lowercase letters, digits and single hyphens, starting with a letter, ending with a "
+			"letter or digit, at most 22 characters (e.g. erp-cloud-c16).",
+		},
+		{
+			"fieldname": "docker_socket",
+			"label": "Docker Socket",
+			"fieldtype": "Data",
+			"insert_after": "container_prefix",
+			"description": "How press_selfhosted reaches this server's Docker Engine: unix:///var/run/docker.sock "
+			"(same machine), tcp://HOST:PORT (Docker over TLS, e.g. tcp://10.0.0.5:2376) or ssh://[USER@]HOST[:PORT].",
+		},
+	],
+	"Database Server": [
+		{
+			"fieldname": "container_prefix",
+			"label": "Container Prefix",
+			"fieldtype": "Data",
+			"insert_after": "agent_password",
+			"length": 22,
+			"description": "Set together with Docker Socket to make this a container database server (MariaDB) run by "
+			"press_selfhosted. Lowercase letters, digits and single hyphens, starting with a letter, ending with a "
+			"letter or digit, at most 22 characters (e.g. erp-cloud-c16).",
+		},
+		{
+			"fieldname": "docker_socket",
+			"label": "Docker Socket",
+			"fieldtype": "Data",
+			"insert_after": "container_prefix",
+			"description": "How press_selfhosted reaches this server's Docker Engine: unix:///var/run/docker.sock "
+			"(same machine), tcp://HOST:PORT (Docker over TLS, e.g. tcp://10.0.0.5:2376) or ssh://[USER@]HOST[:PORT].",
+		},
+	],
+	"Site Backup": [
+		{
+			"fieldname": "minio_bucket",
+			"label": "MinIO Bucket",
+			"fieldtype": "Data",
+			"insert_after": "offsite_backup",
+			"read_only": 1,
+			"description": "Bucket of the Storage Configuration the backup files were uploaded to.",
+		},
+		{
+			"fieldname": "minio_prefix",
+			"label": "MinIO Prefix",
+			"fieldtype": "Data",
+			"insert_after": "minio_bucket",
+			"read_only": 1,
+			"description": "Object key prefix of this backup's files: <prefix>/<site>/<YYYY-MM-DD>.",
+		},
+		{
+			"fieldname": "minio_checksums",
+			"label": "MinIO Checksums",
+			"fieldtype": "Code",
+			"options": "JSON",
+			"insert_after": "minio_prefix",
+			"read_only": 1,
+			"description": 'SHA-256 of every uploaded file, as JSON: {"<file name>": "<hex digest>"}; checked on '
+			"upload and before a restore.",
+		},
+	],
+	"Site Plan": [
+		{
+			"fieldname": "max_users",
+			"label": "Max Users",
+			"fieldtype": "Int",
+			"insert_after": "max_storage_usage",
+			"non_negative": 1,
+			"description": "Most enabled System Users a site on this plan may have (press_selfhosted); 0 means no limit.",
+		},
+	],
+}

@@ -1,0 +1,22 @@
+app_name = "press_selfhosted"
+app_title = "Press Selfhosted"
+app_publisher = "press_selfhosted developers"
+app_description = "Run Frappe Press on machines you own: container servers over a Docker socket, a local registry, MinIO backups, Traefik routing"
+app_email = "maintainers@press-selfhosted.invalid"
+app_license = "AGPL-3.0"
+
+required_apps = ["press"]
+
+# Install / migrate / uninstall: custom fields on Press DocTypes and indexes (press_selfhosted/install.py)
+after_install = "press_selfhosted.install.after_install"
+after_migrate = "press_selfhosted.install.after_migrate"
+before_uninstall = "press_selfhosted.install.before_uninstall"
+
+# Rules for records on container servers; records on agent servers keep Press's rules
+doc_events = {
+	"Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
+	"Proxy Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
+	"Database Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
+	"Site": {"validate": "press_selfhosted.validations.doc_events.validate_site"},
+	"Site Backup": {"validate": "press_selfhosted.validations.doc_events.validate_site_backup"},
+}

@@ -1,0 +1,1 @@
+"""Data patches listed in press_selfhosted/patches.txt (each module defines ``execute()``)."""
