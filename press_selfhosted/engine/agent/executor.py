@@ -1,0 +1,182 @@
+"""Runs a recorded job's steps in order, live in the store, and the sweep that resumes dead workers.
+
+Locks (MariaDB named locks on the executor's own store connection, so they vanish with a dead worker):
+- ``job:<id>`` makes one job run once; a second worker given the same id returns at once;
+- ``bench:<server>:<bench>`` and ``site:<server>:<site>`` let one job at a time touch a bench or a
+  site, and a job waits for older open jobs of its bench/site (Press's order), while jobs of other
+  benches run in parallel.
+
+Resuming: a rerun skips the steps already recorded Success and runs again the step that was Running
+when the worker died. Steps are idempotent (they look at what exists and do only what is missing), so
+that rerun converges; a job whose steps must all run again is simply a new job from Press.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback as tracebacks
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import docker
+
+from press_selfhosted.engine.agent import jobs
+from press_selfhosted.engine.agent.handlers import (
+	ContainerServer,
+	Handler,
+	JobRecord,
+	SecretSource,
+	StepContext,
+	Topology,
+)
+from press_selfhosted.engine.agent.jobs import JobRow
+from press_selfhosted.engine.agent.store import JobStore
+from press_selfhosted.engine.docker_hosts import DockerHosts, docker_errors
+from press_selfhosted.engine.errors import EngineError
+
+
+@dataclass
+class ExecutorSettings:
+	scope_wait: float = 600.0  # how long a job waits for its bench/site before the sweep takes over
+	poll_interval: float = 0.5
+
+
+class Executor:
+	def __init__(
+		self,
+		store: JobStore,
+		handlers: Mapping[str, Handler],
+		topology: Topology,
+		secrets: SecretSource,
+		docker_hosts: DockerHosts,
+		settings: ExecutorSettings | None = None,
+	):
+		self.store = store
+		self.handlers = handlers
+		self.topology = topology
+		self.secrets = secrets
+		self.docker_hosts = docker_hosts
+		self.settings = settings or ExecutorSettings()
+
+	def run(self, job_id: int) -> str | None:
+		"""Run (or resume) job ``job_id``; returns its status, or None when another worker has it."""
+		job = self.store.get(job_id)
+		if job is None or job.status in jobs.FINISHED:
+			return job.status if job else None
+		job_lock = self.store.lock_name("job", job.id)
+		if not self.store.try_lock(job_lock):
+			return None
+		held = [job_lock]
+		try:
+			scope = self._acquire_scope(job)
+			if scope is None:
+				return None
+			held += scope
+			return self._execute(job)
+		finally:
+			for name in reversed(held):
+				self.store.release(name)
+
+	def _acquire_scope(self, job: JobRow) -> list[str] | None:
+		names = [
+			self.store.lock_name(kind, job.server, value)
+			for kind, value in (("bench", job.bench), ("site", job.site))
+			if value
+		]
+		deadline = time.monotonic() + self.settings.scope_wait
+		while True:
+			got: list[str] = []
+			for name in names:
+				if not self.store.try_lock(name, 1):
+					break
+				got.append(name)
+			if len(got) == len(names) and not self.store.has_earlier_unfinished(job):
+				return got
+			for name in got:
+				self.store.release(name)
+			if time.monotonic() >= deadline:
+				return None
+			time.sleep(self.settings.poll_interval)
+
+	def _execute(self, job: JobRow) -> str:
+		self.store.mark_running(job.id)
+		record = JobRecord(
+			id=job.id,
+			job_type=job.job_type,
+			server=job.server,
+			server_type=job.server_type,
+			method=job.method,
+			path=job.path,
+			bench=job.bench,
+			site=job.site,
+			payload=job.payload,
+			agent_job_id=job.agent_job_id,
+			data=dict(job.data),
+		)
+		handler = self.handlers.get(job.job_type)
+		try:
+			if handler is None:
+				raise EngineError(f"press_selfhosted has no handler for job type {job.job_type!r}")
+			server = self.topology.server(job.server_type, job.server)
+			client = self.docker_hosts.client(server.docker)
+		except Exception as error:  # noqa: BLE001 - any failure to start is the job's failure
+			return self._fail(record, _describe(error), tracebacks.format_exc())
+		done = {step.idx for step in job.steps if step.status == jobs.SUCCESS}
+		for idx, step in enumerate(handler.steps):
+			if idx in done:
+				continue
+			output: list[str] = []
+			ctx = StepContext(
+				record,
+				server,
+				client,
+				self.topology,
+				self.secrets,
+				output.append,
+				self._docker_for,
+				jobs=self.store,
+			)
+			self.store.start_step(job.id, idx, step.name)
+			try:
+				with docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
+					step.run(ctx)
+			except Exception as error:  # noqa: BLE001 - a step's failure is the job's failure
+				message = ctx.redact(_describe(error))
+				trace = ctx.redact(tracebacks.format_exc())
+				text = "\n".join([*output, message])
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace)
+				return self._fail(record, text, trace)
+			self.store.finish_step(job.id, idx, jobs.SUCCESS, "\n".join(output))
+			self.store.save_data(job.id, record.data)
+		self.store.finish(job.id, jobs.SUCCESS, record.data)
+		return jobs.SUCCESS
+
+	def _fail(self, record: JobRecord, output: str, trace: str) -> str:
+		self.store.finish(record.id, jobs.FAILURE, {**record.data, "output": output, "traceback": trace})
+		return jobs.FAILURE
+
+	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:
+		return self.docker_hosts.client(server.docker)
+
+
+def _describe(error: BaseException) -> str:
+	if isinstance(error, EngineError):
+		return str(error)
+	return f"{type(error).__name__}: {error}"
+
+
+def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60.0) -> list[int]:
+	"""Re-enqueue open jobs that no worker holds (the worker died, or the enqueue was lost).
+
+	``min_age`` (seconds since the job was recorded) leaves a freshly recorded job to the worker it
+	was enqueued for. Enqueueing a job that is already queued is harmless: the job lock makes it run once.
+	"""
+	resumed = []
+	now = jobs.utcnow()
+	for job in store.unfinished():
+		if (now - job.enqueued).total_seconds() < min_age:
+			continue
+		if store.is_free(store.lock_name("job", job.id)):
+			enqueue(job.id)
+			resumed.append(job.id)
+	return resumed

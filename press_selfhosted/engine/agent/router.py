@@ -1,0 +1,186 @@
+"""Press's agent REST API answered in-process for container servers.
+
+``Router.handle`` never raises: Press treats an exception in its transport as a dead agent (an
+Agent Request Failure row that blocks the server). Every outcome is a :class:`Response`:
+- a job-creating request is recorded, enqueued, and answered ``{"job": <id>}``;
+- a job-creating request this agent does not implement is answered 404 (a 4xx makes Press fail the
+  Agent Job at once instead of retrying a request that can never work);
+- a failure of the job store itself is answered 503 (5xx makes Press retry the delivery later);
+- a direct query we do not answer is 501 with a message saying so.
+Polls (``jobs/...``, ``agent-jobs/...``) only read the store: a poll never advances a job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from press_selfhosted.engine import commands, naming
+from press_selfhosted.engine.agent.handlers import Handler, Topology
+from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.commands import Exec
+from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.errors import EngineError
+
+REASONS = {
+	200: "OK",
+	400: "Bad Request",
+	404: "Not Found",
+	500: "Internal Server Error",
+	501: "Not Implemented",
+	503: "Service Unavailable",
+}
+
+# Direct queries Press's periodic syncs make that this agent does not answer (yet): a clean 501.
+NOT_IMPLEMENTED = (
+	re.compile(r"^benches/[^/]+/(status|info|analytics|monitor)$"),
+	re.compile(r"^benches/[^/]+/sites/[^/]+/(info|analytics|status|sid)$"),
+	re.compile(r"^(server/status|version|process-snapshot/.+)$"),
+)
+
+
+@dataclass
+class Response:
+	status_code: int
+	json: Any = field(default_factory=dict)
+
+	@property
+	def reason(self) -> str:
+		return REASONS.get(self.status_code, "Error")
+
+	@property
+	def text(self) -> str:
+		return json.dumps(self.json)
+
+
+def error(status_code: int, message: str, trace: str = "") -> Response:
+	# Press builds its failure text from "output" and "traceback"
+	return Response(status_code, {"error": message, "output": message, "traceback": trace})
+
+
+@dataclass(frozen=True)
+class _Route:
+	handler: Handler
+	pattern: re.Pattern[str]
+
+
+def _compile(handler: Handler) -> _Route:
+	parts = []
+	for segment in handler.path.strip("/").split("/"):
+		match = re.fullmatch(r"\{(\w+)\}", segment)
+		parts.append(f"(?P<{match.group(1)}>[^/]+)" if match else re.escape(segment))
+	return _Route(handler, re.compile("^" + "/".join(parts) + "$"))
+
+
+class Router:
+	def __init__(
+		self,
+		handlers: Sequence[Handler],
+		store: JobStore,
+		enqueue: Callable[[int], object],
+		topology: Topology,
+		docker_hosts: DockerHosts,
+	):
+		self._routes = [_compile(handler) for handler in handlers]
+		self.store = store
+		self.enqueue = enqueue
+		self.topology = topology
+		self.docker_hosts = docker_hosts
+
+	def handle(
+		self,
+		server: str,
+		method: str,
+		path: str,
+		data: Any = None,
+		agent_job_id: str | None = None,
+		server_type: str = "Server",
+	) -> Response:
+		try:
+			return self._dispatch(server, server_type, method.upper(), path.strip("/"), data, agent_job_id)
+		except EngineError as failure:
+			return error(503, str(failure))
+		except Exception as failure:  # noqa: BLE001 - the router must never raise (module docstring)
+			return error(500, f"press_selfhosted agent router: {type(failure).__name__}: {failure}")
+
+	def _dispatch(self, server, server_type, method, path, data, agent_job_id) -> Response:
+		if method == "GET":
+			answer = self._query(server, server_type, path)
+			if answer is not None:
+				return answer
+		for route in self._routes:
+			match = route.pattern.match(path)
+			if match and route.handler.method == method:
+				return self._create(
+					server, server_type, route.handler, path, match.groupdict(), data, agent_job_id
+				)
+		if any(pattern.match(path) for pattern in NOT_IMPLEMENTED) or agent_job_id is None:
+			return error(501, f"press_selfhosted does not implement {method} {path} for container servers")
+		return error(
+			404, f"press_selfhosted does not implement the agent job {method} {path} for container servers"
+		)
+
+	def _create(
+		self, server, server_type, handler: Handler, path, args: Mapping[str, str], data, agent_job_id
+	) -> Response:
+		if data is not None and not isinstance(data, dict):
+			return error(400, f"{handler.job_type}: the request body must be a JSON object")
+		payload = dict(data or {})
+		payload["path_args"] = dict(args)
+		bench = args.get("bench")
+		site = args.get("site")
+		# the bench or site being created is named in the body, not in the path
+		if handler.path == "benches":
+			bench = payload.get("name")
+		elif handler.path.endswith(("/sites", "/sites/restore")):
+			site = payload.get("name")
+		job_id = self.store.create(
+			NewJob(
+				server,
+				server_type,
+				handler.job_type,
+				handler.method,
+				path,
+				bench,
+				site,
+				agent_job_id,
+				payload,
+			)
+		)
+		try:
+			self.enqueue(job_id)
+		except Exception:  # noqa: BLE001, S110 - recorded and Pending: the sweep enqueues it again
+			pass
+		return Response(200, {"job": job_id})
+
+	def _query(self, server, server_type, path) -> Response | None:
+		if path == "ping":
+			return Response(200, {"message": "pong"})
+		if match := re.fullmatch(r"jobs/([\d,]+)", path):
+			ids = [int(part) for part in match.group(1).split(",") if part]
+			found = [job.as_agent() for job in self.store.get_many(server, ids)]
+			if len(ids) == 1:
+				return Response(200, found[0]) if found else error(404, f"job {ids[0]} not found on {server}")
+			return Response(200, found)
+		if match := re.fullmatch(r"agent-jobs/(.+)", path):
+			names = [name for name in match.group(1).split(",") if name]
+			return Response(200, [job.as_agent() for job in self.store.by_agent_job_ids(server, names)])
+		if match := re.fullmatch(r"benches/([^/]+)/sites/([^/]+)/apps", path):
+			return self._site_apps(server_type, server, match.group(1), match.group(2))
+		return None
+
+	def _site_apps(self, server_type, server, bench, site) -> Response:
+		host = self.topology.server(server_type, server)
+		name = naming.resource_name(host.container_prefix, bench)
+
+		def list_apps(client):
+			container = client.containers.get(name)
+			return commands.run(container, ["bench", "--site", site, "list-apps"], Exec(), check=False)
+
+		result = self.docker_hosts.call(host.docker, f"listing the apps of {site}", list_apps)
+		if result.exit_code != 0:
+			return error(500, f"`{result.command}` exited with code {result.exit_code}: {result.output}")
+		return Response(200, {"data": result.stdout})

@@ -1,0 +1,634 @@
+"""The bench lifecycle on a container app server: New Bench, Update Bench Configuration, Bench Restart,
+Archive Bench, as handlers whose steps are Press's Agent Job Type steps.
+
+What a bench is on a container server (all names start with the server's ``container_prefix``, all
+objects carry the ``press.*`` labels):
+- ``<prefix>-<bench>``: the backend (the bench image from the registry, user ``frappe``, ``--init``,
+  restart always, CPU/memory limits from ``bench_config``, on the cluster network with the bench name
+  as alias, nothing published);
+- ``<prefix>-<bench>-front``: the static-file front (nginx) serving ``/assets`` and ``/files`` from the
+  shared sites volume and proxying the rest to the backend; the proxy routes sites to it on port 80;
+- volumes ``<prefix>-<bench>-sites`` and ``<prefix>-<bench>-logs``, seeded from the image.
+
+Volume rule on archive: the logs volume is dropped; the sites volume is dropped only when it holds
+no site data (no site directory and nothing under ``sites/archived``), otherwise it is kept, labelled,
+for the operator (archived sites' files live there).
+
+Every step is idempotent: it looks at the labelled containers and volumes that exist and does only
+what is missing, so the sweep's rerun of a job converges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+import docker.utils
+
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.commands import BENCH_DIRECTORY, Exec, run
+from press_selfhosted.engine.errors import EngineError
+
+SITES = f"{BENCH_DIRECTORY}/sites"
+LOGS = f"{BENCH_DIRECTORY}/logs"
+_ROOT = Exec(user="root", workdir="/")  # nginx reload and the health probe in the front
+SPEC_LABEL = "press.spec"  # hash of what needs a new container when it changes (image, env, mounts)
+
+
+class BenchError(EngineError):
+	"""A bench could not be set up, changed or removed."""
+
+
+class BenchImageMissing(BenchError):
+	pass
+
+
+class RegistryLoginFailed(BenchError):
+	pass
+
+
+class BenchUnhealthy(BenchError):
+	pass
+
+
+class BenchHasSites(BenchError):
+	pass
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+	health_timeout: float = 120.0  # seconds the bench gets to answer through its front
+	scratch_timeout: float = 600.0  # seeding a sites volume copies the image's assets
+
+
+@dataclass(frozen=True)
+class Mount:
+	source: str
+	destination: str
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+	"""What Press asks for a bench (``bench_config`` of the New Bench / Update Bench Configuration body)."""
+
+	name: str
+	image: str
+	vcpu: float | None = None
+	memory_max: int | None = None
+	memory_high: int | None = None
+	memory_swap: int | None = None
+	environment: dict[str, str] = field(default_factory=dict)
+	mounts: tuple[Mount, ...] = ()
+
+	@classmethod
+	def from_payload(cls, bench: str, payload: dict[str, Any]) -> BenchSpec:
+		config = payload.get("bench_config") or {}
+		image = config.get("docker_image")
+		if not image:
+			raise BenchError(
+				f"Bench {bench}: bench_config.docker_image is missing; Press sends it from the Bench"
+			)
+		mounts = []
+		for mount in payload.get("mounts") or []:
+			if not mount.get("is_absolute_path"):
+				raise BenchError(
+					f"Bench {bench}: mount {mount.get('source')!r} is relative to a bench directory, which a "
+					"container server does not have. Fix: use an absolute path (is_absolute_path)."
+				)
+			mounts.append(Mount(mount["source"], mount["destination"]))
+		return cls(
+			name=bench,
+			image=image,
+			vcpu=_number(config.get("vcpu")),
+			memory_max=_number(config.get("memory_max")),
+			memory_high=_number(config.get("memory_high")),
+			memory_swap=_number(config.get("memory_swap")),
+			environment={str(k): str(v) for k, v in (config.get("environment_variables") or {}).items()},
+			mounts=tuple(mounts),
+		)
+
+	@property
+	def spec_hash(self) -> str:
+		key = json.dumps([self.image, self.environment, [vars(m) for m in self.mounts]], sort_keys=True)
+		return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+	def limits(self) -> dict[str, Any]:
+		"""docker-py keyword arguments; CPU as period/quota because ``docker update`` cannot change NanoCpus."""
+		found: dict[str, Any] = {}
+		if self.vcpu:
+			found["cpu_period"] = 100_000
+			found["cpu_quota"] = int(self.vcpu * 100_000)
+		if self.memory_max:
+			found["mem_limit"] = f"{int(self.memory_max)}m"
+		if self.memory_high:
+			found["mem_reservation"] = f"{int(self.memory_high)}m"
+		if self.memory_swap and self.memory_max:
+			found["memswap_limit"] = -1 if self.memory_swap < 0 else f"{int(self.memory_swap)}m"
+		return found
+
+
+def _number(value: Any) -> float | None:
+	return value if isinstance(value, (int, float)) and value else None
+
+
+@dataclass(frozen=True)
+class BenchNames:
+	backend: str
+	front: str
+	sites: str
+	logs: str
+	scratch: str
+
+	@classmethod
+	def of(cls, ctx: StepContext, bench: str) -> BenchNames:
+		prefix = ctx.server.container_prefix
+		return cls(
+			backend=naming.resource_name(prefix, bench),
+			front=naming.resource_name(prefix, bench, "front"),
+			sites=naming.resource_name(prefix, bench, "sites"),
+			logs=naming.resource_name(prefix, bench, "logs"),
+			scratch=naming.resource_name(prefix, bench, "scratch"),
+		)
+
+
+def _labels(ctx: StepContext, role: str, bench: str, **extra: str) -> dict[str, str]:
+	return {**naming.labels(ctx.server.name, role, bench=bench), **extra}
+
+
+def _get(collection, name: str):
+	try:
+		return collection.get(name)
+	except docker.errors.NotFound:
+		return None
+
+
+# --- registry and image ---------------------------------------------------------------------------
+
+
+def pull_image(ctx: StepContext, image: str) -> None:
+	"""Log in with the credentials Press sends (password from the SecretSource) and pull ``image``."""
+	registry = ctx.payload.get("registry") or {}
+	url, username = registry.get("url") or "", registry.get("username") or ""
+	auth = None
+	if username:
+		password = ctx.secret("registry_password")
+		auth = {"username": username, "password": password}
+		try:
+			ctx.docker.login(username=username, password=password, registry=url, reauth=True)
+		except docker.errors.APIError as error:
+			raise RegistryLoginFailed(
+				f"Registry {url} refused the login of user {username!r} on server {ctx.server.name}: "
+				f"{ctx.redact(error.explanation or str(error))}. Fix: correct the registry password "
+				"(Local Registry / Press Settings docker_registry_password) or the registry URL."
+			) from error
+		ctx.log(f"logged in to {url} as {username}")
+	repository, tag = docker.utils.parse_repository_tag(image)
+	try:
+		ctx.docker.images.pull(repository, tag=tag or "latest", auth_config=auth)
+	except docker.errors.APIError as error:
+		detail = ctx.redact(error.explanation or str(error))
+		raise BenchImageMissing(
+			f"Image {image} could not be pulled from registry {url or repository} on server "
+			f"{ctx.server.name}: {detail}. Fix: push the image to the registry (build the Deploy "
+			"Candidate again) or correct the Cluster repository / docker_registry_url."
+		) from error
+	ctx.log(f"pulled {image}")
+
+
+def _ensure_local_image(ctx: StepContext, image: str) -> None:
+	if _get(ctx.docker.images, image) is None:
+		pull_image(ctx, image)
+
+
+# --- network and volumes ----------------------------------------------------------------------------
+
+
+def ensure_network(ctx: StepContext) -> None:
+	name = ctx.server.network
+	if any(network.name == name for network in ctx.docker.networks.list(names=[name])):
+		return
+	try:
+		ctx.docker.networks.create(name, driver="bridge", labels=naming.labels(ctx.server.name, "network"))
+	except docker.errors.APIError as error:
+		# another job created it meanwhile
+		if error.status_code != 409:
+			raise
+	ctx.log(f"network {name} ready")
+
+
+def ensure_volumes(ctx: StepContext, names: BenchNames, bench: str) -> None:
+	for volume, role in ((names.sites, "bench-sites"), (names.logs, "bench-logs")):
+		if _get(ctx.docker.volumes, volume) is None:
+			ctx.docker.volumes.create(volume, labels=_labels(ctx, role, bench))
+			ctx.log(f"volume {volume} created")
+
+
+@contextlib.contextmanager
+def scratch(
+	ctx: StepContext, names: BenchNames, bench: str, image: str, command: list[str] | None
+) -> Iterator[Any]:
+	"""A labelled throw-away container (root, no network) with the bench's volumes under /seed.
+
+	A scratch left behind by a dead worker is removed first, so reruns never find two.
+	"""
+	stale = _get(ctx.docker.containers, names.scratch)
+	if stale is not None:
+		stale.remove(force=True)
+	container = ctx.docker.containers.create(
+		image,
+		command,
+		entrypoint=[] if command else None,
+		name=names.scratch,
+		user="root",
+		working_dir=BENCH_DIRECTORY,
+		network_mode="none",
+		labels=_labels(ctx, "scratch", bench),
+		volumes={
+			names.sites: {"bind": "/seed/sites", "mode": "rw"},
+			names.logs: {"bind": "/seed/logs", "mode": "rw"},
+		},
+	)
+	try:
+		yield container
+	finally:
+		container.remove(force=True)
+
+
+def run_scratch(
+	ctx: StepContext, names: BenchNames, bench: str, image: str, script: str, timeout: float
+) -> str:
+	with scratch(ctx, names, bench, image, ["sh", "-c", script]) as container:
+		container.start()
+		status = container.wait(timeout=timeout)
+		output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+		if status.get("StatusCode") != 0:
+			raise BenchError(
+				f"Bench {bench}: `{script}` exited with code {status.get('StatusCode')} in a helper "
+				f"container on server {ctx.server.name}:\n{output[-2000:]}"
+			)
+		return output
+
+
+def seed_volumes(ctx: StepContext, names: BenchNames, spec: BenchSpec, timeout: float) -> None:
+	"""Copy the image's sites (dereferencing links, as the Agent's ``cp -LR``) into the sites volume."""
+	run_scratch(
+		ctx,
+		names,
+		spec.name,
+		spec.image,
+		"cp -LR --preserve=mode,ownership sites/. /seed/sites/ && chown --reference=sites /seed/sites "
+		"&& chown --reference=logs /seed/logs",
+		timeout,
+	)
+	ctx.log(f"volume {names.sites} seeded from {spec.image}")
+
+
+def write_common_site_config(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> None:
+	"""Merge the request's ``common_site_config`` into ``sites/common_site_config.json`` (as the Agent)."""
+	with scratch(ctx, names, spec.name, spec.image, None) as container:
+		current: dict[str, Any] = {}
+		with contextlib.suppress(docker.errors.NotFound):
+			chunks, _ = container.get_archive("/seed/sites/common_site_config.json")
+			with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+				member = archive.next()
+				current = json.load(archive.extractfile(member)) if member else {}
+		current.update(ctx.payload.get("common_site_config") or {})
+		container.put_archive("/seed/sites", _tar("common_site_config.json", json.dumps(current, indent=1)))
+	ctx.log("common_site_config.json written")
+
+
+def _tar(name: str, text: str, uid: int = 1000) -> bytes:
+	data = text.encode()
+	buffer = io.BytesIO()
+	with tarfile.open(fileobj=buffer, mode="w") as archive:
+		info = tarfile.TarInfo(name)
+		info.size, info.uid, info.gid, info.mode, info.mtime = len(data), uid, uid, 0o644, int(time.time())
+		archive.addfile(info, io.BytesIO(data))
+	return buffer.getvalue()
+
+
+# --- containers ---------------------------------------------------------------------------------
+
+
+def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> bool:
+	"""Backend container up with ``spec``; replaced when image/env/mounts changed. True if (re)created."""
+	existing = _get(ctx.docker.containers, names.backend)
+	if existing is not None and existing.labels.get(SPEC_LABEL) != spec.spec_hash:
+		existing.remove(force=True)
+		ctx.log(f"container {names.backend} replaced (image, environment or mounts changed)")
+		existing = None
+	created = existing is None
+	if created:
+		volumes = {
+			names.sites: {"bind": SITES, "mode": "rw"},
+			names.logs: {"bind": LOGS, "mode": "rw"},
+			**{mount.source: {"bind": mount.destination, "mode": "rw"} for mount in spec.mounts},
+		}
+		existing = ctx.docker.containers.create(
+			spec.image,
+			name=names.backend,
+			hostname=spec.name,
+			user="frappe",
+			init=True,
+			restart_policy={"Name": "always"},
+			labels=_labels(ctx, "bench", spec.name, **{SPEC_LABEL: spec.spec_hash}),
+			environment=spec.environment,
+			volumes=volumes,
+			network=ctx.server.network,
+			networking_config={
+				ctx.server.network: ctx.docker.api.create_endpoint_config(aliases=[spec.name])
+			},
+			**spec.limits(),
+		)
+		ctx.log(f"container {names.backend} created from {spec.image}")
+	if existing.status != "running":
+		existing.start()
+		ctx.log(f"container {names.backend} started")
+	return created
+
+
+def apply_limits(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> None:
+	container = _get(ctx.docker.containers, names.backend)
+	limits = spec.limits()
+	if container is None or not limits:
+		ctx.log("no limits to apply" if container else f"{names.backend} does not exist yet")
+		return
+	container.update(**limits)
+	ctx.log(f"limits of {names.backend}: {limits}")
+
+
+FRONT_CONF = """# written by press_selfhosted: static files from the sites volume, the rest to the backend
+map $http_x_frappe_site_name $press_site {{ default $http_x_frappe_site_name; "" $host; }}
+map $http_upgrade $press_connection {{ default upgrade; "" close; }}
+server {{
+	listen 80 default_server;
+	root {sites};
+	client_max_body_size 100m;
+	resolver 127.0.0.11 valid=10s ipv6=off;
+	set $press_backend {backend};
+	location /assets {{ try_files $uri =404; add_header Cache-Control "max-age=31536000"; }}
+	location ~ ^/files/.*\\.(htm|html|svg|xml) {{
+		add_header Content-disposition "attachment";
+		try_files /$press_site/public/$uri @webserver;
+	}}
+	location /files {{ try_files /$press_site/public/$uri @webserver; }}
+	location /socket.io {{
+		proxy_http_version 1.1;
+		proxy_set_header Upgrade $http_upgrade;
+		proxy_set_header Connection $press_connection;
+		proxy_set_header X-Frappe-Site-Name $press_site;
+		proxy_set_header Origin $scheme://$http_host;
+		proxy_set_header Host $host;
+		proxy_pass http://$press_backend:9000;
+	}}
+	location / {{ try_files /nonexistent @webserver; }}
+	location @webserver {{
+		proxy_http_version 1.1;
+		proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+		proxy_set_header X-Forwarded-Proto $scheme;
+		proxy_set_header X-Frappe-Site-Name $press_site;
+		proxy_set_header Host $host;
+		proxy_set_header X-Use-X-Accel-Redirect True;
+		proxy_read_timeout 120;
+		proxy_redirect off;
+		proxy_pass http://$press_backend:8000;
+	}}
+}}
+"""
+FRONT_CONF_PATH = "/etc/nginx/conf.d"
+FRONT_CONF_NAME = "press-bench.conf"
+
+
+def front_image(ctx: StepContext) -> str:
+	if not ctx.server.front_image:
+		raise BenchError(
+			f"Server {ctx.server.name} has no front image for the static files of its benches. "
+			"Fix: set the front (nginx) image of the container server."
+		)
+	return ctx.server.front_image
+
+
+def ensure_front(ctx: StepContext, names: BenchNames, bench: str) -> None:
+	"""The static-file front with this bench's nginx config; reloaded when it was already running."""
+	image = front_image(ctx)
+	_ensure_local_image(ctx, image)
+	conf = _tar(FRONT_CONF_NAME, FRONT_CONF.format(sites=SITES, backend=names.backend), uid=0)
+	container = _get(ctx.docker.containers, names.front)
+	if container is None:
+		container = ctx.docker.containers.create(
+			image,
+			name=names.front,
+			restart_policy={"Name": "always"},
+			labels=_labels(ctx, "bench-front", bench),
+			volumes={names.sites: {"bind": SITES, "mode": "ro"}},
+			network=ctx.server.network,
+		)
+		ctx.log(f"container {names.front} created")
+	container.put_archive(FRONT_CONF_PATH, conf)
+	if container.status == "running":
+		ctx.run(container, ["nginx", "-s", "reload"], _ROOT)
+	else:
+		container.start()
+		ctx.log(f"container {names.front} started")
+
+
+_HEALTH = (
+	"if command -v curl >/dev/null; then curl -s -o /dev/null -m 5 -w '%{http_code}' http://127.0.0.1/api/method/ping; "
+	'else python3 -c "import urllib.request as u, urllib.error as e\n'
+	"try: print(u.urlopen('http://127.0.0.1/api/method/ping', timeout=5).status)\n"
+	'except e.HTTPError as x: print(x.code)"; fi'
+)
+
+
+def wait_healthy(ctx: StepContext, names: BenchNames, timeout: float) -> None:
+	"""Wait until the backend answers through its front (any answer but the front's own 502–504)."""
+	deadline = time.monotonic() + timeout
+	last = "no answer"
+	while True:
+		front = ctx.docker.containers.get(names.front)
+		if front.status == "running":
+			result = run(front, ["sh", "-c", _HEALTH], _ROOT, check=False)
+			code = result.stdout.strip()
+			if result.exit_code == 0 and code.isdigit() and int(code) < 502:
+				ctx.log(f"bench answers /api/method/ping through {names.front} (HTTP {code})")
+				return
+			last = f"HTTP {code}" if code else (result.output or f"exit code {result.exit_code}")
+		if time.monotonic() >= deadline:
+			break
+		time.sleep(1)
+	backend = _get(ctx.docker.containers, names.backend)
+	state = backend.attrs.get("State", {}) if backend else {}
+	logs = backend.logs(tail=20).decode(errors="replace") if backend else ""
+	raise BenchUnhealthy(
+		f"Bench {ctx.job.bench} did not answer its health check (/api/method/ping through {names.front}) "
+		f"within {timeout:.0f}s on server {ctx.server.name}: last answer {last}; backend {names.backend} "
+		f"is {state.get('Status', 'missing')} (OOM killed: {state.get('OOMKilled', False)}, restarts: "
+		f"{backend.attrs.get('RestartCount', 0) if backend else 0}). Fix: check the bench image and the "
+		f"bench's memory/CPU limits (bench_config), then run the job again.\n{ctx.redact(logs[-1500:])}"
+	)
+
+
+# --- inventory and removal ------------------------------------------------------------------------
+
+
+def inventory(ctx: StepContext, names: BenchNames, bench: str, timeout: float) -> tuple[list[str], list[str]]:
+	"""(sites, archived entries) in the bench's sites volume; a directory is a site if it has site_config.json."""
+	if _get(ctx.docker.volumes, names.sites) is None:
+		return [], []
+	output = run_scratch(
+		ctx,
+		names,
+		bench,
+		front_image(ctx),
+		'cd /seed/sites && for d in */; do [ -f "$d/site_config.json" ] && echo "site:${d%/}"; done; '
+		"[ -d archived ] && ls -A archived | sed 's/^/archived:/'; true",
+		timeout,
+	)
+	sites = [line[5:] for line in output.splitlines() if line.startswith("site:")]
+	archived = [line[9:] for line in output.splitlines() if line.startswith("archived:")]
+	return sites, archived
+
+
+def remove_container(ctx: StepContext, name: str) -> None:
+	container = _get(ctx.docker.containers, name)
+	if container is not None:
+		container.remove(force=True)
+		ctx.log(f"container {name} removed")
+
+
+# --- handlers -----------------------------------------------------------------------------------
+
+
+def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
+	settings = settings or BenchSettings()
+
+	def spec(ctx: StepContext) -> tuple[BenchNames, BenchSpec]:
+		return BenchNames.of(ctx, ctx.job.bench), BenchSpec.from_payload(ctx.job.bench, ctx.payload)
+
+	def initialize(ctx: StepContext) -> None:
+		names, wanted = spec(ctx)
+		pull_image(ctx, wanted.image)
+		ensure_network(ctx)
+		ensure_volumes(ctx, names, wanted.name)
+		seed_volumes(ctx, names, wanted, settings.scratch_timeout)
+
+	def update_configuration(ctx: StepContext) -> None:
+		names, wanted = spec(ctx)
+		_ensure_local_image(ctx, wanted.image)
+		write_common_site_config(ctx, names, wanted)
+
+	def deploy(ctx: StepContext) -> None:
+		names, wanted = spec(ctx)
+		_ensure_local_image(ctx, wanted.image)
+		ensure_network(ctx)
+		ensure_volumes(ctx, names, wanted.name)
+		ensure_backend(ctx, names, wanted)
+
+	def redeploy(ctx: StepContext) -> None:
+		names, wanted = spec(ctx)
+		_ensure_local_image(ctx, wanted.image)
+		if not ensure_backend(ctx, names, wanted):
+			# common_site_config changes reach workers and the scheduler only on restart
+			ctx.docker.containers.get(names.backend).restart()
+			ctx.log(f"container {names.backend} restarted")
+		wait_healthy(ctx, names, settings.health_timeout)
+
+	def setup_front(ctx: StepContext) -> None:
+		names = BenchNames.of(ctx, ctx.job.bench)
+		ensure_front(ctx, names, ctx.job.bench)
+
+	def setup_front_and_wait(ctx: StepContext) -> None:
+		setup_front(ctx)
+		wait_healthy(ctx, BenchNames.of(ctx, ctx.job.bench), settings.health_timeout)
+
+	def compose_file(ctx: StepContext) -> None:
+		ctx.log("no compose file on a container server: containers are managed through the Docker API")
+
+	def memory_limits(ctx: StepContext) -> None:
+		names, wanted = spec(ctx)
+		apply_limits(ctx, names, wanted)
+
+	def restart(ctx: StepContext) -> None:
+		names = BenchNames.of(ctx, ctx.job.bench)
+		backend = _get(ctx.docker.containers, names.backend)
+		if backend is None:
+			raise BenchError(
+				f"Bench {ctx.job.bench} has no container {names.backend} on server {ctx.server.name}. "
+				"Fix: run Update Bench Configuration (it recreates the container) or archive the bench."
+			)
+		backend.restart()
+		ctx.log(f"container {names.backend} restarted")
+		wait_healthy(ctx, names, settings.health_timeout)
+
+	def disable_production(ctx: StepContext) -> None:
+		names = BenchNames.of(ctx, ctx.job.bench)
+		sites, _ = inventory(ctx, names, ctx.job.bench, settings.scratch_timeout)
+		if sites:
+			# Press keeps the Bench Active when the traceback contains exactly this text
+			raise BenchHasSites(f"Bench has sites: {', '.join(sites)}")
+		remove_container(ctx, names.front)
+		remove_container(ctx, names.backend)
+
+	def archive_volumes(ctx: StepContext) -> None:
+		names = BenchNames.of(ctx, ctx.job.bench)
+		sites, archived = inventory(ctx, names, ctx.job.bench, settings.scratch_timeout)
+		if sites:
+			raise BenchHasSites(f"Bench has sites: {', '.join(sites)}")
+		if archived:
+			ctx.log(f"volume {names.sites} kept: it holds archived sites ({', '.join(archived)})")
+		else:
+			_remove_volume(ctx, names.sites)
+		_remove_volume(ctx, names.logs)
+
+	return [
+		handler(
+			"New Bench",
+			"POST",
+			"benches",
+			[
+				("Initialize Bench", initialize),
+				("Update Bench Configuration", update_configuration),
+				("Deploy Bench", deploy),
+				("Bench Setup NGINX", setup_front_and_wait),
+			],
+		),
+		handler(
+			"Update Bench Configuration",
+			"POST",
+			"benches/{bench}/config",
+			[
+				("Update Bench Configuration", update_configuration),
+				("Bench Setup NGINX", setup_front),
+				("Generate Docker Compose File", compose_file),
+				("Update Bench Memory Limits", memory_limits),
+				("Deploy Bench", redeploy),
+			],
+		),
+		handler("Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", restart)]),
+		handler(
+			"Archive Bench",
+			"POST",
+			"benches/{bench}/archive",
+			[
+				("Bench Disable Production", disable_production),
+				("Move Bench to Archived Directory", archive_volumes),
+			],
+		),
+	]
+
+
+def _remove_volume(ctx: StepContext, name: str) -> None:
+	volume = _get(ctx.docker.volumes, name)
+	if volume is not None:
+		volume.remove(force=True)
+		ctx.log(f"volume {name} removed")

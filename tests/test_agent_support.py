@@ -1,0 +1,232 @@
+"""Shared fixtures and helpers of the agent and bench tests (no tests here).
+
+The job store runs on the real MariaDB service in a database made for this test session; the Docker
+side uses the real dockerd and the real local registries. Topology and SecretSource are plain
+in-memory stand-ins for the Frappe-backed ones (the engine takes them as protocols).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import docker
+import pymysql
+import pytest
+
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent import handlers
+from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
+from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
+from press_selfhosted.engine.agent.jobs import FINISHED
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+
+
+def _root_login(db: dict) -> tuple[pymysql.connections.Connection, str]:
+	"""Root over TCP with the endpoint's password; a reused MariaDB data dir may still have root@127.0.0.1
+	without one (scripts/services only sets it on a fresh data dir), so that is tried second."""
+	for password in (db["password"], ""):
+		try:
+			return pymysql.connect(
+				host=db["host"], port=db["port"], user=db["user"], password=password
+			), password
+		except pymysql.err.OperationalError as error:
+			if error.args[0] != 1045:
+				raise
+	raise AssertionError("MariaDB refused root with the endpoint's password")
+
+
+@pytest.fixture(scope="session")
+def store_config(endpoints):
+	db = endpoints["mariadb"]
+	name = f"psa_test_{uuid.uuid4().hex[:8]}"
+	root, password = _root_login(db)
+	with root.cursor() as cursor:
+		cursor.execute(f"CREATE DATABASE `{name}`")
+	config = StoreConfig(db["host"], db["port"], db["user"], password, name)
+	JobStore(config).ensure_schema()
+	yield config
+	with root.cursor() as cursor:
+		cursor.execute(f"DROP DATABASE `{name}`")
+	root.close()
+
+
+@pytest.fixture(scope="session")
+def registry_images(endpoints, docker_client):
+	"""The bench test image pushed to both local registries: {"plain": ref, "tls": ref}."""
+	local = endpoints["images"]["bench"]
+	tag = local.split(":")[-1]
+	tls = endpoints["registry_tls"]
+	refs = {
+		"plain": f"{endpoints['registry']['url']}/press-selfhosted-test/bench:{tag}",
+		"tls": f"{tls['url']}/press-selfhosted-test/bench:{tag}",
+	}
+	image = docker_client.images.get(local)
+	auth = {"username": tls["username"], "password": tls["password"]}
+	for kind, ref in refs.items():
+		repository, _ = ref.rsplit(":", 1)
+		image.tag(repository, tag)
+		for line in docker_client.images.push(
+			repository, tag, stream=True, decode=True, auth_config=auth if kind == "tls" else None
+		):
+			assert "error" not in line, line
+	return refs
+
+
+@dataclass
+class Topology:
+	servers: dict[tuple[str, str], ContainerServer] = field(default_factory=dict)
+
+	def server(self, server_type: str, name: str) -> ContainerServer:
+		return self.servers[(server_type, name)]
+
+	def app_server_by_ip(self, ip: str) -> ContainerServer:
+		return next(s for s in self.servers.values() if ip in (s.private_ip, s.ip))
+
+	def database_for(self, app_server: str) -> DatabaseEndpoint:
+		raise NotImplementedError
+
+
+@dataclass
+class Secrets:
+	values: dict[str, str] = field(default_factory=dict)
+
+	def secret(self, job: JobRecord, key: str) -> str:
+		return self.values[key]
+
+
+def app_server(endpoints, prefix: str, socket: str | None = None) -> ContainerServer:
+	return ContainerServer(
+		name=f"{prefix}.example.test",
+		server_type="Server",
+		container_prefix=prefix,
+		docker=DockerHost(server=f"{prefix}.example.test", socket=socket or endpoints["docker"]["base_url"]),
+		network=f"{prefix}-net",
+		private_ip="10.9.0.1",
+		front_image=endpoints["images"]["front"],
+	)
+
+
+@dataclass
+class Agent:
+	"""Router + executor as the Frappe layer wires them, with an enqueue that runs inline or defers."""
+
+	router: Router
+	executor: Executor
+	server: ContainerServer
+	store: JobStore
+	topology: Topology
+	secrets: Secrets
+	queued: list[int] = field(default_factory=list)
+	inline: bool = True
+
+	def enqueue(self, job_id: int) -> None:
+		self.queued.append(job_id)
+		if self.inline:
+			self.executor.run(job_id)
+
+	def post(self, path: str, data: dict) -> int:
+		response = self.router.handle(
+			self.server.name, "POST", path, data, agent_job_id=f"AJ-{uuid.uuid4().hex[:6]}"
+		)
+		assert response.status_code == 200, response.json
+		return response.json["job"]
+
+	def poll(self, job_id: int, timeout: float = 300) -> dict:
+		deadline = time.monotonic() + timeout
+		while True:
+			response = self.router.handle(self.server.name, "GET", f"jobs/{job_id}")
+			assert response.status_code == 200, response.json
+			if response.json["status"] in FINISHED or time.monotonic() > deadline:
+				return response.json
+			time.sleep(0.5)
+
+
+def make_agent(
+	store_config, server: ContainerServer, secrets: dict | None = None, health_timeout=60
+) -> Agent:
+	topology = Topology({(server.server_type, server.name): server})
+	secret_source = Secrets(dict(secrets or {}))
+	hosts = DockerHosts()
+	found = bench_handlers(BenchSettings(health_timeout=health_timeout))
+	store = JobStore(store_config)
+	executor = Executor(
+		JobStore(store_config),
+		handlers.index(found),
+		topology,
+		secret_source,
+		hosts,
+		ExecutorSettings(scope_wait=30),
+	)
+	agent = Agent(None, executor, server, store, topology, secret_source)  # type: ignore[arg-type]
+	agent.router = Router(found, store, agent.enqueue, topology, hosts)
+	return agent
+
+
+def new_bench_payload(bench: str, image: str, registry: dict | None = None, **bench_config) -> dict:
+	"""Press's New Bench body (press.agent.Agent.new_bench; Bench.validate's bench_config keys)."""
+	config = {
+		"docker_image": image,
+		"web_port": 18000,
+		"socketio_port": 19000,
+		"private_ip": "10.9.0.1",
+		"ssh_port": 22000,
+		"codeserver_port": 16000,
+		"rq_port": 11000,
+		"rq_cache_port": 13000,
+		"is_ssh_enabled": False,
+		"gunicorn_workers": 2,
+		"background_workers": 1,
+		"http_timeout": 120,
+		"statsd_host": "10.9.0.1:9125",
+		"merge_all_rq_queues": True,
+		"merge_default_and_short_rq_queues": False,
+		"environment_variables": {},
+		"single_container": True,
+		"gunicorn_threads_per_worker": 0,
+		"is_code_server_enabled": False,
+		"use_rq_workerpool": False,
+		"memory_high": 0,
+		"memory_max": 0,
+		"memory_swap": 0,
+		"vcpu": 0,
+	}
+	config.update(bench_config)
+	return {
+		"name": bench,
+		"bench_config": config,
+		"common_site_config": {
+			"frappe_cloud": True,
+			"monitor": True,
+			"redis_cache": "redis://localhost:13000",
+			"redis_queue": "redis://localhost:11000",
+			"redis_socketio": "redis://localhost:13000",
+			"socketio_port": 9000,
+			"webserver_port": 8000,
+			"restart_supervisor_on_update": True,
+			"db_host": "10.9.0.2",
+			"db_port": 3306,
+		},
+		"registry": registry or {"url": image.split("/")[0], "username": "", "password": ""},
+	}
+
+
+def remove_server_objects(client: docker.DockerClient, server: str) -> None:
+	"""Everything labelled for ``server``: containers, then volumes and networks."""
+	filters = {"label": naming.label_filters(server)}
+	for container in client.containers.list(all=True, filters=filters):
+		container.remove(force=True, v=True)
+	for volume in client.volumes.list(filters=filters):
+		volume.remove(force=True)
+	for network in client.networks.list(filters=filters):
+		network.remove()
+
+
+def labelled(client: docker.DockerClient, server: str, kind: str = "containers", **match) -> list:
+	collection = getattr(client, kind)
+	args = {"all": True} if kind == "containers" else {}
+	return collection.list(filters={"label": naming.label_filters(server, **match)}, **args)
