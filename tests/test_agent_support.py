@@ -11,10 +11,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import docker
 import pymysql
 import pytest
 
+import docker
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings

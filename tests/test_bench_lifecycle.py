@@ -9,17 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_agent_support import (  # noqa: F401 - fixtures
-	app_server,
-	labelled,
-	make_agent,
-	new_bench_payload,
-	registry_images,
-	remove_server_objects,
-	store_config,
-)
+import test_agent_support as support
 
 from press_selfhosted.engine import naming
+
+store_config = support.store_config
+registry_images = support.registry_images
 
 JOB_KEYS = {
 	"id",
@@ -61,17 +56,17 @@ NEW_BENCH = ["Initialize Bench", "Update Bench Configuration", "Deploy Bench", "
 def bench_world(endpoints, docker_client, store_config, registry_images):
 	"""One bench made through the TLS+auth registry, shared by the lifecycle tests in order."""
 	prefix = "t" + __import__("uuid").uuid4().hex[:8]
-	server = app_server(endpoints, prefix)
+	server = support.app_server(endpoints, prefix)
 	tls = endpoints["registry_tls"]
-	agent = make_agent(store_config, server, {"registry_password": tls["password"]})
+	agent = support.make_agent(store_config, server, {"registry_password": tls["password"]})
 	yield agent, prefix
-	remove_server_objects(docker_client, server.name)
+	support.remove_server_objects(docker_client, server.name)
 
 
 def test_new_bench_through_tls_registry(bench_world, docker_client, registry_images, endpoints):
 	agent, prefix = bench_world
 	tls = endpoints["registry_tls"]
-	payload = new_bench_payload(
+	payload = support.new_bench_payload(
 		"bench-0001",
 		registry_images["tls"],
 		{"url": tls["url"], "username": tls["username"], "password": tls["password"]},
@@ -102,11 +97,11 @@ def test_new_bench_through_tls_registry(bench_world, docker_client, registry_ima
 	assert "PRESS_TEST=1" in backend.attrs["Config"]["Env"]
 	networks = backend.attrs["NetworkSettings"]["Networks"]
 	assert list(networks) == [f"{prefix}-net"] and "bench-0001" in networks[f"{prefix}-net"]["Aliases"]
-	assert {v.name for v in labelled(docker_client, server, "volumes", bench="bench-0001")} == {
+	assert {v.name for v in support.labelled(docker_client, server, "volumes", bench="bench-0001")} == {
 		f"{prefix}-bench-0001-sites",
 		f"{prefix}-bench-0001-logs",
 	}
-	assert not labelled(docker_client, server, role="scratch")
+	assert not support.labelled(docker_client, server, role="scratch")
 	# the sites volume was seeded from the image, owned by frappe, with the request's config merged
 	listing = backend.exec_run(
 		["sh", "-c", "stat -c '%U %n' sites sites/apps.txt && cat sites/common_site_config.json"]
@@ -131,7 +126,7 @@ def test_new_bench_through_tls_registry(bench_world, docker_client, registry_ima
 
 def test_update_bench_configuration_changes_limits_and_config(bench_world, docker_client, registry_images):
 	agent, prefix = bench_world
-	payload = new_bench_payload(
+	payload = support.new_bench_payload(
 		"bench-0001",
 		registry_images["tls"],
 		vcpu=1,
@@ -198,7 +193,7 @@ def test_archive_bench_refuses_while_sites_remain_then_archives(bench_world, doc
 	assert job["status"] == "Success", job["data"]
 	assert_press_shape(job, ["Bench Disable Production", "Move Bench to Archived Directory"])
 	server = agent.server.name
-	assert not labelled(docker_client, server, bench="bench-0001")
-	assert [v.name for v in labelled(docker_client, server, "volumes", bench="bench-0001")] == [
+	assert not support.labelled(docker_client, server, bench="bench-0001")
+	assert [v.name for v in support.labelled(docker_client, server, "volumes", bench="bench-0001")] == [
 		f"{prefix}-bench-0001-sites"
 	]
