@@ -191,7 +191,7 @@ def site_document(route: SiteRoute) -> dict[str, Any]:
 		services = {key: _service(route.front), f"{key}-socketio": _service(route.socketio)}
 	else:
 		page, _code = PAGES[route.status]
-		page_middleware = f"{key}-page"
+		page_middleware = f"{key}-page-{page}"
 		definitions = {page_middleware: {"replacePath": {"path": f"/status/{page}"}}}
 		routers = _routers(
 			key,
@@ -204,10 +204,19 @@ def site_document(route: SiteRoute) -> dict[str, Any]:
 	return {"http": {"routers": routers, "services": services, "middlewares": definitions}}
 
 
+def router_signature(rule: str, service: str, middlewares: list[str]) -> str:
+	"""What tells one version of a router from another: its rule, service and middlewares (names
+	without the ``@provider`` suffix Traefik's API adds)."""
+	return "|".join([rule, *(name.split("@")[0] for name in (service, *middlewares))])
+
+
 def expected_routers(route: SiteRoute) -> dict[str, str]:
-	"""Router → the service it must use once Traefik has loaded ``route`` (to verify a reload)."""
+	"""Router → its signature once Traefik has loaded ``route`` (to verify a reload)."""
 	document = site_document(route)
-	return {name: router["service"] for name, router in document["http"]["routers"].items()}
+	return {
+		name: router_signature(router["rule"], router["service"], router["middlewares"])
+		for name, router in document["http"]["routers"].items()
+	}
 
 
 def certificate_files(host: HostRoute) -> dict[str, str]:

@@ -1,0 +1,563 @@
+"""A container Proxy Server: Traefik with the file provider, a static page service, and Press's proxy jobs.
+
+Containers (all labelled, on the cluster network):
+- ``<prefix>-traefik``: entry points ``web`` (:80) and ``websecure`` (:443) published on the host; the
+  file provider watches ``/etc/traefik/dynamic`` (volume ``<prefix>-traefik-dynamic``), so a route file
+  takes effect when it is replaced and Traefik is never restarted. Its API is on an entry point bound
+  to the container's own loopback (nothing outside the container reaches it); the ``Reload NGINX``
+  steps ask it, through ``docker exec``, whether the routers are loaded. That probe needs ``python3`` in
+  the Traefik image.
+- ``<prefix>-pages``: nginx (the front image) serving the suspended / deactivated pages, written by
+  the engine into volume ``<prefix>-pages`` together with the nginx configuration.
+
+Which bench serves a site is not in Press's proxy payloads: it comes from
+``Topology.bench_for_site`` (the Site's ``bench`` in Press), which is known before the bench has
+created the site's directory (Press sends ``New Site`` and ``Add Site to Upstream`` together).
+The proxy and the app servers must share the cluster network: routes name containers
+(``http://<app prefix>-<bench>-front:80``, ``http://<app prefix>-<bench>:9000``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import docker.errors
+from docker.models.containers import Container
+
+import docker
+from press_selfhosted.engine import commands, naming, traefik
+from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
+from press_selfhosted.engine.docker_hosts import docker_errors
+from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.traefik import HostRoute, SiteRoute
+from press_selfhosted.engine.validation import ValidationError, validate_fqdn
+
+SPEC_LABEL = "press.spec"
+ROLE_TRAEFIK = "traefik"
+ROLE_PAGES = "proxy-pages"
+PAGES_DIRECTORY = "/srv/pages"
+API_ADDRESS = "127.0.0.1:8080"
+ROOT = commands.Exec(user="root", workdir="/")
+
+
+class SiteNotOnProxy(EngineError):
+	def __init__(self, server: str, site: str):
+		super().__init__(
+			f"Site {site} has no route on proxy server {server}. Run 'Add Site to Upstream' for it first "
+			"(Press does so when the site is created)."
+		)
+
+
+class RoutesNotLoaded(EngineError):
+	def __init__(self, server: str, wrong: dict):
+		shown = ", ".join(f"{name}: {seen or 'absent'}" for name, seen in sorted(wrong.items()))
+		super().__init__(
+			f"Traefik on proxy server {server} did not load the routes written for this job ({shown}). "
+			"Check the Traefik container's log (docker logs) for a configuration error."
+		)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+	"""How the Traefik and page containers of a proxy server run. Port 0 lets Docker pick a free port."""
+
+	traefik_image: str
+	pages_image: str  # an nginx image (the benches' static-file front image)
+	bind_address: str = "0.0.0.0"
+	http_port: int = 80
+	https_port: int = 443
+	reload_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+	name: str
+	image: str
+	command: tuple[str, ...]
+	labels: dict[str, str]
+	network: str
+	volumes: dict[str, str] = field(default_factory=dict)  # volume name → mount point
+	ports: dict[str, tuple] = field(default_factory=dict)  # "80/tcp" → (address,) or (address, port)
+	content: str = ""  # a digest of files the engine writes into the container before it starts
+
+	@property
+	def digest(self) -> str:
+		described = [
+			self.image,
+			self.command,
+			self.network,
+			sorted(self.volumes.items()),
+			sorted(self.ports.items()),
+			self.content,
+		]
+		return hashlib.sha256(json.dumps(described, default=list).encode()).hexdigest()[:16]
+
+
+# --- static pages ---------------------------------------------------------------------------------
+
+PAGE_TEXT = {
+	"suspended": (
+		"Site suspended",
+		"This site has been suspended. Its owner can restore it from the dashboard.",
+	),
+	"suspended_saas": (
+		"Site suspended",
+		"This site has been suspended. Please contact the provider of this service.",
+	),
+	"deactivated": ("Site deactivated", "This site has been deactivated by its owner."),
+}
+
+
+def page_html(page: str) -> str:
+	title, text = PAGE_TEXT[page]
+	return (
+		f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
+		f"<body><h1>{title}</h1><p>{text}</p></body></html>\n"
+	)
+
+
+def pages_nginx_conf() -> str:
+	"""Traefik rewrites a page route's path to ``/status/<page>``; nginx answers with the page and
+	its status code (``error_page`` keeps the 503 while serving the file)."""
+	locations = []
+	for page, code in traefik.PAGES.values():
+		if code == 200:
+			locations.append(f"\t\tlocation = /status/{page} {{ try_files /{page}.html =404; }}")
+		else:
+			locations.append(
+				f"\t\tlocation = /status/{page} {{ error_page {code} /{page}.html; return {code}; }}"
+			)
+	return (
+		"worker_processes 1;\npid /tmp/nginx.pid;\nerror_log stderr;\nevents {}\n"
+		"http {\n\taccess_log off;\n\tdefault_type text/html;\n"
+		f"\tserver {{\n\t\tlisten 80 default_server;\n\t\troot {PAGES_DIRECTORY}/html;\n"
+		+ "\n".join(locations)
+		+ "\n\t\tlocation ~ ^/[a-z_]+\\.html$ { internal; }\n\t\tlocation / { return 404; }\n\t}\n}\n"
+	)
+
+
+def pages_files() -> dict[str, bytes]:
+	files = {f"html/{page}.html": page_html(page).encode() for page, _code in traefik.PAGES.values()}
+	files["nginx.conf"] = pages_nginx_conf().encode()
+	return files
+
+
+# --- containers -----------------------------------------------------------------------------------
+
+
+def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+	buffer = io.BytesIO()
+	with tarfile.open(fileobj=buffer, mode="w") as archive:
+		for name, (content, mode) in files.items():
+			info = tarfile.TarInfo(name)
+			info.size = len(content)
+			info.mode = mode
+			archive.addfile(info, io.BytesIO(content))
+	return buffer.getvalue()
+
+
+def _ensure_network(client: docker.DockerClient, server: ContainerServer) -> None:
+	if not client.networks.list(names=[server.network]):
+		client.networks.create(
+			server.network,
+			driver="bridge",
+			labels=naming.labels(server.name, "network"),
+			check_duplicate=True,
+		)
+
+
+def _ensure_container(
+	client: docker.DockerClient,
+	server: ContainerServer,
+	spec: ContainerSpec,
+	prepare: Callable[[Container], None] | None = None,
+) -> Container:
+	"""The container as ``spec`` says, created only when missing or different (then replaced)."""
+	with docker_errors(server.docker, f"ensuring container {spec.name}"):
+		try:
+			container = client.containers.get(spec.name)
+		except docker.errors.NotFound:
+			container = None
+		if container is not None and container.labels.get(SPEC_LABEL) != spec.digest:
+			container.remove(force=True)
+			container = None
+		if container is None:
+			_ensure_network(client, server)
+			for volume in spec.volumes:
+				client.volumes.create(volume, labels=naming.labels(server.name, spec.labels[naming.ROLE]))
+			container = client.containers.create(
+				spec.image,
+				command=list(spec.command),
+				name=spec.name,
+				labels={**spec.labels, SPEC_LABEL: spec.digest},
+				volumes={volume: {"bind": path, "mode": "rw"} for volume, path in spec.volumes.items()},
+				ports=spec.ports,
+				network=spec.network,
+				restart_policy={"Name": "unless-stopped"},
+			)
+			if prepare:
+				prepare(container)
+		if container.status != "running":
+			container.start()
+		container.reload()
+		return container
+
+
+def _binding(address: str, port: int) -> tuple:
+	return (address, port) if port else (address,)
+
+
+def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpec:
+	return ContainerSpec(
+		name=naming.resource_name(server.container_prefix, "traefik"),
+		image=settings.traefik_image,
+		command=(
+			f"--entrypoints.{traefik.WEB}.address=:80",
+			f"--entrypoints.{traefik.WEBSECURE}.address=:443",
+			f"--entrypoints.traefik.address={API_ADDRESS}",
+			"--api.insecure=true",
+			f"--providers.file.directory={traefik.DYNAMIC_DIRECTORY}",
+			"--providers.file.watch=true",
+			"--log.level=INFO",
+		),
+		labels=naming.labels(server.name, ROLE_TRAEFIK),
+		network=server.network,
+		volumes={naming.resource_name(server.container_prefix, "traefik-dynamic"): traefik.DYNAMIC_DIRECTORY},
+		ports={
+			"80/tcp": _binding(settings.bind_address, settings.http_port),
+			"443/tcp": _binding(settings.bind_address, settings.https_port),
+		},
+	)
+
+
+def pages_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpec:
+	content = hashlib.sha256()
+	for name, data in sorted(pages_files().items()):
+		content.update(name.encode() + b"\0" + data)
+	return ContainerSpec(
+		name=naming.resource_name(server.container_prefix, "pages"),
+		image=settings.pages_image,
+		command=("nginx", "-c", f"{PAGES_DIRECTORY}/nginx.conf", "-g", "daemon off;"),
+		labels=naming.labels(server.name, ROLE_PAGES),
+		network=server.network,
+		volumes={naming.resource_name(server.container_prefix, "pages"): PAGES_DIRECTORY},
+		content=content.hexdigest(),
+	)
+
+
+# --- the running proxy ----------------------------------------------------------------------------
+
+# Runs inside the Traefik container: waits until every router has the wanted signature
+# (traefik.router_signature; None: absent),
+# prints what is still wrong as JSON. The file provider applies changes asynchronously, so a single
+# look right after the write could miss them.
+PROBE = """
+import json, sys, time, urllib.error, urllib.request
+want, deadline, api = json.loads(sys.argv[1]), time.monotonic() + float(sys.argv[2]), sys.argv[3]
+while True:
+	wrong = {}
+	for name, service in want.items():
+		try:
+			with urllib.request.urlopen(f"http://{api}/api/http/routers/{name}@file", timeout=2) as answer:
+				router = json.load(answer)
+			names = (router.get("service", ""), *router.get("middlewares", []))
+			seen = "|".join([router.get("rule", ""), *(name.split("@")[0] for name in names)])
+			if router.get("status") != "enabled":
+				seen = f"{router.get('status')}: {'; '.join(router.get('error') or [])}"
+		except urllib.error.HTTPError as error:
+			seen = None if error.code == 404 else f"HTTP {error.code}"
+		except OSError as error:
+			seen = f"API unreachable: {error}"
+		if seen != service:
+			wrong[name] = seen
+	if not wrong or time.monotonic() > deadline:
+		break
+	time.sleep(0.2)
+print(json.dumps(wrong))
+sys.exit(1 if wrong else 0)
+"""
+
+
+@dataclass
+class Proxy:
+	"""The Traefik container of a proxy server and the files in its dynamic directory."""
+
+	server: ContainerServer
+	traefik: Container
+	pages_url: str
+	settings: ProxySettings
+
+	@classmethod
+	def ensure(cls, client: docker.DockerClient, server: ContainerServer, settings: ProxySettings) -> Proxy:
+		pages = pages_spec(server, settings)
+
+		def write_pages(container: Container) -> None:
+			files = {name: (data, 0o644) for name, data in pages_files().items()}
+			container.put_archive(PAGES_DIRECTORY, _tar(files))
+
+		_ensure_container(client, server, pages, write_pages)
+		container = _ensure_container(client, server, traefik_spec(server, settings))
+		return cls(server, container, f"http://{pages.name}:80", settings)
+
+	def published_port(self, container_port: str) -> int:
+		return int(self.traefik.ports[container_port][0]["HostPort"])
+
+	def _path(self, file_name: str) -> str:
+		return f"{traefik.DYNAMIC_DIRECTORY}/{file_name}"
+
+	def read(self, file_name: str) -> SiteRoute | HostRoute | None:
+		with docker_errors(self.server.docker, f"reading {file_name} in {self.traefik.name}"):
+			try:
+				stream, _stat = self.traefik.get_archive(self._path(file_name))
+			except docker.errors.NotFound:
+				return None
+			with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+				text = archive.extractfile(archive.getmembers()[0]).read().decode()
+		return traefik.parse(text, file_name)
+
+	def site(self, site: str) -> SiteRoute | None:
+		return self.read(f"site_{traefik.route_id(site)}.yml")
+
+	def write(self, ctx: StepContext, files: dict[str, tuple[bytes, int]]) -> None:
+		"""Write files (paths inside the Traefik container) atomically: each one is copied under a
+		temporary name in its own directory (a name Traefik does not read), then renamed over the
+		old one, so Traefik never sees a half-written file."""
+		token = secrets.token_hex(4)
+		staged, moves = {}, []
+		for path, content in files.items():
+			relative = path.removeprefix(traefik.DYNAMIC_DIRECTORY + "/")
+			directory, _, name = relative.rpartition("/")
+			temporary = f"{directory}/.{name}.{token}.tmp" if directory else f".{name}.{token}.tmp"
+			staged[temporary] = content
+			moves += [self._path(temporary), path]
+		with docker_errors(self.server.docker, f"copying route files into {self.traefik.name}"):
+			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(staged))
+		rename = 'while [ "$#" -gt 0 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
+		ctx.run(self.traefik, ["sh", "-c", rename, "sh", *moves], ROOT)
+
+	def publish(self, ctx: StepContext, route: SiteRoute | HostRoute) -> None:
+		ctx.log(f"writing {route.file_name} ({getattr(route, 'status', 'certificate')})")
+		self.write(ctx, {self._path(route.file_name): (traefik.render(route).encode(), 0o644)})
+
+	def remove(self, ctx: StepContext, paths: list[str]) -> None:
+		ctx.run(self.traefik, ["rm", "-rf", "--", *paths], ROOT)
+
+	def verify(self, ctx: StepContext, expected: dict[str, str | None]) -> None:
+		"""Wait until Traefik serves ``expected`` (router → service, None: no such router)."""
+		argv = ["python3", "-c", PROBE, json.dumps(expected), str(self.settings.reload_timeout), API_ADDRESS]
+		result = ctx.run(self.traefik, argv, ROOT, check=False)
+		if result.exit_code != 0:
+			try:
+				wrong = json.loads(result.stdout.strip().splitlines()[-1])
+			except (ValueError, IndexError):
+				wrong = {"probe": result.output[-300:]}
+			raise RoutesNotLoaded(self.server.name, wrong)
+		ctx.log(f"Traefik loaded {len(expected)} router change(s); its file provider reloads by itself.")
+
+
+# --- Press's proxy jobs ---------------------------------------------------------------------------
+
+
+def _upstream(ctx: StepContext) -> str:
+	return ctx.payload.get("path_args", {}).get("upstream", "")
+
+
+def _site_of_path(ctx: StepContext) -> str:
+	return validate_fqdn(ctx.job.site or ctx.payload.get("path_args", {}).get("site"), "site")
+
+
+class ProxyJobs:
+	"""The step functions of Press's proxy jobs on a container Proxy Server."""
+
+	def __init__(self, settings: ProxySettings):
+		self.settings = settings
+
+	def proxy(self, ctx: StepContext) -> Proxy:
+		return Proxy.ensure(ctx.docker, ctx.server, self.settings)
+
+	def _existing(self, proxy: Proxy, site: str) -> SiteRoute:
+		route = proxy.site(site)
+		if route is None:
+			raise SiteNotOnProxy(proxy.server.name, site)
+		return route
+
+	def add_site(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		site = validate_fqdn(ctx.payload.get("name"), "name")
+		upstream = _upstream(ctx)
+		app = ctx.topology.app_server_by_ip(upstream)
+		bench = ctx.topology.bench_for_site(site)
+		backend = naming.resource_name(app.container_prefix, bench)
+		current = proxy.site(site)
+		route = SiteRoute(
+			site=site,
+			upstream=upstream,
+			app_server=app.name,
+			bench=bench,
+			front=f"http://{backend}-front:80",
+			socketio=f"http://{backend}:9000",
+			pages=proxy.pages_url,
+			status=current.status if current else traefik.ACTIVE,
+			domains=current.domains if current else (),
+		)
+		if route == current:
+			ctx.log(f"{route.file_name} already routes {site} to bench {bench}")
+			return
+		proxy.publish(ctx, route)
+
+	def add_domain(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		site = validate_fqdn(ctx.payload.get("name"), "name")
+		domain = validate_fqdn(ctx.payload.get("domain"), "domain")
+		current = self._existing(proxy, site)
+		route = current.with_domains(added=(domain,))
+		if route == current:
+			ctx.log(f"{domain} already routes to {site}")
+			return
+		proxy.publish(ctx, route)
+
+	def update_status(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		status = ctx.payload.get("status")
+		traefik.validate_status(status)
+		extra = tuple(
+			traefik.validate_host_name(d, "extra_domains") for d in ctx.payload.get("extra_domains") or ()
+		)
+		current = self._existing(proxy, _site_of_path(ctx))
+		route = current.with_status(status, extra)
+		if route == current:
+			ctx.log(f"{route.site} is already {status} on this proxy")
+			return
+		proxy.publish(ctx, route)
+
+	def remove_site(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		current = proxy.site(_site_of_path(ctx))
+		if current is None:
+			ctx.log("no route file for this site: nothing to remove")
+			return
+		proxy.remove(ctx, [proxy._path(current.file_name)])
+		proxy.verify(ctx, dict.fromkeys(traefik.expected_routers(current)))
+
+	def add_host(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		host = HostRoute(
+			name=traefik.validate_host_name(ctx.payload.get("name"), "name"),
+			site=None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target"),
+		)
+		certificate = ctx.payload.get("certificate") or {}
+		chains = {key: certificate.get(key) for key in ("fullchain.pem", "chain.pem")}
+		for key, value in chains.items():
+			if not value or "BEGIN CERTIFICATE" not in value:
+				raise ValidationError(
+					f"certificate.{key}",
+					value,
+					"a PEM certificate is required",
+					"send the TLS Certificate's chain",
+				)
+		private_key = ctx.secret("privkey.pem")
+		if "PRIVATE KEY" not in (private_key or ""):
+			raise ValidationError(
+				"certificate.privkey.pem",
+				"",
+				"a PEM private key is required",
+				"check the TLS Certificate's private key",
+				show_value=False,
+			)
+		paths = traefik.certificate_files(host)
+		files = {paths[key]: (value.encode(), 0o644) for key, value in chains.items()}
+		files[paths["privkey.pem"]] = (private_key.encode(), 0o600)
+		ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
+		proxy.write(ctx, files)
+		proxy.publish(ctx, host)
+		if host.site:
+			current = self._existing(proxy, host.site)
+			if host.name not in current.domains:
+				proxy.publish(ctx, current.with_domains(added=(host.name,)))
+
+	def remove_host(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		name = traefik.validate_host_name(ctx.payload.get("path_args", {}).get("host"), "host")
+		host = proxy.read(HostRoute(name).file_name) or HostRoute(name)
+		proxy.remove(ctx, [proxy._path(host.file_name), host.certificate_directory])
+		if host.site and (site := proxy.site(host.site)) and name in site.domains:
+			site = site.with_domains(removed=(name,))
+			proxy.publish(ctx, site)
+			# Traefik reloads the whole directory at once: once the site's routers changed, the
+			# certificate is gone as well.
+			proxy.verify(ctx, traefik.expected_routers(site))
+
+	def reload(self, site_of: Callable[[StepContext], str | None]) -> Callable[[StepContext], None]:
+		"""Press's 'Reload NGINX': Traefik reloads by itself; this checks that it has."""
+
+		def step(ctx: StepContext) -> None:
+			if ctx.payload.get("skip_reload"):
+				ctx.log("skip_reload was asked: not waiting for Traefik")
+				return
+			site = site_of(ctx)
+			if site is None:
+				ctx.log("a wildcard certificate has no router of its own; Traefik picks it up by SNI")
+				return
+			proxy = self.proxy(ctx)
+			proxy.verify(ctx, traefik.expected_routers(self._existing(proxy, site)))
+
+		return step
+
+	def handlers(self) -> list[Handler]:
+		def payload_site(ctx: StepContext) -> str:
+			return validate_fqdn(ctx.payload.get("name"), "name")
+
+		def host_site(ctx: StepContext) -> str | None:
+			return None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target")
+
+		upstreams = "proxy/upstreams/{upstream}"
+		return [
+			handler(
+				"Add Site to Upstream",
+				"POST",
+				f"{upstreams}/sites",
+				[
+					("Add Site File to Upstream Directory", self.add_site),
+					("Reload NGINX", self.reload(payload_site)),
+				],
+			),
+			handler(
+				"Remove Site from Upstream",
+				"DELETE",
+				f"{upstreams}/sites/{{site}}",
+				[("Remove Site File from Upstream Directory", self.remove_site)],
+			),
+			handler(
+				"Update Site Status",
+				"POST",
+				f"{upstreams}/sites/{{site}}/status",
+				[("Update Site File", self.update_status), ("Reload NGINX", self.reload(_site_of_path))],
+			),
+			handler(
+				"Add Domain to Upstream",
+				"POST",
+				f"{upstreams}/domains",
+				[
+					("Add Site File to Upstream Directory", self.add_domain),
+					("Reload NGINX", self.reload(payload_site)),
+				],
+			),
+			handler(
+				"Add Host to Proxy",
+				"POST",
+				"proxy/hosts",
+				[("Add Host to Proxy", self.add_host), ("Reload NGINX", self.reload(host_site))],
+			),
+			handler(
+				"Remove Host from Proxy",
+				"DELETE",
+				"proxy/hosts/{host}",
+				[("Remove Host from Proxy", self.remove_host)],
+			),
+		]

@@ -1,0 +1,290 @@
+"""Proxy jobs on a real Traefik container: requests go through Traefik's published port with Host
+headers to a real bench front + backend pair, and the route files in the volume are checked against
+the Traefik schema. The topology and secret source are fakes of Press's documents (tests/proxy_helpers)."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import socket
+import ssl
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import docker.errors
+import jsonschema
+import pytest
+import requests
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from press_selfhosted.engine import naming, traefik
+from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
+from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, RoutesNotLoaded, SiteNotOnProxy
+from press_selfhosted.engine.validation import ValidationError
+from tests.proxy_helpers import (
+	FakeSecrets,
+	FakeTopology,
+	container_server,
+	remove_servers,
+	run_job,
+	start_bench_pair,
+)
+
+SCHEMA = json.loads(Path("/work/shared/schemas/traefik-v3-file-provider.json").read_text())
+UPSTREAM = "10.20.0.7"
+SITE = "site1.example.com"
+BENCH = "bench-0001"
+
+
+@pytest.fixture(scope="module")
+def cluster(endpoints, docker_client):
+	prefix = f"t{uuid.uuid4().hex[:8]}"
+	network = f"{prefix}-net"
+	app = container_server(endpoints, f"{prefix}-app.local", "Server", prefix, network, private_ip=UPSTREAM)
+	proxy_server = container_server(endpoints, f"{prefix}-proxy.local", "Proxy Server", prefix, network)
+	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
+	try:
+		start_bench_pair(docker_client, endpoints, app, BENCH)
+		settings = ProxySettings(
+			traefik_image=endpoints["images"]["traefik"],
+			pages_image=endpoints["images"]["front"],
+			bind_address="127.0.0.1",
+			http_port=0,
+			https_port=0,
+			reload_timeout=20,
+		)
+		jobs = ProxyJobs(settings)
+		topology = FakeTopology(app_servers={UPSTREAM: app}, benches={SITE: BENCH})
+		yield {
+			"client": docker_client,
+			"server": proxy_server,
+			"settings": settings,
+			"handlers": index(jobs.handlers()),
+			"topology": topology,
+			"proxy": Proxy.ensure(docker_client, proxy_server, settings),
+		}
+	finally:
+		remove_servers(docker_client, [app.name, proxy_server.name], network)
+
+
+def job(cluster, job_type: str, payload: dict, site: str | None = None, secrets: FakeSecrets | None = None):
+	return run_job(
+		cluster["handlers"][job_type],
+		cluster["server"],
+		cluster["client"],
+		cluster["topology"],
+		payload,
+		site=site,
+		secrets=secrets,
+	)
+
+
+def get(cluster, host: str, path: str = "/") -> requests.Response:
+	port = cluster["proxy"].published_port("80/tcp")
+	return requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=10)
+
+
+def route_file(cluster, name: str) -> str | None:
+	try:
+		stream, _ = cluster["proxy"].traefik.get_archive(f"{traefik.DYNAMIC_DIRECTORY}/{name}")
+	except docker.errors.NotFound:
+		return None
+	with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+		return archive.extractfile(archive.getmembers()[0]).read().decode()
+
+
+def valid_route_file(cluster, name: str) -> dict:
+	document = yaml.safe_load(route_file(cluster, name))
+	jsonschema.validate(document, SCHEMA)
+	return document
+
+
+def self_signed(domain: str) -> tuple[str, str]:
+	key = ec.generate_private_key(ec.SECP256R1())
+	subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+	now = datetime.datetime.now(datetime.timezone.utc)
+	certificate = (
+		x509.CertificateBuilder()
+		.subject_name(subject)
+		.issuer_name(subject)
+		.public_key(key.public_key())
+		.serial_number(x509.random_serial_number())
+		.not_valid_before(now - datetime.timedelta(minutes=5))
+		.not_valid_after(now + datetime.timedelta(days=1))
+		.add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+		.sign(key, hashes.SHA256())
+	)
+	key_pem = key.private_bytes(
+		serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+	).decode()
+	return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def served_certificate(cluster, server_name: str) -> bytes:
+	port = cluster["proxy"].published_port("443/tcp")
+	context = ssl.create_default_context()
+	context.check_hostname = False
+	context.verify_mode = ssl.CERT_NONE
+	with (
+		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+		context.wrap_socket(raw, server_hostname=server_name) as tls,
+	):
+		return tls.getpeercert(binary_form=True)
+
+
+def test_ensure_is_idempotent_and_labelled(cluster):
+	client, server = cluster["client"], cluster["server"]
+	first = cluster["proxy"]
+	again = Proxy.ensure(client, server, cluster["settings"])
+	assert again.traefik.id == first.traefik.id
+	traefik_container = client.containers.get(f"{server.container_prefix}-traefik")
+	assert traefik_container.labels[naming.SERVER] == server.name
+	assert traefik_container.labels[naming.ROLE] == "traefik"
+	assert server.network in traefik_container.attrs["NetworkSettings"]["Networks"]
+	bindings = traefik_container.attrs["HostConfig"]["PortBindings"]
+	assert {binding[0]["HostIp"] for binding in bindings.values()} == {"127.0.0.1"}
+	assert "8080/tcp" not in bindings  # the API is never published
+	args = traefik_container.attrs["Args"]
+	assert "--providers.file.directory=/etc/traefik/dynamic" in args and "--providers.file.watch=true" in args
+	pages = client.containers.get(f"{server.container_prefix}-pages")
+	assert pages.status == "running" and pages.labels[naming.ROLE] == "proxy-pages"
+
+
+def test_a_site_through_its_whole_proxy_life(cluster):
+	# Press sends New Site and Add Site to Upstream together: the site directory may not exist yet.
+	_, log = job(cluster, "Add Site to Upstream", {"name": SITE, "path_args": {"upstream": UPSTREAM}})
+	assert any("Traefik loaded" in line for line in log)
+	document = valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
+	services = document["http"]["services"]
+	assert services["site1_example_com"]["loadBalancer"]["servers"][0]["url"].endswith(f"-{BENCH}-front:80")
+	assert services["site1_example_com-socketio"]["loadBalancer"]["servers"][0]["url"].endswith(
+		f"-{BENCH}:9000"
+	)
+	answer = get(cluster, SITE)
+	assert answer.status_code == 200 and answer.json() == {"site": SITE}
+	assert get(cluster, SITE, "/socket.io/?EIO=4").status_code == 200
+
+	for state, code, text in (("suspended", 503, "suspended"), ("deactivated", 200, "deactivated")):
+		job(cluster, "Update Site Status", {"status": state, "path_args": {"upstream": UPSTREAM}}, site=SITE)
+		valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
+		page = get(cluster, SITE)
+		assert page.status_code == code, state
+		assert text in page.text.lower() and "site" not in page.headers.get("content-type", "json")
+		assert get(cluster, SITE, "/socket.io/?EIO=4").status_code == code  # nothing reaches the bench
+
+	job(
+		cluster, "Update Site Status", {"status": "activated", "path_args": {"upstream": UPSTREAM}}, site=SITE
+	)
+	assert get(cluster, SITE).json() == {"site": SITE}
+
+	job(
+		cluster,
+		"Add Domain to Upstream",
+		{"name": SITE, "domain": "shop.example.org", "path_args": {"upstream": UPSTREAM}},
+	)
+	assert get(cluster, "shop.example.org").json() == {"site": SITE}  # a custom domain maps to its site
+	valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
+
+	# a second run of the same job converges without writing again
+	_, log = job(
+		cluster,
+		"Add Domain to Upstream",
+		{"name": SITE, "domain": "shop.example.org", "path_args": {"upstream": UPSTREAM}},
+	)
+	assert any("already routes" in line for line in log)
+
+	job(cluster, "Remove Site from Upstream", {"path_args": {"upstream": UPSTREAM}}, site=SITE)
+	assert route_file(cluster, f"site_{traefik.route_id(SITE)}.yml") is None
+	assert get(cluster, SITE).status_code == 404
+	assert get(cluster, "shop.example.org").status_code == 404
+	_, log = job(cluster, "Remove Site from Upstream", {"path_args": {"upstream": UPSTREAM}}, site=SITE)
+	assert log == ["no route file for this site: nothing to remove"]
+
+
+def test_custom_host_with_certificate(cluster):
+	site, domain = "site2.example.com", "www.customer.test"
+	cluster["topology"].benches[site] = BENCH
+	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
+	chain, key = self_signed(domain)
+	payload = {
+		"name": domain,
+		"target": site,
+		"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
+	}
+	_, log = job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+	assert key not in "\n".join(log)
+	assert get(cluster, domain).json() == {"site": site}
+	expected = x509.load_pem_x509_certificate(chain.encode()).public_bytes(serialization.Encoding.DER)
+	assert served_certificate(cluster, domain) == expected
+	valid_route_file(cluster, f"host_{traefik.route_id(domain)}.yml")
+	mode = cluster["proxy"].traefik.exec_run(
+		["stat", "-c", "%a", f"{traefik.CERTIFICATES_DIRECTORY}/{traefik.route_id(domain)}/privkey.pem"]
+	)
+	assert mode.output.decode().strip() == "600"
+
+	job(cluster, "Remove Host from Proxy", {"path_args": {"host": domain}})
+	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
+	assert served_certificate(cluster, domain) != expected
+	assert get(cluster, domain).status_code == 404
+	assert get(cluster, site).json() == {"site": site}
+
+
+def test_wildcard_certificate_is_served_for_names_under_it(cluster):
+	chain, key = self_signed("*.wild.test")
+	payload = {"name": "*.wild.test", "certificate": {"fullchain.pem": chain, "chain.pem": chain}}
+	_, log = job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+	assert any("wildcard certificate has no router" in line for line in log)
+	valid_route_file(cluster, f"host_{traefik.route_id('*.wild.test')}.yml")
+	expected = x509.load_pem_x509_certificate(chain.encode()).public_bytes(serialization.Encoding.DER)
+	served = None
+	for _ in range(50):  # no router tells when the TLS store has it: wait for the SNI answer
+		served = served_certificate(cluster, "a.wild.test")
+		if served == expected:
+			break
+		time.sleep(0.2)
+	assert served == expected
+
+
+def test_status_of_a_site_the_proxy_does_not_know_fails_with_the_fix(cluster):
+	with pytest.raises(SiteNotOnProxy, match="no route on proxy server .*Run 'Add Site to Upstream'"):
+		job(
+			cluster,
+			"Update Site Status",
+			{"status": "suspended", "path_args": {"upstream": UPSTREAM}},
+			site="x.example.com",
+		)
+
+
+def test_bad_payloads_are_refused_with_the_field(cluster):
+	with pytest.raises(ValidationError, match="status: 'paused'"):
+		job(
+			cluster,
+			"Update Site Status",
+			{"status": "paused", "path_args": {"upstream": UPSTREAM}},
+			site=SITE,
+		)
+	chain, _key = self_signed("a.example.org")
+	payload = {
+		"name": "a.example.org",
+		"target": SITE,
+		"certificate": {"fullchain.pem": chain, "chain.pem": chain},
+	}
+	with pytest.raises(ValidationError, match=r"certificate.privkey.pem: \(hidden\).*private key"):
+		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": "not a key"}))
+
+
+def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
+	proxy = Proxy(cluster["server"], cluster["proxy"].traefik, "", ProxySettings("x", "y", reload_timeout=1))
+	record = JobRecord(1, "Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})
+	ctx = StepContext(
+		record, cluster["server"], cluster["client"], cluster["topology"], FakeSecrets(), print, None
+	)
+	with pytest.raises(RoutesNotLoaded, match="did not load the routes.*missing_site: absent.*docker logs"):
+		proxy.verify(ctx, {"missing_site": "missing_site"})
