@@ -159,3 +159,79 @@ def test_parse_challenge():
 		},
 	)
 	assert registry.parse_challenge(None) == ("", {})
+
+
+class _TokenRegistry:
+	"""A loopback HTTP server answering like a registry with a token service (Bearer challenges)."""
+
+	def __init__(self):
+		import base64
+		import http.server
+		import threading
+
+		owner = self
+		self.token_requests = []
+
+		class Handler(http.server.BaseHTTPRequestHandler):
+			def log_message(self, *args):
+				pass
+
+			def _send(self, status, body=b"{}", headers=()):
+				self.send_response(status)
+				self.send_header("Content-Type", "application/json")
+				self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+				for key, value in headers:
+					self.send_header(key, value)
+				self.send_header("Content-Length", str(len(body)))
+				self.end_headers()
+				self.wfile.write(body)
+
+			def do_GET(self):
+				if self.path.startswith("/token"):
+					owner.token_requests.append(self.path)
+					expected = "Basic " + base64.b64encode(b"press:token-password").decode()
+					if self.headers.get("Authorization") != expected:
+						return self._send(401)
+					return self._send(200, b'{"token": "tok-123"}')
+				if self.headers.get("Authorization") == "Bearer tok-123":
+					return self._send(200)
+				port = self.server.server_address[1]
+				challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="test-registry"'
+				return self._send(401, headers=[("WWW-Authenticate", challenge)])
+
+		self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+		self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+		self.thread.start()
+		self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+	def close(self):
+		self.server.shutdown()
+		self.server.server_close()
+
+
+@pytest.fixture
+def token_registry():
+	server = _TokenRegistry()
+	yield server
+	server.close()
+
+
+def test_bearer_token_registry(token_registry):
+	target = registry.RegistryTarget(url=token_registry.url, username="press", password="token-password")
+	report = registry.test_connection(target)
+	assert report.auth == "token"
+	assert "with a token" in report.message
+	assert any(
+		"service=test-registry" in path and "account=press" in path for path in token_registry.token_requests
+	)
+
+
+def test_bearer_token_registry_wrong_password(token_registry):
+	target = registry.RegistryTarget(url=token_registry.url, username="press", password="wrong")
+	with pytest.raises(registry.RegistryAuthError, match="rejected the user name or password"):
+		registry.test_connection(target)
+
+
+def test_bearer_token_registry_without_credentials(token_registry):
+	with pytest.raises(registry.RegistryAuthError, match="requires authentication"):
+		registry.test_connection(registry.RegistryTarget(url=token_registry.url))

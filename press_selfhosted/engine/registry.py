@@ -280,7 +280,7 @@ class RegistryClient:
 			query["account"] = credentials[0]
 		response = self._send("GET", realm, realm, params=query, auth=credentials)
 		if response.status_code in (401, 403):
-			raise self._rejected()
+			raise self._rejected() if credentials else self._needs_credentials()
 		if response.status_code != 200:
 			raise RegistryError(
 				f"The registry's token server {realm} answered HTTP {response.status_code}. Fix: check the registry's token service."
