@@ -20,3 +20,9 @@ doc_events = {
 	"Site": {"validate": "press_selfhosted.validations.doc_events.validate_site"},
 	"Site Backup": {"validate": "press_selfhosted.validations.doc_events.validate_site_backup"},
 }
+
+# The in-process agent for container servers (press_selfhosted/agent): the transport swap before every
+# request and background job, and the sweep that resumes jobs whose worker died
+before_request = ["press_selfhosted.agent.runtime.apply_swap"]
+before_job = ["press_selfhosted.agent.runtime.apply_swap"]
+scheduler_events = {"cron": {"* * * * *": ["press_selfhosted.agent.runtime.sweep_jobs"]}}
