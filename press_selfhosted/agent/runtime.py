@@ -1,0 +1,151 @@
+"""Frappe glue of the in-process agent: Press's records as the engine's Topology and SecretSource,
+the job store on the site's database, RQ enqueueing, the worker function and the scheduler sweep.
+
+Hooks: ``before_request`` and ``before_job`` call :func:`apply_swap` (they run before every web
+request and every background job; ``bench execute``/console/migrate/tests run neither, so this
+app's bench commands call it too).
+"""
+
+from __future__ import annotations
+
+import re
+
+import frappe
+
+from press_selfhosted.agent import transport
+from press_selfhosted.engine.agent import handlers
+from press_selfhosted.engine.agent.executor import Executor, sweep
+from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import bench_handlers
+from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+
+SERVER_TYPES = ("Server", "Proxy Server", "Database Server")
+_docker_hosts = DockerHosts()  # one Docker client per server for the life of the process
+
+
+def apply_swap() -> None:
+	from press.agent import Agent
+
+	transport.install(Agent, is_container_agent, route)
+
+
+def is_container_agent(agent) -> bool:
+	"""A container server has both ``container_prefix`` and ``docker_socket``; cached per request."""
+	cache = frappe.local.__dict__.setdefault("press_selfhosted_container_servers", {})
+	key = (agent.server_type, agent.server)
+	if key not in cache:
+		values = frappe.db.get_value(agent.server_type, agent.server, ["container_prefix", "docker_socket"])
+		cache[key] = bool(values and all(values))
+	return cache[key]
+
+
+def store_config() -> StoreConfig:
+	conf = frappe.conf
+	return StoreConfig(
+		host=conf.get("db_host") or "127.0.0.1",
+		port=int(conf.get("db_port") or 3306),
+		user=conf.get("db_user") or conf.db_name,
+		password=conf.db_password,
+		database=conf.db_name,
+	)
+
+
+def job_store() -> JobStore:
+	store = frappe.local.__dict__.get("press_selfhosted_job_store")
+	if store is None:
+		store = frappe.local.press_selfhosted_job_store = JobStore(store_config())
+		store.ensure_schema()
+	return store
+
+
+def all_handlers():
+	return bench_handlers()
+
+
+def route(agent, method, path, data, agent_job_id):
+	router = Router(all_handlers(), job_store(), enqueue, FrappeTopology(), _docker_hosts)
+	return router.handle(agent.server, method, path, data, agent_job_id, server_type=agent.server_type)
+
+
+def enqueue(job_id: int) -> None:
+	frappe.enqueue(
+		"press_selfhosted.agent.runtime.run_job",
+		queue="long",
+		job_id=f"press_selfhosted_agent_job:{job_id}",
+		deduplicate=True,
+		enqueue_after_commit=False,  # the job row is already committed by the store's own connection
+		job_id_int=job_id,
+	)
+
+
+def run_job(job_id_int: int) -> str | None:
+	executor = Executor(
+		JobStore(store_config()),
+		handlers.index(all_handlers()),
+		FrappeTopology(),
+		FrappeSecrets(),
+		_docker_hosts,
+	)
+	try:
+		return executor.run(job_id_int)
+	finally:
+		executor.store.close()
+
+
+def sweep_jobs() -> list[int]:
+	"""Scheduler (every minute): re-enqueue open jobs whose worker died."""
+	return sweep(job_store(), enqueue)
+
+
+def network_name(cluster: str) -> str:
+	return "press-" + re.sub(r"[^a-z0-9_.-]+", "-", (cluster or "default").lower()).strip("-")
+
+
+class FrappeTopology:
+	def server(self, server_type: str, name: str) -> ContainerServer:
+		doc = frappe.get_cached_doc(server_type, name)
+		return ContainerServer(
+			name=doc.name,
+			server_type=server_type,
+			container_prefix=doc.container_prefix,
+			docker=DockerHost(server=doc.name, socket=doc.docker_socket),
+			network=network_name(doc.cluster),
+			private_ip=doc.private_ip,
+			ip=doc.ip,
+			front_image=doc.get("front_image") or frappe.conf.get("press_selfhosted_front_image"),
+		)
+
+	def app_server_by_ip(self, ip: str) -> ContainerServer:
+		name = frappe.db.get_value("Server", {"private_ip": ip}) or frappe.db.get_value("Server", {"ip": ip})
+		if not name:
+			frappe.throw(f"No app server has the IP {ip}")
+		return self.server("Server", name)
+
+	def database_for(self, app_server: str) -> DatabaseEndpoint:
+		database = frappe.db.get_value("Server", app_server, "database_server")
+		doc = frappe.get_cached_doc("Database Server", database)
+		return DatabaseEndpoint(server=doc.name, host=f"{doc.container_prefix}-mariadb", port=3306)
+
+
+class FrappeSecrets:
+	"""Secrets from Password fields, read when a step asks (never stored with a job)."""
+
+	def secret(self, job: JobRecord, key: str) -> str:
+		from frappe.utils.password import get_decrypted_password
+
+		if key == "mariadb_root_password":
+			server = job.server if job.server_type == "Database Server" else None
+			server = server or frappe.db.get_value("Server", job.server, "database_server")
+			return get_decrypted_password("Database Server", server, "mariadb_root_password")
+		if key == "admin_password":
+			return get_decrypted_password("Site", job.site, "admin_password")
+		if key == "registry_password":
+			registry = frappe.db.get_value("Local Registry", {}, "name")
+			if registry:
+				return get_decrypted_password("Local Registry", registry, "password")
+			return frappe.db.get_single_value("Press Settings", "docker_registry_password")
+		if key == "offsite_secret_key":
+			return get_decrypted_password("Storage Configuration", "Storage Configuration", "secret_key")
+		frappe.throw(f"press_selfhosted does not know where the secret {key!r} is kept")

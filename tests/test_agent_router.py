@@ -1,0 +1,67 @@
+"""Router and job store against the real MariaDB: answers in Press's shapes, never raises, no secrets kept."""
+
+from __future__ import annotations
+
+import uuid
+
+import test_agent_support as support
+
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import bench_handlers
+from press_selfhosted.engine.docker_hosts import DockerHosts
+
+store_config = support.store_config
+
+
+def make(store_config, queued):
+	server = support.app_server(
+		{"docker": {"base_url": "unix:///nonexistent"}, "images": {"front": "x"}}, "r" + uuid.uuid4().hex[:6]
+	)
+	return server, Router(
+		bench_handlers(), JobStore(store_config), queued.append, support.Topology(), DockerHosts()
+	)
+
+
+def test_jobs_are_recorded_without_secrets_and_polled_without_advancing(store_config):
+	queued = []
+	server, router = make(store_config, queued)
+	body = {
+		"name": "b1",
+		"registry": {"url": "r", "username": "u", "password": "s3cret"},
+		"auth": {"SECRET_KEY": "k"},
+	}
+	first = router.handle(server.name, "POST", "benches", body, agent_job_id="AJ-1").json["job"]
+	second = router.handle(server.name, "POST", "/benches/b1/restart", {}, agent_job_id="AJ-2").json["job"]
+	assert queued == [first, second] and 0 < first < second
+	stored = JobStore(store_config).get(first)
+	assert (stored.bench, stored.agent_job_id, stored.status) == ("b1", "AJ-1", "Pending")
+	assert "s3cret" not in str(stored.payload) and stored.payload["auth"]["SECRET_KEY"] == "********"
+	one = router.handle(server.name, "GET", f"jobs/{first}").json
+	assert one["status"] == "Pending" and one["steps"] == [] and one["data"] == {} and one["end"] is None
+	both = router.handle(server.name, "GET", f"jobs/{first},{second}").json
+	assert [job["id"] for job in both] == [first, second]
+	assert [job["id"] for job in router.handle(server.name, "GET", "agent-jobs/AJ-2,AJ-9").json] == [second]
+	assert JobStore(store_config).get(first).status == "Pending"  # polling never advances a job
+	assert router.handle("other.server", "GET", f"jobs/{first}").status_code == 404
+
+
+def test_ping_unknown_and_failures_never_raise(store_config):
+	queued = []
+	server, router = make(store_config, queued)
+	assert router.handle(server.name, "GET", "ping").json == {"message": "pong"}
+	info = router.handle(server.name, "POST", "benches/b1/info", {"since": None})
+	assert info.status_code == 501 and "does not implement" in info.json["output"]
+	job = router.handle(server.name, "POST", "benches/b1/sites/s1/migrate", {}, agent_job_id="AJ-3")
+	assert job.status_code == 404 and queued == []  # a 4xx fails Press's job at once
+	broken = Router(
+		bench_handlers(),
+		JobStore(StoreConfig("127.0.0.1", 1, "x", "y", "z")),
+		queued.append,
+		support.Topology(),
+		DockerHosts(),
+	)
+	down = broken.handle(server.name, "POST", "benches", {"name": "b"}, agent_job_id="AJ-4")
+	assert down.status_code == 503 and "could not be reached" in down.json["output"]  # 5xx: Press retries
+	apps = router.handle(server.name, "GET", "benches/b1/sites/s1/apps")
+	assert apps.status_code >= 500 and isinstance(apps.json["output"], str)
