@@ -1,0 +1,96 @@
+"""Site usage measured from real containers: a bench container holding the site's files and the
+Database Server's MariaDB container holding its database (made here with real tables and rows)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from press_selfhosted.engine.database import SQLFailed
+from press_selfhosted.engine.usage import SiteNotInBench, measure
+from tests.proxy_helpers import remove_servers
+from tests.site_cluster import SITES, put_file, start_bench, start_cluster
+
+SITE = "usage.example.com"
+DB_NAME = "_usage0123456789ab"
+
+
+@pytest.fixture(scope="module")
+def setup(endpoints, docker_client):
+	prefix = f"t{uuid.uuid4().hex[:8]}"
+	try:
+		cluster = start_cluster(docker_client, endpoints, prefix)
+		bench = start_bench(docker_client, endpoints, cluster, "bench-1", front=False)
+		cluster.db.sql(
+			f"CREATE DATABASE `{DB_NAME}`; "
+			f"CREATE TABLE `{DB_NAME}`.`tabUser` (name VARCHAR(140) PRIMARY KEY, enabled INT, user_type VARCHAR(20)); "
+			f"CREATE TABLE `{DB_NAME}`.`tabNote` (name VARCHAR(140) PRIMARY KEY, content LONGTEXT) ENGINE=InnoDB"
+		)
+		users = [
+			("Administrator", 1, "System User"),
+			("Guest", 1, "System User"),
+			("a@example.com", 1, "System User"),
+			("b@example.com", 1, "System User"),
+			("c@example.com", 0, "System User"),
+			("web@example.com", 1, "Website User"),
+		]
+		values = ", ".join(f"('{name}', {enabled}, '{kind}')" for name, enabled, kind in users)
+		cluster.db.sql(f"INSERT INTO `tabUser` VALUES {values}", database=DB_NAME)
+		cluster.db.sql(
+			"INSERT INTO `tabNote` SELECT CONCAT('n', seq), REPEAT('x', 4000) FROM seq_1_to_2000",
+			database=DB_NAME,
+		)
+		# InnoDB refreshes the sizes information_schema shows in the background; settle them now
+		cluster.db.sql("ANALYZE TABLE `tabNote`, `tabUser`", database=DB_NAME)
+		put_file(bench, SITES, f"{SITE}/site_config.json", json.dumps({"db_name": DB_NAME}))
+		put_file(bench, SITES, f"{SITE}/public/files/a.txt", "a" * 3000)
+		put_file(bench, SITES, f"{SITE}/private/files/b.bin", "b" * 5000)
+		put_file(bench, SITES, f"{SITE}/private/backups/c.sql.gz", "c" * 7000)
+		yield cluster, bench
+	finally:
+		# by the exact server labels of this test: other tests' containers come and go meanwhile
+		remove_servers(docker_client, [f"{prefix}-app.local", f"{prefix}-db.local"], f"{prefix}-net")
+
+
+def test_usage_is_measured_from_the_database_and_the_bench(setup):
+	cluster, bench = setup
+	usage = measure(bench, cluster.db, SITE)
+	expected_database = int(
+		cluster.db.sql(
+			"SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
+			f"WHERE TABLE_SCHEMA = '{DB_NAME}'"
+		)[0][0]
+	)
+	assert usage.database == expected_database > 2000 * 4000  # the rows are really counted
+	assert usage.users == 2  # enabled system users, not Administrator, Guest, disabled or website users
+	# du counts the directories themselves too: at least the file bytes, at most a few blocks more
+	assert 3000 <= usage.public < 3000 + 5 * 4096
+	assert 5000 <= usage.private < 5000 + 5 * 4096
+	assert 7000 <= usage.backups < 7000 + 5 * 4096
+	assert usage.storage == usage.public + usage.private
+
+
+def test_a_site_without_private_files_counts_zero(setup):
+	cluster, bench = setup
+	site = "nofiles.example.com"
+	put_file(bench, SITES, f"{site}/site_config.json", json.dumps({"db_name": DB_NAME}))
+	usage = measure(bench, cluster.db, site)
+	assert (usage.private, usage.backups) == (0, 0)
+
+
+def test_a_site_not_in_the_bench_is_named(setup):
+	cluster, bench = setup
+	with pytest.raises(
+		SiteNotInBench, match="missing.example.com has no site_config.json in bench container"
+	):
+		measure(bench, cluster.db, "missing.example.com")
+
+
+def test_a_database_without_tables_fails_with_the_server_named(setup):
+	cluster, bench = setup
+	site = "nodb.example.com"
+	put_file(bench, SITES, f"{site}/site_config.json", json.dumps({"db_name": "_absent_db"}))
+	with pytest.raises(SQLFailed, match="MariaDB of database server .* refused SQL"):
+		measure(bench, cluster.db, site)
