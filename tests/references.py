@@ -133,3 +133,13 @@ def known_doctype_names() -> frozenset[str]:
 			if path.stem == path.parent.name:
 				names.add(json.loads(path.read_text()).get("name", ""))
 	return frozenset(names)
+
+
+def schemas_dir() -> Path:
+	"""JSON schemas of formats the engine writes (Traefik dynamic configuration, Compose): ``SCHEMAS_DIR``."""
+	return _from_env("SCHEMAS_DIR") or SHARED / "schemas"
+
+
+@cache
+def schema(file_name: str) -> dict:
+	return json.loads((schemas_dir() / file_name).read_text())
