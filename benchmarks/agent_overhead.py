@@ -39,15 +39,10 @@ class Topology:
 
 
 def store_config(db: dict, name: str) -> StoreConfig:
-	for password in (db["password"], ""):
-		try:
-			root = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=password)
-		except pymysql.err.OperationalError:
-			continue
-		with root.cursor() as cursor:
-			cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-		return StoreConfig(db["host"], db["port"], db["user"], password, name)
-	raise SystemExit("MariaDB refused root")
+	root = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=db["password"])
+	with root.cursor() as cursor:
+		cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+	return StoreConfig(db["host"], db["port"], db["user"], db["password"], name)
 
 
 def job_overhead(endpoints: dict, jobs: int = 50) -> None:

@@ -26,28 +26,14 @@ from press_selfhosted.engine.benches import BenchSettings, bench_handlers
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 
 
-def _root_login(db: dict) -> tuple[pymysql.connections.Connection, str]:
-	"""Root over TCP with the endpoint's password; a reused MariaDB data dir may still have root@127.0.0.1
-	without one (scripts/services only sets it on a fresh data dir), so that is tried second."""
-	for password in (db["password"], ""):
-		try:
-			return pymysql.connect(
-				host=db["host"], port=db["port"], user=db["user"], password=password
-			), password
-		except pymysql.err.OperationalError as error:
-			if error.args[0] != 1045:
-				raise
-	raise AssertionError("MariaDB refused root with the endpoint's password")
-
-
 @pytest.fixture(scope="session")
 def store_config(endpoints):
 	db = endpoints["mariadb"]
 	name = f"psa_test_{uuid.uuid4().hex[:8]}"
-	root, password = _root_login(db)
+	root = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=db["password"])
 	with root.cursor() as cursor:
 		cursor.execute(f"CREATE DATABASE `{name}`")
-	config = StoreConfig(db["host"], db["port"], db["user"], password, name)
+	config = StoreConfig(db["host"], db["port"], db["user"], db["password"], name)
 	JobStore(config).ensure_schema()
 	yield config
 	with root.cursor() as cursor:
