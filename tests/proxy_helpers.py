@@ -21,9 +21,11 @@ class FakeTopology:
 
 	app_servers: dict[str, ContainerServer] = field(default_factory=dict)
 	benches: dict[str, str] = field(default_factory=dict)
+	proxies: list[ContainerServer] = field(default_factory=list)
 
 	def server(self, server_type: str, name: str) -> ContainerServer:
-		return next(server for server in self.app_servers.values() if server.name == name)
+		known = [*self.app_servers.values(), *self.proxies]
+		return next(s for s in known if s.name == name and s.server_type == server_type)
 
 	def app_server_by_ip(self, ip: str) -> ContainerServer:
 		return self.app_servers[ip]

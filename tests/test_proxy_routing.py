@@ -25,7 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from press_selfhosted.engine import naming, traefik
+from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore
+from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, RoutesNotLoaded, SiteNotOnProxy
 from press_selfhosted.engine.validation import ValidationError
 from tests.proxy_helpers import (
@@ -36,6 +40,7 @@ from tests.proxy_helpers import (
 	run_job,
 	start_bench_pair,
 )
+from tests.test_agent_support import store_config  # noqa: F401 (the job store fixture)
 
 SCHEMA = json.loads(Path("/work/shared/schemas/traefik-v3-file-provider.json").read_text())
 UPSTREAM = "10.20.0.7"
@@ -61,12 +66,13 @@ def cluster(endpoints, docker_client):
 			reload_timeout=20,
 		)
 		jobs = ProxyJobs(settings)
-		topology = FakeTopology(app_servers={UPSTREAM: app}, benches={SITE: BENCH})
+		topology = FakeTopology(app_servers={UPSTREAM: app}, benches={SITE: BENCH}, proxies=[proxy_server])
 		yield {
 			"client": docker_client,
 			"server": proxy_server,
 			"settings": settings,
 			"handlers": index(jobs.handlers()),
+			"handler_list": jobs.handlers(),
 			"topology": topology,
 			"proxy": Proxy.ensure(docker_client, proxy_server, settings),
 		}
@@ -288,3 +294,51 @@ def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
 	)
 	with pytest.raises(RoutesNotLoaded, match="did not load the routes.*missing_site: absent.*docker logs"):
 		proxy.verify(ctx, {"missing_site": "missing_site"})
+
+
+def test_through_the_agent_router_and_executor(cluster, store_config):  # noqa: F811 (fixture)
+	"""Press's requests as the transport swap hands them over: job created, executed, polled."""
+	site = "routed.example.com"
+	cluster["topology"].benches[site] = BENCH
+	hosts = DockerHosts()
+	store = JobStore(store_config)
+	executor = Executor(
+		JobStore(store_config),
+		index(cluster["handler_list"]),
+		cluster["topology"],
+		FakeSecrets(),
+		hosts,
+		ExecutorSettings(scope_wait=30),
+	)
+	router = Router(cluster["handler_list"], store, executor.run, cluster["topology"], hosts)
+	server = cluster["server"]
+
+	def request(method: str, path: str, data: dict) -> dict:
+		answer = router.handle(server.name, method, path, data, "AJ-1", server_type="Proxy Server")
+		assert answer.status_code == 200, answer.json
+		polled = router.handle(server.name, "GET", f"jobs/{answer.json['job']}", server_type="Proxy Server")
+		return polled.json
+
+	added = request("POST", f"proxy/upstreams/{UPSTREAM}/sites", {"name": site})
+	assert added["status"] == "Success", added["data"]
+	assert [step["name"] for step in added["steps"]] == [
+		"Add Site File to Upstream Directory",
+		"Reload NGINX",
+	]
+	assert get(cluster, site).json() == {"site": site}
+
+	suspended = request("POST", f"proxy/upstreams/{UPSTREAM}/sites/{site}/status", {"status": "suspended"})
+	assert suspended["status"] == "Success" and get(cluster, site).status_code == 503
+
+	removed = request("DELETE", f"proxy/upstreams/{UPSTREAM}/sites/{site}", {"extra_domains": []})
+	assert removed["status"] == "Success"
+	assert [step["status"] for step in removed["steps"]] == ["Success"]
+	assert get(cluster, site).status_code == 404
+
+	failed = request("POST", f"proxy/upstreams/{UPSTREAM}/sites/{site}/status", {"status": "activated"})
+	assert failed["status"] == "Failure"
+	assert "Run 'Add Site to Upstream' for it first" in failed["data"]["output"] + failed["data"].get(
+		"traceback", ""
+	)
+	store.close()
+	executor.store.close()

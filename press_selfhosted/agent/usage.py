@@ -1,0 +1,171 @@
+"""Frappe glue for site usage and Site Plan limits on container servers.
+
+Hooks the lead wires (hooks.py):
+- ``scheduler_events["hourly_long"]``: ``press_selfhosted.agent.usage.measure_site_usages``;
+- ``doc_events["Site"]["on_update"]``: ``press_selfhosted.agent.usage.on_site_update`` (a plan change
+  measures the site again and applies the new plan's limits).
+
+Press's own fields keep the policy's memory: ``site_usage_exceeded``/``site_usage_exceeded_on`` (over a
+limit since), ``last_site_usage_warning_mail_sent_on`` (last notice), ``disable_site_usage_exceed_check``
+(opt a site out); a suspension by this policy is recognised by its Site Activity reason.
+"""
+
+from __future__ import annotations
+
+import frappe
+from frappe.utils import now_datetime
+from frappe.utils.password import get_decrypted_password
+
+from press_selfhosted.agent.runtime import FrappeTopology
+from press_selfhosted.engine import naming, usage
+from press_selfhosted.engine.database import MariaDB
+from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.plan_limits import MIB, Action, Decision, LimitState, PlanLimits, decide
+
+REASON = "Site usage over the plan's limits"
+MEASURED_STATUSES = ("Active", "Inactive", "Suspended")
+_docker_hosts = DockerHosts()
+
+
+def plan_limits(plan) -> PlanLimits:
+	"""Site Plan document (or dict) → limits; an empty field is no limit."""
+	return PlanLimits(
+		max_database_usage=int(plan.get("max_database_usage") or 0),
+		max_storage_usage=int(plan.get("max_storage_usage") or 0),
+		max_users=int(plan.get("max_users") or 0),
+	)
+
+
+def limit_state(site, suspended_by_policy: bool) -> LimitState:
+	return LimitState(
+		exceeded_since=site.get("site_usage_exceeded_on") if site.get("site_usage_exceeded") else None,
+		warned_at=site.get("last_site_usage_warning_mail_sent_on"),
+		suspended_by_policy=suspended_by_policy,
+	)
+
+
+def site_fields(decision: Decision) -> dict:
+	"""The Site fields that remember ``decision.state``."""
+	state = decision.state
+	return {
+		"site_usage_exceeded": 1 if state.exceeded_since else 0,
+		"site_usage_exceeded_on": state.exceeded_since,
+		"last_site_usage_warning_mail_sent_on": state.warned_at,
+		"site_usage_exceeded_last_checked_on": now_datetime(),
+	}
+
+
+def usage_percentages(limits: PlanLimits, measured: usage.SiteUsage) -> dict:
+	"""Press's ``current_database_usage``/``current_disk_usage``: percent of the plan's limit."""
+
+	def percent(used: int, allowed_mib: int) -> int:
+		return int(used * 100 / (allowed_mib * MIB)) if allowed_mib else 0
+
+	return {
+		"current_database_usage": percent(measured.database, limits.max_database_usage),
+		"current_disk_usage": percent(measured.storage, limits.max_storage_usage),
+	}
+
+
+def _is_container_server(server: str) -> bool:
+	values = frappe.db.get_value("Server", server, ["container_prefix", "docker_socket"])
+	return bool(values and all(values))
+
+
+def measure_site(site) -> usage.SiteUsage:
+	topology = FrappeTopology()
+	app = topology.server("Server", site.server)
+	bench = _docker_hosts.call(
+		app.docker,
+		f"finding the bench container of {site.bench}",
+		lambda client: client.containers.get(naming.resource_name(app.container_prefix, site.bench)),
+	)
+	endpoint = topology.database_for(site.server)
+	db_server = topology.server("Database Server", endpoint.server)
+	db_container = _docker_hosts.call(
+		db_server.docker, "finding the MariaDB container", lambda client: client.containers.get(endpoint.host)
+	)
+	password = get_decrypted_password("Database Server", endpoint.server, "mariadb_root_password")
+	return usage.measure(bench, MariaDB(db_server.name, db_container, password), site.name)
+
+
+def record_usage(site, measured: usage.SiteUsage) -> None:
+	if frappe.db.exists("DocType", "Site Usage"):
+		frappe.get_doc(
+			{
+				"doctype": "Site Usage",
+				"site": site.name,
+				"database": measured.database // MIB,
+				"public": measured.public // MIB,
+				"private": measured.private // MIB,
+				"backups": measured.backups // MIB,
+			}
+		).insert(ignore_permissions=True)
+	limits = plan_limits(frappe.get_cached_doc("Site Plan", site.plan)) if site.plan else PlanLimits()
+	frappe.db.set_value("Site", site.name, usage_percentages(limits, measured), update_modified=False)
+
+
+def suspended_by_policy(site) -> bool:
+	if site.status != "Suspended":
+		return False
+	reason = frappe.db.get_value(
+		"Site Activity", {"site": site.name, "action": "Suspend Site"}, "reason", order_by="creation desc"
+	)
+	return bool(reason and reason.startswith(REASON))
+
+
+def apply_limits(site, measured: usage.SiteUsage) -> Decision:
+	limits = plan_limits(frappe.get_cached_doc("Site Plan", site.plan)) if site.plan else PlanLimits()
+	decision = decide(limits, measured, limit_state(site, suspended_by_policy(site)), now_datetime())
+	frappe.db.set_value("Site", site.name, site_fields(decision), update_modified=False)
+	if decision.action is Action.NOTIFY:
+		_notify(site, decision)
+	elif decision.action is Action.SUSPEND:
+		site.suspend(reason=f"{REASON}: {decision.reason}")
+	elif decision.action is Action.UNSUSPEND:
+		site.unsuspend(reason="Site usage back within the plan's limits")
+	return decision
+
+
+def _notify(site, decision: Decision) -> None:
+	recipient = frappe.db.get_value("Team", site.team, "user")
+	text = (
+		f"Site {site.name} uses more than its plan allows ({decision.reason}). "
+		"Reduce its usage or move it to a bigger plan; otherwise it will be suspended at the end of "
+		"the grace period."
+	)
+	site.add_comment("Info", text)
+	if recipient:
+		frappe.sendmail(recipients=[recipient], subject=f"{site.name}: over the plan's limits", message=text)
+
+
+def check_site(name: str) -> Decision:
+	"""Measure one site, record its usage and apply its plan's limits."""
+	site = frappe.get_doc("Site", name)
+	measured = measure_site(site)
+	record_usage(site, measured)
+	return apply_limits(site, measured)
+
+
+def measure_site_usages() -> None:
+	"""Scheduler: every site on a container server, one at a time, each in its own transaction."""
+	sites = frappe.get_all(
+		"Site",
+		filters={"status": ("in", MEASURED_STATUSES), "disable_site_usage_exceed_check": 0},
+		fields=["name", "server"],
+	)
+	for site in sites:
+		if not _is_container_server(site.server):
+			continue
+		try:
+			check_site(site.name)
+			frappe.db.commit()
+		except Exception:  # noqa: BLE001 one site's failure must not stop the others; it is logged
+			frappe.db.rollback()
+			frappe.log_error(title=f"press_selfhosted: usage of {site.name}")
+
+
+def on_site_update(doc, method=None) -> None:
+	"""A plan change re-evaluates the limits at once (measured afresh: the users count is live)."""
+	if doc.has_value_changed("plan") and _is_container_server(doc.server):
+		frappe.enqueue("press_selfhosted.agent.usage.check_site", name=doc.name, enqueue_after_commit=True)
