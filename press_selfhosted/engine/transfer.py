@@ -11,12 +11,13 @@ aborted, and uploads a crashed run left incomplete under the same key are aborte
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -59,28 +60,6 @@ class StoredObject:
 	sha256: str
 
 
-class _ChunkReader(io.RawIOBase):
-	"""A file object over an iterator of byte chunks (Docker's archive stream)."""
-
-	def __init__(self, chunks: Iterable[bytes]):
-		self._chunks = iter(chunks)
-		self._pending = memoryview(b"")
-
-	def readable(self) -> bool:
-		return True
-
-	def readinto(self, buffer) -> int:
-		while not self._pending:
-			chunk = next(self._chunks, None)
-			if chunk is None:
-				return 0
-			self._pending = memoryview(chunk)
-		count = min(len(buffer), len(self._pending))
-		buffer[:count] = self._pending[:count]
-		self._pending = self._pending[count:]
-		return count
-
-
 def _read_exactly(reader, size: int) -> bytes:
 	parts = []
 	missing = size
@@ -95,34 +74,53 @@ def _read_exactly(reader, size: int) -> bytes:
 
 @dataclass(frozen=True)
 class ContainerFile:
-	"""A regular file in a container, opened for reading as a stream."""
+	"""A regular file in a container, open for reading as a stream; ``close`` ends the Docker request."""
 
-	container_name: str
 	path: str
 	size: int
 	reader: io.BufferedIOBase
+	response: object
+
+	def close(self) -> None:
+		self.response.close()
 
 
 def open_container_file(container, path: str, tuning: Tuning = Tuning()) -> ContainerFile:
-	"""Docker's archive of one regular file: the tar member's bytes, read incrementally."""
-	import docker.errors
+	"""Docker's archive of one regular file: the tar member's bytes, read incrementally.
 
+	The request is made on docker-py's API session directly because ``get_archive`` hands out a
+	generator that cannot close its response: an abandoned archive stream keeps Docker writing into
+	a socket nobody reads, and the next archive request on that container waits behind it.
+	"""
+	api = container.client.api
 	try:
-		chunks, _stat = container.get_archive(path, chunk_size=tuning.read_chunk)
-	except docker.errors.NotFound as error:
-		raise ObjectMissing(
-			f"{path} does not exist in container {container.name}: {error.explanation}"
-		) from error
-	except docker.errors.APIError as error:
+		response = api.get(
+			api._url("/containers/{0}/archive", container.id),
+			params={"path": path},
+			headers={"Accept-Encoding": "identity"},
+			stream=True,
+		)
+	except Exception as error:
 		raise TransferError(
-			f"Docker refused to read {path} from container {container.name}: {error.explanation or error}"
+			f"Docker did not answer a read of {path} from container {container.name}: {type(error).__name__}: {error}"
 		) from error
-	# tarfile reads its stream in bufsize blocks: large blocks keep the per-call overhead low.
-	archive = tarfile.open(fileobj=_ChunkReader(chunks), mode="r|", bufsize=tuning.read_chunk)
-	member = archive.next()
+	if response.status_code != 200:
+		detail = response.text.strip()
+		response.close()
+		if response.status_code == 404:
+			raise ObjectMissing(f"{path} does not exist in container {container.name}: {detail}")
+		raise TransferError(f"Docker refused to read {path} from container {container.name}: {detail}")
+	try:
+		# tarfile reads its stream in bufsize blocks: large blocks keep the per-call overhead low.
+		archive = tarfile.open(fileobj=response.raw, mode="r|", bufsize=tuning.read_chunk)  # noqa: SIM115 the caller reads it
+		member = archive.next()
+	except Exception as error:
+		response.close()
+		raise TransferError(f"Reading {path} from container {container.name} failed: {error}") from error
 	if member is None or not member.isfile():
+		response.close()
 		raise TransferError(f"{path} in container {container.name} is not a regular file")
-	return ContainerFile(container.name, path, member.size, archive.extractfile(member))
+	return ContainerFile(path, member.size, archive.extractfile(member), response)
 
 
 def _abort_leftovers(s3, bucket: str, key: str) -> None:
@@ -229,10 +227,9 @@ def _multipart(
 	except BaseException:
 		for future in futures:
 			future.cancel()
-		try:
+		# When S3 is gone the abort fails too: the next upload to this key aborts the leftover first.
+		with contextlib.suppress(Exception):
 			s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-		except Exception:  # S3 gone: the next upload to this key aborts the leftover first
-			pass
 		raise
 
 
@@ -240,9 +237,18 @@ def upload_from_container(
 	container, path: str, s3, target: S3Target, key: str, tuning: Tuning = Tuning()
 ) -> StoredObject:
 	opened = open_container_file(container, path, tuning)
-	return upload_stream(
-		opened.reader, opened.size, s3, target, key, tuning, source=f"{path} in container {container.name}"
-	)
+	try:
+		return upload_stream(
+			opened.reader,
+			opened.size,
+			s3,
+			target,
+			key,
+			tuning,
+			source=f"{path} in container {container.name}",
+		)
+	finally:
+		opened.close()
 
 
 def hash_object(s3, target: S3Target, key: str, tuning: Tuning = Tuning()) -> StoredObject:

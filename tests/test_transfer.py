@@ -1,0 +1,135 @@
+"""Streaming container <-> S3 against the real dockerd and the real S3 server, with faults."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from backup_support import FaultyProxy, object_keys, open_uploads, s3_target, scratch_bucket, sha256_in
+
+from press_selfhosted.engine import transfer
+from press_selfhosted.engine.errors import StorageAuthError, StorageBucketMissing, StorageUnreachable
+from press_selfhosted.engine.storage import open_client
+
+MiB = 1024 * 1024
+SMALL_PARTS = transfer.Tuning(part_size=5 * MiB, parallel_parts=2)
+
+
+@pytest.fixture(scope="module")
+def bucket(endpoints):
+	with scratch_bucket(endpoints, f"t-transfer-{uuid.uuid4().hex[:8]}") as target:
+		yield target
+
+
+@pytest.fixture(scope="module")
+def box(endpoints, docker_client):
+	"""A base-image container holding a 23 MiB random file and a small one."""
+	tag = uuid.uuid4().hex[:8]
+	container = docker_client.containers.run(
+		endpoints["images"]["base"],
+		["sleep", "infinity"],
+		detach=True,
+		name=f"t{tag}-transfer",
+		labels={"press.managed": "1", "press.test": f"t{tag}"},
+	)
+	try:
+		container.exec_run(["sh", "-c", "head -c 24117248 /dev/urandom > /tmp/big; echo hello > /tmp/small"])
+		yield container
+	finally:
+		container.remove(force=True)
+
+
+def test_upload_streams_multipart_with_sha256_and_verifies(box, bucket):
+	with open_client(bucket) as s3:
+		stored = transfer.upload_from_container(box, "/tmp/big", s3, bucket, "p/site/big", SMALL_PARTS)
+		assert stored.size == 24117248
+		assert stored.sha256 == sha256_in(box, "/tmp/big")
+		assert s3.head_object(Bucket=bucket.bucket, Key="p/site/big")["ContentLength"] == stored.size
+		assert transfer.verify_object(s3, bucket, "p/site/big", stored.size, stored.sha256) == stored
+		assert open_uploads(s3, bucket.bucket, "p/site/big") == []
+
+		small = transfer.upload_from_container(box, "/tmp/small", s3, bucket, "p/site/small", SMALL_PARTS)
+		assert (small.size, small.sha256) == (6, sha256_in(box, "/tmp/small"))
+
+
+def test_verify_names_the_object_on_size_or_checksum_mismatch(box, bucket):
+	with open_client(bucket) as s3:
+		s3.put_object(Bucket=bucket.bucket, Key="p/tampered", Body=b"abc")
+		with pytest.raises(
+			transfer.ChecksumMismatch, match=r"p/tampered .* has 3 bytes, but 4 were recorded"
+		):
+			transfer.verify_object(s3, bucket, "p/tampered", 4, "0" * 64)
+		with pytest.raises(
+			transfer.ChecksumMismatch, match=r"p/tampered .* has sha256 [0-9a-f]{64}, but 0{64}"
+		):
+			transfer.verify_object(s3, bucket, "p/tampered", 3, "0" * 64)
+		with pytest.raises(transfer.ObjectMissing, match=r"p/nothing-here is not in bucket"):
+			transfer.verify_object(s3, bucket, "p/nothing-here", 3, "0" * 64)
+
+
+def test_download_into_container_from_key_and_presigned_url(box, bucket):
+	with open_client(bucket) as s3:
+		stored = transfer.upload_from_container(box, "/tmp/big", s3, bucket, "p/down/big", SMALL_PARTS)
+		box.exec_run(["mkdir", "-p", "/tmp/in"])
+		got = transfer.write_into_container(
+			transfer.open_object(s3, bucket, "p/down/big"), box, "/tmp/in", "a"
+		)
+		assert (got.size, got.sha256) == (stored.size, stored.sha256)
+		assert sha256_in(box, "/tmp/in/a") == stored.sha256
+
+		url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket.bucket, "Key": "p/down/big"})
+		got = transfer.write_into_container(transfer.open_url(url), box, "/tmp/in", "b")
+		assert sha256_in(box, "/tmp/in/b") == stored.sha256
+
+		missing = s3.generate_presigned_url(
+			"get_object", Params={"Bucket": bucket.bucket, "Key": "p/down/none"}
+		)
+		with pytest.raises(transfer.ObjectMissing, match=r"p/down/none answers 404"):
+			transfer.open_url(missing)
+
+
+def test_wrong_keys_and_missing_bucket_fail_with_operator_messages(endpoints, box, bucket):
+	wrong = s3_target(endpoints, bucket.bucket, secret_key="not-the-secret-key")
+	with open_client(wrong) as s3, pytest.raises(StorageAuthError, match="secret key") as caught:
+		transfer.upload_from_container(box, "/tmp/small", s3, wrong, "p/wrong/small", SMALL_PARTS)
+	assert "not-the-secret-key" not in str(caught.value)
+
+	absent = s3_target(endpoints, f"t-absent-{uuid.uuid4().hex[:8]}")
+	with open_client(absent) as s3, pytest.raises(StorageBucketMissing, match="does not exist"):
+		transfer.upload_from_container(box, "/tmp/small", s3, absent, "p/absent/small", SMALL_PARTS)
+
+
+def test_s3_stopping_mid_upload_leaves_no_object_and_the_next_run_succeeds(endpoints, box, bucket):
+	upstream = urlsplit(endpoints["s3"]["endpoint_url"])
+	proxy = FaultyProxy(upstream.hostname, upstream.port)
+	try:
+		target = s3_target(endpoints, bucket.bucket, endpoint_url=proxy.url, read_timeout=5)
+		key = "p/fault/big"
+		with open_client(target) as s3:
+			proxy.go_down_after(12 * MiB)
+			with pytest.raises(StorageUnreachable, match=f"Cannot reach the S3 endpoint {proxy.url}"):
+				transfer.upload_from_container(box, "/tmp/big", s3, target, key, SMALL_PARTS)
+			proxy.come_back()
+			assert key not in object_keys(s3, bucket.bucket, "p/fault/")
+
+			stored = transfer.upload_from_container(box, "/tmp/big", s3, target, key, SMALL_PARTS)
+			assert stored.sha256 == sha256_in(box, "/tmp/big")
+			transfer.verify_object(s3, target, key, stored.size, stored.sha256)
+			assert open_uploads(s3, bucket.bucket, key) == []  # the first run's incomplete upload is aborted
+	finally:
+		proxy.close()
+
+
+def test_source_ending_early_aborts_the_upload(bucket):
+	"""A source shorter than announced (a file truncated while it is read) never becomes an object.
+
+	A container cannot stop under a running read: Docker holds stop/kill until the archive stream
+	ends, so the container-stopped fault is tested while `bench backup` runs (test_backup)."""
+	short = io.BytesIO(b"x" * (12 * MiB))
+	with open_client(bucket) as s3:
+		with pytest.raises(transfer.TransferError, match=r"the dump ended after 12582912 of 20971520 bytes"):
+			transfer.upload_stream(short, 20 * MiB, s3, bucket, "p/short/big", SMALL_PARTS, source="the dump")
+		assert object_keys(s3, bucket.bucket, "p/short/") == []
+		assert open_uploads(s3, bucket.bucket, "p/short/big") == []
