@@ -11,12 +11,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import docker
-
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint
+from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord, StepContext
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.docker_hosts import DockerHost
 
@@ -135,3 +134,81 @@ def sql_as(cluster: Cluster, user: str, password: str, query: str, bench_contain
 		environment={"MYSQL_PWD": password},
 	)
 	return exit_code, output.decode(errors="replace")
+
+
+# --- running handlers' steps directly (the executor's part is played here) ---------------------------
+
+
+@dataclass
+class Topology:
+	cluster: Cluster
+
+	def server(self, server_type: str, name: str) -> ContainerServer:
+		return {s.name: s for s in (self.cluster.app_server, self.cluster.db_server)}[name]
+
+	def app_server_by_ip(self, ip: str) -> ContainerServer:
+		return self.cluster.app_server
+
+	def database_for(self, app_server: str) -> DatabaseEndpoint:
+		return self.cluster.endpoint
+
+
+@dataclass
+class Secrets:
+	values: dict
+
+	def secret(self, job, key: str) -> str:
+		return self.values[key]
+
+
+@dataclass
+class ProxyJobs:
+	"""The proxy's ``Remove Site from Upstream`` statuses, one per poll (the last one repeats)."""
+
+	statuses: dict = field(default_factory=dict)
+	polls: int = 0
+
+	def latest_status(self, job_type, *, server=None, bench=None, site=None):
+		assert job_type == "Remove Site from Upstream"
+		self.polls += 1
+		sequence = self.statuses.get(site) or [None]
+		return sequence.pop(0) if len(sequence) > 1 else sequence[0]
+
+
+def run_steps(
+	client,
+	cluster: Cluster,
+	handler,
+	bench: str,
+	site: str | None,
+	payload: dict,
+	secrets: dict,
+	steps: int | None = None,
+	jobs=None,
+) -> list[str]:
+	"""Run the first ``steps`` steps of ``handler`` (all by default) as the executor would; returns the output."""
+	record = JobRecord(
+		id=1,
+		job_type=handler.job_type,
+		server=cluster.app_server.name,
+		server_type="Server",
+		method=handler.method,
+		path=handler.path,
+		bench=bench,
+		site=site,
+		payload=payload,
+	)
+	output: list[str] = []
+	for step in handler.steps[:steps]:
+		ctx = StepContext(
+			record,
+			cluster.app_server,
+			client,
+			Topology(cluster),
+			Secrets(secrets),
+			output.append,
+			lambda server: client,
+			jobs=jobs,
+		)
+		step.run(ctx)
+	return output

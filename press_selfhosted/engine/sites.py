@@ -1,0 +1,546 @@
+"""Site jobs of an app server, run in the bench's backend container as the Agent runs them.
+
+Each handler's steps carry Press's step names; each step is idempotent, looking at what exists (the
+site directory and its ``site_config.json`` in the sites volume, the database and users in MariaDB,
+the apps ``bench list-apps`` reports) before doing what is missing. Databases are created and
+dropped through a temporary ``<db_name>_limited`` user that never outlives its step.
+
+Container benches have no per-bench nginx to regenerate: the bench's front serves every site of the
+bench by its Host header. So ``Bench Setup NGINX`` says so, and ``Reload NGINX`` checks that the
+front answers for the site (or, when archiving, waits for the proxy to stop routing it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from docker.models.containers import Container
+
+from press_selfhosted.engine import commands, naming
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.agent.jobs import MASK
+from press_selfhosted.engine.database import (
+	LIMITED_SUFFIX,
+	MariaDB,
+	SQLFailed,
+	database_name,
+	find_mariadb,
+	temporary_user,
+)
+from press_selfhosted.engine.errors import EngineError
+
+SITES = f"{commands.BENCH_DIRECTORY}/sites"
+ARCHIVED = "archived"
+REMOVE_FROM_UPSTREAM = "Remove Site from Upstream"
+_ROOT = commands.Exec(user="root", workdir="/")
+
+
+class SiteError(EngineError):
+	"""A site job could not do what Press asked."""
+
+
+class SiteBusy(SiteError):
+	pass
+
+
+class ProxyNotDone(SiteError):
+	pass
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+	idle_timeout: float = 300.0  # the Agent waits up to 300 s for a site's queued jobs
+	idle_interval: float = 5.0
+	proxy_timeout: float = 600.0  # Archive Site waits this long for the proxy's Remove Site from Upstream
+	proxy_interval: float = 2.0
+
+
+# --- where things are -------------------------------------------------------------------------------
+
+
+def site_name(ctx: StepContext) -> str:
+	return ctx.job.site or ctx.payload["name"]
+
+
+def path_arg(ctx: StepContext, key: str) -> str:
+	return (ctx.payload.get("path_args") or {}).get(key) or ctx.payload[key]
+
+
+def _container(ctx: StepContext, name: str, what: str) -> Container:
+	found = ctx.docker.containers.list(all=True, filters={"name": f"^{name}$"})
+	if not found or found[0].status != "running":
+		state = found[0].status if found else "missing"
+		raise SiteError(
+			f"The {what} container {name} of bench {ctx.job.bench} on server {ctx.server.name} is {state}. "
+			"Fix: start the bench (Press: Update Bench Configuration or Bench Restart), then retry the job."
+		)
+	return found[0]
+
+
+def backend(ctx: StepContext) -> Container:
+	return _container(ctx, naming.resource_name(ctx.server.container_prefix, ctx.job.bench), "backend")
+
+
+def front(ctx: StepContext) -> Container:
+	return _container(ctx, naming.resource_name(ctx.server.container_prefix, ctx.job.bench, "front"), "front")
+
+
+def mariadb(ctx: StepContext) -> MariaDB:
+	endpoint = ctx.topology.database_for(ctx.server.name)
+	db_server = ctx.topology.server("Database Server", endpoint.server)
+	return find_mariadb(
+		ctx.docker_of(db_server), db_server, endpoint.host, ctx.secret("mariadb_root_password")
+	)
+
+
+def bench(ctx: StepContext, *argv: str, secrets: tuple[str, ...] = (), site: bool = True, check: bool = True):
+	"""``bench [--site S] argv`` in the backend; the job's output keeps it with secrets masked."""
+	prefix = ["bench", "--site", site_name(ctx)] if site else ["bench"]
+	return ctx.run(backend(ctx), [*prefix, *argv], commands.Exec(secrets=secrets), check=check)
+
+
+def read_site_config(ctx: StepContext, folder: str = "") -> dict | None:
+	"""``site_config.json`` of the site (under ``sites/<folder>`` when given), None when there is none."""
+	path = "/".join(part for part in (SITES, folder, site_name(ctx), "site_config.json") if part)
+	result = commands.run(backend(ctx), ["cat", path], check=False)
+	return json.loads(result.stdout) if result.exit_code == 0 else None
+
+
+def installed_apps(ctx: StepContext) -> list[str]:
+	"""First word of each ``list-apps`` line, as Press parses it."""
+	output = bench(ctx, "list-apps").stdout
+	return [line.split()[0] for line in output.splitlines() if line.strip()]
+
+
+# --- site_config.json ----------------------------------------------------------------------------------
+
+# Runs inside the backend: one read-modify-rename, so bench commands never see half a file. The
+# changes travel in the exec environment because values may be secrets (kept out of the job output).
+_EDIT_CONFIG = """
+import json, os, sys
+path = sys.argv[1]
+config = json.load(open(path))
+for op, key, value in json.loads(os.environ["PRESS_CONFIG_CHANGES"]):
+	if op == "set":
+		config[key] = value
+	elif op == "unset":
+		config.pop(key, None)
+	elif op == "append" and value not in config.setdefault(key, []):
+		config[key].append(value)
+	elif op == "discard":
+		config[key] = [item for item in config.get(key, []) if item != value]
+tmp = path + ".press-tmp"
+with open(tmp, "w") as handle:
+	json.dump(config, handle, indent=1, sort_keys=True)
+os.replace(tmp, path)
+"""
+
+
+def edit_site_config(ctx: StepContext, changes: list[tuple[str, str, object]]) -> None:
+	if not changes:
+		ctx.log("site_config.json: nothing to change")
+		return
+	path = f"{SITES}/{site_name(ctx)}/site_config.json"
+	how = commands.Exec(environment={"PRESS_CONFIG_CHANGES": json.dumps(changes)})
+	result = commands.run(backend(ctx), ["python3", "-c", _EDIT_CONFIG, path], how, check=False)
+	if result.exit_code != 0:
+		raise SiteError(
+			f"Could not update {path} of site {site_name(ctx)} in bench {ctx.job.bench}: "
+			f"{ctx.redact(result.output)[-1500:]}"
+		)
+	ctx.log("site_config.json: " + ", ".join(f"{op} {key}" for op, key, _ in changes))
+
+
+def config_changes(ctx: StepContext, config: dict, remove: list[str] = ()) -> list[tuple[str, str, object]]:
+	"""Press's ``config``/``remove``; a value the job store masked is read back from the SecretSource."""
+	changes = [
+		("set", key, ctx.secret(f"config.{key}") if value == MASK else value) for key, value in config.items()
+	]
+	return changes + [("unset", key, None) for key in remove]
+
+
+# --- steps -----------------------------------------------------------------------------------------------
+
+
+def _site_exists(ctx: StepContext, db: MariaDB, db_name: str) -> bool:
+	"""A complete site: its config names our database, which exists and has frappe installed."""
+	config = read_site_config(ctx)
+	if config and config.get("db_name") == db_name:
+		try:
+			return bool(
+				db.sql(f"SELECT 1 FROM `{db_name}`.`tabInstalled Application` WHERE app_name = 'frappe'")
+			)
+		except SQLFailed:
+			return False
+	return False
+
+
+def _clear_half_created(ctx: StepContext, db: MariaDB, db_name: str) -> None:
+	site = site_name(ctx)
+	if read_site_config(ctx) is not None or db.database_exists(db_name):
+		ctx.log(
+			f"site {site} was half created (earlier run interrupted): removing its directory and database"
+		)
+	db.drop_database_and_user(db_name, db_name)
+	ctx.run(backend(ctx), ["rm", "-rf", f"{SITES}/{site}"])
+
+
+def new_site(ctx: StepContext) -> None:
+	site, db_name = site_name(ctx), database_name(ctx.job.bench, site_name(ctx))
+	db = mariadb(ctx)
+	if _site_exists(ctx, db, db_name):
+		db.drop_user(db_name + LIMITED_SUFFIX)
+		ctx.log(f"site {site} already exists with database {db_name}")
+		return
+	_clear_half_created(ctx, db, db_name)
+	admin_password = ctx.secret("admin_password")
+	with temporary_user(db, db_name) as login:
+		bench(
+			ctx,
+			"new-site",
+			"--no-mariadb-socket",
+			"--mariadb-root-username",
+			login.user,
+			"--mariadb-root-password",
+			login.password,
+			"--admin-password",
+			admin_password,
+			"--db-name",
+			db_name,
+			site,
+			secrets=(login.password, admin_password),
+			site=False,
+		)
+
+
+def install_apps(ctx: StepContext) -> None:
+	present = installed_apps(ctx)
+	for app in ctx.payload.get("apps", []):
+		if app == "frappe" or app in present:
+			continue
+		bench(ctx, "install-app", app)
+
+
+def update_config_from_payload(ctx: StepContext) -> None:
+	edit_site_config(
+		ctx, config_changes(ctx, ctx.payload.get("config") or {}, ctx.payload.get("remove") or [])
+	)
+
+
+def enable_scheduler(ctx: StepContext) -> None:
+	bench(ctx, "scheduler", "enable")
+
+
+def create_user(ctx: StepContext) -> None:
+	user = ctx.payload.get("create_user")
+	if not user:
+		ctx.log("no user to create")
+		return
+	argv = [
+		"add-system-manager",
+		user["email"],
+		"--first-name",
+		user["first_name"],
+		"--last-name",
+		user["last_name"],
+	]
+	secrets: tuple[str, ...] = ()
+	if user.get("password"):
+		password = ctx.secret("create_user.password")
+		argv += ["--password", password]
+		secrets = (password,)
+	bench(ctx, *argv, secrets=secrets)
+
+
+def setup_nginx(ctx: StepContext) -> None:
+	ctx.log(
+		f"container bench {ctx.job.bench}: its front serves every site of the bench by Host header; "
+		"no per-site nginx configuration to write"
+	)
+
+
+_PING = (
+	"if command -v curl >/dev/null; then curl -s -o /dev/null -m 5 -w '%{http_code}' -H \"Host: $1\" "
+	'http://127.0.0.1/api/method/ping; else python3 -c "import sys, urllib.request as u, urllib.error as e\n'
+	"r = u.Request('http://127.0.0.1/api/method/ping', headers={'Host': sys.argv[1]})\n"
+	'try: print(u.urlopen(r, timeout=5).status)\nexcept e.HTTPError as x: print(x.code)" "$1"; fi'
+)
+
+
+def check_front(ctx: StepContext) -> None:
+	container = front(ctx)
+	result = commands.run(container, ["sh", "-c", _PING, "sh", site_name(ctx)], _ROOT, check=False)
+	status = result.stdout.strip()
+	if result.exit_code != 0 or not status.isdigit() or int(status) >= 500:
+		raise SiteError(
+			f"The front {container.name} of bench {ctx.job.bench} does not serve site {site_name(ctx)}: "
+			f"/api/method/ping answered {status or result.output or result.exit_code}. Fix: check the bench's "
+			"backend and front containers (Bench Restart), then retry the job."
+		)
+	ctx.log(f"front {container.name} answers for {site_name(ctx)} (HTTP {status}); nothing to reload")
+
+
+def install_app(ctx: StepContext) -> None:
+	app = ctx.payload["name"]
+	if app in installed_apps(ctx):
+		ctx.log(f"{app} is already installed on {site_name(ctx)}")
+		return
+	bench(ctx, "install-app", app, "--force")
+
+
+def uninstall_app(ctx: StepContext) -> None:
+	app = path_arg(ctx, "app")
+	if app not in installed_apps(ctx):
+		ctx.log(f"{app} is not installed on {site_name(ctx)}")
+		return
+	bench(ctx, "uninstall-app", app, "--no-backup", "--yes", "--force")
+
+
+def migrate(ctx: StepContext) -> None:
+	bench(ctx, "migrate", *(["--skip-failing"] if ctx.payload.get("skip_failing_patches") else []))
+	if ctx.payload.get("activate"):
+		bench(ctx, "set-maintenance-mode", "off")
+
+
+def reinstall(ctx: StepContext) -> None:
+	config = read_site_config(ctx) or {}
+	db_name = config.get("db_name") or database_name(ctx.job.bench, site_name(ctx))
+	admin_password = ctx.secret("admin_password")
+	with temporary_user(mariadb(ctx), db_name) as login:
+		bench(
+			ctx,
+			"reinstall",
+			"--yes",
+			"--admin-password",
+			admin_password,
+			"--mariadb-root-username",
+			login.user,
+			"--mariadb-root-password",
+			login.password,
+			secrets=(login.password, admin_password),
+		)
+
+
+def maintenance(state: str) -> Callable[[StepContext], None]:
+	def step(ctx: StepContext) -> None:
+		bench(ctx, "set-maintenance-mode", state)
+
+	return step
+
+
+def wait_for_enqueued_jobs(settings: SiteSettings) -> Callable[[StepContext], None]:
+	def step(ctx: StepContext) -> None:
+		deadline = time.monotonic() + settings.idle_timeout
+		while bench(ctx, "ready-for-migration", check=False).exit_code != 0:
+			if time.monotonic() >= deadline:
+				raise SiteBusy(
+					f"Site {site_name(ctx)} still has queued background jobs after {settings.idle_timeout:.0f}s "
+					"in maintenance mode. Fix: look at the bench's workers (they may be stuck), then retry."
+				)
+			time.sleep(settings.idle_interval)
+
+	return step
+
+
+def add_domain(ctx: StepContext) -> None:
+	edit_site_config(ctx, [("append", "domains", ctx.payload["domain"])])
+
+
+def remove_domain(ctx: StepContext) -> None:
+	edit_site_config(ctx, [("discard", "domains", path_arg(ctx, "domain"))])
+
+
+# --- backups (the backup module's when present) ----------------------------------------------------------
+
+
+def _backups():
+	try:
+		return importlib.import_module("press_selfhosted.engine.backups")
+	except ModuleNotFoundError:
+		return None
+
+
+def _site_is_archived(ctx: StepContext) -> bool:
+	"""True when only the archived copy is left (a rerun after Archive Site); a missing site is an error."""
+	if read_site_config(ctx) is not None:
+		return False
+	if read_site_config(ctx, ARCHIVED) is not None:
+		ctx.log(f"site {site_name(ctx)} is already archived: nothing to back up")
+		return True
+	raise SiteError(
+		f"Site {site_name(ctx)} does not exist in bench {ctx.job.bench} on server {ctx.server.name}."
+	)
+
+
+def backup_site(ctx: StepContext) -> None:
+	if _site_is_archived(ctx):
+		return
+	module = _backups()
+	try:
+		if module is not None:
+			module.step_backup_site(ctx)
+		else:
+			bench(ctx, "backup", "--with-files", "--verbose")
+	except EngineError:
+		db_name = (read_site_config(ctx) or {}).get("db_name", "")
+		if mariadb(ctx).database_exists(db_name):
+			raise
+		if not ctx.payload.get("force"):
+			raise SiteError(
+				f"The database {db_name} of site {site_name(ctx)} is gone (an earlier archive was interrupted "
+				"after dropping it), so there is nothing left to back up. Fix: archive the site again with force."
+			) from None
+		ctx.log(f"database {db_name} is already dropped: no backup (forced archive)")
+
+
+def upload_backup(ctx: StepContext) -> None:
+	if _site_is_archived(ctx):
+		return
+	module = _backups()
+	if module is not None:
+		module.step_upload_site_backup(ctx)
+		return
+	if ctx.payload.get("offsite"):
+		raise SiteError(
+			"Offsite backups are not available on this agent yet (press_selfhosted.engine.backups is missing). "
+			"Fix: install a press_selfhosted version with backups, or archive without an offsite backup."
+		)
+	ctx.log("no offsite backup asked: the backup stays in the site's private/backups")
+
+
+# --- archive ---------------------------------------------------------------------------------------------
+
+
+def archive_site(ctx: StepContext) -> None:
+	site = site_name(ctx)
+	db = mariadb(ctx)
+	config = read_site_config(ctx)
+	if config is None:
+		archived = read_site_config(ctx, ARCHIVED) or {}
+		db_name = archived.get("db_name") or database_name(ctx.job.bench, site)
+		db.drop_database_and_user(db_name, archived.get("db_user") or db_name)
+		db.drop_user(db_name + LIMITED_SUFFIX)
+		ctx.log(f"site {site} is already archived (sites/{ARCHIVED}); its database {db_name} is dropped")
+		return
+	with temporary_user(db, config["db_name"]) as login:
+		bench(
+			ctx,
+			"drop-site",
+			"--no-backup",
+			*(["--force"] if ctx.payload.get("force") else []),
+			"--root-login",
+			login.user,
+			"--root-password",
+			login.password,
+			"--archived-sites-path",
+			ARCHIVED,
+			site,
+			secrets=(login.password,),
+			site=False,
+		)
+
+
+def wait_for_proxy_removal(settings: SiteSettings) -> Callable[[StepContext], None]:
+	"""Press records the archive backup only if the proxy's half finished first (findings, pitfall 7)."""
+
+	def step(ctx: StepContext) -> None:
+		site = site_name(ctx)
+		if ctx.jobs is None:
+			raise ProxyNotDone(
+				f"Archive Site of {site}: this agent cannot see the proxy's jobs (no job store)."
+			)
+		deadline = time.monotonic() + settings.proxy_timeout
+		while (status := ctx.jobs.latest_status(REMOVE_FROM_UPSTREAM, site=site)) != "Success":
+			if status == "Failure":
+				raise ProxyNotDone(
+					f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} failed, so the site may still be routed. "
+					"Fix: look at that job's output on the proxy server, retry it, then retry Archive Site."
+				)
+			if time.monotonic() >= deadline:
+				raise ProxyNotDone(
+					f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} is {status or 'not received'} after "
+					f"{settings.proxy_timeout:.0f}s. Fix: check the proxy server's jobs, then retry Archive Site."
+				)
+			time.sleep(settings.proxy_interval)
+		ctx.log(f"the proxy no longer routes {site}; the site is archived")
+
+	return step
+
+
+# --- handlers --------------------------------------------------------------------------------------------
+
+NGINX = (("Bench Setup NGINX", setup_nginx), ("Reload NGINX", check_front))
+SITE = "benches/{bench}/sites/{site}"
+
+
+def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
+	settings = settings or SiteSettings()
+	return [
+		handler(
+			"New Site",
+			"POST",
+			"benches/{bench}/sites",
+			[
+				("New Site", new_site),
+				("Install Apps", install_apps),
+				("Update Site Configuration", update_config_from_payload),
+				("Enable Scheduler", enable_scheduler),
+				("Create User", create_user),
+				*NGINX,
+			],
+		),
+		handler("Install App on Site", "POST", f"{SITE}/apps", [("Install App on Site", install_app)]),
+		handler(
+			"Uninstall App from Site",
+			"DELETE",
+			f"{SITE}/apps/{{app}}",
+			[
+				("Backup Site", backup_site),
+				("Upload Site Backup to S3", upload_backup),
+				("Uninstall App from Site", uninstall_app),
+			],
+		),
+		handler("Migrate Site", "POST", f"{SITE}/migrate", [("Migrate Site", migrate)]),
+		handler("Reinstall Site", "POST", f"{SITE}/reinstall", [("Reinstall Site", reinstall)]),
+		handler(
+			"Update Site Configuration",
+			"POST",
+			f"{SITE}/config",
+			[("Update Site Configuration", update_config_from_payload)],
+		),
+		handler(
+			"Activate Site", "POST", f"{SITE}/activate", [("Disable Maintenance Mode", maintenance("off"))]
+		),
+		handler(
+			"Deactivate Site",
+			"POST",
+			f"{SITE}/deactivate",
+			[
+				("Enable Maintenance Mode", maintenance("on")),
+				("Wait for Enqueued Jobs", wait_for_enqueued_jobs(settings)),
+			],
+		),
+		handler("Add Domain", "POST", f"{SITE}/domains", [("Update Site Configuration", add_domain), *NGINX]),
+		handler(
+			"Remove Domain",
+			"DELETE",
+			f"{SITE}/domains/{{domain}}",
+			[("Update Site Configuration", remove_domain), *NGINX],
+		),
+		handler(
+			"Archive Site",
+			"POST",
+			f"{SITE}/archive",
+			[
+				("Backup Site", backup_site),
+				("Upload Site Backup to S3", upload_backup),
+				("Archive Site", archive_site),
+				("Bench Setup NGINX", setup_nginx),
+				("Reload NGINX", wait_for_proxy_removal(settings)),
+			],
+		),
+	]
