@@ -20,6 +20,7 @@ from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.benches import bench_handlers
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.sites import site_handlers
 
 SERVER_TYPES = ("Server", "Proxy Server", "Database Server")
 _docker_hosts = DockerHosts()  # one Docker client per server for the life of the process
@@ -61,7 +62,7 @@ def job_store() -> JobStore:
 
 
 def all_handlers():
-	return bench_handlers()
+	return [*bench_handlers(), *site_handlers()]
 
 
 def route(agent, method, path, data, agent_job_id):
