@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 
 from press_selfhosted.engine.storage import S3Target, open_client
@@ -146,3 +147,146 @@ def sha256_in(container, path: str) -> str:
 	code, output = container.exec_run(["sha256sum", path])
 	assert code == 0, output
 	return output.decode().split()[0]
+
+
+# --- a real site with data and files on a real bench ----------------------------------------------
+
+BENCH = "bench-1"
+ADMIN = "admin-Secret-42"
+TABLE = "tabBackup Probe"
+
+
+def site_secrets(cluster, target: S3Target) -> dict:
+	return {
+		"mariadb_root_password": cluster.root_password,
+		"admin_password": ADMIN,
+		"offsite_access_key": target.access_key,
+		"offsite_secret_key": target.secret_key,
+	}
+
+
+def offsite_payload(target: S3Target, site: str, date: str = "2026-01-04", prefix: str = "backups") -> dict:
+	"""What Press sends (its secrets already masked by the job store) plus the glue's storage keys."""
+	return {
+		"offsite": {
+			"bucket": target.bucket,
+			"path": f"{site}/{date}",
+			"auth": {
+				"ACCESS_KEY": "********",
+				"SECRET_KEY": "********",
+				"REGION": target.region,
+				"PROVIDER": "MinIO",
+				"ENDPOINT_URL": target.endpoint_url,
+			},
+		},
+		"storage": {"prefix": prefix},
+	}
+
+
+def make_site(docker_client, cluster, site: str, target: S3Target, public_mib: int = 0) -> None:
+	"""A site made by the New Site handler, with rows in a table of its own and public/private files."""
+	from site_cluster import run_steps
+
+	from press_selfhosted.engine.agent.handlers import index
+	from press_selfhosted.engine.sites import site_handlers
+
+	payload = {"name": site, "apps": ["frappe"], "config": {}, "managed_database_config": {}}
+	run_steps(
+		docker_client,
+		cluster,
+		index(site_handlers())["New Site"],
+		BENCH,
+		site,
+		payload,
+		site_secrets(cluster, target),
+		steps=4,
+	)
+	db = site_db(site)
+	cluster.db.sql(
+		f"CREATE TABLE `{TABLE}` (name VARCHAR(140) PRIMARY KEY, value TEXT); "
+		f"INSERT INTO `{TABLE}` VALUES " + ", ".join(f"('row-{i}', 'value {i}')" for i in range(50)),
+		database=db,
+	)
+	backend = bench_container(docker_client, cluster)
+	files = f"/home/frappe/frappe-bench/sites/{site}"
+	script = f"echo public > {files}/public/files/hello.txt; echo private > {files}/private/files/secret.txt"
+	if public_mib:
+		script += f"; head -c {public_mib * 1048576} /dev/urandom > {files}/public/files/big.bin"
+	assert backend.exec_run(["sh", "-c", script], user="frappe").exit_code == 0
+
+
+def site_db(site: str) -> str:
+	from press_selfhosted.engine.database import database_name
+
+	return database_name(BENCH, site)
+
+
+def bench_container(docker_client, cluster):
+	return docker_client.containers.get(f"{cluster.prefix}-{BENCH}")
+
+
+def table_fingerprint(cluster, db_name: str) -> tuple[int, str]:
+	"""Row count and a checksum of the probe table's content."""
+	rows = cluster.db.sql(
+		"SET SESSION group_concat_max_len = 16777216; "
+		f"SELECT COUNT(*), COALESCE(SHA2(GROUP_CONCAT(name, '=', value ORDER BY name SEPARATOR ';'), 256), '') "
+		f"FROM `{TABLE}`",
+		database=db_name,
+	)
+	return int(rows[0][0]), rows[0][1]
+
+
+def table_counts(cluster, db_name: str) -> dict[str, int]:
+	tables = [row[0] for row in cluster.db.sql("SHOW TABLES", database=db_name)]
+	return {t: int(cluster.db.sql(f"SELECT COUNT(*) FROM `{t}`", database=db_name)[0][0]) for t in tables}
+
+
+class JobRun:
+	"""One job run step by step as the executor does it: data persists between runs, output per run."""
+
+	def __init__(self, docker_client, cluster, handler, site: str, payload: dict, secrets: dict):
+		from press_selfhosted.engine.agent.handlers import JobRecord
+
+		self.client = docker_client
+		self.cluster = cluster
+		self.handler = handler
+		self.secrets = secrets
+		self.job = JobRecord(
+			id=int(uuid.uuid4().int % 10**9),
+			job_type=handler.job_type,
+			server=cluster.app_server.name,
+			server_type="Server",
+			method=handler.method,
+			path=handler.path,
+			bench=BENCH,
+			site=site,
+			payload=payload,
+		)
+		self.done: set[str] = set()
+		self.output: list[str] = []
+
+	@property
+	def data(self) -> dict:
+		return self.job.data
+
+	def run(self) -> dict:
+		"""Runs the steps not yet done (a retry resumes where the failure was, like the executor)."""
+		from site_cluster import Secrets, Topology
+
+		from press_selfhosted.engine.agent.handlers import StepContext
+
+		for step in self.handler.steps:
+			if step.name in self.done:
+				continue
+			ctx = StepContext(
+				self.job,
+				self.cluster.app_server,
+				self.client,
+				Topology(self.cluster),
+				Secrets(self.secrets),
+				self.output.append,
+				lambda server: self.client,
+			)
+			step.run(ctx)
+			self.done.add(step.name)
+		return self.job.data

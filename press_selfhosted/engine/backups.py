@@ -1,0 +1,223 @@
+"""Backup Site: ``bench backup`` in the bench's backend, then each file streamed into S3 (MinIO).
+
+The two steps are shared with Archive Site and Uninstall App from Site (same Press step names).
+``Backup Site`` records the produced files in the job's ``data["backups"]`` (Press's shape);
+``Upload Site Backup to S3`` streams each one to ``<prefix>/<site>/<YYYY-MM-DD>/<file>``, reads it
+back to check size and sha256, and only then records it under ``data["offsite"]``/``["checksums"]``.
+Re-reading costs one more pass over the object but is the only check that proves the stored bytes:
+ETags are not content hashes for multipart uploads and differ between S3 servers.
+
+Where the bucket is: Press's ``offsite`` payload (bucket, ``auth.ENDPOINT_URL``, ``auth.REGION``,
+``path``) wins, because Press's read side (Remote File) uses that bucket; ``payload["storage"]``
+(added by press_selfhosted's glue from the default Storage Configuration, no secrets) supplies the
+key prefix, TLS settings, keep-local choice, and the endpoint and bucket when Press sent no ``offsite``.
+The keys come from the job's secrets (``offsite_access_key``, ``offsite_secret_key``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+
+from press_selfhosted.engine import commands, sites, transfer
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.agent.jobs import MASK
+from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.storage import S3Target, open_client
+
+TUNING = transfer.Tuning()
+KINDS = ("database", "site_config", "public", "private")
+# `bench backup --verbose` summary lines, e.g. "Database: /home/.../x-database.sql.gz 1.2KiB"
+_SUMMARY = re.compile(r"^(Database|Config|Public|Private)\s*:\s*(\S+)", re.MULTILINE)
+_SUMMARY_KINDS = {"Database": "database", "Config": "site_config", "Public": "public", "Private": "private"}
+
+
+class BackupError(EngineError):
+	"""A site backup could not be made or stored."""
+
+
+@dataclass(frozen=True)
+class Storage:
+	target: S3Target
+	folder: str  # key prefix of this backup's files: <prefix>/<site>/<YYYY-MM-DD>
+	keep_local: bool
+
+
+def _utc_today() -> str:
+	return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def storage_target(ctx: StepContext) -> S3Target | None:
+	"""The S3 target of this job (None when neither Press nor the glue named one)."""
+	offsite = ctx.payload.get("offsite") or {}
+	storage = ctx.payload.get("storage") or {}
+	auth = offsite.get("auth") or {}
+	endpoint = auth.get("ENDPOINT_URL") or storage.get("endpoint_url")
+	bucket = offsite.get("bucket") or storage.get("bucket")
+	if not (endpoint and bucket):
+		return None
+	access_key = auth.get("ACCESS_KEY")
+	if not access_key or access_key == MASK:
+		access_key = ctx.secret("offsite_access_key")
+	return S3Target(
+		endpoint_url=endpoint,
+		access_key=access_key,
+		secret_key=ctx.secret("offsite_secret_key"),
+		region=auth.get("REGION") or storage.get("region") or "us-east-1",
+		bucket=bucket,
+		verify_tls=bool(storage.get("verify_tls", True)),
+		ca_bundle=storage.get("ca_bundle") or None,
+		addressing_style=storage.get("addressing_style") or "path",
+		prefix=storage.get("prefix") or "",
+	)
+
+
+def _storage(ctx: StepContext) -> Storage | None:
+	target = storage_target(ctx)
+	if target is None:
+		return None
+	offsite = ctx.payload.get("offsite") or {}
+	folder = target.key(offsite.get("path") or f"{sites.site_name(ctx)}/{_utc_today()}")
+	keep = ctx.payload.get("keep_files_locally_after_offsite_backup") or (
+		ctx.payload.get("storage") or {}
+	).get("keep_local_backup_files")
+	return Storage(target, folder, bool(keep))
+
+
+# --- Backup Site ----------------------------------------------------------------------------------------
+
+
+def _with_files(ctx: StepContext) -> bool:
+	# Archive Site and Uninstall App back up the files too, as the Agent does.
+	return bool(ctx.payload.get("with_files", ctx.job.job_type != "Backup Site"))
+
+
+def _sizes(ctx: StepContext, container, paths: list[str]) -> dict[str, int]:
+	result = ctx.run(container, ["stat", "-c", "%s %n", *paths])
+	return {line.split(" ", 1)[1]: int(line.split(" ", 1)[0]) for line in result.stdout.splitlines() if line}
+
+
+def _recorded_files_exist(ctx: StepContext, container) -> bool:
+	backups = ctx.data.get("backups") or {}
+	if "database" not in backups:
+		return False
+	paths = [entry["path"] for entry in backups.values()]
+	every_file = 'for f; do test -f "$f" || exit 1; done'
+	return commands.run(container, ["sh", "-c", every_file, "sh", *paths], check=False).exit_code == 0
+
+
+def step_backup_site(ctx: StepContext) -> None:
+	"""``bench --site S backup [--with-files]``; records Press's ``backups`` data. A rerun whose files
+	are still in the container (or already uploaded) keeps them instead of backing up again."""
+	site = sites.site_name(ctx)
+	container = sites.backend(ctx)
+	if ctx.data.get("checksums") or _recorded_files_exist(ctx, container):
+		ctx.log(f"the backup of {site} made by an earlier run of this job is kept")
+		return
+	argv = ["backup", *(["--with-files"] if _with_files(ctx) else []), "--verbose"]
+	try:
+		result = sites.bench(ctx, *argv)
+	except EngineError:
+		raise
+	except Exception as error:  # the container went away under the command (docker / connection errors)
+		raise BackupError(
+			f"`bench --site {site} backup` did not finish in container {container.name}: "
+			f"{type(error).__name__}: {error}. Fix: check that the bench's backend runs (Bench Restart), then "
+			"take the backup again."
+		) from error
+	found = {_SUMMARY_KINDS[label]: path for label, path in _SUMMARY.findall(result.stdout)}
+	if "database" not in found:
+		raise BackupError(
+			f"`bench --site {site} backup` in {container.name} reported no database file:\n{result.output[-2000:]}"
+		)
+	sizes = _sizes(ctx, container, list(found.values()))
+	ctx.data["backups"] = {
+		kind: {
+			"file": path.rsplit("/", 1)[-1],
+			"size": sizes[path],
+			"url": f"https://{site}/backups/{path.rsplit('/', 1)[-1]}",
+			"path": path,
+		}
+		for kind, path in sorted(found.items(), key=lambda item: KINDS.index(item[0]))
+	}
+
+
+# --- Upload Site Backup to S3 ---------------------------------------------------------------------------
+
+
+def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = TUNING) -> None:
+	"""Streams each backup file to S3 and verifies it; removes the local copies once all are verified."""
+	storage = _storage(ctx)
+	backups = ctx.data.get("backups") or {}
+	if storage is None:
+		if ctx.job.job_type == "Backup Site":
+			raise BackupError(
+				f"No S3 storage for the backup of {sites.site_name(ctx)}: Press sent no offsite bucket and no "
+				"Storage Configuration is set. Fix: create a Storage Configuration, tick Default, and take the "
+				"backup again."
+			)
+		ctx.log("no offsite backup asked: the backup stays in the site's private/backups")
+		return
+	if "database" not in backups:
+		raise BackupError(
+			f"The job has no database backup of {sites.site_name(ctx)} to upload (step Backup Site)."
+		)
+	target = storage.target
+	ctx.data.update(bucket=target.bucket, prefix=storage.folder)
+	offsite = ctx.data.setdefault("offsite", {})
+	checksums = ctx.data.setdefault("checksums", {})
+	container = None
+	with open_client(target) as s3:
+		for kind, entry in backups.items():
+			name, key = entry["file"], f"{storage.folder}/{entry['file']}"
+			if checksums.get(name):
+				transfer.verify_object(s3, target, key, entry["size"], checksums[name], tuning)
+				ctx.log(f"{name}: already in s3://{target.bucket}/{key}, checked")
+				continue
+			container = container or sites.backend(ctx)
+			stored = transfer.upload_from_container(container, entry["path"], s3, target, key, tuning)
+			if stored.size != entry["size"]:
+				raise BackupError(
+					f"{entry['path']} changed while it was uploaded ({entry['size']} bytes at backup, {stored.size} "
+					"read). Fix: take the backup again."
+				)
+			transfer.verify_object(s3, target, key, stored.size, stored.sha256, tuning)
+			offsite[name] = key
+			checksums[name] = stored.sha256
+			ctx.log(
+				f"{kind}: {name} -> s3://{target.bucket}/{key} ({stored.size} bytes, sha256 {stored.sha256})"
+			)
+	if storage.keep_local:
+		ctx.log("local copies kept (keep files locally after offsite backup)")
+		return
+	paths = [entry["path"] for entry in backups.values()]
+	ctx.run(container or sites.backend(ctx), ["rm", "-f", *paths])
+
+
+def backup_handlers() -> list[Handler]:
+	return [
+		handler(
+			"Backup Site",
+			"POST",
+			"benches/{bench}/sites/{site}/backup",
+			[
+				("Backup Site", _refuse_missing_site(step_backup_site)),
+				("Upload Site Backup to S3", step_upload_site_backup),
+			],
+		)
+	]
+
+
+def _refuse_missing_site(step):
+	"""Backup Site on a site that is not there fails naming it (Archive Site handles archived sites itself)."""
+
+	def run(ctx: StepContext) -> None:
+		if sites.read_site_config(ctx) is None:
+			raise BackupError(
+				f"Site {sites.site_name(ctx)} does not exist in bench {ctx.job.bench} on server {ctx.server.name}: "
+				"nothing to back up."
+			)
+		step(ctx)
+
+	return run
