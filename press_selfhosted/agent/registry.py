@@ -1,0 +1,99 @@
+"""The default Local Registry as Press's registry, and the builder's wiring.
+
+Press names images ``<docker_registry_url>/<docker_registry_namespace>/<domain>/<group>:<build>``
+and reads the registry from Press Settings' ``docker_registry_*`` fields (builds, New Bench) and from
+Cluster ``repository`` (the registry host New Bench pulls from); it never reads a Registry Server
+or our Local Registry. So those fields follow the default Local Registry.
+
+``docker_registry_password`` is a clear Data field in Press: Press reads it with
+``frappe.db.get_value`` and copies it into every ``Run Remote Builder`` and ``New Bench`` payload.
+Our handlers never use that copy (they read the Local Registry's Password field through
+``ctx.secret("registry_password")``), so it stays empty unless ``publish_password`` is asked for,
+which only servers driven by the real Agent need.
+"""
+
+from __future__ import annotations
+
+import frappe
+
+from press_selfhosted.engine import builds, validation
+from press_selfhosted.engine.registry import RegistryTarget
+from press_selfhosted.validations import infrastructure
+
+LOCAL_REGISTRY = "Local Registry"
+CONTEXTS_FOLDER = "press_selfhosted-build-contexts"
+
+
+def press_settings_values(registry, password: str | None = None) -> dict[str, str]:
+	"""Press Settings' registry fields for a Local Registry document (``password`` only when given)."""
+	target = infrastructure.registry_target(registry, None)
+	return {
+		"docker_registry_url": image_host(target),
+		"docker_registry_namespace": target.namespace,
+		"docker_registry_username": target.username,
+		"docker_registry_password": password or "",
+	}
+
+
+def image_host(target: RegistryTarget) -> str:
+	"""``host[:port]``: the registry part of an image name (Docker names carry no scheme)."""
+	return validation.validate_registry_url(target.url, allow_insecure_http=target.insecure).host_port
+
+
+def clusters_to_update(clusters: list[dict], previous_host: str | None) -> list[str]:
+	"""Clusters whose ``repository`` follows the registry: empty, or still the previous registry host."""
+	return [
+		row["name"] for row in clusters if not row.get("repository") or row.get("repository") == previous_host
+	]
+
+
+def sync_default_registry(publish_password: bool = False) -> dict[str, str]:
+	"""Writes the default Local Registry into Press Settings and the Clusters that follow it."""
+	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
+	if not name:
+		return {}
+	registry = frappe.get_doc(LOCAL_REGISTRY, name)
+	password = registry.get_password("password", raise_exception=False) if publish_password else None
+	values = press_settings_values(registry, password)
+	previous = frappe.db.get_single_value("Press Settings", "docker_registry_url")
+	frappe.db.set_single_value("Press Settings", values)
+	clusters = frappe.get_all("Cluster", fields=["name", "repository"])
+	for cluster in clusters_to_update(clusters, previous):
+		frappe.db.set_value("Cluster", cluster, "repository", values["docker_registry_url"])
+	return values
+
+
+def on_local_registry_update(doc, method=None) -> None:
+	"""doc_events hook (Local Registry ``on_update``)."""
+	if doc.get("is_default"):
+		sync_default_registry()
+
+
+def registry_target_for(url: str) -> RegistryTarget:
+	"""The Local Registry behind ``url`` (Press's ``registry.url``) without its password, for the builder."""
+	for name in frappe.get_all(LOCAL_REGISTRY, order_by="is_default desc", pluck="name"):
+		doc = frappe.get_doc(LOCAL_REGISTRY, name)
+		target = infrastructure.registry_target(doc, None)
+		if image_host(target) == url.split("://", 1)[-1].rstrip("/"):
+			return target
+	frappe.throw(
+		f"No Local Registry has the URL {url} that Press Settings' docker_registry_url names. "
+		"Fix: tick Default on the Local Registry to use; press_selfhosted then writes its URL into Press Settings."
+	)
+
+
+def builder_settings() -> builds.BuilderSettings:
+	"""Uploaded build contexts live in the site's private folder until the build's Cleanup Context."""
+	directory = frappe.get_site_path("private", CONTEXTS_FOLDER)
+	return builds.BuilderSettings(
+		contexts=builds.ContextStore(directory), registry_target=registry_target_for
+	)
+
+
+def run_remote_builder_handler():
+	return builds.run_remote_builder(builder_settings())
+
+
+def save_build_context(build: str, files: dict) -> dict[str, str]:
+	"""Answers Press's ``POST builder/upload/<build>`` (``files={"build_context_file": file}``)."""
+	return builds.save_upload(builder_settings(), build, files["build_context_file"])
