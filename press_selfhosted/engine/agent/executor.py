@@ -39,6 +39,28 @@ from press_selfhosted.engine.errors import EngineError
 class ExecutorSettings:
 	scope_wait: float = 600.0  # how long a job waits for its bench/site before the sweep takes over
 	poll_interval: float = 0.5
+	flush_interval: float = 1.0  # how often a running step's output and the job's data reach the store
+
+
+class _LiveStep:
+	"""A running step's output, written to the store while the step runs (throttled), so that Press's
+	polls show progress (build stages, long commands) and not only the end result."""
+
+	def __init__(self, store: JobStore, record: JobRecord, idx: int, interval: float):
+		self.lines: list[str] = []
+		self._store, self._record, self._idx, self._interval = store, record, idx, interval
+		self._flushed = time.monotonic()
+
+	def append(self, text: str) -> None:
+		self.lines.append(text)
+		if time.monotonic() - self._flushed >= self._interval:
+			self._store.save_step_output(self._record.id, self._idx, self.text)
+			self._store.save_data(self._record.id, self._record.data)
+			self._flushed = time.monotonic()
+
+	@property
+	def text(self) -> str:
+		return "\n".join(self.lines)
 
 
 class Executor:
@@ -125,14 +147,14 @@ class Executor:
 		for idx, step in enumerate(handler.steps):
 			if idx in done:
 				continue
-			output: list[str] = []
+			live = _LiveStep(self.store, record, idx, self.settings.flush_interval)
 			ctx = StepContext(
 				record,
 				server,
 				client,
 				self.topology,
 				self.secrets,
-				output.append,
+				live.append,
 				self._docker_for,
 				jobs=self.store,
 			)
@@ -143,16 +165,23 @@ class Executor:
 			except Exception as error:  # noqa: BLE001 - a step's failure is the job's failure
 				message = ctx.redact(_describe(error))
 				trace = ctx.redact(tracebacks.format_exc())
-				text = "\n".join([*output, message])
+				text = "\n".join([*live.lines, message])
 				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace)
 				return self._fail(record, text, trace)
-			self.store.finish_step(job.id, idx, jobs.SUCCESS, "\n".join(output))
+			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text)
 			self.store.save_data(job.id, record.data)
 		self.store.finish(job.id, jobs.SUCCESS, record.data)
 		return jobs.SUCCESS
 
 	def _fail(self, record: JobRecord, output: str, trace: str) -> str:
-		self.store.finish(record.id, jobs.FAILURE, {**record.data, "output": output, "traceback": trace})
+		"""Press takes a failed job's ``output`` and ``traceback`` from its data. A handler that set
+		``output`` itself owns it (Run Remote Builder's is JSON that Press parses): then the failure's
+		text goes before the traceback instead."""
+		if "output" in record.data:
+			failure = {"traceback": f"{output}\n\n{trace}"}
+		else:
+			failure = {"output": output, "traceback": trace}
+		self.store.finish(record.id, jobs.FAILURE, {**record.data, **failure})
 		return jobs.FAILURE
 
 	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:

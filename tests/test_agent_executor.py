@@ -1,0 +1,86 @@
+"""Executor behaviour Press depends on, with handlers made for the test (the store is the real MariaDB):
+a running step's output is visible to polls before the step ends, and a handler's own ``output``
+survives a failure (Press parses Run Remote Builder's as JSON)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import test_agent_support as support
+
+from press_selfhosted.engine.agent import handlers
+from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore
+from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.errors import EngineError
+
+store_config = support.store_config
+
+
+def run_handler(endpoints, store_config, handler, started=None):
+	server = support.app_server(endpoints, "x" + uuid.uuid4().hex[:6])
+	topology = support.Topology({("Server", server.name): server})
+	store = JobStore(store_config)
+	router = Router([handler], store, lambda job_id: None, topology, DockerHosts())
+	job_id = router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"]
+	executor = Executor(
+		JobStore(store_config),
+		handlers.index([handler]),
+		topology,
+		support.Secrets(),
+		DockerHosts(),
+		ExecutorSettings(flush_interval=0.05),
+	)
+	worker = threading.Thread(target=executor.run, args=(job_id,))
+	worker.start()
+	return router, server, job_id, worker
+
+
+def test_running_step_output_and_data_are_visible_while_it_runs(endpoints, store_config):
+	release = threading.Event()
+
+	def long_step(ctx):
+		ctx.log("stage 1 of 2 done")
+		ctx.data["stages"] = ["one"]
+		time.sleep(0.1)
+		ctx.log("still working")
+		release.wait(10)
+
+	handler = handlers.handler(
+		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", long_step)]
+	)
+	router, server, job_id, worker = run_handler(endpoints, store_config, handler)
+	deadline = time.monotonic() + 10
+	polled = {}
+	while time.monotonic() < deadline:
+		polled = router.handle(server.name, "GET", f"jobs/{job_id}").json
+		if polled["steps"] and "stage 1 of 2 done" in polled["steps"][0]["data"].get("output", ""):
+			break
+		time.sleep(0.05)
+	release.set()
+	worker.join()
+	assert polled["status"] == "Running" and polled["steps"][0]["status"] == "Running"
+	assert "stage 1 of 2 done" in polled["steps"][0]["data"]["output"]
+	assert polled["data"]["stages"] == ["one"]
+	assert router.handle(server.name, "GET", f"jobs/{job_id}").json["status"] == "Success"
+
+
+def test_a_handler_that_owns_output_keeps_it_when_the_job_fails(endpoints, store_config):
+	def failing_build(ctx):
+		ctx.data["output"] = json.dumps({"build": ["step 1"], "push": []})
+		raise EngineError("stage apps-frappe failed: exit code 1")
+
+	handler = handlers.handler(
+		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", failing_build)]
+	)
+	router, server, job_id, worker = run_handler(endpoints, store_config, handler)
+	worker.join()
+	job = router.handle(server.name, "GET", f"jobs/{job_id}").json
+	assert job["status"] == "Failure"
+	assert json.loads(job["data"]["output"]) == {"build": ["step 1"], "push": []}
+	assert "stage apps-frappe failed" in job["data"]["traceback"]
+	assert "stage apps-frappe failed" in job["steps"][0]["data"]["output"]
