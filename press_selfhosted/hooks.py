@@ -19,6 +19,8 @@ doc_events = {
 	"Database Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
 	"Site": {"validate": "press_selfhosted.validations.doc_events.validate_site"},
 	"Site Backup": {"validate": "press_selfhosted.validations.doc_events.validate_site_backup"},
+	# Press Settings' registry fields and Cluster repository follow the default Local Registry
+	"Local Registry": {"on_update": "press_selfhosted.agent.registry.on_local_registry_update"},
 }
 
 # The in-process agent for container servers (press_selfhosted/agent): the transport swap before every

@@ -27,7 +27,9 @@ class StandInAgent:
 		return "http"
 
 
-def routes(agent, method, path, data, agent_job_id):
+def routes(agent, method, path, data, agent_job_id, files):
+	if files:
+		return Response(200, {"filename": files["build_context_file"]})
 	if path == "benches":
 		return Response(200, {"job": 7, "seen": agent_job_id})
 	return error(501, f"no {path}")
@@ -46,6 +48,8 @@ def test_container_servers_are_answered_in_process(agent_class):
 	response = agent._make_req("POST", "benches", {}, None, "AJ-1")
 	assert (response.status_code, response.reason, response.json()) == (200, "OK", {"job": 7, "seen": "AJ-1"})
 	assert agent.raw_request("POST", "benches") == {"job": 7, "seen": None}
+	upload = agent._make_req("POST", "builder/upload/b1", None, {"build_context_file": "ctx.tar"}, None)
+	assert upload.json() == {"filename": "ctx.tar"}
 	with pytest.raises(requests.HTTPError, match="501 Not Implemented"):
 		agent.raw_request("GET", "benches/b/info")
 	assert agent.raw_request("GET", "benches/b/info", raises=False)["error"] == "no benches/b/info"

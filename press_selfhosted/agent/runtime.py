@@ -16,7 +16,8 @@ from press_selfhosted.agent import transport
 from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
-from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.agent import registry
+from press_selfhosted.engine.agent.router import Response, Router, error
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.benches import bench_handlers
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
@@ -65,9 +66,23 @@ def all_handlers():
 	return [*bench_handlers(), *site_handlers()]
 
 
-def route(agent, method, path, data, agent_job_id):
+BUILD_CONTEXT_UPLOAD = re.compile(r"^/?builder/upload/(?P<build>[^/]+)$")
+
+
+def route(agent, method, path, data, agent_job_id, files=None):
+	upload = BUILD_CONTEXT_UPLOAD.match(path)
+	if upload and files:
+		return receive_build_context(upload["build"], files)
 	router = Router(all_handlers(), job_store(), enqueue, FrappeTopology(), _docker_hosts)
 	return router.handle(agent.server, method, path, data, agent_job_id, server_type=agent.server_type)
+
+
+def receive_build_context(build: str, files) -> Response:
+	"""Press uploads a build context before it requests ``builder/build``; no job is made for it."""
+	try:
+		return Response(200, registry.save_build_context(build, files))
+	except Exception as failure:  # noqa: BLE001 - the transport must never raise (findings, pitfall 1)
+		return error(400, f"build context for {build} not accepted: {failure}")
 
 
 def enqueue(job_id: int) -> None:
@@ -143,9 +158,9 @@ class FrappeSecrets:
 		if key == "admin_password":
 			return get_decrypted_password("Site", job.site, "admin_password")
 		if key == "registry_password":
-			registry = frappe.db.get_value("Local Registry", {}, "name")
-			if registry:
-				return get_decrypted_password("Local Registry", registry, "password")
+			default = frappe.db.get_value("Local Registry", {"is_default": 1}, "name")
+			if default:
+				return get_decrypted_password("Local Registry", default, "password")
 			return frappe.db.get_single_value("Press Settings", "docker_registry_password")
 		if key == "offsite_secret_key":
 			return get_decrypted_password("Storage Configuration", "Storage Configuration", "secret_key")

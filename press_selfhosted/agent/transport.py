@@ -37,8 +37,9 @@ class RoutedResponse:
 			raise requests.HTTPError(f"{self.status_code} {self.reason}: {self.text}", response=self)
 
 
-# route(agent, method, path, data, agent_job_id) -> router Response (status_code, reason, json)
-Route = Callable[[Any, str, str, Any, "str | None"], Any]
+# route(agent, method, path, data, agent_job_id, files) -> router Response (status_code, reason, json);
+# ``files`` carries uploads (Press's build context), None otherwise
+Route = Callable[[Any, str, str, Any, "str | None", Any], Any]
 
 
 def install(agent_class: type, is_container: Callable[[Any], bool], route: Route) -> bool:
@@ -48,21 +49,21 @@ def install(agent_class: type, is_container: Callable[[Any], bool], route: Route
 	original_make_req = agent_class._make_req
 	original_raw_request = agent_class.raw_request
 
-	def answer(agent, method, path, data, agent_job_id) -> RoutedResponse:
-		response = route(agent, method, path, data, agent_job_id)
+	def answer(agent, method, path, data, agent_job_id, files=None) -> RoutedResponse:
+		response = route(agent, method, path, data, agent_job_id, files)
 		return RoutedResponse(response.status_code, response.reason, response.json)
 
 	@functools.wraps(original_make_req)
 	def _make_req(self, method, path, data, files, agent_job_id):
 		if not is_container(self):
 			return original_make_req(self, method, path, data, files, agent_job_id)
-		return answer(self, method, path, data, agent_job_id)
+		return answer(self, method, path, data, agent_job_id, files)
 
 	@functools.wraps(original_raw_request)
 	def raw_request(self, method, path, data=None, raises=True, timeout=None):
 		if not is_container(self):
 			return original_raw_request(self, method, path, data=data, raises=raises, timeout=timeout)
-		response = answer(self, method, path, data, None)
+		response = answer(self, method, path, data, None, None)
 		if raises:
 			response.raise_for_status()
 		return response.json()
