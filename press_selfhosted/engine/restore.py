@@ -1,0 +1,209 @@
+"""Restore Site and New Site from Backup: backup files streamed from S3 into the bench, checked, restored.
+
+Each file comes from its object key in the Storage Configuration's bucket when the glue recorded it
+(``payload["storage"]["backup"][kind] = {"key", "sha256"}``), else from the presigned URL Press
+sends (``payload[kind]``). Its sha256 is computed while it streams into
+``sites/downloads/restore-<job>-<site>/`` and compared with the recorded one before anything
+touches the site: a mismatch or a missing object fails ``Download Backup Files`` naming the file.
+Then the Agent's sequence (press-facts §3.5); the job's output is ``bench --site S list-apps``,
+from which Press rebuilds the site's apps.
+"""
+
+from __future__ import annotations
+
+import json
+
+from press_selfhosted.engine import commands, sites, transfer
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.agent.jobs import MASK
+from press_selfhosted.engine.backups import storage_target
+from press_selfhosted.engine.database import temporary_user
+from press_selfhosted.engine.storage import open_client
+
+FILE_KINDS = ("database", "public", "private")
+
+
+def _download_dir(ctx: StepContext) -> str:
+	return f"{sites.SITES}/downloads/restore-{ctx.job.id}-{sites.site_name(ctx)}"
+
+
+def _sources(ctx: StepContext) -> dict[str, dict]:
+	"""kind -> {"key"|"url", "sha256"} for each file this restore uses."""
+	recorded = (ctx.payload.get("storage") or {}).get("backup") or {}
+	found = {}
+	for kind in FILE_KINDS:
+		entry = dict(recorded.get(kind) or {})
+		url = ctx.payload.get(kind)
+		if not entry.get("key") and url and url != MASK:
+			entry["url"] = url
+		if entry.get("key") or entry.get("url"):
+			found[kind] = entry
+	if "database" not in found:
+		raise transfer.ObjectMissing(
+			f"Restore of {sites.site_name(ctx)}: no database backup file was given (neither a recorded object "
+			"key nor a URL). Fix: choose a backup with a database file."
+		)
+	return found
+
+
+def _file_name(source: dict) -> str:
+	where = source.get("key") or source["url"].split("?", 1)[0]
+	return where.rstrip("/").rsplit("/", 1)[-1]
+
+
+def download_backup_files(ctx: StepContext) -> None:
+	site = sites.site_name(ctx)
+	container = sites.backend(ctx)
+	folder = _download_dir(ctx)
+	downloads = ctx.data.setdefault("downloads", {})
+	ctx.run(container, ["mkdir", "-p", folder])
+	sources = _sources(ctx)
+	target = storage_target(ctx) if any("key" in s for s in sources.values()) else None
+	for kind, source in sources.items():
+		name = _file_name(source)
+		path = f"{folder}/{name}"
+		if kind in downloads and commands.run(container, ["test", "-f", path], check=False).exit_code == 0:
+			ctx.log(f"{kind}: {name} was downloaded by an earlier run")
+			continue
+		if "key" in source:
+			with open_client(target) as s3:
+				got = transfer.write_into_container(
+					transfer.open_object(s3, target, source["key"]), container, folder, name
+				)
+		else:
+			got = transfer.write_into_container(transfer.open_url(source["url"]), container, folder, name)
+		expected = source.get("sha256")
+		if expected and got.sha256 != expected:
+			ctx.run(container, ["rm", "-f", path])
+			raise transfer.ChecksumMismatch(
+				f"The {kind} backup file {name} of {site} has sha256 {got.sha256}, but {expected} was recorded "
+				"when it was uploaded: the object changed or is damaged, so the site was not touched. Fix: "
+				"restore from another backup."
+			)
+		downloads[kind] = {"path": path, "size": got.size, "sha256": got.sha256, "checked": bool(expected)}
+		ctx.log(
+			f"{kind}: {name} ({got.size} bytes, sha256 {got.sha256}{', as recorded' if expected else ''})"
+		)
+
+
+def _apply_config(ctx: StepContext, config: dict | str | None) -> None:
+	if isinstance(config, str):
+		config = json.loads(config) if config.strip() else None
+	if config:
+		sites.edit_site_config(ctx, sites.config_changes(ctx, config))
+
+
+def restore_database(with_files: bool):
+	"""``bench --force restore`` through a temporary DB user (with the file tars for New Site from Backup)."""
+
+	def step(ctx: StepContext) -> None:
+		downloads = ctx.data["downloads"]
+		# the backup's site_config (e.g. backup_encryption_key) is needed before the restore
+		_apply_config(ctx, ctx.payload.get("sanitized_config_content"))
+		config = sites.read_site_config(ctx) or {}
+		admin_password = ctx.secret("admin_password")
+		files = []
+		for kind, option in (("public", "--with-public-files"), ("private", "--with-private-files")):
+			if with_files and kind in downloads:
+				files += [option, downloads[kind]["path"]]
+		with temporary_user(sites.mariadb(ctx), config["db_name"]) as login:
+			sites.bench(
+				ctx,
+				"--force",
+				"restore",
+				"--mariadb-root-username",
+				login.user,
+				"--mariadb-root-password",
+				login.password,
+				"--admin-password",
+				admin_password,
+				*files,
+				downloads["database"]["path"],
+				secrets=(login.password, admin_password),
+			)
+		_apply_config(ctx, ctx.payload.get("site_config"))
+
+	return step
+
+
+def restore_files(ctx: StepContext) -> None:
+	"""Files-only restore as the Agent does it: the tars' ``./<site>/<folder>/files`` with 2 components stripped."""
+	downloads = ctx.data["downloads"]
+	site_dir = f"{sites.SITES}/{sites.site_name(ctx)}"
+	for kind in ("public", "private"):
+		if kind in downloads:
+			ctx.run(
+				sites.backend(ctx),
+				["tar", "-xf", downloads[kind]["path"], "--strip", "2"],
+				commands.Exec(workdir=site_dir),
+			)
+
+
+def log_checksums(ctx: StepContext) -> None:
+	for kind, entry in ctx.data.get("downloads", {}).items():
+		state = "matched the recorded sha256" if entry["checked"] else "no sha256 was recorded"
+		ctx.log(f"{kind}: {entry['path']} sha256 {entry['sha256']} ({state}, checked before the restore)")
+
+
+def delete_downloads(ctx: StepContext) -> None:
+	ctx.run(sites.backend(ctx), ["rm", "-rf", _download_dir(ctx)])
+
+
+def uninstall_unavailable_apps(ctx: StepContext) -> None:
+	wanted = set(ctx.payload.get("apps") or [])
+	extra = [app for app in sites.installed_apps(ctx) if wanted and app not in wanted]
+	for app in extra:
+		sites.bench(ctx, "remove-from-installed-apps", app)
+	if extra:
+		sites.bench(ctx, "clear-cache")
+
+
+def set_admin_password(ctx: StepContext) -> None:
+	password = ctx.secret("admin_password")
+	sites.bench(ctx, "set-admin-password", password, secrets=(password,))
+
+
+def check_and_report_apps(ctx: StepContext) -> None:
+	"""Reload NGINX (the front answers) and the apps list as the job's output, one app per line."""
+	sites.check_front(ctx)
+	ctx.data["output"] = sites.bench(ctx, "list-apps").stdout.strip()
+
+
+_AFTER_RESTORE = (
+	("Delete Downloaded Backup Files", delete_downloads),
+	("Uninstall Unavailable Apps", uninstall_unavailable_apps),
+	("Migrate Site", sites.migrate),
+	("Set Administrator Password", set_admin_password),
+	("Enable Scheduler", sites.enable_scheduler),
+	("Bench Setup NGINX", sites.setup_nginx),
+	("Reload NGINX", check_and_report_apps),
+)
+
+
+def restore_handlers() -> list[Handler]:
+	return [
+		handler(
+			"Restore Site",
+			"POST",
+			"benches/{bench}/sites/{site}/restore",
+			[
+				("Download Backup Files", download_backup_files),
+				("Restore Site", restore_database(with_files=False)),
+				("Restore Files", restore_files),
+				("Checksum of Downloaded Backup Files", log_checksums),
+				*_AFTER_RESTORE,
+			],
+		),
+		handler(
+			"New Site from Backup",
+			"POST",
+			"benches/{bench}/sites/restore",
+			[
+				("Download Backup Files", download_backup_files),
+				("New Site", sites.new_site),
+				("Update Site Configuration", sites.update_config_from_payload),
+				("Restore Site", restore_database(with_files=True)),
+				*_AFTER_RESTORE,
+			],
+		),
+	]

@@ -1,0 +1,195 @@
+"""Restore Site and New Site from Backup from the real S3 server into a real bench, data compared.
+
+The backup is made by the Backup Site handler; restores get Press's payload shape (presigned URLs;
+``private`` arrives masked, as the job store scrubs that key) plus the glue's recorded keys and
+checksums under ``storage.backup``. Outcomes are checked with SQL as root and files in the bench.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from backup_support import (
+	BENCH,
+	TABLE,
+	JobRun,
+	bench_container,
+	make_site,
+	offsite_payload,
+	scratch_bucket,
+	site_db,
+	site_secrets,
+	table_counts,
+	table_fingerprint,
+)
+from site_cluster import remove_cluster, start_bench, start_cluster
+
+from press_selfhosted.engine import backups, restore, transfer
+from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.storage import open_client
+
+HANDLERS = index([*backups.backup_handlers(), *restore.restore_handlers()])
+SITE = "source.example.com"
+FILES = f"/home/frappe/frappe-bench/sites/{SITE}"
+
+
+@pytest.fixture(scope="module")
+def env(docker_client, endpoints):
+	"""A site with data, backed up; the fingerprint of its data at backup time."""
+	prefix = f"t{uuid.uuid4().hex[:8]}"
+	with scratch_bucket(endpoints, f"t-restore-{prefix}") as target:
+		try:
+			cluster = start_cluster(docker_client, endpoints, prefix)
+			start_bench(docker_client, endpoints, cluster, BENCH)
+			make_site(docker_client, cluster, SITE, target)
+			payload = {"with_files": True, **offsite_payload(target, SITE)}
+			data = JobRun(
+				docker_client, cluster, HANDLERS["Backup Site"], SITE, payload, site_secrets(cluster, target)
+			).run()
+			source = (table_fingerprint(cluster, site_db(SITE)), table_counts(cluster, site_db(SITE)))
+			yield cluster, target, data, source
+		finally:
+			remove_cluster(docker_client, prefix)
+
+
+def restore_payload(target, data: dict, use_keys: tuple[str, ...] = (), **changes) -> dict:
+	"""Press's restore payload: presigned URLs per file; the recorded key and sha256 of each file."""
+	recorded, urls = {}, {}
+	with open_client(target) as s3:
+		for kind in restore.FILE_KINDS:
+			name = data["backups"][kind]["file"]
+			key = data["offsite"][name]
+			recorded[kind] = {"sha256": data["checksums"][name], **({"key": key} if kind in use_keys else {})}
+			urls[kind] = s3.generate_presigned_url("get_object", Params={"Bucket": target.bucket, "Key": key})
+	urls["private"] = "********"  # scrubbed by the job store: the recorded key is used instead
+	recorded["private"]["key"] = data["offsite"][data["backups"]["private"]["file"]]
+	storage = {
+		"endpoint_url": target.endpoint_url,
+		"bucket": target.bucket,
+		"region": target.region,
+		"backup": recorded,
+	}
+	payload = {
+		"apps": ["frappe"],
+		"mariadb_root_password": "********",
+		"admin_password": "********",
+		"sanitized_config_content": {"maintenance_mode": 0},
+		"skip_failing_patches": False,
+		**urls,
+		"storage": storage,
+	}
+	payload.update(changes)
+	return payload
+
+
+def without_migrate_log(counts: dict[str, int]) -> dict[str, int]:
+	"""The restore sequence ends with `bench migrate`, which logs its patches: that table grows on purpose."""
+	return {table: count for table, count in counts.items() if table != "tabPatch Log"}
+
+
+def change_site(docker_client, cluster) -> None:
+	db = site_db(SITE)
+	cluster.db.sql(
+		f"DELETE FROM `{TABLE}` WHERE name LIKE 'row-1%'; INSERT INTO `{TABLE}` VALUES ('new', 'x')",
+		database=db,
+	)
+	backend = bench_container(docker_client, cluster)
+	assert (
+		backend.exec_run(
+			["sh", "-c", f"echo changed > {FILES}/public/files/hello.txt"], user="frappe"
+		).exit_code
+		== 0
+	)
+
+
+def file_text(docker_client, cluster, path: str) -> str:
+	code, output = bench_container(docker_client, cluster).exec_run(["cat", path])
+	return output.decode() if code == 0 else f"<missing: {output.decode()}>"
+
+
+def test_restore_site_brings_back_data_and_files_and_reports_apps(docker_client, env):
+	cluster, target, data, source = env
+	change_site(docker_client, cluster)
+	assert table_fingerprint(cluster, site_db(SITE)) != source[0]
+
+	run = JobRun(
+		docker_client,
+		cluster,
+		HANDLERS["Restore Site"],
+		SITE,
+		restore_payload(target, data),
+		site_secrets(cluster, target),
+	)
+	result = run.run()
+	assert table_fingerprint(cluster, site_db(SITE)) == source[0]
+	assert without_migrate_log(table_counts(cluster, site_db(SITE))) == without_migrate_log(source[1])
+	assert file_text(docker_client, cluster, f"{FILES}/public/files/hello.txt") == "public\n"
+	assert file_text(docker_client, cluster, f"{FILES}/private/files/secret.txt") == "private\n"
+	assert [line.split()[0] for line in result["output"].splitlines()] == ["frappe"]
+	assert all(entry["checked"] for entry in result["downloads"].values())
+	code, _ = bench_container(docker_client, cluster).exec_run(
+		["test", "-e", f"/home/frappe/frappe-bench/sites/downloads/restore-{run.job.id}-{SITE}"]
+	)
+	assert code == 1  # downloads deleted
+	assert "admin-Secret-42" not in "\n".join(run.output)
+
+
+def test_new_site_from_backup_equals_the_source_at_backup_time(docker_client, env):
+	cluster, target, data, source = env
+	new = "copy.example.com"
+	payload = restore_payload(
+		target,
+		data,
+		use_keys=restore.FILE_KINDS,
+		name=new,
+		config={},
+		managed_database_config={},
+		site_config="{}",
+	)
+	result = JobRun(
+		docker_client, cluster, HANDLERS["New Site from Backup"], new, payload, site_secrets(cluster, target)
+	).run()
+	assert site_db(new) != site_db(SITE)
+	assert table_fingerprint(cluster, site_db(new)) == source[0]
+	assert without_migrate_log(table_counts(cluster, site_db(new))) == without_migrate_log(source[1])
+	assert (
+		file_text(docker_client, cluster, f"/home/frappe/frappe-bench/sites/{new}/public/files/hello.txt")
+		== "public\n"
+	)
+	assert result["output"].split()[0] == "frappe"
+
+
+def test_checksum_mismatch_fails_before_touching_the_site_naming_the_file(docker_client, env):
+	cluster, target, data, _ = env
+	change_site(docker_client, cluster)
+	before = table_fingerprint(cluster, site_db(SITE))
+	payload = restore_payload(target, data)
+	payload["storage"]["backup"]["database"]["sha256"] = "0" * 64
+	run = JobRun(
+		docker_client, cluster, HANDLERS["Restore Site"], SITE, payload, site_secrets(cluster, target)
+	)
+	name = data["backups"]["database"]["file"]
+	with pytest.raises(
+		transfer.ChecksumMismatch, match=rf"The database backup file {name} of {SITE} has sha256"
+	):
+		run.run()
+	assert run.done == set()
+	assert table_fingerprint(cluster, site_db(SITE)) == before
+	folder = f"/home/frappe/frappe-bench/sites/downloads/restore-{run.job.id}-{SITE}"
+	assert bench_container(docker_client, cluster).exec_run(["test", "-e", f"{folder}/{name}"]).exit_code == 1
+
+
+def test_missing_object_fails_before_touching_the_site_naming_it(docker_client, env):
+	cluster, target, data, _ = env
+	before = table_fingerprint(cluster, site_db(SITE))
+	payload = restore_payload(target, data, use_keys=("database",))
+	payload["storage"]["backup"]["database"]["key"] = "backups/none/2026-01-01/gone-database.sql.gz"
+	run = JobRun(
+		docker_client, cluster, HANDLERS["Restore Site"], SITE, payload, site_secrets(cluster, target)
+	)
+	with pytest.raises(
+		transfer.ObjectMissing, match="backups/none/2026-01-01/gone-database.sql.gz is not in bucket"
+	):
+		run.run()
+	assert table_fingerprint(cluster, site_db(SITE)) == before
