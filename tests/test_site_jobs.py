@@ -315,15 +315,6 @@ def test_archive_site_failures_name_the_cause(docker_client, env):
 	cluster, backend = env
 	site = "arch-fail.example.com"
 	run(docker_client, env, "New Site", None, new_site_payload(site))
-	with pytest.raises(SiteError, match="Offsite backups are not available"):
-		run(
-			docker_client,
-			env,
-			"Archive Site",
-			site,
-			archive_payload(offsite={"bucket": "b"}),
-			jobs=ProxyJobs(),
-		)
 	with pytest.raises(ProxyNotDone, match="Remove Site from Upstream job for arch-fail.example.com failed"):
 		run(docker_client, env, "Archive Site", site, archive_payload(), jobs=ProxyJobs({site: ["Failure"]}))
 	with pytest.raises(ProxyNotDone, match="is not received after 3s"):

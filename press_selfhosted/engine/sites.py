@@ -12,7 +12,6 @@ front answers for the site (or, when archiving, waits for the proxy to stop rout
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -354,14 +353,7 @@ def remove_domain(ctx: StepContext) -> None:
 	edit_site_config(ctx, [("discard", "domains", path_arg(ctx, "domain"))])
 
 
-# --- backups (the backup module's when present) ----------------------------------------------------------
-
-
-def _backups():
-	try:
-		return importlib.import_module("press_selfhosted.engine.backups")
-	except ModuleNotFoundError:
-		return None
+# --- backups (engine.backups builds on this module, hence the imports inside the steps) -------------
 
 
 def _site_is_archived(ctx: StepContext) -> bool:
@@ -377,14 +369,12 @@ def _site_is_archived(ctx: StepContext) -> bool:
 
 
 def backup_site(ctx: StepContext) -> None:
+	from press_selfhosted.engine import backups
+
 	if _site_is_archived(ctx):
 		return
-	module = _backups()
 	try:
-		if module is not None:
-			module.step_backup_site(ctx)
-		else:
-			bench(ctx, "backup", "--with-files", "--verbose")
+		backups.step_backup_site(ctx)
 	except EngineError:
 		db_name = (read_site_config(ctx) or {}).get("db_name", "")
 		if mariadb(ctx).database_exists(db_name):
@@ -398,18 +388,10 @@ def backup_site(ctx: StepContext) -> None:
 
 
 def upload_backup(ctx: StepContext) -> None:
-	if _site_is_archived(ctx):
-		return
-	module = _backups()
-	if module is not None:
-		module.step_upload_site_backup(ctx)
-		return
-	if ctx.payload.get("offsite"):
-		raise SiteError(
-			"Offsite backups are not available on this agent yet (press_selfhosted.engine.backups is missing). "
-			"Fix: install a press_selfhosted version with backups, or archive without an offsite backup."
-		)
-	ctx.log("no offsite backup asked: the backup stays in the site's private/backups")
+	from press_selfhosted.engine import backups
+
+	if not _site_is_archived(ctx):
+		backups.step_upload_site_backup(ctx)
 
 
 # --- archive ---------------------------------------------------------------------------------------------
