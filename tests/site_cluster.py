@@ -107,13 +107,16 @@ def start_bench(
 
 
 def remove_cluster(client: docker.DockerClient, cluster_prefix: str) -> None:
-	"""Everything labelled for the test's servers: containers, volumes, then the network."""
-	filters = {"label": f"{naming.SERVER}"}
-	for container in client.containers.list(all=True, filters=filters):
-		if container.labels.get(naming.SERVER, "").startswith(f"{cluster_prefix}-"):
+	"""Everything labelled for the test's two servers: containers, volumes, then the network.
+
+	Filtered by exact label: a broad listing would inspect other tests' containers, which may vanish
+	between the listing and the inspection.
+	"""
+	for server in (f"{cluster_prefix}-app.local", f"{cluster_prefix}-db.local"):
+		filters = {"label": naming.label_filters(server)}
+		for container in client.containers.list(all=True, filters=filters):
 			container.remove(force=True, v=True)
-	for volume in client.volumes.list(filters=filters):
-		if (volume.attrs.get("Labels") or {}).get(naming.SERVER, "").startswith(f"{cluster_prefix}-"):
+		for volume in client.volumes.list(filters=filters):
 			volume.remove(force=True)
 	for network in client.networks.list(names=[naming.resource_name(cluster_prefix, "net")]):
 		network.remove()
