@@ -290,3 +290,28 @@ class JobRun:
 			step.run(ctx)
 			self.done.add(step.name)
 		return self.job.data
+
+
+@contextlib.contextmanager
+def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str):
+	"""A cluster whose bench (with its front) holds ``site`` with data, backed up by Backup Site.
+
+	Yields (cluster, target, backup job data, (fingerprint, table counts) at backup time)."""
+	from site_cluster import remove_cluster, start_bench, start_cluster
+
+	from press_selfhosted.engine.agent.handlers import index
+	from press_selfhosted.engine.backups import backup_handlers
+
+	prefix = f"t{uuid.uuid4().hex[:8]}"
+	with scratch_bucket(endpoints, f"t-{bucket_purpose}-{prefix}") as target:
+		try:
+			cluster = start_cluster(docker_client, endpoints, prefix)
+			start_bench(docker_client, endpoints, cluster, BENCH)
+			make_site(docker_client, cluster, site, target)
+			payload = {"with_files": True, **offsite_payload(target, site)}
+			handler = index(backup_handlers())["Backup Site"]
+			data = JobRun(docker_client, cluster, handler, site, payload, site_secrets(cluster, target)).run()
+			source = (table_fingerprint(cluster, site_db(site)), table_counts(cluster, site_db(site)))
+			yield cluster, target, data, source
+		finally:
+			remove_cluster(docker_client, prefix)

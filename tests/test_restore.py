@@ -7,29 +7,23 @@ checksums under ``storage.backup``. Outcomes are checked with SQL as root and fi
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from backup_support import (
-	BENCH,
 	TABLE,
 	JobRun,
+	backed_up_site,
 	bench_container,
-	make_site,
-	offsite_payload,
-	scratch_bucket,
 	site_db,
 	site_secrets,
 	table_counts,
 	table_fingerprint,
 )
-from site_cluster import remove_cluster, start_bench, start_cluster
 
-from press_selfhosted.engine import backups, restore, transfer
+from press_selfhosted.engine import restore, transfer
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.storage import open_client
 
-HANDLERS = index([*backups.backup_handlers(), *restore.restore_handlers()])
+HANDLERS = index(restore.restore_handlers())
 SITE = "source.example.com"
 FILES = f"/home/frappe/frappe-bench/sites/{SITE}"
 
@@ -37,20 +31,8 @@ FILES = f"/home/frappe/frappe-bench/sites/{SITE}"
 @pytest.fixture(scope="module")
 def env(docker_client, endpoints):
 	"""A site with data, backed up; the fingerprint of its data at backup time."""
-	prefix = f"t{uuid.uuid4().hex[:8]}"
-	with scratch_bucket(endpoints, f"t-restore-{prefix}") as target:
-		try:
-			cluster = start_cluster(docker_client, endpoints, prefix)
-			start_bench(docker_client, endpoints, cluster, BENCH)
-			make_site(docker_client, cluster, SITE, target)
-			payload = {"with_files": True, **offsite_payload(target, SITE)}
-			data = JobRun(
-				docker_client, cluster, HANDLERS["Backup Site"], SITE, payload, site_secrets(cluster, target)
-			).run()
-			source = (table_fingerprint(cluster, site_db(SITE)), table_counts(cluster, site_db(SITE)))
-			yield cluster, target, data, source
-		finally:
-			remove_cluster(docker_client, prefix)
+	with backed_up_site(docker_client, endpoints, SITE, "restore") as found:
+		yield found
 
 
 def restore_payload(target, data: dict, use_keys: tuple[str, ...] = (), **changes) -> dict:

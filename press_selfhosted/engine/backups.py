@@ -26,7 +26,6 @@ from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.storage import S3Target, open_client
 
-TUNING = transfer.Tuning()
 KINDS = ("database", "site_config", "public", "private")
 # `bench backup --verbose` summary lines, e.g. "Database: /home/.../x-database.sql.gz 1.2KiB"
 _SUMMARY = re.compile(r"^(Database|Config|Public|Private)\s*:\s*(\S+)", re.MULTILINE)
@@ -146,7 +145,7 @@ def step_backup_site(ctx: StepContext) -> None:
 # --- Upload Site Backup to S3 ---------------------------------------------------------------------------
 
 
-def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = TUNING) -> None:
+def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer.TUNING) -> None:
 	"""Streams each backup file to S3 and verifies it; removes the local copies once all are verified."""
 	storage = _storage(ctx)
 	backups = ctx.data.get("backups") or {}

@@ -52,6 +52,9 @@ class Tuning:
 			raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part size)")
 
 
+TUNING = Tuning()
+
+
 @dataclass(frozen=True)
 class StoredObject:
 	bucket: str
@@ -85,7 +88,7 @@ class ContainerFile:
 		self.response.close()
 
 
-def open_container_file(container, path: str, tuning: Tuning = Tuning()) -> ContainerFile:
+def open_container_file(container, path: str, tuning: Tuning = TUNING) -> ContainerFile:
 	"""Docker's archive of one regular file: the tar member's bytes, read incrementally.
 
 	The request is made on docker-py's API session directly because ``get_archive`` hands out a
@@ -137,7 +140,7 @@ def upload_stream(
 	s3,
 	target: S3Target,
 	key: str,
-	tuning: Tuning = Tuning(),
+	tuning: Tuning = TUNING,
 	source: str = "",
 ) -> StoredObject:
 	"""Uploads exactly ``size`` bytes from ``reader`` to ``target.bucket``/``key`` and returns their sha256.
@@ -234,7 +237,7 @@ def _multipart(
 
 
 def upload_from_container(
-	container, path: str, s3, target: S3Target, key: str, tuning: Tuning = Tuning()
+	container, path: str, s3, target: S3Target, key: str, tuning: Tuning = TUNING
 ) -> StoredObject:
 	opened = open_container_file(container, path, tuning)
 	try:
@@ -251,7 +254,7 @@ def upload_from_container(
 		opened.close()
 
 
-def hash_object(s3, target: S3Target, key: str, tuning: Tuning = Tuning()) -> StoredObject:
+def hash_object(s3, target: S3Target, key: str, tuning: Tuning = TUNING) -> StoredObject:
 	"""Reads the object back and hashes it (what a verification trusts, unlike ETags that differ per server)."""
 	try:
 		body = s3.get_object(Bucket=target.bucket, Key=key)["Body"]
@@ -278,7 +281,7 @@ def _missing_or(error: Exception, target: S3Target, key: str) -> EngineError:
 
 
 def verify_object(
-	s3, target: S3Target, key: str, size: int, sha256: str, tuning: Tuning = Tuning()
+	s3, target: S3Target, key: str, size: int, sha256: str, tuning: Tuning = TUNING
 ) -> StoredObject:
 	"""Checks that the object has ``size`` bytes (HEAD) and then the ``sha256`` (read back)."""
 	try:
@@ -311,7 +314,7 @@ class Incoming:
 	chunks: Iterator[bytes]
 
 
-def open_object(s3, target: S3Target, key: str, tuning: Tuning = Tuning()) -> Incoming:
+def open_object(s3, target: S3Target, key: str, tuning: Tuning = TUNING) -> Incoming:
 	try:
 		response = s3.get_object(Bucket=target.bucket, Key=key)
 	except Exception as error:
@@ -319,7 +322,7 @@ def open_object(s3, target: S3Target, key: str, tuning: Tuning = Tuning()) -> In
 	return Incoming(key, response["ContentLength"], response["Body"].iter_chunks(tuning.read_chunk))
 
 
-def open_url(url: str, tuning: Tuning = Tuning(), timeout: float = 30) -> Incoming:
+def open_url(url: str, tuning: Tuning = TUNING, timeout: float = 30) -> Incoming:
 	"""A presigned GET URL as Press sends it for restores."""
 	import requests
 

@@ -1,0 +1,132 @@
+"""Checksum re-checks in the real S3 server and restore drills on a real bench.
+
+The drill gets a StepContext factory built as the executor builds one (the Frappe glue does the
+same); outcomes are checked with SQL as root and in the bench container.
+"""
+
+from __future__ import annotations
+
+import pytest
+from backup_support import BENCH, backed_up_site, bench_container, site_db, site_secrets
+from site_cluster import Secrets, Topology
+
+from press_selfhosted.engine import verification
+from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
+from press_selfhosted.engine.storage import open_client
+
+SITE = "checked.example.com"
+
+
+@pytest.fixture(scope="module")
+def env(docker_client, endpoints):
+	with backed_up_site(docker_client, endpoints, SITE, "verify") as found:
+		yield found
+
+
+def recorded(data: dict) -> dict[str, tuple[int, str]]:
+	return {
+		data["offsite"][entry["file"]]: (entry["size"], data["checksums"][entry["file"]])
+		for entry in data["backups"].values()
+	}
+
+
+def test_recheck_reports_each_file_and_finds_a_changed_object(env):
+	_, target, data, _ = env
+	files = recorded(data)
+	with open_client(target) as s3:
+		assert all(check.ok for check in verification.recheck(s3, target, files))
+		damaged = data["offsite"][data["backups"]["site_config"]["file"]]
+		original = s3.get_object(Bucket=target.bucket, Key=damaged)["Body"].read()
+		s3.put_object(Bucket=target.bucket, Key=damaged, Body=original.replace(b"{", b"[", 1))
+		try:
+			checks = {check.key: check for check in verification.recheck(s3, target, files)}
+		finally:
+			s3.put_object(Bucket=target.bucket, Key=damaged, Body=original)
+	assert [key for key, check in checks.items() if not check.ok] == [damaged]
+	assert f"The object {damaged} in bucket {target.bucket!r} has sha256" in checks[damaged].message
+
+
+def drill(docker_client, env, expected: dict[str, int]):
+	cluster, target, data, _ = env
+	source = JobRecord(
+		7, "Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
+	)
+	backup = {
+		kind: {
+			"key": data["offsite"][data["backups"][kind]["file"]],
+			"sha256": data["checksums"][data["backups"][kind]["file"]],
+		}
+		for kind in ("database", "public", "private")
+	}
+	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
+	output: list[str] = []
+
+	def make_ctx(job):
+		return StepContext(
+			job,
+			cluster.app_server,
+			docker_client,
+			Topology(cluster),
+			Secrets(site_secrets(cluster, target)),
+			output.append,
+			lambda server: docker_client,
+		)
+
+	return verification.restore_drill(source, backup, expected, make_ctx, storage)
+
+
+def assert_drill_site_gone(docker_client, env, result) -> None:
+	cluster = env[0]
+	assert not cluster.db.database_exists(site_db(result.drill_site))
+	assert cluster.db.users(site_db(result.drill_site)) == []
+	sites = (
+		bench_container(docker_client, cluster)
+		.exec_run(["ls", "/home/frappe/frappe-bench/sites"])
+		.output.decode()
+	)
+	assert result.drill_site not in sites and "restore-" not in sites
+
+
+def test_restore_drill_passes_and_removes_the_throwaway_site(docker_client, env):
+	_, _, _, (_, counts) = env
+	result = drill(docker_client, env, counts)
+	assert result.ok, result.message
+	assert result.drill_site.startswith("drill-") and result.drill_site.endswith(f".{SITE}")
+	assert {t: c for t, c in result.tables.items() if t != "tabPatch Log"} == {
+		t: c for t, c in counts.items() if t != "tabPatch Log"
+	}
+	assert_drill_site_gone(docker_client, env, result)
+
+
+def test_restore_drill_reports_differences_and_still_cleans_up(docker_client, env):
+	_, _, _, (_, counts) = env
+	expected = {**counts, "tabBackup Probe": counts["tabBackup Probe"] + 1}
+	result = drill(docker_client, env, expected)
+	assert not result.ok
+	assert "tabBackup Probe: 51 at backup, 50 restored" in result.message
+	assert_drill_site_gone(docker_client, env, result)
+
+
+def test_failed_restore_drill_is_reported_and_cleaned_up(docker_client, env):
+	cluster, target, data, (_, counts) = env
+	source = JobRecord(
+		8, "Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
+	)
+	broken = {"database": {"key": data["offsite"][data["backups"]["database"]["file"]], "sha256": "0" * 64}}
+	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
+
+	def make_ctx(job):
+		return StepContext(
+			job,
+			cluster.app_server,
+			docker_client,
+			Topology(cluster),
+			Secrets(site_secrets(cluster, target)),
+			lambda text: None,
+			lambda server: docker_client,
+		)
+
+	result = verification.restore_drill(source, broken, counts, make_ctx, storage)
+	assert not result.ok
+	assert f"The restore drill of {SITE} failed: The database backup file" in result.message
+	assert_drill_site_gone(docker_client, env, result)
