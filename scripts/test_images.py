@@ -28,6 +28,7 @@ BASE_PACKAGES = [
 	"procps",
 	"ca-certificates",
 	"tini",
+	"wget",
 ]
 REPOSITORY = "press-selfhosted-test"
 

@@ -370,6 +370,7 @@ def apply_limits(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> None:
 FRONT_CONF = """# written by press_selfhosted: static files from the sites volume, the rest to the backend
 map $http_x_frappe_site_name $press_site {{ default $http_x_frappe_site_name; "" $host; }}
 map $http_upgrade $press_connection {{ default upgrade; "" close; }}
+map $http_x_forwarded_proto $press_proto {{ default $http_x_forwarded_proto; "" $scheme; }}
 server {{
 	listen 80 default_server;
 	root {sites};
@@ -382,12 +383,14 @@ server {{
 		try_files /$press_site/public/$uri @webserver;
 	}}
 	location /files {{ try_files /$press_site/public/$uri @webserver; }}
+	# private files: Frappe answers X-Accel-Redirect /protected/<path in the site folder>
+	location ~ ^/protected/(.*) {{ internal; try_files /$press_site/$1 =404; }}
 	location /socket.io {{
 		proxy_http_version 1.1;
 		proxy_set_header Upgrade $http_upgrade;
 		proxy_set_header Connection $press_connection;
 		proxy_set_header X-Frappe-Site-Name $press_site;
-		proxy_set_header Origin $scheme://$http_host;
+		proxy_set_header Origin $press_proto://$http_host;
 		proxy_set_header Host $host;
 		proxy_pass http://$press_backend:9000;
 	}}
@@ -395,7 +398,7 @@ server {{
 	location @webserver {{
 		proxy_http_version 1.1;
 		proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-		proxy_set_header X-Forwarded-Proto $scheme;
+		proxy_set_header X-Forwarded-Proto $press_proto;
 		proxy_set_header X-Frappe-Site-Name $press_site;
 		proxy_set_header Host $host;
 		proxy_set_header X-Use-X-Accel-Redirect True;

@@ -5,8 +5,7 @@ Containers (all labelled, on the cluster network):
   file provider watches ``/etc/traefik/dynamic`` (volume ``<prefix>-traefik-dynamic``), so a route file
   takes effect when it is replaced and Traefik is never restarted. Its API is on an entry point bound
   to the container's own loopback (nothing outside the container reaches it); the ``Reload NGINX``
-  steps ask it, through ``docker exec``, whether the routers are loaded. That probe needs ``python3`` in
-  the Traefik image.
+  steps ask it, through ``docker exec`` of ``wget``, whether the routers are loaded.
 - ``<prefix>-pages``: nginx (the front image) serving the suspended / deactivated pages, written by
   the engine into volume ``<prefix>-pages`` together with the nginx configuration.
 
@@ -24,6 +23,7 @@ import io
 import json
 import secrets
 import tarfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -253,35 +253,13 @@ def pages_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpe
 
 # --- the running proxy ----------------------------------------------------------------------------
 
-# Runs inside the Traefik container: waits until every router has the wanted signature
-# (traefik.router_signature; None: absent),
-# prints what is still wrong as JSON. The file provider applies changes asynchronously, so a single
-# look right after the write could miss them.
-PROBE = """
-import json, sys, time, urllib.error, urllib.request
-want, deadline, api = json.loads(sys.argv[1]), time.monotonic() + float(sys.argv[2]), sys.argv[3]
-while True:
-	wrong = {}
-	for name, service in want.items():
-		try:
-			with urllib.request.urlopen(f"http://{api}/api/http/routers/{name}@file", timeout=2) as answer:
-				router = json.load(answer)
-			names = (router.get("service", ""), *router.get("middlewares", []))
-			seen = "|".join([router.get("rule", ""), *(name.split("@")[0] for name in names)])
-			if router.get("status") != "enabled":
-				seen = f"{router.get('status')}: {'; '.join(router.get('error') or [])}"
-		except urllib.error.HTTPError as error:
-			seen = None if error.code == 404 else f"HTTP {error.code}"
-		except OSError as error:
-			seen = f"API unreachable: {error}"
-		if seen != service:
-			wrong[name] = seen
-	if not wrong or time.monotonic() > deadline:
-		break
-	time.sleep(0.2)
-print(json.dumps(wrong))
-sys.exit(1 if wrong else 0)
-"""
+
+def loaded_signature(router: dict) -> str:
+	"""What a loaded router must look like (see traefik.router_signature), from Traefik's API answer."""
+	if router.get("status") != "enabled":
+		return f"{router.get('status')}: {'; '.join(router.get('error') or [])}"
+	names = (router.get("service", ""), *router.get("middlewares", []))
+	return "|".join([router.get("rule", ""), *(name.split("@")[0] for name in names)])
 
 
 @dataclass
@@ -349,16 +327,34 @@ class Proxy:
 		ctx.run(self.traefik, ["rm", "-rf", "--", *paths], ROOT)
 
 	def verify(self, ctx: StepContext, expected: dict[str, str | None]) -> None:
-		"""Wait until Traefik serves ``expected`` (router → service, None: no such router)."""
-		argv = ["python3", "-c", PROBE, json.dumps(expected), str(self.settings.reload_timeout), API_ADDRESS]
-		result = ctx.run(self.traefik, argv, ROOT, check=False)
-		if result.exit_code != 0:
-			try:
-				wrong = json.loads(result.stdout.strip().splitlines()[-1])
-			except (ValueError, IndexError):
-				wrong = {"probe": result.output[-300:]}
-			raise RoutesNotLoaded(self.server.name, wrong)
+		"""Wait until Traefik serves ``expected`` (router → signature, None: no such router). The file
+		provider applies a change asynchronously, so one look right after the write could miss it."""
+		deadline = time.monotonic() + self.settings.reload_timeout
+		while True:
+			wrong = {}
+			for name, want in expected.items():
+				seen = self.loaded_router(name)
+				if seen != want:
+					wrong[name] = seen
+			if not wrong:
+				break
+			if time.monotonic() > deadline:
+				raise RoutesNotLoaded(self.server.name, wrong)
+			time.sleep(0.2)
 		ctx.log(f"Traefik loaded {len(expected)} router change(s); its file provider reloads by itself.")
+
+	def loaded_router(self, name: str) -> str | None:
+		"""The signature of router ``name`` as Traefik's API reports it (None: not loaded).
+
+		The API listens on the container's own loopback only, so it is asked from inside with ``wget``
+		(busybox's in Traefik's image); the answer is interpreted here."""
+		url = f"http://{API_ADDRESS}/api/http/routers/{name}@file"
+		result = commands.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
+		if result.exit_code == 0:
+			return loaded_signature(json.loads(result.stdout))
+		if "404" in result.stderr:
+			return None
+		return f"API unreachable: {result.stderr.strip()[-200:]}"
 
 
 # --- Press's proxy jobs ---------------------------------------------------------------------------
