@@ -17,7 +17,11 @@ doc_events = {
 	"Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
 	"Proxy Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
 	"Database Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
-	"Site": {"validate": "press_selfhosted.validations.doc_events.validate_site"},
+	"Site": {
+		"validate": "press_selfhosted.validations.doc_events.validate_site",
+		# plan limits are re-applied when a site's plan changes
+		"on_update": "press_selfhosted.agent.usage.on_site_update",
+	},
 	"Site Backup": {"validate": "press_selfhosted.validations.doc_events.validate_site_backup"},
 	# Press Settings' registry fields and Cluster repository follow the default Local Registry
 	"Local Registry": {"on_update": "press_selfhosted.agent.registry.on_local_registry_update"},
@@ -27,4 +31,8 @@ doc_events = {
 # request and background job, and the sweep that resumes jobs whose worker died
 before_request = ["press_selfhosted.agent.runtime.apply_swap"]
 before_job = ["press_selfhosted.agent.runtime.apply_swap"]
-scheduler_events = {"cron": {"* * * * *": ["press_selfhosted.agent.runtime.sweep_jobs"]}}
+scheduler_events = {
+	"cron": {"* * * * *": ["press_selfhosted.agent.runtime.sweep_jobs"]},
+	# site usage (database, files, system users) against the plan's limits
+	"hourly_long": ["press_selfhosted.agent.usage.measure_site_usages"],
+}

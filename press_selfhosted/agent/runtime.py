@@ -8,19 +8,20 @@ app's bench commands call it too).
 
 from __future__ import annotations
 
+import json
 import re
 
 import frappe
 
-from press_selfhosted.agent import transport
-from press_selfhosted.engine.agent import handlers
+from press_selfhosted.agent import registry, transport
+from press_selfhosted.engine.agent import handlers, jobs
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
-from press_selfhosted.agent import registry
 from press_selfhosted.engine.agent.router import Response, Router, error
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.benches import bench_handlers
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
 from press_selfhosted.engine.sites import site_handlers
 
 SERVER_TYPES = ("Server", "Proxy Server", "Database Server")
@@ -63,7 +64,21 @@ def job_store() -> JobStore:
 
 
 def all_handlers():
-	return [*bench_handlers(), *site_handlers()]
+	return [
+		*bench_handlers(),
+		*site_handlers(),
+		*ProxyJobs(proxy_settings()).handlers(),
+		registry.run_remote_builder_handler(),
+	]
+
+
+def proxy_settings() -> ProxySettings:
+	"""Traefik and the page service of container proxy servers; images from the site config, so that
+	an operator points them at the Local Registry."""
+	return ProxySettings(
+		traefik_image=frappe.conf.get("press_selfhosted_traefik_image") or "traefik:v3.1",
+		pages_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
+	)
 
 
 BUILD_CONTEXT_UPLOAD = re.compile(r"^/?builder/upload/(?P<build>[^/]+)$")
@@ -139,6 +154,9 @@ class FrappeTopology:
 			frappe.throw(f"No app server has the IP {ip}")
 		return self.server("Server", name)
 
+	def bench_for_site(self, site: str) -> str:
+		return frappe.db.get_value("Site", site, "bench")
+
 	def database_for(self, app_server: str) -> DatabaseEndpoint:
 		database = frappe.db.get_value("Server", app_server, "database_server")
 		doc = frappe.get_cached_doc("Database Server", database)
@@ -146,7 +164,9 @@ class FrappeTopology:
 
 
 class FrappeSecrets:
-	"""Secrets from Password fields, read when a step asks (never stored with a job)."""
+	"""Secrets read when a step asks, never stored with a job: from Password fields where Press or this
+	app keeps one, else from the request Press recorded on its own Agent Job (``request_data`` already
+	holds the payload in clear), so the job store never needs a copy."""
 
 	def secret(self, job: JobRecord, key: str) -> str:
 		from frappe.utils.password import get_decrypted_password
@@ -162,6 +182,25 @@ class FrappeSecrets:
 			if default:
 				return get_decrypted_password("Local Registry", default, "password")
 			return frappe.db.get_single_value("Press Settings", "docker_registry_password")
-		if key == "offsite_secret_key":
-			return get_decrypted_password("Storage Configuration", "Storage Configuration", "secret_key")
-		frappe.throw(f"press_selfhosted does not know where the secret {key!r} is kept")
+		if key in ("offsite_access_key", "offsite_secret_key"):
+			from press_selfhosted.press_selfhosted.doctype.storage_configuration.storage_configuration import (
+				get_default,
+			)
+
+			return get_default().get_password(key.removeprefix("offsite_"))
+		if key == "privkey.pem":  # Add Host to Proxy: the host's certificate, named after the domain
+			return get_decrypted_password("TLS Certificate", job.payload.get("name"), "private_key")
+		return self.from_press_request(job, key)
+
+	@staticmethod
+	def from_press_request(job: JobRecord, key: str) -> str:
+		request = (
+			frappe.db.get_value("Agent Job", job.agent_job_id, "request_data") if job.agent_job_id else None
+		)
+		value = jobs.lookup(json.loads(request or "{}"), key)
+		if not isinstance(value, str) or not value:
+			frappe.throw(
+				f"press_selfhosted found no {key!r} for agent job {job.id} in Press's Agent Job "
+				f"{job.agent_job_id or '(none)'}: retry the action in Press so that it sends the request again"
+			)
+		return value

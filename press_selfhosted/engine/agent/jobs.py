@@ -25,6 +25,19 @@ MASK = "********"
 _SECRET_KEY = re.compile(r"pass|secret|token|access_key|private|privkey|credential", re.IGNORECASE)
 
 
+def lookup(payload: Any, path: str) -> Any:
+	"""The value at a dotted ``path`` (``create_user.password``, ``config.smtp_password``) of a payload,
+	None when absent. Keys may hold dots themselves, so the longest matching key wins."""
+	if not isinstance(payload, dict):
+		return None
+	if path in payload:
+		return payload[path]
+	for cut in range(len(path) - 1, 0, -1):
+		if path[cut] == "." and path[:cut] in payload:
+			return lookup(payload[path[:cut]], path[cut + 1 :])
+	return None
+
+
 def scrub(value: Any) -> Any:
 	"""A copy of ``value`` with the value of every secret-looking key replaced by a mask, at any depth."""
 	if isinstance(value, dict):
