@@ -20,6 +20,7 @@ from press_selfhosted.engine.docker_hosts import DockerHost
 from press_selfhosted.engine.errors import RegistryAuthError, RegistryUnreachable
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.engine.registry_cleanup import list_tags, manifest_digest
+from references import press_fixtures_dir
 
 CONTEXT_DIR = Path(__file__).parent / "images" / "build-context"
 STEPS = ["Clone Repositories", "Run Validations", "Build Image", "Push Docker Image", "Cleanup Context"]
@@ -128,7 +129,7 @@ def registry_target(setup, password=None) -> RegistryTarget:
 
 
 def test_handler_steps_are_press_steps():
-	fixture = json.loads(Path("/work/shared/press-fixtures/agent_job_type.json").read_text())
+	fixture = json.loads((press_fixtures_dir() / "agent_job_type.json").read_text())
 	press = next(item for item in fixture if item["name"] == "Run Remote Builder")
 	handler = builds.run_remote_builder(builds.BuilderSettings(builds.ContextStore("/nonexistent")))
 	assert handler.step_names == [step["step_name"] for step in press["steps"]] == STEPS

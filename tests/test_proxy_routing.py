@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import datetime
 import io
-import json
 import socket
 import ssl
 import tarfile
 import time
 import uuid
-from pathlib import Path
 
 import docker.errors
 import jsonschema
@@ -41,8 +39,9 @@ from tests.proxy_helpers import (
 	start_bench_pair,
 )
 from tests.test_agent_support import store_config  # noqa: F401 (the job store fixture)
+from references import schema
 
-SCHEMA = json.loads(Path("/work/shared/schemas/traefik-v3-file-provider.json").read_text())
+SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.7"
 SITE = "site1.example.com"
 BENCH = "bench-0001"

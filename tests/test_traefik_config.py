@@ -4,7 +4,6 @@ and routes where it must. Pure functions: no service needed."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -13,8 +12,9 @@ import yaml
 from press_selfhosted.engine import traefik
 from press_selfhosted.engine.traefik import HostRoute, SiteRoute
 from press_selfhosted.engine.validation import ValidationError
+from references import schema
 
-SCHEMA = json.loads(Path("/work/shared/schemas/traefik-v3-file-provider.json").read_text())
+SCHEMA = schema("traefik-v3-file-provider.json")
 BASE = SiteRoute(
 	site="site1.example.com",
 	upstream="10.0.0.5",
