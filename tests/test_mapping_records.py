@@ -159,6 +159,9 @@ class FakeDoc(dict):
 	def has_value_changed(self, field):
 		return field in self._changed
 
+	def get_doc_before_save(self):
+		return FakeDoc(self.get("_before", {}), new=False)
+
 
 @pytest.fixture
 def fake_frappe(monkeypatch):
@@ -235,6 +238,13 @@ def test_site_wrapper(fake_frappe):
 		doc_events.validate_site(FakeDoc({**site, "plan": "Unlimited"}))
 	# an existing site is not checked again; a site on an agent server keeps Press's rules
 	doc_events.validate_site(FakeDoc({**site, "plan": None}, new=False))
+	# ... except that Archived is final
+	archived = {**site, "server": "f1.platform.local", "_before": {"status": "Archived"}}
+	with pytest.raises(Thrown, match="Archived site cannot change status"):
+		doc_events.validate_site(FakeDoc({**archived, "status": "Active"}, new=False, changed={"status"}))
+	doc_events.validate_site(FakeDoc({**archived, "status": "Archived"}, new=False, changed=()))
+	active = {**archived, "_before": {"status": "Suspended"}, "status": "Active"}
+	doc_events.validate_site(FakeDoc(active, new=False, changed={"status"}))
 	frappe.db = FakeDB(_site_tables(bench_status="Installing", socket=""))
 	doc_events.validate_site(FakeDoc({**site, "name": "Whatever_Press_Allows"}))
 

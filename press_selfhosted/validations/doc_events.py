@@ -57,8 +57,10 @@ def validate_server_record(doc, method=None) -> None:
 
 
 def validate_site(doc, method=None) -> None:
-	"""A new Site on a container server: FQDN name, unique, Active bench, a plan."""
+	"""A new Site on a container server: FQDN name, unique, Active bench, a plan; an existing one never
+	leaves Archived."""
 	if not _is_new(doc):
+		validate_site_status_change(doc)
 		return
 	bench = frappe.db.get_value("Bench", doc.bench, ["server", "status"], as_dict=True) if doc.bench else None
 	server = (bench and bench.server) or doc.server
@@ -78,6 +80,16 @@ def validate_site(doc, method=None) -> None:
 			plan=plan,
 			name_taken=name_taken,
 		)
+	except EngineValidationError as error:
+		throw(error)
+
+
+def validate_site_status_change(doc) -> None:
+	if not doc.has_value_changed("status") or not server_is_container_server("Server", doc.server):
+		return
+	before = doc.get_doc_before_save()
+	try:
+		records.check_site_status_change(before.status if before else None, doc.status)
 	except EngineValidationError as error:
 		throw(error)
 

@@ -116,6 +116,17 @@ def check_new_site(
 	return name
 
 
+def check_site_status_change(previous: str | None, status: str | None) -> None:
+	"""Archived is final on a container server: the site's database and files were dropped."""
+	if previous == "Archived" and status != "Archived":
+		raise ValidationError(
+			"status",
+			status or "",
+			"an Archived site cannot change status: its database and files were dropped when it was archived",
+			"create a new site from the archived site's last backup (New Site from Backup)",
+		)
+
+
 def is_requested_backup(status: str | None, recorded_after_the_fact: bool) -> bool:
 	"""Whether a new Site Backup asks for a backup to be taken (then the site rules apply)."""
 	return not recorded_after_the_fact and (status or "") in REQUESTED_BACKUP_STATUSES
