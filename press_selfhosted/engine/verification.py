@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from press_selfhosted.engine import sites, transfer
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
-from press_selfhosted.engine.database import MariaDB, database_name, quote
+from press_selfhosted.engine.backups import table_counts
+from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.restore import restore_handlers
 from press_selfhosted.engine.storage import S3Target
@@ -42,22 +43,6 @@ def recheck(
 		else:
 			found.append(FileCheck(key, True, f"{key}: {size} bytes, sha256 as recorded"))
 	return found
-
-
-def table_counts(db: MariaDB, db_name: str) -> dict[str, int]:
-	"""Exact row counts of every table (one statement; ``TABLE_ROWS`` is only an estimate for InnoDB)."""
-	tables = [
-		row[0]
-		for row in db.sql(
-			f"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {quote(db_name)}"
-		)
-	]
-	if not tables:
-		return {}
-	query = " UNION ALL ".join(
-		f"SELECT {quote(t)}, COUNT(*) FROM `{db_name}`.`{t.replace('`', '``')}`" for t in tables
-	)
-	return {row[0]: int(row[1]) for row in db.sql(query)}
 
 
 @dataclass
