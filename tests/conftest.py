@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+from references import press_fixtures_dir
+
+# the engine reads Press's Agent Job Types from an installed press app or this folder
+os.environ.setdefault("PRESS_FIXTURES_DIR", str(press_fixtures_dir()))
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ROOT / ".services" / "endpoints.json"

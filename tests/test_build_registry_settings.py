@@ -126,7 +126,6 @@ def test_upload_is_saved_in_site_private_folder(glue, tmp_path, monkeypatch):
 	answer = module.save_build_context("dcb-0001", {"build_context_file": io.BytesIO(b"context")})
 	saved = tmp_path / "private" / module.CONTEXTS_FOLDER / answer["filename"]
 	assert saved.read_bytes() == b"context" and answer["filename"].startswith("dcb-0001-")
-	assert module.run_remote_builder_handler().job_type == "Run Remote Builder"
 
 
 def test_non_default_registry_update_changes_nothing(glue):

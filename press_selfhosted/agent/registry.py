@@ -90,10 +90,6 @@ def builder_settings() -> builds.BuilderSettings:
 	)
 
 
-def run_remote_builder_handler():
-	return builds.run_remote_builder(builder_settings())
-
-
 def save_build_context(build: str, files: dict) -> dict[str, str]:
 	"""Answers Press's ``POST builder/upload/<build>`` (``files={"build_context_file": file}``)."""
 	return builds.save_upload(builder_settings(), build, files["build_context_file"])

@@ -13,16 +13,14 @@ import re
 
 import frappe
 
-from press_selfhosted.agent import registry, transport
-from press_selfhosted.engine.agent import handlers, jobs
+from press_selfhosted.agent import backups, registry, transport
+from press_selfhosted.engine.agent import catalog, handlers, jobs
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
 from press_selfhosted.engine.agent.router import Response, Router, error
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-from press_selfhosted.engine.benches import bench_handlers
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
-from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
-from press_selfhosted.engine.sites import site_handlers
+from press_selfhosted.engine.proxy import ProxySettings
 
 SERVER_TYPES = ("Server", "Proxy Server", "Database Server")
 _docker_hosts = DockerHosts()  # one Docker client per server for the life of the process
@@ -64,12 +62,7 @@ def job_store() -> JobStore:
 
 
 def all_handlers():
-	return [
-		*bench_handlers(),
-		*site_handlers(),
-		*ProxyJobs(proxy_settings()).handlers(),
-		registry.run_remote_builder_handler(),
-	]
+	return catalog.all_handlers(proxy_settings(), registry.builder_settings())
 
 
 def proxy_settings() -> ProxySettings:
@@ -88,7 +81,9 @@ def route(agent, method, path, data, agent_job_id, files=None):
 	upload = BUILD_CONTEXT_UPLOAD.match(path)
 	if upload and files:
 		return receive_build_context(upload["build"], files)
-	router = Router(all_handlers(), job_store(), enqueue, FrappeTopology(), _docker_hosts)
+	router = Router(
+		all_handlers(), job_store(), enqueue, FrappeTopology(), _docker_hosts, enrich=backups.storage_payload
+	)
 	return router.handle(agent.server, method, path, data, agent_job_id, server_type=agent.server_type)
 
 

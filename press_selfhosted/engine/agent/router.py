@@ -83,12 +83,16 @@ class Router:
 		enqueue: Callable[[int], object],
 		topology: Topology,
 		docker_hosts: DockerHosts,
+		enrich: Callable[[str, str | None, dict[str, Any]], dict[str, Any]] | None = None,
 	):
+		"""``enrich(job_type, site, payload)`` returns keys to add to a job's payload before it is
+		recorded: what the job needs that Press does not send (e.g. the S3 storage of backups)."""
 		self._routes = [_compile(handler) for handler in handlers]
 		self.store = store
 		self.enqueue = enqueue
 		self.topology = topology
 		self.docker_hosts = docker_hosts
+		self.enrich = enrich
 
 	def handle(
 		self,
@@ -137,6 +141,8 @@ class Router:
 			bench = payload.get("name")
 		elif handler.path.endswith(("/sites", "/sites/restore")):
 			site = payload.get("name")
+		if self.enrich:
+			payload.update(self.enrich(handler.job_type, site, payload))
 		job_id = self.store.create(
 			NewJob(
 				server,

@@ -1,0 +1,27 @@
+"""Every job type press_selfhosted executes, in one list: what the router routes and the executor runs."""
+
+from __future__ import annotations
+
+from press_selfhosted.engine.agent.handlers import Handler
+from press_selfhosted.engine.backups import backup_handlers
+from press_selfhosted.engine.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.builds import BuilderSettings, run_remote_builder
+from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
+from press_selfhosted.engine.restore import restore_handlers
+from press_selfhosted.engine.sites import SiteSettings, site_handlers
+
+
+def all_handlers(
+	proxy: ProxySettings,
+	builder: BuilderSettings,
+	benches: BenchSettings | None = None,
+	sites: SiteSettings | None = None,
+) -> list[Handler]:
+	return [
+		*bench_handlers(benches),
+		*site_handlers(sites),
+		*ProxyJobs(proxy).handlers(),
+		*backup_handlers(),
+		*restore_handlers(),
+		run_remote_builder(builder),
+	]
