@@ -99,6 +99,26 @@ CUSTOM_FIELDS = {
 			"upload and before a restore.",
 		},
 	],
+	"Site": [
+		{
+			"fieldname": "last_verified_restore",
+			"label": "Last Verified Restore",
+			"fieldtype": "Datetime",
+			"insert_after": "disable_streaming_backups",
+			"read_only": 1,
+			"no_copy": 1,
+			"description": "When a restore drill last restored this site's latest backup into a throw-away "
+			"site and found the same tables and row counts (press_selfhosted).",
+		},
+		{
+			"fieldname": "last_restore_drill_result",
+			"label": "Last Restore Drill Result",
+			"fieldtype": "Small Text",
+			"insert_after": "last_verified_restore",
+			"read_only": 1,
+			"no_copy": 1,
+		},
+	],
 	"Site Plan": [
 		{
 			"fieldname": "max_users",

@@ -22,9 +22,15 @@ doc_events = {
 		# plan limits are re-applied when a site's plan changes
 		"on_update": "press_selfhosted.agent.usage.on_site_update",
 	},
-	"Site Backup": {"validate": "press_selfhosted.validations.doc_events.validate_site_backup"},
+	"Site Backup": {
+		"validate": "press_selfhosted.validations.doc_events.validate_site_backup",
+		# MinIO bucket, prefix and checksums from the finished Backup Site job
+		"on_update": "press_selfhosted.agent.backups.complete_site_backup",
+	},
 	# Press Settings' registry fields and Cluster repository follow the default Local Registry
 	"Local Registry": {"on_update": "press_selfhosted.agent.registry.on_local_registry_update"},
+	# Press's Backup Bucket and offsite keys follow the default Storage Configuration (MinIO)
+	"Storage Configuration": {"on_update": "press_selfhosted.agent.backups.sync_backup_bucket"},
 }
 
 # The in-process agent for container servers (press_selfhosted/agent): the transport swap before every
@@ -35,4 +41,10 @@ scheduler_events = {
 	"cron": {"* * * * *": ["press_selfhosted.agent.runtime.sweep_jobs"]},
 	# site usage (database, files, system users) against the plan's limits
 	"hourly_long": ["press_selfhosted.agent.usage.measure_site_usages"],
+	# backups in MinIO: retention (Press's FIFO / grandfather-father-son), checksum re-checks, restore drills
+	"daily_long": [
+		"press_selfhosted.agent.backups.apply_retention",
+		"press_selfhosted.agent.backups.recheck_backups",
+	],
+	"weekly_long": ["press_selfhosted.agent.backups.run_restore_drills"],
 }

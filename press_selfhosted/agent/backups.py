@@ -343,12 +343,9 @@ def run_restore_drills() -> None:
 			make_ctx,
 			storage_fields(config),
 		)
-		frappe.db.set_value(
-			"Site",
-			site.name,
-			{
-				"last_verified_restore": result.finished if result.ok else None,
-				"last_restore_drill_result": result.message,
-			},
-		)
+		# the date of the last restore that passed survives a failing drill; the result says what happened
+		recorded = {"last_restore_drill_result": result.message}
+		if result.ok:
+			recorded["last_verified_restore"] = result.finished
+		frappe.db.set_value("Site", site.name, recorded)
 		frappe.db.commit()
