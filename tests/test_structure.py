@@ -322,7 +322,8 @@ def test_controller_class_and_form_buttons(name):
 	classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 	assert _class_name(name) in classes, f"{name}: controller class {_class_name(name)} missing"
 	cls = classes[_class_name(name)]
-	assert [getattr(b, "id", None) for b in cls.bases] == ["Document"]
+	# a Frappe Document, directly or through the app's shared base of default-able records
+	assert [getattr(b, "id", None) for b in cls.bases] in (["Document"], ["DefaultRecord"])
 	whitelisted = _whitelisted_methods(cls)
 	assert "test_connection" in whitelisted
 	script = folder / f"{scrub(name)}.js"

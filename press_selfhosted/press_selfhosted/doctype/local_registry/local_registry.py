@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import frappe
 from frappe import _
-from frappe.model.document import Document
 
 from press_selfhosted.engine import registry
 from press_selfhosted.engine.errors import EngineError
-from press_selfhosted.engine.errors import ValidationError as EngineValidationError
+from press_selfhosted.press_selfhosted import default_record
+from press_selfhosted.press_selfhosted.default_record import DefaultRecord
 from press_selfhosted.validations import infrastructure
 
 DOCTYPE = "Local Registry"
 
 
-class LocalRegistry(Document):
-	def validate(self):
-		try:
-			values = infrastructure.check_local_registry(self)
-		except EngineValidationError as error:
-			frappe.throw(str(error), title=_("Invalid {0}").format(error.field))
-		for field, value in values.items():
-			if self.get(field) != value:
-				self.set(field, value)
-		if not self.is_default and not frappe.db.exists(
-			DOCTYPE, {"is_default": 1, "name": ("!=", self.name)}
-		):
-			# the first registry is the default one
-			self.is_default = 1
-
-	def on_update(self):
-		if self.is_default:
-			frappe.db.set_value(DOCTYPE, {"is_default": 1, "name": ("!=", self.name)}, "is_default", 0)
+class LocalRegistry(DefaultRecord):
+	check_record = staticmethod(infrastructure.check_local_registry)
 
 	def registry_target(self) -> registry.RegistryTarget:
 		"""The engine's target for this registry, with the password decrypted."""
@@ -51,12 +35,7 @@ class LocalRegistry(Document):
 
 def get_default() -> LocalRegistry:
 	"""The default Local Registry; throws when none is set up."""
-	name = frappe.db.get_value(DOCTYPE, {"is_default": 1})
-	if not name:
-		frappe.throw(
-			_("No default Local Registry. Fix: create one and tick Default."), title=_("Registry missing")
-		)
-	return frappe.get_doc(DOCTYPE, name)
+	return default_record.get_default(DOCTYPE, "Registry missing")
 
 
 def get_default_registry_target() -> registry.RegistryTarget:

@@ -5,35 +5,19 @@ from __future__ import annotations
 
 import frappe
 from frappe import _
-from frappe.model.document import Document
 from frappe.utils import sbool
 
 from press_selfhosted.engine import storage
 from press_selfhosted.engine.errors import EngineError
-from press_selfhosted.engine.errors import ValidationError as EngineValidationError
+from press_selfhosted.press_selfhosted import default_record
+from press_selfhosted.press_selfhosted.default_record import DefaultRecord
 from press_selfhosted.validations import infrastructure
 
 DOCTYPE = "Storage Configuration"
 
 
-class StorageConfiguration(Document):
-	def validate(self):
-		try:
-			values = infrastructure.check_storage_configuration(self)
-		except EngineValidationError as error:
-			frappe.throw(str(error), title=_("Invalid {0}").format(error.field))
-		for field, value in values.items():
-			if self.get(field) != value:
-				self.set(field, value)
-		if not self.is_default and not frappe.db.exists(
-			DOCTYPE, {"is_default": 1, "name": ("!=", self.name)}
-		):
-			# the first configuration is the default one
-			self.is_default = 1
-
-	def on_update(self):
-		if self.is_default:
-			frappe.db.set_value(DOCTYPE, {"is_default": 1, "name": ("!=", self.name)}, "is_default", 0)
+class StorageConfiguration(DefaultRecord):
+	check_record = staticmethod(infrastructure.check_storage_configuration)
 
 	def s3_target(self, bucket: str | None = None) -> storage.S3Target:
 		"""The engine's target for this configuration, with the keys decrypted."""
@@ -58,13 +42,7 @@ class StorageConfiguration(Document):
 
 def get_default() -> StorageConfiguration:
 	"""The default Storage Configuration; throws when none is set up."""
-	name = frappe.db.get_value(DOCTYPE, {"is_default": 1})
-	if not name:
-		frappe.throw(
-			_("No default Storage Configuration. Fix: create one and tick Default."),
-			title=_("Storage missing"),
-		)
-	return frappe.get_doc(DOCTYPE, name)
+	return default_record.get_default(DOCTYPE, "Storage missing")
 
 
 def get_default_s3_target(bucket: str | None = None) -> storage.S3Target:
