@@ -1,4 +1,4 @@
-"""CA bundles for TLS clients (boto3, requests) that want a file path.
+"""CA bundles for TLS clients (boto3, requests) that want a file path, and what to do when TLS fails.
 
 Operators paste a private CA as PEM text into a Code field; the HTTP libraries want a path.
 :func:`ca_bundle_path` writes the text to a private temporary file for the duration of a ``with``
@@ -53,3 +53,20 @@ def verify_argument(verify_tls: bool, ca_path: str | None) -> bool | str:
 	if not verify_tls:
 		return False
 	return ca_path or True
+
+
+def tls_failure_fix(
+	reason: str, *, speaks_plain_http: bool, plain_http_fix: str, server: str, url_field: str
+) -> str:
+	"""What the operator changes when the TLS handshake with ``server`` (e.g. "the S3 server") failed."""
+	lowered = reason.lower()
+	if speaks_plain_http:
+		return plain_http_fix
+	if "certificate verify failed" in lowered or "self-signed" in lowered or "self signed" in lowered:
+		return (
+			f"paste the certificate of the CA that signed {server}'s certificate into CA Bundle "
+			"(or, for a test setup only, untick Verify TLS)"
+		)
+	if "hostname" in lowered or "doesn't match" in lowered or "not valid for" in lowered:
+		return f"use the host name {server}'s certificate was issued for in {url_field}"
+	return f"check the TLS setup of {server} and the CA Bundle"

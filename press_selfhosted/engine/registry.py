@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from . import validation
-from .cabundle import ca_bundle_path
+from .cabundle import ca_bundle_path, tls_failure_fix
 from .errors import RegistryAuthError, RegistryError, RegistryTLSError, RegistryUnreachable
 
 __all__ = [
@@ -240,15 +240,14 @@ class RegistryClient:
 
 	def _tls_error(self, base_url: str, exc: Exception) -> RegistryTLSError:
 		reason = self._reason(exc)
-		lowered = reason.lower()
-		if _speaks_plain_http(exc):
-			fix = "the registry does not speak TLS on this port: write http:// in URL (loopback, or tick Insecure), or use its HTTPS port"
-		elif "certificate verify failed" in lowered or "self-signed" in lowered or "self signed" in lowered:
-			fix = "paste the certificate of the CA that signed the registry's certificate into CA Bundle (or, for a test setup only, untick Verify TLS)"
-		elif "hostname" in lowered or "doesn't match" in lowered or "not valid for" in lowered:
-			fix = "use the host name the registry's certificate was issued for in URL"
-		else:
-			fix = "check the registry's TLS setup and the CA Bundle"
+		fix = tls_failure_fix(
+			reason,
+			speaks_plain_http=_speaks_plain_http(exc),
+			plain_http_fix="the registry does not speak TLS on this port: write http:// in URL (loopback, or tick "
+			"Insecure), or use its HTTPS port",
+			server="the registry",
+			url_field="URL",
+		)
 		return RegistryTLSError(f"TLS with the registry {base_url} failed: {reason}. Fix: {fix}.")
 
 	# -- authentication ---------------------------------------------------------------------------

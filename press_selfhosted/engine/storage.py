@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 from . import validation
-from .cabundle import ca_bundle_path
+from .cabundle import ca_bundle_path, tls_failure_fix
 from .errors import (
 	StorageAuthError,
 	StorageBucketMissing,
@@ -173,15 +173,14 @@ def storage_error(exc: Exception, target: S3Target, action: str = "use the bucke
 	if isinstance(exc, StorageError):
 		return exc
 	if isinstance(exc, bx.SSLError):
-		lowered = reason.lower()
-		if any(marker in lowered for marker in _PLAIN_HTTP_MARKERS):
-			fix = "the endpoint does not speak TLS on this port: use http:// instead of https:// in Endpoint URL, or the HTTPS port"
-		elif "certificate verify failed" in lowered or "self-signed" in lowered or "self signed" in lowered:
-			fix = "paste the certificate of the CA that signed the S3 server's certificate into CA Bundle (or, for a test setup only, untick Verify TLS)"
-		elif "hostname" in lowered or "doesn't match" in lowered or "not valid for" in lowered:
-			fix = "use the host name the S3 server's certificate was issued for in Endpoint URL"
-		else:
-			fix = "check the TLS setup of the S3 server and the CA Bundle"
+		fix = tls_failure_fix(
+			reason,
+			speaks_plain_http=any(marker in reason.lower() for marker in _PLAIN_HTTP_MARKERS),
+			plain_http_fix="the endpoint does not speak TLS on this port: use http:// instead of https:// in "
+			"Endpoint URL, or the HTTPS port",
+			server="the S3 server",
+			url_field="Endpoint URL",
+		)
 		return StorageTLSError(f"TLS with the S3 endpoint {url} failed: {reason}. Fix: {fix}.")
 	if isinstance(exc, bx.ConnectTimeoutError):
 		return StorageUnreachable(
