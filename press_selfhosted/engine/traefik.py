@@ -80,6 +80,7 @@ class SiteRoute:
 	pages: str  # http://<proxy prefix>-pages:80
 	status: str = ACTIVE
 	domains: tuple[str, ...] = ()
+	cert_resolver: str | None = None  # the proxy's ACME resolver (engine.acme) that certifies ``site``
 
 	def __post_init__(self):
 		validate_fqdn(self.site, "name")
@@ -142,9 +143,19 @@ def _service(url: str) -> dict[str, Any]:
 	return {"loadBalancer": {"servers": [{"url": url}], "passHostHeader": True}}
 
 
-def _routers(name: str, rule: str, priority: int, service: str, middlewares: dict[str, str]) -> dict:
-	"""The same route on the plain and the TLS entry point (``tls: {}`` makes Traefik terminate TLS
-	with whichever certificate matches the SNI, its default one otherwise)."""
+def _tls(route: SiteRoute) -> dict[str, Any]:
+	"""``{}``: Traefik terminates TLS with whichever certificate matches the SNI, its default one
+	otherwise. With a resolver, it also obtains one for the site name; only that name is asked for,
+	because custom domains carry Press's certificates (host files) and may not point here yet."""
+	if not route.cert_resolver:
+		return {}
+	return {"certResolver": route.cert_resolver, "domains": [{"main": route.site}]}
+
+
+def _routers(
+	name: str, rule: str, priority: int, service: str, middlewares: dict[str, str], tls: dict[str, Any]
+) -> dict:
+	"""The same route on the plain and the TLS entry point."""
 	return {
 		name: {
 			"entryPoints": [WEB],
@@ -159,7 +170,7 @@ def _routers(name: str, rule: str, priority: int, service: str, middlewares: dic
 			"priority": priority,
 			"service": service,
 			"middlewares": [middlewares[WEBSECURE]],
-			"tls": {},
+			"tls": tls,
 		},
 	}
 
@@ -183,10 +194,17 @@ def site_document(route: SiteRoute) -> dict[str, Any]:
 			}
 			for entry in (WEB, WEBSECURE)
 		}
-		routers = _routers(key, _rule(hosts), PRIORITY_SITE, key, middlewares)
+		routers = _routers(key, _rule(hosts), PRIORITY_SITE, key, middlewares, _tls(route))
 		socketio_rule = f"({_rule(hosts)}) && PathPrefix(`/socket.io`)"
 		routers.update(
-			_routers(f"{key}-socketio", socketio_rule, PRIORITY_SOCKETIO, f"{key}-socketio", middlewares)
+			_routers(
+				f"{key}-socketio",
+				socketio_rule,
+				PRIORITY_SOCKETIO,
+				f"{key}-socketio",
+				middlewares,
+				_tls(route),
+			)
 		)
 		services = {key: _service(route.front), f"{key}-socketio": _service(route.socketio)}
 	else:
@@ -199,6 +217,7 @@ def site_document(route: SiteRoute) -> dict[str, Any]:
 			PRIORITY_SITE,
 			f"{key}-page",
 			{WEB: page_middleware, WEBSECURE: page_middleware},
+			_tls(route),
 		)
 		services = {f"{key}-page": _service(route.pages)}
 	return {"http": {"routers": routers, "services": services, "middlewares": definitions}}
