@@ -20,6 +20,7 @@ from typing import Any
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Handler, Topology
+from press_selfhosted.engine.agent.queries import Queries, QueryFailed
 from press_selfhosted.engine.agent.store import JobStore, NewJob
 from press_selfhosted.engine.commands import Exec
 from press_selfhosted.engine.docker_hosts import DockerHosts
@@ -34,10 +35,12 @@ REASONS = {
 	503: "Service Unavailable",
 }
 
-# Direct queries Press's periodic syncs make that this agent does not answer (yet): a clean 501.
+# Direct queries Press's periodic syncs make that this agent does not answer: a clean 501. Status and
+# info are answered by engine/agent/queries.py; analytics and monitor data come from the Agent's own
+# log files and crons, which container benches do not have.
 NOT_IMPLEMENTED = (
-	re.compile(r"^benches/[^/]+/(status|info|analytics|monitor)$"),
-	re.compile(r"^benches/[^/]+/sites/[^/]+/(info|analytics|status|sid)$"),
+	re.compile(r"^benches/[^/]+/(analytics|monitor)$"),
+	re.compile(r"^benches/[^/]+/sites/[^/]+/(analytics|sid)$"),
 	re.compile(r"^(server/status|version|process-snapshot/.+)$"),
 )
 
@@ -93,6 +96,7 @@ class Router:
 		self.topology = topology
 		self.docker_hosts = docker_hosts
 		self.enrich = enrich
+		self.queries = Queries(topology, docker_hosts)
 
 	def handle(
 		self,
@@ -111,6 +115,13 @@ class Router:
 			return error(500, f"press_selfhosted agent router: {type(failure).__name__}: {failure}")
 
 	def _dispatch(self, server, server_type, method, path, data, agent_job_id) -> Response:
+		if agent_job_id is None:
+			try:
+				found = self.queries.answer(server, server_type, method, path)
+			except QueryFailed as failure:
+				return error(failure.status_code, str(failure))
+			if found is not None:
+				return Response(200, found.json)
 		if method == "GET":
 			answer = self._query(server, server_type, path)
 			if answer is not None:
