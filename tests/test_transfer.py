@@ -54,6 +54,32 @@ def test_upload_streams_multipart_with_sha256_and_verifies(box, bucket):
 		assert (small.size, small.sha256) == (6, sha256_in(box, "/tmp/small"))
 
 
+def test_member_data_is_read_exactly_after_long_name_headers_and_odd_sizes(box, bucket):
+	"""The file's bytes are read straight from Docker's archive response once tarfile has parsed the
+	headers: a name too long for a plain tar header (extension records first) and a size that is not
+	a multiple of the tar block must still come out byte for byte."""
+	name = "/tmp/" + "n" * 150
+	box.exec_run(["sh", "-c", f"head -c 5243393 /dev/urandom > {name}"])
+	with open_client(bucket) as s3:
+		stored = transfer.upload_from_container(box, name, s3, bucket, "p/site/long", SMALL_PARTS)
+		assert (stored.size, stored.sha256) == (5243393, sha256_in(box, name))
+		transfer.verify_object(s3, bucket, "p/site/long", stored.size, stored.sha256)
+
+
+def test_a_missing_path_or_a_directory_is_refused_with_the_container_named(box, bucket):
+	with open_client(bucket) as s3:
+		with pytest.raises(
+			transfer.ObjectMissing, match=r"/tmp/absent does not exist in container t\w+-transfer"
+		):
+			transfer.upload_from_container(box, "/tmp/absent", s3, bucket, "p/site/absent", SMALL_PARTS)
+		with pytest.raises(
+			transfer.TransferError, match=r"/tmp in container t\w+-transfer is not a regular file"
+		):
+			transfer.upload_from_container(box, "/tmp", s3, bucket, "p/site/dir", SMALL_PARTS)
+		assert object_keys(s3, bucket.bucket, "p/site/absent") == []
+		assert object_keys(s3, bucket.bucket, "p/site/dir") == []
+
+
 def test_verify_names_the_object_on_size_or_checksum_mismatch(box, bucket):
 	with open_client(bucket) as s3:
 		s3.put_object(Bucket=bucket.bucket, Key="p/tampered", Body=b"abc")
