@@ -18,6 +18,7 @@ The proxy and the app servers must share the cluster network: routes name contai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -31,7 +32,7 @@ import docker.errors
 from docker.models.containers import Container
 
 import docker
-from press_selfhosted.engine import commands, naming, traefik
+from press_selfhosted.engine import acme, commands, naming, traefik
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
 from press_selfhosted.engine.docker_hosts import docker_errors
 from press_selfhosted.engine.errors import EngineError
@@ -73,6 +74,8 @@ class ProxySettings:
 	http_port: int = 80
 	https_port: int = 443
 	reload_timeout: float = 30.0
+	acme: acme.AcmeResolver | None = None  # sites get certificates from this ACME server
+	default_certificate: acme.DefaultCertificate | None = None  # served when no other matches
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,10 @@ def _binding(address: str, port: int) -> tuple:
 
 
 def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpec:
+	volumes = {naming.resource_name(server.container_prefix, "traefik-dynamic"): traefik.DYNAMIC_DIRECTORY}
+	if settings.acme:
+		# acme.json holds the ACME account key and the certificates: kept across container changes.
+		volumes[naming.resource_name(server.container_prefix, "traefik-acme")] = acme.ACME_DIRECTORY
 	return ContainerSpec(
 		name=naming.resource_name(server.container_prefix, "traefik"),
 		image=settings.traefik_image,
@@ -225,10 +232,12 @@ def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerS
 			f"--providers.file.directory={traefik.DYNAMIC_DIRECTORY}",
 			"--providers.file.watch=true",
 			"--log.level=INFO",
+			*(settings.acme.arguments() if settings.acme else ()),
 		),
 		labels=naming.labels(server.name, ROLE_TRAEFIK),
 		network=server.network,
-		volumes={naming.resource_name(server.container_prefix, "traefik-dynamic"): traefik.DYNAMIC_DIRECTORY},
+		volumes=volumes,
+		content=settings.acme.content_digest if settings.acme else "",
 		ports={
 			"80/tcp": _binding(settings.bind_address, settings.http_port),
 			"443/tcp": _binding(settings.bind_address, settings.https_port),
@@ -279,33 +288,64 @@ class Proxy:
 			files = {name: (data, 0o644) for name, data in pages_files().items()}
 			container.put_archive(PAGES_DIRECTORY, _tar(files))
 
+		def write_acme_ca(container: Container) -> None:
+			if settings.acme and settings.acme.ca_bundle:
+				files = {acme.ACME_CA_BUNDLE.rpartition("/")[2]: (settings.acme.ca_bundle.encode(), 0o644)}
+				container.put_archive(acme.ACME_DIRECTORY, _tar(files))
+
 		_ensure_container(client, server, pages, write_pages)
-		container = _ensure_container(client, server, traefik_spec(server, settings))
-		return cls(server, container, f"http://{pages.name}:80", settings)
+		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_ca)
+		proxy = cls(server, container, f"http://{pages.name}:80", settings)
+		proxy.ensure_default_certificate()
+		return proxy
 
 	def published_port(self, container_port: str) -> int:
 		return int(self.traefik.ports[container_port][0]["HostPort"])
+
+	@property
+	def cert_resolver(self) -> str | None:
+		return self.settings.acme.name if self.settings.acme else None
 
 	def _path(self, file_name: str) -> str:
 		return f"{traefik.DYNAMIC_DIRECTORY}/{file_name}"
 
 	def read(self, file_name: str) -> SiteRoute | HostRoute | None:
-		with docker_errors(self.server.docker, f"reading {file_name} in {self.traefik.name}"):
+		content = self._file(self._path(file_name))
+		return None if content is None else traefik.parse(content.decode(), file_name)
+
+	def _file(self, path: str) -> bytes | None:
+		with docker_errors(self.server.docker, f"reading {path} in {self.traefik.name}"):
 			try:
-				stream, _stat = self.traefik.get_archive(self._path(file_name))
+				stream, _stat = self.traefik.get_archive(path)
 			except docker.errors.NotFound:
 				return None
 			with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-				text = archive.extractfile(archive.getmembers()[0]).read().decode()
-		return traefik.parse(text, file_name)
+				return archive.extractfile(archive.getmembers()[0]).read()
+
+	def ensure_default_certificate(self) -> None:
+		"""The operator's default certificate as the settings say: written when missing or changed,
+		removed when no longer configured. Traefik's file provider applies it without a restart."""
+		document = self._path(acme.DEFAULT_CERTIFICATE_FILE)
+		wanted = self.settings.default_certificate
+		if wanted is None:
+			if self._file(document) is not None:
+				paths = [document, self._path(acme.DEFAULT_CERTIFICATE_DIRECTORY)]
+				commands.run(self.traefik, ["rm", "-rf", "--", *paths], ROOT)
+			return
+		files = acme.default_certificate_files(traefik.DYNAMIC_DIRECTORY, wanted)
+		if all(self._file(path) == content for path, (content, _mode) in files.items()):
+			return
+		# The document names the certificate files: they go first, so Traefik never reads a
+		# document whose files are missing or older.
+		self.write(None, files)
 
 	def site(self, site: str) -> SiteRoute | None:
 		return self.read(f"site_{traefik.route_id(site)}.yml")
 
-	def write(self, ctx: StepContext, files: dict[str, tuple[bytes, int]]) -> None:
+	def write(self, ctx: StepContext | None, files: dict[str, tuple[bytes, int]]) -> None:
 		"""Write files (paths inside the Traefik container) atomically: each one is copied under a
 		temporary name in its own directory (a name Traefik does not read), then renamed over the
-		old one, so Traefik never sees a half-written file."""
+		old one, so Traefik never sees a half-written file. Without a job (``ctx``) nothing is logged."""
 		token = secrets.token_hex(4)
 		staged, moves = {}, []
 		for path, content in files.items():
@@ -317,9 +357,12 @@ class Proxy:
 		with docker_errors(self.server.docker, f"copying route files into {self.traefik.name}"):
 			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(staged))
 		rename = 'while [ "$#" -gt 0 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
-		ctx.run(self.traefik, ["sh", "-c", rename, "sh", *moves], ROOT)
+		(ctx.run if ctx else commands.run)(self.traefik, ["sh", "-c", rename, "sh", *moves], ROOT)
 
 	def publish(self, ctx: StepContext, route: SiteRoute | HostRoute) -> None:
+		if isinstance(route, SiteRoute):
+			# A resolver set or removed since the file was written applies at the site's next job.
+			route = dataclasses.replace(route, cert_resolver=self.cert_resolver)
 		ctx.log(f"writing {route.file_name} ({getattr(route, 'status', 'certificate')})")
 		self.write(ctx, {self._path(route.file_name): (traefik.render(route).encode(), 0o644)})
 
@@ -401,6 +444,7 @@ class ProxyJobs:
 			pages=proxy.pages_url,
 			status=current.status if current else traefik.ACTIVE,
 			domains=current.domains if current else (),
+			cert_resolver=proxy.cert_resolver,
 		)
 		if route == current:
 			ctx.log(f"{route.file_name} already routes {site} to bench {bench}")

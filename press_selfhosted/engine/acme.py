@@ -1,0 +1,201 @@
+"""TLS for sites on a container Proxy Server when Press issues no certificate for them.
+
+With a Root Domain whose ``dns_provider`` is Generic, Press makes no wildcard certificate, so the
+sites ``<sub>.<root domain>`` get theirs from the proxy itself, in one of two ways:
+
+- an ACME resolver (:class:`AcmeResolver`): Traefik asks the ACME server (Let's Encrypt, or a private
+  one such as step-ca) for each site's name, answering HTTP-01 on the ``web`` entry point. Its account
+  and certificates live in ``acme.json`` in a named volume, so a recreated container keeps them.
+- a default certificate (:class:`DefaultCertificate`), typically a wildcard for the root domain signed
+  by the operator's own CA; Traefik serves it for every name without a better match.
+
+Custom domains keep the certificates Press issues and sends with ``Add Host to Proxy``: a site's
+resolver is asked for the site name only, and Traefik picks a host's certificate by SNI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .errors import ValidationError
+from .validation import validate_ca_bundle
+
+ACME_DIRECTORY = "/etc/traefik/acme"
+ACME_STORAGE = f"{ACME_DIRECTORY}/acme.json"
+ACME_CA_BUNDLE = f"{ACME_DIRECTORY}/ca.pem"
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096")
+# One simple address: the ACME server only needs somewhere to send expiry notices.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+DEFAULT_CERTIFICATE_FILE = "tls_default.yml"
+DEFAULT_CERTIFICATE_DIRECTORY = "certs/_default"  # under the dynamic directory; '_' is in no host name
+
+CONFIG_EMAIL = "press_selfhosted_acme_email"
+CONFIG_DIRECTORY = "press_selfhosted_acme_directory"
+CONFIG_CA_BUNDLE = "press_selfhosted_acme_ca_bundle"
+CONFIG_SERVER_NAME = "press_selfhosted_acme_server_name"
+CONFIG_CERTIFICATE = "press_selfhosted_default_certificate"
+CONFIG_CERTIFICATE_KEY = "press_selfhosted_default_certificate_key"
+
+
+@dataclass(frozen=True)
+class AcmeResolver:
+	"""Traefik's certificate resolver. ``ca_bundle`` (PEM) is trusted for the ACME server's own
+	HTTPS (a private ACME server); ``server_name`` is the name on that server's certificate when the
+	directory URL reaches it under another address."""
+
+	email: str
+	directory_url: str = LETS_ENCRYPT
+	ca_bundle: str = ""
+	server_name: str = ""
+	key_type: str = "EC256"
+	name: str = "acme"
+
+	def __post_init__(self):
+		if not isinstance(self.email, str) or not EMAIL.match(self.email):
+			raise ValidationError(
+				CONFIG_EMAIL,
+				self.email,
+				"an e-mail address is required to register with the ACME server",
+				f"set it: bench --site <site> set-config {CONFIG_EMAIL} ops@example.com",
+			)
+		if not isinstance(self.directory_url, str) or not re.match(
+			r"^https://[^\s/]+/\S*$", self.directory_url
+		):
+			raise ValidationError(
+				CONFIG_DIRECTORY,
+				self.directory_url,
+				"the ACME directory must be an https:// URL",
+				f"give the directory URL of your ACME server, e.g. {LETS_ENCRYPT}",
+			)
+		validate_ca_bundle(self.ca_bundle, CONFIG_CA_BUNDLE)
+		if self.key_type not in KEY_TYPES:
+			raise ValidationError("key_type", self.key_type, f"one of {', '.join(KEY_TYPES)}", "pick one")
+
+	def arguments(self) -> tuple[str, ...]:
+		"""Traefik's static configuration of the resolver, as command-line flags."""
+		prefix = f"--certificatesresolvers.{self.name}.acme"
+		flags = [
+			f"{prefix}.email={self.email}",
+			f"{prefix}.caserver={self.directory_url}",
+			f"{prefix}.storage={ACME_STORAGE}",
+			f"{prefix}.keytype={self.key_type}",
+			f"{prefix}.httpchallenge=true",
+			f"{prefix}.httpchallenge.entrypoint=web",
+		]
+		if self.ca_bundle:
+			flags.append(f"{prefix}.cacertificates={ACME_CA_BUNDLE}")
+		if self.server_name:
+			flags.append(f"{prefix}.caservername={self.server_name}")
+		return tuple(flags)
+
+	@property
+	def content_digest(self) -> str:
+		"""Changes when the CA bundle written beside ``acme.json`` changes (the container is remade)."""
+		return hashlib.sha256(self.ca_bundle.encode()).hexdigest() if self.ca_bundle else ""
+
+
+@dataclass(frozen=True)
+class DefaultCertificate:
+	"""The certificate (PEM chain, leaf first) Traefik serves when no other one matches the name."""
+
+	certificate: str
+	private_key: str = field(repr=False)
+
+	def __post_init__(self):
+		try:
+			leaf = x509.load_pem_x509_certificates(self.certificate.encode())[0]
+		except ValueError:
+			raise ValidationError(
+				CONFIG_CERTIFICATE,
+				"(PEM text)",
+				"no readable PEM certificate",
+				"point it at the certificate chain file (leaf first, then intermediates)",
+				show_value=False,
+			) from None
+		try:
+			key = serialization.load_pem_private_key(self.private_key.encode(), password=None)
+		except (ValueError, TypeError):
+			raise ValidationError(
+				CONFIG_CERTIFICATE_KEY,
+				"",
+				"no readable unencrypted PEM private key",
+				"point it at the certificate's private key file (without a passphrase)",
+				show_value=False,
+			) from None
+		if key.public_key().public_bytes(*_SPKI) != leaf.public_key().public_bytes(*_SPKI):
+			raise ValidationError(
+				CONFIG_CERTIFICATE_KEY,
+				"",
+				"the private key does not belong to the certificate",
+				f"give the key the certificate in {CONFIG_CERTIFICATE} was issued for",
+				show_value=False,
+			)
+
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def default_certificate_files(dynamic_directory: str, certificate: DefaultCertificate) -> dict:
+	"""Path → (content, mode) of the default certificate and the dynamic file naming it."""
+	directory = f"{dynamic_directory}/{DEFAULT_CERTIFICATE_DIRECTORY}"
+	document = {
+		"tls": {
+			"stores": {
+				"default": {
+					"defaultCertificate": {
+						"certFile": f"{directory}/fullchain.pem",
+						"keyFile": f"{directory}/privkey.pem",
+					}
+				}
+			}
+		}
+	}
+	return {
+		f"{directory}/fullchain.pem": (certificate.certificate.encode(), 0o644),
+		f"{directory}/privkey.pem": (certificate.private_key.encode(), 0o600),
+		f"{dynamic_directory}/{DEFAULT_CERTIFICATE_FILE}": (json.dumps(document, indent=1).encode(), 0o644),
+	}
+
+
+def _read(conf: Mapping, key: str) -> str:
+	"""A PEM value from the site config: the PEM text itself, or the path of a file holding it."""
+	value = (conf.get(key) or "").strip()
+	if not value or "-----BEGIN " in value:
+		return value
+	try:
+		return Path(value).read_text()
+	except OSError as failure:
+		raise ValidationError(
+			key,
+			value,
+			f"the file cannot be read ({failure.strerror})",
+			"give the path of a PEM file readable by the bench user, or the PEM text itself",
+		) from None
+
+
+def from_site_config(conf: Mapping) -> tuple[AcmeResolver | None, DefaultCertificate | None]:
+	"""The proxy's TLS settings from the Press site's config: ACME when an e-mail is set, a default
+	certificate when a certificate is set; both together is allowed (the default certificate then
+	answers names ACME has not (yet) issued for)."""
+	resolver = None
+	if conf.get(CONFIG_EMAIL) or conf.get(CONFIG_DIRECTORY):
+		resolver = AcmeResolver(
+			email=conf.get(CONFIG_EMAIL),
+			directory_url=conf.get(CONFIG_DIRECTORY) or LETS_ENCRYPT,
+			ca_bundle=_read(conf, CONFIG_CA_BUNDLE),
+			server_name=conf.get(CONFIG_SERVER_NAME) or "",
+		)
+	certificate = None
+	if conf.get(CONFIG_CERTIFICATE) or conf.get(CONFIG_CERTIFICATE_KEY):
+		certificate = DefaultCertificate(_read(conf, CONFIG_CERTIFICATE), _read(conf, CONFIG_CERTIFICATE_KEY))
+	return resolver, certificate

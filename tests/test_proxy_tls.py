@@ -1,0 +1,384 @@
+"""TLS of sites on a container proxy: certificates from an ACME server (the real pebble) and the
+operator's default certificate (made here with the services' CA). Traefik, the bench front and pebble
+are real; requests go over HTTPS through Traefik's published port and the served certificate is
+verified against the issuing root. The topology and secret source are fakes of Press's documents."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import socket
+import ssl
+import threading
+import time
+import uuid
+
+import jsonschema
+import pytest
+import requests
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from references import schema
+
+from press_selfhosted.engine import acme, naming, traefik
+from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
+from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
+from press_selfhosted.engine.validation import ValidationError
+from tests.proxy_helpers import FakeTopology, container_server, remove_servers, run_job, start_bench_pair
+
+SCHEMA = schema("traefik-v3-file-provider.json")
+UPSTREAM = "10.20.0.9"
+BENCH = "bench-tls"
+ACME_SITE = "acme1.example.com"
+LOCAL_SITE = "shop.root.test"
+# pebble validates HTTP-01 on port 5002 of the address its DNS gives (127.0.0.1 for every name).
+PEBBLE_HTTP_PORT = 5002
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+class Relay:
+	"""A TCP relay on the host. pebble listens on the host's loopback, which a container on a bridge
+	network cannot reach; Traefik reaches it through the network's gateway address instead."""
+
+	def __init__(self, listen: str, target: tuple[str, int]):
+		self.target = target
+		self.server = socket.create_server((listen, 0))
+		self.port = self.server.getsockname()[1]
+		threading.Thread(target=self._accept, daemon=True).start()
+
+	def _accept(self) -> None:
+		with contextlib.suppress(OSError):
+			while True:
+				client, _ = self.server.accept()
+				upstream = socket.create_connection(self.target)
+				for source, sink in ((client, upstream), (upstream, client)):
+					threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+	@staticmethod
+	def _pipe(source: socket.socket, sink: socket.socket) -> None:
+		with contextlib.suppress(OSError):
+			while data := source.recv(65536):
+				sink.sendall(data)
+		with contextlib.suppress(OSError):
+			sink.shutdown(socket.SHUT_WR)
+
+	def close(self) -> None:
+		self.server.close()
+
+
+def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:
+	"""GET / over HTTPS with SNI ``host``: the served certificate (DER) and the response."""
+	with (
+		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+		context.wrap_socket(raw, server_hostname=host) as tls,
+	):
+		tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+		answer = b""
+		while chunk := tls.recv(65536):
+			answer += chunk
+		return tls.getpeercert(binary_form=True), answer.decode(errors="replace")
+
+
+def verified_request(port: int, host: str, root_pem: str, timeout: float) -> tuple[bytes, str]:
+	"""Retry until the certificate served for ``host`` verifies against ``root_pem`` (Traefik obtains
+	or loads it asynchronously); the last TLS error is raised after ``timeout``."""
+	context = ssl.create_default_context(cadata=root_pem)
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			return tls_request(port, host, context)
+		except ssl.SSLError:
+			if time.monotonic() > deadline:
+				raise
+			time.sleep(0.5)
+
+
+def issue(ca: dict, names: list[str]) -> tuple[str, str, x509.Certificate]:
+	"""A server certificate for ``names`` signed by the services' CA: (chain PEM, key PEM, cert)."""
+	with open(ca["cert_file"], "rb") as handle:
+		ca_cert = x509.load_pem_x509_certificate(handle.read())
+	with open(ca["key_file"], "rb") as handle:
+		ca_key = serialization.load_pem_private_key(handle.read(), password=None)
+	key = ec.generate_private_key(ec.SECP256R1())
+	now = datetime.datetime.now(datetime.timezone.utc)
+	certificate = (
+		x509.CertificateBuilder()
+		.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+		.issuer_name(ca_cert.subject)
+		.public_key(key.public_key())
+		.serial_number(x509.random_serial_number())
+		.not_valid_before(now - datetime.timedelta(minutes=5))
+		.not_valid_after(now + datetime.timedelta(days=1))
+		.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+		.sign(ca_key, hashes.SHA256())
+	)
+	key_pem = key.private_bytes(
+		serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+	).decode()
+	return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem, certificate
+
+
+def container_file(container, path: str) -> str | None:
+	result = container.exec_run(["cat", path])
+	return result.output.decode() if result.exit_code == 0 else None
+
+
+def add_site(cluster, settings: ProxySettings, server, site: str) -> list[str]:
+	handlers = index(ProxyJobs(settings).handlers())
+	payload = {"name": site, "path_args": {"upstream": UPSTREAM}}
+	_, log = run_job(
+		handlers["Add Site to Upstream"],
+		server,
+		cluster["client"],
+		cluster["topology"],
+		payload,
+		site=site,
+	)
+	return log
+
+
+def settings_for(endpoints, **more) -> ProxySettings:
+	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 20}
+	return ProxySettings(
+		traefik_image=endpoints["images"]["traefik"],
+		pages_image=endpoints["images"]["front"],
+		**{**base, **more},
+	)
+
+
+@pytest.fixture(scope="module")
+def cluster(endpoints, docker_client):
+	"""A bench (front + backend) on a cluster network; each test brings its own proxy server."""
+	prefix = f"t{uuid.uuid4().hex[:8]}"
+	network = f"{prefix}-net"
+	app = container_server(endpoints, f"{prefix}-app.local", "Server", prefix, network, private_ip=UPSTREAM)
+	proxies = {
+		kind: container_server(
+			endpoints, f"{prefix}{kind}-proxy.local", "Proxy Server", f"{prefix}{kind}", network
+		)
+		for kind in ("a", "l")
+	}
+	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
+	try:
+		start_bench_pair(docker_client, endpoints, app, BENCH)
+		topology = FakeTopology(
+			app_servers={UPSTREAM: app},
+			benches={ACME_SITE: BENCH, LOCAL_SITE: BENCH},
+			proxies=list(proxies.values()),
+		)
+		yield {"client": docker_client, "topology": topology, "proxies": proxies, "network": network}
+	finally:
+		remove_servers(docker_client, [app.name, *(p.name for p in proxies.values())], network)
+
+
+# --- pure: settings, flags, documents -------------------------------------------------------------
+
+
+def test_acme_resolver_becomes_traefik_flags(endpoints):
+	with open(endpoints["ca"]["cert_file"]) as handle:
+		ca = handle.read()
+	resolver = AcmeResolver("ops@example.com", "https://acme.internal/dir", ca, server_name="acme.internal")
+	flags = resolver.arguments()
+	assert "--certificatesresolvers.acme.acme.email=ops@example.com" in flags
+	assert "--certificatesresolvers.acme.acme.caserver=https://acme.internal/dir" in flags
+	assert "--certificatesresolvers.acme.acme.httpchallenge.entrypoint=web" in flags
+	assert f"--certificatesresolvers.acme.acme.storage={acme.ACME_STORAGE}" in flags
+	assert f"--certificatesresolvers.acme.acme.cacertificates={acme.ACME_CA_BUNDLE}" in flags
+	assert "--certificatesresolvers.acme.acme.caservername=acme.internal" in flags
+	plain = AcmeResolver("ops@example.com")
+	assert f"--certificatesresolvers.acme.acme.caserver={acme.LETS_ENCRYPT}" in plain.arguments()
+	assert not any("cacertificates" in flag or "caservername" in flag for flag in plain.arguments())
+
+
+@pytest.mark.parametrize(
+	("arguments", "field", "words"),
+	[
+		({"email": ""}, acme.CONFIG_EMAIL, "e-mail address is required"),
+		({"email": "ops"}, acme.CONFIG_EMAIL, "set-config"),
+		({"directory_url": "http://acme.internal/dir"}, acme.CONFIG_DIRECTORY, "https:// URL"),
+		({"ca_bundle": "not a certificate"}, acme.CONFIG_CA_BUNDLE, "no PEM certificate"),
+		({"key_type": "DSA"}, "key_type", "EC256"),
+	],
+)
+def test_acme_settings_are_refused_with_the_field_and_fix(arguments, field, words):
+	with pytest.raises(ValidationError) as refused:
+		AcmeResolver(**{"email": "ops@example.com", **arguments})
+	assert refused.value.field == field and words in str(refused.value)
+
+
+def test_traefik_container_spec_carries_the_resolver(endpoints):
+	server = container_server(endpoints, "p.local", "Proxy Server", "pp", "net")
+	plain = traefik_spec(server, settings_for(endpoints))
+	with_acme = traefik_spec(server, settings_for(endpoints, acme=AcmeResolver("ops@example.com")))
+	assert "pp-traefik-acme" not in plain.volumes
+	assert with_acme.volumes["pp-traefik-acme"] == acme.ACME_DIRECTORY
+	assert set(AcmeResolver("ops@example.com").arguments()) <= set(with_acme.command)
+	assert plain.digest != with_acme.digest  # the container is recreated when ACME is switched on
+
+
+def test_site_routers_on_websecure_ask_the_resolver_for_the_site_name_only():
+	route = traefik.SiteRoute(
+		site="a.example.com",
+		upstream=UPSTREAM,
+		app_server="app",
+		bench=BENCH,
+		front="http://x-front:80",
+		socketio="http://x:9000",
+		pages="http://p:80",
+		domains=("www.customer.test",),
+		cert_resolver="acme",
+	)
+	for variant in (route, route.with_status("suspended")):
+		document = yaml.safe_load(traefik.render(variant).split("\n", 1)[1])
+		jsonschema.validate(document, SCHEMA)
+		for name, router in document["http"]["routers"].items():
+			if traefik.WEBSECURE in router["entryPoints"]:
+				assert router["tls"] == {"certResolver": "acme", "domains": [{"main": "a.example.com"}]}
+			else:
+				assert "tls" not in router, name
+	assert traefik.parse(traefik.render(route), route.file_name) == route
+	untouched = traefik.HostRoute("www.customer.test", "a.example.com")
+	assert "certResolver" not in traefik.render(untouched)
+
+
+def test_default_certificate_must_match_its_key(endpoints):
+	chain, key, _ = issue(endpoints["ca"], ["*.root.test"])
+	_, other_key, _ = issue(endpoints["ca"], ["*.other.test"])
+	with pytest.raises(ValidationError) as refused:
+		DefaultCertificate(chain, other_key)
+	assert refused.value.field == acme.CONFIG_CERTIFICATE_KEY and "does not belong" in str(refused.value)
+	assert other_key not in str(refused.value)
+	with pytest.raises(ValidationError) as refused:
+		DefaultCertificate("garbage", key)
+	assert refused.value.field == acme.CONFIG_CERTIFICATE
+	assert key not in repr(DefaultCertificate(chain, key))
+	files = acme.default_certificate_files(traefik.DYNAMIC_DIRECTORY, DefaultCertificate(chain, key))
+	document = yaml.safe_load(files[f"{traefik.DYNAMIC_DIRECTORY}/{acme.DEFAULT_CERTIFICATE_FILE}"][0])
+	jsonschema.validate(document, SCHEMA)
+	assert [mode for _content, mode in files.values()] == [0o644, 0o600, 0o644]
+
+
+def test_site_config_keys(endpoints, tmp_path):
+	chain, key, _ = issue(endpoints["ca"], ["*.root.test"])
+	(tmp_path / "chain.pem").write_text(chain)
+	(tmp_path / "key.pem").write_text(key)
+	assert acme.from_site_config({}) == (None, None)
+	resolver, certificate = acme.from_site_config(
+		{
+			acme.CONFIG_EMAIL: "ops@example.com",
+			acme.CONFIG_CA_BUNDLE: endpoints["ca"]["cert_file"],
+			acme.CONFIG_CERTIFICATE: str(tmp_path / "chain.pem"),
+			acme.CONFIG_CERTIFICATE_KEY: str(tmp_path / "key.pem"),
+		}
+	)
+	assert resolver.directory_url == acme.LETS_ENCRYPT and "BEGIN CERTIFICATE" in resolver.ca_bundle
+	assert certificate == DefaultCertificate(chain, key)
+	with pytest.raises(ValidationError) as refused:
+		acme.from_site_config(
+			{acme.CONFIG_CERTIFICATE: chain, acme.CONFIG_CERTIFICATE_KEY: "/nonexistent.pem"}
+		)
+	assert refused.value.field == acme.CONFIG_CERTIFICATE_KEY and "cannot be read" in str(refused.value)
+
+
+# --- real Traefik, real pebble ----------------------------------------------------------------------
+
+
+def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
+	client = cluster["client"]
+	server = cluster["proxies"]["a"]
+	pebble = endpoints["pebble"]
+	with open(pebble["ca_file"]) as handle:
+		pebble_https_ca = handle.read()
+	gateway = client.networks.get(cluster["network"]).attrs["IPAM"]["Config"][0]["Gateway"]
+	directory = requests.utils.urlparse(pebble["directory_url"])
+	relay = Relay(gateway, (directory.hostname, directory.port))
+	try:
+		resolver = AcmeResolver(
+			"ops@example.com",
+			f"https://{gateway}:{relay.port}{directory.path}",
+			ca_bundle=pebble_https_ca,
+			server_name="localhost",  # pebble's HTTPS certificate names localhost and 127.0.0.1
+		)
+		settings = settings_for(endpoints, acme=resolver, http_port=PEBBLE_HTTP_PORT)
+		log = add_site(cluster, settings, server, ACME_SITE)
+		assert any("writing site_" in line for line in log)
+		proxy = Proxy.ensure(client, server, settings)
+		root = requests.get(f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10).text
+		try:
+			served, answer = verified_request(proxy.published_port("443/tcp"), ACME_SITE, root, timeout=90)
+		except ssl.SSLError:
+			pytest.fail(f"no certificate from pebble; Traefik's log:\n{proxy.traefik.logs(tail=40).decode()}")
+	finally:
+		relay.close()
+	assert answer.startswith("HTTP/1.1 200") and json.loads(answer.split("\r\n\r\n", 1)[1]) == {
+		"site": ACME_SITE
+	}
+	names = x509.load_der_x509_certificate(served).extensions.get_extension_for_class(
+		x509.SubjectAlternativeName
+	)
+	assert names.value.get_values_for_type(x509.DNSName) == [ACME_SITE]
+
+	storage = proxy.traefik.exec_run(["stat", "-c", "%a", acme.ACME_STORAGE]).output.decode().strip()
+	assert storage == "600"
+	assert ACME_SITE in container_file(proxy.traefik, acme.ACME_STORAGE)
+	volume = client.volumes.get(f"{server.container_prefix}-traefik-acme")
+	assert volume.attrs["Labels"][naming.SERVER] == server.name
+	inspected = client.api.inspect_container(proxy.traefik.id)
+	assert not any("PRIVATE" in value for value in inspected["Config"]["Env"] or [])
+	site_file = container_file(
+		proxy.traefik, f"{traefik.DYNAMIC_DIRECTORY}/site_{traefik.route_id(ACME_SITE)}.yml"
+	)
+	jsonschema.validate(yaml.safe_load(site_file.split("\n", 1)[1]), SCHEMA)
+	assert '"certResolver": "acme"' in site_file
+
+	# ACME switched off: the container is remade without the resolver, the next job drops it from
+	# the site's routes, and acme.json stays in its volume for a later switch back.
+	plain = settings_for(endpoints, http_port=PEBBLE_HTTP_PORT)
+	add_site(cluster, plain, server, ACME_SITE)
+	proxy = Proxy.ensure(client, server, plain)
+	assert not any("certificatesresolvers" in arg for arg in proxy.traefik.attrs["Args"])
+	assert proxy.site(ACME_SITE).cert_resolver is None
+	assert "certResolver" not in traefik.render(proxy.site(ACME_SITE))
+	client.volumes.get(f"{server.container_prefix}-traefik-acme")
+
+
+def test_default_certificate_from_the_operators_ca(cluster, endpoints):
+	client = cluster["client"]
+	server = cluster["proxies"]["l"]
+	chain, key, issued = issue(endpoints["ca"], ["*.root.test", "root.test"])
+	settings = settings_for(endpoints, default_certificate=DefaultCertificate(chain, key))
+	add_site(cluster, settings, server, LOCAL_SITE)
+	proxy = Proxy.ensure(client, server, settings)
+	with open(endpoints["ca"]["cert_file"]) as handle:
+		ca = handle.read()
+	served, answer = verified_request(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=20)
+	assert served == issued.public_bytes(serialization.Encoding.DER)
+	assert json.loads(answer.split("\r\n\r\n", 1)[1]) == {"site": LOCAL_SITE}
+	key_path = f"{traefik.DYNAMIC_DIRECTORY}/{acme.DEFAULT_CERTIFICATE_DIRECTORY}/privkey.pem"
+	assert proxy.traefik.exec_run(["stat", "-c", "%a", key_path]).output.decode().strip() == "600"
+	inspected = client.api.inspect_container(proxy.traefik.id)
+	assert key not in json.dumps(inspected)
+
+	# Unchanged settings rewrite nothing; removed settings remove the files and Traefik falls back
+	# to its own self-signed certificate.
+	document = f"{traefik.DYNAMIC_DIRECTORY}/{acme.DEFAULT_CERTIFICATE_FILE}"
+	before = proxy.traefik.exec_run(["stat", "-c", "%i %Y", document]).output
+	again = Proxy.ensure(client, server, settings)
+	assert again.traefik.id == proxy.traefik.id
+	assert proxy.traefik.exec_run(["stat", "-c", "%i %Y", document]).output == before
+
+	Proxy.ensure(client, server, settings_for(endpoints))
+	assert container_file(proxy.traefik, document) is None
+	assert container_file(proxy.traefik, key_path) is None
+	with pytest.raises(ssl.SSLCertVerificationError):
+		deadline = time.monotonic() + 20
+		while time.monotonic() < deadline:
+			tls_request(proxy.published_port("443/tcp"), LOCAL_SITE, ssl.create_default_context(cadata=ca))
+			time.sleep(0.3)
