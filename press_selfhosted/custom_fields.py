@@ -30,6 +30,33 @@ CUSTOM_FIELDS = {
 			"description": "How press_selfhosted reaches this server's Docker Engine: unix:///var/run/docker.sock "
 			"(same machine), tcp://HOST:PORT (Docker over TLS, e.g. tcp://10.0.0.5:2376) or ssh://[USER@]HOST[:PORT].",
 		},
+		{
+			"fieldname": "docker_tls_ca",
+			"label": "Docker TLS CA Certificate",
+			"fieldtype": "Code",
+			"insert_after": "docker_socket",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM certificate of the CA that signed the Docker "
+			"daemon's certificate (dockerd --tlscacert). Set together with the client certificate and key.",
+		},
+		{
+			"fieldname": "docker_tls_cert",
+			"label": "Docker TLS Client Certificate",
+			"fieldtype": "Code",
+			"insert_after": "docker_tls_ca",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM client certificate press_selfhosted presents, "
+			"signed by a CA the daemon trusts (dockerd --tlsverify --tlscacert).",
+		},
+		{
+			"fieldname": "docker_tls_key",
+			"label": "Docker TLS Client Key",
+			"fieldtype": "Password",
+			"insert_after": "docker_tls_cert",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM private key of the client certificate. Stored "
+			"encrypted; written to a 0600 file in the site's private folder when the server is reached.",
+		},
 	],
 	"Proxy Server": [
 		{
@@ -50,6 +77,33 @@ CUSTOM_FIELDS = {
 			"description": "How press_selfhosted reaches this server's Docker Engine: unix:///var/run/docker.sock "
 			"(same machine), tcp://HOST:PORT (Docker over TLS, e.g. tcp://10.0.0.5:2376) or ssh://[USER@]HOST[:PORT].",
 		},
+		{
+			"fieldname": "docker_tls_ca",
+			"label": "Docker TLS CA Certificate",
+			"fieldtype": "Code",
+			"insert_after": "docker_socket",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM certificate of the CA that signed the Docker "
+			"daemon's certificate (dockerd --tlscacert). Set together with the client certificate and key.",
+		},
+		{
+			"fieldname": "docker_tls_cert",
+			"label": "Docker TLS Client Certificate",
+			"fieldtype": "Code",
+			"insert_after": "docker_tls_ca",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM client certificate press_selfhosted presents, "
+			"signed by a CA the daemon trusts (dockerd --tlsverify --tlscacert).",
+		},
+		{
+			"fieldname": "docker_tls_key",
+			"label": "Docker TLS Client Key",
+			"fieldtype": "Password",
+			"insert_after": "docker_tls_cert",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM private key of the client certificate. Stored "
+			"encrypted; written to a 0600 file in the site's private folder when the server is reached.",
+		},
 	],
 	"Database Server": [
 		{
@@ -69,6 +123,33 @@ CUSTOM_FIELDS = {
 			"insert_after": "container_prefix",
 			"description": "How press_selfhosted reaches this server's Docker Engine: unix:///var/run/docker.sock "
 			"(same machine), tcp://HOST:PORT (Docker over TLS, e.g. tcp://10.0.0.5:2376) or ssh://[USER@]HOST[:PORT].",
+		},
+		{
+			"fieldname": "docker_tls_ca",
+			"label": "Docker TLS CA Certificate",
+			"fieldtype": "Code",
+			"insert_after": "docker_socket",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM certificate of the CA that signed the Docker "
+			"daemon's certificate (dockerd --tlscacert). Set together with the client certificate and key.",
+		},
+		{
+			"fieldname": "docker_tls_cert",
+			"label": "Docker TLS Client Certificate",
+			"fieldtype": "Code",
+			"insert_after": "docker_tls_ca",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM client certificate press_selfhosted presents, "
+			"signed by a CA the daemon trusts (dockerd --tlsverify --tlscacert).",
+		},
+		{
+			"fieldname": "docker_tls_key",
+			"label": "Docker TLS Client Key",
+			"fieldtype": "Password",
+			"insert_after": "docker_tls_cert",
+			"depends_on": "eval:(doc.docker_socket || '').startsWith('tcp://')",
+			"description": "For a tcp:// Docker Socket: the PEM private key of the client certificate. Stored "
+			"encrypted; written to a 0600 file in the site's private folder when the server is reached.",
 		},
 	],
 	"Site Backup": [

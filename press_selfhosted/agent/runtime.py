@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import frappe
 
@@ -20,6 +21,7 @@ from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndp
 from press_selfhosted.engine.agent.router import Response, Router, error
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.proxy import ProxySettings
 
 SERVER_TYPES = ("Server", "Proxy Server", "Database Server")
@@ -129,6 +131,17 @@ def network_name(cluster: str) -> str:
 	return "press-" + re.sub(r"[^a-z0-9_.-]+", "-", (cluster or "default").lower()).strip("-")
 
 
+def docker_host(doc) -> DockerHost:
+	"""Where the server's Docker answers; for tcp:// with the Docker TLS fields set, the PEMs are written
+	to ``<site>/private/press_selfhosted/docker-tls/<server>/`` (0600) for docker-py to read."""
+	host = DockerHost(server=doc.name, socket=doc.docker_socket)
+	if not (doc.get("docker_tls_ca") and doc.get("docker_tls_cert") and doc.get("docker_tls_key")):
+		return host
+	base = Path(frappe.get_site_path("private", "press_selfhosted", "docker-tls")).resolve()
+	key = doc.get_password("docker_tls_key")
+	return materialize(base, host, DockerTLS(doc.docker_tls_ca, doc.docker_tls_cert, key))
+
+
 class FrappeTopology:
 	def server(self, server_type: str, name: str) -> ContainerServer:
 		doc = frappe.get_cached_doc(server_type, name)
@@ -136,7 +149,7 @@ class FrappeTopology:
 			name=doc.name,
 			server_type=server_type,
 			container_prefix=doc.container_prefix,
-			docker=DockerHost(server=doc.name, socket=doc.docker_socket),
+			docker=docker_host(doc),
 			network=network_name(doc.cluster),
 			private_ip=doc.private_ip,
 			ip=doc.ip,

@@ -56,6 +56,25 @@ class DockerOperationFailed(EngineError):
 		super().__init__(f"Docker on server {host.server} refused {action}: {detail}")
 
 
+class _APIClient(docker.APIClient):
+	"""docker-py's API client, deaf to the environment: requests lets ``REQUESTS_CA_BUNDLE`` or
+	``CURL_CA_BUNDLE`` (set in many images) replace the CA file of the server's TLSConfig, and every
+	``tcp://`` TLS socket then fails verification; env proxies must not carry Docker traffic either."""
+
+	@property
+	def trust_env(self) -> bool:
+		return False
+
+	@trust_env.setter
+	def trust_env(self, value: bool) -> None:
+		pass  # requests.Session.__init__ sets it
+
+
+class _DockerClient(docker.DockerClient):
+	def __init__(self, **kwargs):
+		self.api = _APIClient(**kwargs)  # all that docker.DockerClient.__init__ does
+
+
 def _tls_config(host: DockerHost) -> docker.tls.TLSConfig | bool:
 	if not host.socket.startswith("tcp://") or not host.tls_cert_file:
 		return False
@@ -92,7 +111,7 @@ class DockerHosts:
 	@staticmethod
 	def _connect(host: DockerHost) -> docker.DockerClient:
 		with docker_errors(host, "connecting"):
-			return docker.DockerClient(
+			return _DockerClient(
 				base_url=host.socket, tls=_tls_config(host), timeout=host.timeout, use_ssh_client=False
 			)
 

@@ -42,11 +42,13 @@ def server_is_container_server(doctype: str, name: str | None) -> bool:
 
 def validate_server_record(doc, method=None) -> None:
 	"""Server, Proxy Server, Database Server: both container fields or neither; for a container server
-	``container_prefix``, ``docker_socket``, ``ip`` and ``private_ip`` are valid (checked when the
-	record is new or one of them changed)."""
-	if not _is_new(doc) and not any(doc.has_value_changed(field) for field in records.SERVER_CHECKED_FIELDS):
+	``container_prefix``, ``docker_socket``, ``ip`` and ``private_ip`` are valid, and the Docker TLS
+	fields go with a tcp:// socket, all three or none (checked when the record is new or one changed)."""
+	checked = (*records.SERVER_CHECKED_FIELDS, *records.DOCKER_TLS_FIELDS)
+	if not _is_new(doc) and not any(doc.has_value_changed(field) for field in checked):
 		return
 	try:
+		records.check_docker_tls(doc)
 		values = records.check_server_record(doc, internal_networks())
 	except EngineValidationError as error:
 		throw(error)

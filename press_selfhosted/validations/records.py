@@ -145,3 +145,44 @@ def check_new_site_backup(site: str | None, site_status: str | None) -> str:
 			"wait until the site is Active (or Suspended) and ask for the backup again",
 		)
 	return site
+
+
+DOCKER_TLS_FIELDS = ("docker_tls_ca", "docker_tls_cert", "docker_tls_key")
+
+
+def check_docker_tls(doc) -> bool:
+	"""True when the server reaches Docker over TLS with client certificates (all three PEM fields set).
+
+	Only a ``tcp://`` socket takes them, and then all three or none (a daemon without --tlsverify);
+	``unix://`` and ``ssh://`` sockets refuse them, so that no unused key is stored."""
+	present = [field for field in DOCKER_TLS_FIELDS if _value(doc, field)]
+	if not present:
+		return False
+	socket = _value(doc, "docker_socket") or ""
+	if not socket.lower().startswith("tcp://"):
+		raise ValidationError(
+			present[0],
+			"",
+			f"Docker TLS certificates are used only with a tcp:// Docker Socket, not with {socket or 'none'}",
+			"clear Docker TLS CA Certificate, Client Certificate and Client Key, or use tcp://HOST:2376",
+			show_value=False,
+		)
+	missing = [field for field in DOCKER_TLS_FIELDS if field not in present]
+	if missing:
+		raise ValidationError(
+			missing[0],
+			"",
+			"Docker over TLS needs the CA certificate, the client certificate and the client key together",
+			f"set {', '.join(missing)} as well (PEM text), or clear the other Docker TLS fields",
+			show_value=False,
+		)
+	for field in DOCKER_TLS_FIELDS[:2]:
+		if "-----BEGIN CERTIFICATE-----" not in _value(doc, field):
+			raise ValidationError(
+				field,
+				"",
+				"not a PEM certificate (no -----BEGIN CERTIFICATE----- line)",
+				"paste the whole PEM file, e.g. the content of ca.pem or cert.pem",
+				show_value=False,
+			)
+	return True
