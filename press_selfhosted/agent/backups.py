@@ -217,8 +217,9 @@ def apply_retention(dry_run: bool = False) -> list[str]:
 	return keys
 
 
-def recheck_backups(days: int = 2) -> list[dict]:
-	"""Re-reads the objects of recent successful backups; a backup whose objects fail is marked Unavailable."""
+def recheck_backups(days: int = 2, names: list[str] | None = None) -> list[dict]:
+	"""Re-reads the objects of recent successful backups (or of the Site Backups ``names``); a backup
+	whose objects fail is marked Unavailable."""
 	import frappe
 
 	from press_selfhosted.engine import verification
@@ -230,7 +231,11 @@ def recheck_backups(days: int = 2) -> list[dict]:
 	since = datetime.datetime.now() - datetime.timedelta(days=days)
 	rows = frappe.get_all(
 		"Site Backup",
-		filters={"status": "Success", "creation": (">", since), "minio_checksums": ("is", "set")},
+		filters={
+			"status": "Success",
+			"minio_checksums": ("is", "set"),
+			**({"name": ("in", names)} if names else {"creation": (">", since)}),
+		},
 		fields=[
 			"name",
 			"minio_bucket",
@@ -286,9 +291,9 @@ class DrillSecrets:
 		return self.admin_password if key == "admin_password" else self.secrets.secret(job, key)
 
 
-def run_restore_drills() -> None:
-	"""Drills the latest successful backup with files of each active container site (weekly); records
-	the result on the Site (custom fields ``last_verified_restore``, ``last_restore_drill_result``)."""
+def run_restore_drills(site_name: str | None = None) -> None:
+	"""Drills the latest successful backup with files of each active container site (weekly), or of
+	``site_name`` alone; records the result on the Site (``last_verified_restore``, ``last_restore_drill_result``)."""
 	import frappe
 
 	from press_selfhosted.agent import runtime
@@ -313,7 +318,8 @@ def run_restore_drills() -> None:
 			lambda other: hosts.client(other.docker),
 		)
 
-	for site in frappe.get_all("Site", filters={"status": "Active"}, fields=["name", "bench", "server"]):
+	filters = {"status": "Active", **({"name": site_name} if site_name else {})}
+	for site in frappe.get_all("Site", filters=filters, fields=["name", "bench", "server"]):
 		if not frappe.db.get_value("Server", site.server, "container_prefix"):
 			continue
 		latest = frappe.get_all(

@@ -1,0 +1,183 @@
+"""Operator REST API: ``/api/method/press_selfhosted.api.<name>``, System Manager only.
+
+Thin over the glue in press_selfhosted/agent and the engine; every method checks permission first.
+- ``agent_jobs(server, limit=20)``: the latest jobs of a container server from the job store, in the
+  Agent's JSON shape (payloads are stored with their secrets masked);
+- ``retention_plan()`` / ``apply_retention()``: the MinIO objects the backup retention would delete /
+  deletes (Press's FIFO or grandfather-father-son policy);
+- ``registry_cleanup(dry_run=1)``: tags of the default Local Registry that no non-Archived Bench uses;
+- ``verify_backup(site_backup)``: re-reads one backup's objects and checks size and SHA-256;
+- ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
+- ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import frappe
+
+from press_selfhosted.engine.errors import ValidationError
+
+MAX_JOBS = 200
+
+
+def as_flag(value, field: str) -> bool:
+	"""``1``/``0``/``true``/``false`` as sent by a form or a query string."""
+	text = str(value).strip().lower()
+	if text in ("1", "true", "yes", "on"):
+		return True
+	if text in ("0", "false", "no", "off", ""):
+		return False
+	raise ValidationError(field, value, "not a yes/no value", "send 1 or 0")
+
+
+def as_limit(value, field: str = "limit") -> int:
+	try:
+		limit = int(value)
+	except (TypeError, ValueError):
+		raise ValidationError(field, value, "not a whole number", f"send 1 to {MAX_JOBS}") from None
+	if not 1 <= limit <= MAX_JOBS:
+		raise ValidationError(field, value, f"out of range 1 to {MAX_JOBS}", f"send 1 to {MAX_JOBS}")
+	return limit
+
+
+def tags_by_repository(registry_host: str, images: Iterable[str]) -> dict[str, set[str]]:
+	"""``{repository: tags}`` of the images ``<registry_host>/<repository>:<tag>`` among ``images``."""
+	found: dict[str, set[str]] = {}
+	prefix = f"{registry_host}/"
+	for image in images:
+		if not image or not image.startswith(prefix):
+			continue
+		repository, sep, tag = image[len(prefix) :].rpartition(":")
+		if sep and repository:
+			found.setdefault(repository, set()).add(tag)
+	return found
+
+
+def cleanup_summary(reports) -> dict:
+	return {
+		"repositories": [
+			{"repository": r.repository, "kept": r.kept, "deleted": r.deleted, "message": r.message}
+			for r in reports
+		],
+		"deleted": sum(len(r.deleted) for r in reports),
+	}
+
+
+def _only_operators() -> None:
+	frappe.only_for("System Manager")
+
+
+def _call(function, *args, **kwargs):
+	"""Engine validation errors become Frappe's validation message (field, value, rule, fix)."""
+	try:
+		return function(*args, **kwargs)
+	except ValidationError as error:
+		frappe.throw(str(error), title="press_selfhosted")
+
+
+@frappe.whitelist()
+def agent_jobs(server: str, limit: int = 20) -> list[dict]:
+	"""The latest agent jobs of a container server, newest first."""
+	_only_operators()
+	from press_selfhosted.agent import runtime
+	from press_selfhosted.engine.agent.store import JOB_TABLE
+
+	count = _call(as_limit, limit)
+	store = runtime.job_store()
+	ids = [
+		row["id"]
+		for row in store._query(
+			f"SELECT id FROM `{JOB_TABLE}` WHERE server = %s ORDER BY id DESC LIMIT %s", [server, count]
+		)
+	]
+	jobs = store.get_many(server, ids)
+	return [{**job.as_agent(), "job_type": job.job_type} for job in reversed(jobs)]
+
+
+@frappe.whitelist()
+def retention_plan() -> list[str]:
+	"""Object keys the retention would delete now (nothing is deleted)."""
+	_only_operators()
+	from press_selfhosted.agent.backups import apply_retention as retention
+
+	return retention(dry_run=True)
+
+
+@frappe.whitelist(methods=["POST"])
+def apply_retention() -> list[str]:
+	"""Deletes the expired backups' objects and marks those Site Backups Unavailable."""
+	_only_operators()
+	from press_selfhosted.agent.backups import apply_retention as retention
+
+	return retention(dry_run=False)
+
+
+@frappe.whitelist()
+def registry_cleanup(dry_run=1) -> dict:
+	"""Tags of the default Local Registry's repositories (those of Deploy Candidates) that no Bench but
+	an Archived one uses; deleted unless ``dry_run``. Tags sharing a digest with a used tag are kept."""
+	_only_operators()
+	from press_selfhosted.agent.registry import LOCAL_REGISTRY, image_host
+	from press_selfhosted.engine.registry_cleanup import delete_unreferenced_tags
+	from press_selfhosted.validations import infrastructure
+
+	dry = _call(as_flag, dry_run, "dry_run")
+	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
+	if not name:
+		frappe.throw("No default Local Registry: tick Default on the Local Registry to clean")
+	doc = frappe.get_doc(LOCAL_REGISTRY, name)
+	target = infrastructure.registry_target(doc, doc.get_password("password", raise_exception=False))
+	host = image_host(target)
+	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate", pluck="docker_image"))
+	used = tags_by_repository(
+		host, frappe.get_all("Bench", filters={"status": ("!=", "Archived")}, pluck="docker_image")
+	)
+	reports = [
+		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry)
+		for repository in sorted(pushed)
+	]
+	return cleanup_summary(reports)
+
+
+@frappe.whitelist()
+def verify_backup(site_backup: str) -> dict:
+	"""Re-reads the MinIO objects of one Site Backup; a failure marks it Unavailable."""
+	_only_operators()
+	from press_selfhosted.agent import backups
+
+	if not frappe.db.exists("Site Backup", site_backup):
+		frappe.throw(f"Site Backup {site_backup} does not exist")
+	report = backups.recheck_backups(names=[site_backup])
+	if not report:
+		frappe.throw(
+			f"Site Backup {site_backup} is not a successful backup with files in MinIO (no checksums)"
+		)
+	return report[0]
+
+
+@frappe.whitelist(methods=["POST"])
+def run_restore_drill(site: str) -> dict:
+	"""Enqueues a restore drill of ``site``; the result lands on the Site (Last Restore Drill Result)."""
+	_only_operators()
+	frappe.has_permission("Site", "write", doc=site, throw=True)
+	job = frappe.enqueue(
+		"press_selfhosted.agent.backups.run_restore_drills",
+		queue="long",
+		job_id=f"press_selfhosted_restore_drill:{site}",
+		deduplicate=True,
+		site_name=site,
+	)
+	return {"site": site, "enqueued": bool(job)}
+
+
+@frappe.whitelist(methods=["POST"])
+def site_usage(site: str) -> dict:
+	"""Measures ``site`` now, records its usage and applies its plan's limits; returns the decision."""
+	_only_operators()
+	from dataclasses import asdict
+
+	from press_selfhosted.agent.usage import check_site
+
+	return asdict(check_site(site))

@@ -1,0 +1,101 @@
+"""press_selfhosted/api.py: its pure parts, and its structure (every method whitelisted, permission first).
+
+Frappe cannot be installed here: a stand-in ``frappe`` module (whitelist decorator only) is put in
+``sys.modules`` to import api.py; nothing else is mocked."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from press_selfhosted.engine.errors import ValidationError
+from press_selfhosted.engine.registry_cleanup import CleanupReport
+
+API = Path(__file__).resolve().parent.parent / "press_selfhosted" / "api.py"
+
+
+@pytest.fixture(scope="module")
+def api():
+	stand_in = types.ModuleType("frappe")
+	stand_in.whitelist = lambda **kwargs: lambda function: function
+	saved = sys.modules.get("frappe")
+	sys.modules["frappe"] = stand_in
+	sys.modules.pop("press_selfhosted.api", None)
+	try:
+		import press_selfhosted.api as module
+
+		yield module
+	finally:
+		sys.modules.pop("press_selfhosted.api", None)
+		if saved is None:
+			sys.modules.pop("frappe", None)
+		else:
+			sys.modules["frappe"] = saved
+
+
+def test_every_function_is_whitelisted_and_checks_permission_first():
+	tree = ast.parse(API.read_text())
+	public = [
+		n
+		for n in tree.body
+		if isinstance(n, ast.FunctionDef)
+		and any(
+			isinstance(d, ast.Call) and ast.unparse(d.func) == "frappe.whitelist" for d in n.decorator_list
+		)
+	]
+	assert {f.name for f in public} == {
+		"agent_jobs",
+		"retention_plan",
+		"apply_retention",
+		"registry_cleanup",
+		"verify_backup",
+		"run_restore_drill",
+		"site_usage",
+	}
+	for function in public:
+		body = [
+			n for n in function.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+		]
+		assert ast.unparse(body[0]) == "_only_operators()", function.name
+		assert ast.get_docstring(function), function.name
+	helper = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_only_operators")
+	assert ast.unparse(helper.body[0]) == "frappe.only_for('System Manager')"
+	# methods that change something accept POST only
+	for function in public:
+		if function.name in ("apply_retention", "run_restore_drill", "site_usage"):
+			assert "methods=['POST']" in ast.unparse(function.decorator_list[0]), function.name
+
+
+def test_flags_and_limits_are_parsed_with_field_named_errors(api):
+	assert api.as_flag("1", "dry_run") is True and api.as_flag(0, "dry_run") is False
+	assert api.as_flag("false", "dry_run") is False
+	with pytest.raises(ValidationError) as bad:
+		api.as_flag("maybe", "dry_run")
+	assert bad.value.field == "dry_run"
+	assert api.as_limit("20") == 20
+	for value in ("x", 0, 201, None):
+		with pytest.raises(ValidationError):
+			api.as_limit(value)
+
+
+def test_images_are_grouped_by_repository_of_the_registry(api):
+	images = [
+		"127.0.0.1:5000/fc/bench:a1",
+		"127.0.0.1:5000/fc/bench:b2",
+		"127.0.0.1:5000/other:c3",
+		"elsewhere:5000/fc/bench:z9",
+		None,
+		"127.0.0.1:5000/notag",
+	]
+	assert api.tags_by_repository("127.0.0.1:5000", images) == {"fc/bench": {"a1", "b2"}, "other": {"c3"}}
+
+
+def test_cleanup_summary_counts_deleted_tags(api):
+	report = CleanupReport("fc/bench", True, kept=["a1"], deleted=["b2", "c3"])
+	summary = api.cleanup_summary([report])
+	assert summary["deleted"] == 2
+	assert summary["repositories"][0]["message"].startswith("fc/bench: kept 1 tag(s), would delete 2")
