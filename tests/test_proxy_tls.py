@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
+import types
 import uuid
 
 import jsonschema
@@ -382,3 +385,41 @@ def test_default_certificate_from_the_operators_ca(cluster, endpoints):
 		while time.monotonic() < deadline:
 			tls_request(proxy.published_port("443/tcp"), LOCAL_SITE, ssl.create_default_context(cadata=ca))
 			time.sleep(0.3)
+
+
+def test_a_tls_setting_that_cannot_be_read_fails_the_proxy_job_not_the_routing(cluster, endpoints):
+	"""Settings given as a callable are read when a step runs (as the Frappe glue does)."""
+	broken = {acme.CONFIG_EMAIL: "ops@example.com", acme.CONFIG_CA_BUNDLE: "/nonexistent/ca.pem"}
+
+	def settings() -> ProxySettings:
+		resolver, certificate = acme.from_site_config(broken)
+		return settings_for(endpoints, acme=resolver, default_certificate=certificate)
+
+	handlers = index(ProxyJobs(settings).handlers())  # building the handlers reads nothing
+	with pytest.raises(ValidationError) as refused:
+		run_job(
+			handlers["Add Site to Upstream"],
+			cluster["proxies"]["l"],
+			cluster["client"],
+			cluster["topology"],
+			{"name": LOCAL_SITE, "path_args": {"upstream": UPSTREAM}},
+			site=LOCAL_SITE,
+		)
+	assert refused.value.field == acme.CONFIG_CA_BUNDLE and "/nonexistent/ca.pem" in str(refused.value)
+
+
+def test_frappe_glue_reads_the_tls_keys_from_site_config(monkeypatch, endpoints):
+	"""runtime.proxy_settings with a stand-in for the ``frappe`` module (only Frappe is faked)."""
+	fake = types.ModuleType("frappe")
+	fake.conf = {acme.CONFIG_EMAIL: "ops@example.com", acme.CONFIG_DIRECTORY: "https://acme.internal/dir"}
+	monkeypatch.setitem(sys.modules, "frappe", fake)
+	monkeypatch.delitem(sys.modules, "press_selfhosted.agent.runtime", raising=False)
+	runtime = importlib.import_module("press_selfhosted.agent.runtime")
+	settings = runtime.proxy_settings()
+	assert settings.acme == AcmeResolver("ops@example.com", "https://acme.internal/dir")
+	assert settings.default_certificate is None
+	fake.conf = {acme.CONFIG_CERTIFICATE: "/nonexistent/chain.pem"}
+	with pytest.raises(ValidationError) as refused:
+		runtime.proxy_settings()
+	assert refused.value.field == acme.CONFIG_CERTIFICATE
+	monkeypatch.delitem(sys.modules, "press_selfhosted.agent.runtime")

@@ -15,6 +15,7 @@ from pathlib import Path
 import frappe
 
 from press_selfhosted.agent import backups, registry, transport
+from press_selfhosted.engine import acme
 from press_selfhosted.engine.agent import catalog, handlers, jobs
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
@@ -64,15 +65,19 @@ def job_store() -> JobStore:
 
 
 def all_handlers():
-	return catalog.all_handlers(proxy_settings(), registry.builder_settings())
+	return catalog.all_handlers(proxy_settings, registry.builder_settings())
 
 
 def proxy_settings() -> ProxySettings:
 	"""Traefik and the page service of container proxy servers; images from the site config, so that
-	an operator points them at the Local Registry."""
+	an operator points them at the Local Registry. TLS of sites from the keys engine.acme names: an
+	ACME resolver and/or a default certificate. Read when a proxy step runs."""
+	resolver, certificate = acme.from_site_config(frappe.conf)
 	return ProxySettings(
 		traefik_image=frappe.conf.get("press_selfhosted_traefik_image") or "traefik:v3.1",
 		pages_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
+		acme=resolver,
+		default_certificate=certificate,
 	)
 
 

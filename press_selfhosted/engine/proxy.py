@@ -414,11 +414,14 @@ def _site_of_path(ctx: StepContext) -> str:
 class ProxyJobs:
 	"""The step functions of Press's proxy jobs on a container Proxy Server."""
 
-	def __init__(self, settings: ProxySettings):
+	def __init__(self, settings: ProxySettings | Callable[[], ProxySettings]):
+		# A callable is asked when a step runs, so a wrong setting (a TLS file that cannot be read)
+		# fails the proxy job that needs it rather than every agent request.
 		self.settings = settings
 
 	def proxy(self, ctx: StepContext) -> Proxy:
-		return Proxy.ensure(ctx.docker, ctx.server, self.settings)
+		settings = self.settings() if callable(self.settings) else self.settings
+		return Proxy.ensure(ctx.docker, ctx.server, settings)
 
 	def _existing(self, proxy: Proxy, site: str) -> SiteRoute:
 		route = proxy.site(site)

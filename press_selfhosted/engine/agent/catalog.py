@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from press_selfhosted.engine.agent.handlers import Handler
 from press_selfhosted.engine.backups import backup_handlers
 from press_selfhosted.engine.benches import BenchSettings, bench_handlers
@@ -12,7 +14,7 @@ from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
 
 def all_handlers(
-	proxy: ProxySettings,
+	proxy: ProxySettings | Callable[[], ProxySettings],
 	builder: BuilderSettings,
 	benches: BenchSettings | None = None,
 	sites: SiteSettings | None = None,
