@@ -1,0 +1,298 @@
+"""A whole container cluster driven as Press drives it: shared by the platform and site crash tests.
+
+App server, Database Server (MariaDB through ``engine.database``) and Proxy Server (Traefik through
+``engine.proxy``) are container servers on one cluster network of our dockerd. Jobs go through the
+real ``Router`` into the real ``JobStore`` (MariaDB service) and each runs in its own worker thread
+with its own ``Executor`` and store connection, as separate RQ workers would (so Archive Site can wait
+for the proxy's job while that job runs). The Frappe layer is played by plain stand-ins: the
+topology (Press's Server/Site records), the secret source (Password fields) and ``enrich`` (the glue's
+storage payload, built with the glue's own pure functions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+
+from press_selfhosted.agent import backups as glue
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent import handlers
+from press_selfhosted.engine.agent.catalog import all_handlers
+from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
+from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, Handler, Step
+from press_selfhosted.engine.agent.jobs import FINISHED
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import BenchSettings
+from press_selfhosted.engine.builds import BuilderSettings, ContextStore
+from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
+from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.proxy import ProxySettings
+from press_selfhosted.engine.registry import RegistryTarget
+from press_selfhosted.engine.sites import SiteSettings
+
+APP_IP = "10.9.0.1"
+
+
+@dataclass
+class Topology:
+	"""Press's records: the cluster's servers, the app server's database and each site's bench."""
+
+	app: ContainerServer
+	db: ContainerServer
+	proxy: ContainerServer
+	site_benches: dict[str, str] = field(default_factory=dict)
+
+	def server(self, server_type: str, name: str) -> ContainerServer:
+		return next(
+			s for s in (self.app, self.db, self.proxy) if (s.server_type, s.name) == (server_type, name)
+		)
+
+	def app_server_by_ip(self, ip: str) -> ContainerServer:
+		assert ip == self.app.private_ip, ip
+		return self.app
+
+	def database_for(self, app_server: str) -> DatabaseEndpoint:
+		return DatabaseEndpoint(
+			server=self.db.name, host=naming.resource_name(self.db.container_prefix, "mariadb")
+		)
+
+	def bench_for_site(self, site: str) -> str:
+		return self.site_benches[site]
+
+
+@dataclass
+class Secrets:
+	values: dict[str, str]
+
+	def secret(self, job, key: str) -> str:
+		return self.values.get(key, "")
+
+
+def servers(endpoints: dict, prefix: str) -> tuple[ContainerServer, ContainerServer, ContainerServer]:
+	network = naming.resource_name(prefix, "net")
+
+	def make(name: str, server_type: str, **more) -> ContainerServer:
+		host = DockerHost(server=name, socket=endpoints["docker"]["base_url"])
+		return ContainerServer(name, server_type, prefix, host, network, **more)
+
+	return (
+		make(f"{prefix}-app.local", "Server", private_ip=APP_IP, front_image=endpoints["images"]["front"]),
+		make(f"{prefix}-db.local", "Database Server"),
+		make(f"{prefix}-proxy.local", "Proxy Server"),
+	)
+
+
+def settings_of(endpoints: dict, contexts_dir: str) -> dict:
+	"""What the Frappe layer reads from its settings to build the handlers, as plain values."""
+	return {
+		"proxy": ProxySettings(
+			traefik_image=endpoints["images"]["traefik"],
+			pages_image=endpoints["images"]["front"],
+			bind_address="127.0.0.1",
+			http_port=0,
+			https_port=0,
+		),
+		"builder": BuilderSettings(
+			contexts=ContextStore(contexts_dir),
+			registry_target=lambda url: RegistryTarget(
+				url=url, ca_bundle=endpoints["registry_tls"]["ca_file"]
+			),
+		),
+		"benches": BenchSettings(health_timeout=60),
+		"sites": SiteSettings(proxy_timeout=60, proxy_interval=0.2),
+	}
+
+
+@dataclass
+class Platform:
+	"""The cluster and Press's side of the agent protocol (POST, then poll ``jobs/<id>``)."""
+
+	prefix: str
+	topology: Topology
+	secrets: Secrets
+	store_config: StoreConfig
+	found: list[Handler]
+	router: Router
+	mariadb: MariaDB
+	storage: dict  # the default Storage Configuration (non-secret fields)
+	backups: dict = field(default_factory=dict)  # Site Backup stand-ins by database object key
+	workers: list[threading.Thread] = field(default_factory=list)
+
+	def executor(self) -> Executor:
+		return Executor(
+			JobStore(self.store_config),
+			handlers.index(self.found),
+			self.topology,
+			self.secrets,
+			DockerHosts(),
+			ExecutorSettings(scope_wait=120, flush_interval=0.2),
+		)
+
+	def enqueue(self, job_id: int) -> None:
+		worker = threading.Thread(target=lambda: self.executor().run(job_id), daemon=True)
+		self.workers.append(worker)
+		worker.start()
+
+	def enrich(self, job_type: str, site: str | None, payload: dict) -> dict:
+		"""The glue's ``storage_payload`` with the default Storage Configuration and Site Backups here."""
+		if job_type not in glue.BACKUP_JOB_TYPES + glue.RESTORE_JOB_TYPES:
+			return {}
+		storage = glue.storage_fields(self.storage)
+		if job_type in glue.RESTORE_JOB_TYPES:
+			key = glue.key_of_url(payload.get("database"), storage["bucket"])
+			if key in self.backups:
+				storage["backup"] = glue.recorded_backup(self.backups[key], payload)
+		return {"storage": storage}
+
+	def record_backup(self, data: dict) -> dict:
+		"""Press's Site Backup from a successful backup job's data (with the glue's MinIO fields)."""
+		files = data["backups"]
+		record = {
+			field_name: files[kind]["file"] for kind, field_name in glue.FILE_FIELDS.items() if kind in files
+		}
+		record.update(glue.site_backup_fields(data))
+		self.backups[data["offsite"][files["database"]["file"]]] = record
+		return record
+
+	def post(self, server: ContainerServer, path: str, data: dict, method: str = "POST") -> int:
+		response = self.router.handle(
+			server.name,
+			method,
+			path,
+			data,
+			agent_job_id=f"AJ-{uuid.uuid4().hex[:8]}",
+			server_type=server.server_type,
+		)
+		assert response.status_code == 200, response.json
+		assert set(response.json) == {"job"} and isinstance(response.json["job"], int)
+		return response.json["job"]
+
+	def poll(self, server: ContainerServer, job_id: int, timeout: float = 300) -> dict:
+		"""Press's poll until the job ends; checks the shape ``update_job``/``update_steps`` read."""
+		deadline = time.monotonic() + timeout
+		while True:
+			response = self.router.handle(
+				server.name, "GET", f"jobs/{job_id}", server_type=server.server_type
+			)
+			assert response.status_code == 200, response.json
+			job = response.json
+			if job["status"] in FINISHED:
+				break
+			assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
+			time.sleep(0.3)
+		assert {"id", "name", "status", "data", "start", "end", "duration", "steps"} <= set(job)
+		assert job["id"] == job_id
+		if job["status"] == "Failure":
+			assert job["data"]["output"] and job["data"]["traceback"], job
+		for step in job["steps"]:
+			assert {"name", "status", "data", "start", "end", "duration"} <= set(step), step
+			assert {"output", "traceback"} <= set(step["data"]), step
+		return job
+
+	def run(self, server: ContainerServer, path: str, data: dict, method: str = "POST") -> dict:
+		"""POST then poll; the job must succeed with every step Success."""
+		job = self.poll(server, self.post(server, path, data, method))
+		assert job["status"] == "Success", json.dumps(job, indent=1)[-4000:]
+		assert {step["status"] for step in job["steps"]} == {"Success"}, job["steps"]
+		return job
+
+
+def start_platform(
+	client, endpoints: dict, store_config: StoreConfig, prefix: str, contexts_dir: str, bucket: str
+):
+	"""The cluster network and the Database Server's MariaDB; the bench and proxy come from jobs."""
+	app, db, proxy = servers(endpoints, prefix)
+	client.networks.create(app.network, labels=naming.labels(app.name, "network"))
+	root_password = f"root-{uuid.uuid4().hex}"
+	mariadb = ensure_mariadb(client, MariaDBSpec(db, endpoints["images"]["mariadb"]), root_password)
+	s3 = endpoints["s3"]
+	secrets = Secrets(
+		{
+			"mariadb_root_password": root_password,
+			"admin_password": f"adm-{uuid.uuid4().hex[:12]}",
+			"registry_password": endpoints["registry_tls"]["password"],
+			"offsite_access_key": s3["access_key"],
+			"offsite_secret_key": s3["secret_key"],
+		}
+	)
+	found = all_handlers(**settings_of(endpoints, contexts_dir))
+	topology = Topology(app, db, proxy)
+	storage = {
+		"endpoint_url": s3["endpoint_url"],
+		"default_bucket": bucket,
+		"region": s3["region"],
+		"verify_tls": 0,
+	}
+	platform = Platform(prefix, topology, secrets, store_config, found, None, mariadb, storage)  # type: ignore[arg-type]
+	platform.router = Router(
+		found, JobStore(store_config), platform.enqueue, topology, DockerHosts(), platform.enrich
+	)
+	return platform
+
+
+def remove_platform(client, prefix: str) -> None:
+	"""Everything labelled for the cluster's three servers, then the network (exact labels only)."""
+	for server in (f"{prefix}-app.local", f"{prefix}-db.local", f"{prefix}-proxy.local"):
+		filters = {"label": naming.label_filters(server)}
+		for container in client.containers.list(all=True, filters=filters):
+			container.remove(force=True, v=True)
+		for volume in client.volumes.list(filters=filters):
+			volume.remove(force=True)
+	for network in client.networks.list(names=[naming.resource_name(prefix, "net")]):
+		network.remove()
+
+
+# --- the crash tests' worker subprocess --------------------------------------------------------------
+
+
+def crash_world(platform: Platform) -> dict:
+	"""What a worker subprocess needs to rebuild this platform's executor (no secrets but the test's)."""
+
+	def server(s: ContainerServer) -> dict:
+		return {**vars(s), "docker": vars(s.docker)}
+
+	t = platform.topology
+	return {
+		"servers": [server(s) for s in (t.app, t.db, t.proxy)],
+		"site_benches": t.site_benches,
+		"store": vars(platform.store_config),
+		"secrets": platform.secrets.values,
+	}
+
+
+def crash_executor() -> Executor:
+	"""Factory of ``python -m press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``.
+
+	The site handlers' steps linger ``PSA_LINGER`` seconds after doing their work, so a kill lands while
+	the step is Running with its effects already made (the rerun must repeat finished work harmlessly).
+	"""
+	from press_selfhosted.engine.sites import site_handlers
+
+	world = json.loads(os.environ["PSA_PLATFORM_WORLD"])
+	linger = float(os.environ.get("PSA_LINGER", "0"))
+	app, db, proxy = (ContainerServer(**{**s, "docker": DockerHost(**s["docker"])}) for s in world["servers"])
+
+	def lingering(step: Step) -> Step:
+		def run(ctx):
+			step.run(ctx)
+			time.sleep(linger)
+
+		return replace(step, run=run)
+
+	found = [
+		replace(h, steps=tuple(lingering(s) for s in h.steps))
+		for h in site_handlers(SiteSettings(proxy_timeout=30, proxy_interval=0.2))
+	]
+	return Executor(
+		JobStore(StoreConfig(**world["store"])),
+		handlers.index(found),
+		Topology(app, db, proxy, world["site_benches"]),
+		Secrets(world["secrets"]),
+		DockerHosts(),
+		ExecutorSettings(scope_wait=30),
+	)
