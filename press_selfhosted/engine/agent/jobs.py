@@ -41,8 +41,16 @@ def lookup(payload: Any, path: str) -> Any:
 def scrub(value: Any) -> Any:
 	"""A copy of ``value`` with the value of every secret-looking key replaced by a mask, at any depth."""
 	if isinstance(value, dict):
+		# a secret is a scalar: a secret-looking key holding a dict or list (the glue's
+		# ``storage.backup.private`` = {key, sha256}) is scrubbed inside, not thrown away
 		return {
-			key: (MASK if _SECRET_KEY.search(str(key)) and item not in (None, "") else scrub(item))
+			key: (
+				MASK
+				if _SECRET_KEY.search(str(key))
+				and item not in (None, "")
+				and not isinstance(item, dict | list)
+				else scrub(item)
+			)
 			for key, item in value.items()
 		}
 	if isinstance(value, list):
