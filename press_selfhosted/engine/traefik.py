@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,11 +251,17 @@ def host_document(host: HostRoute) -> dict[str, Any]:
 	return {"tls": {"certificates": [{"certFile": files["fullchain.pem"], "keyFile": files["privkey.pem"]}]}}
 
 
-def render(source: SiteRoute | HostRoute) -> str:
-	"""The file's text: the header with the source dataclass, then the document (JSON is YAML)."""
+def compact_json(document: dict[str, Any]) -> str:
+	"""JSON is YAML: one line without blanks is the least Traefik re-parses, for every file in the
+	directory, on each change (benchmarks/traefik_routes.py compares it with indented forms)."""
+	return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def render(source: SiteRoute | HostRoute, dump: Callable[[dict[str, Any]], str] = compact_json) -> str:
+	"""The file's text: the header with the source dataclass, then the document."""
 	document = site_document(source) if isinstance(source, SiteRoute) else host_document(source)
 	state = json.dumps({"kind": type(source).__name__, **dataclasses.asdict(source)}, sort_keys=True)
-	return f"{HEADER}{state}\n{json.dumps(document, indent=1, sort_keys=True)}\n"
+	return f"{HEADER}{state}\n{dump(document)}\n"
 
 
 def parse(text: str, file_name: str) -> SiteRoute | HostRoute:
