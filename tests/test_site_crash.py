@@ -1,0 +1,260 @@
+"""Crash test of New Site and Archive Site: the worker is SIGKILLed while each step runs, then the sweep
+resumes the job; the end state equals an uninterrupted run's.
+
+As in tests/test_agent_crash.py the worker is a real subprocess (``python -m
+press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``) whose steps linger
+after doing their work, so the kill lands while the step is Running with its effects made and the
+rerun repeats finished work. The cluster (bench made by New Bench, the Database Server's MariaDB, S3
+for the archive's backup) is shared by the module; every run uses a site of its own on the bench.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import test_agent_support as support
+from backup_support import object_keys, scratch_bucket
+from platform_support import crash_world, remove_platform, start_platform
+
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent.executor import sweep
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.database import database_name
+from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.storage import open_client
+
+store_config = support.store_config
+registry_images = support.registry_images
+BENCH = "bench-crash"
+SITES = "/home/frappe/frappe-bench/sites"
+NEW_SITE_STEPS = 7
+ARCHIVE_STEPS = 5
+LINGER = "0.5"
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_client, endpoints, store_config, registry_images, tmp_path_factory):
+	prefix = f"c{uuid.uuid4().hex[:8]}"
+	with scratch_bucket(endpoints, f"crash-{prefix}") as target:
+		platform = None
+		try:
+			contexts = str(tmp_path_factory.mktemp("contexts"))
+			platform = start_platform(docker_client, endpoints, store_config, prefix, contexts, target.bucket)
+			payload = support.new_bench_payload(BENCH, registry_images["plain"])
+			payload["common_site_config"]["db_host"] = platform.topology.database_for("").host
+			platform.run(platform.topology.app, "benches", payload)
+			# Press's POST without the enqueue: each test hands its job to the worker it kills
+			quiet = Router(
+				platform.found,
+				JobStore(store_config),
+				lambda job: None,
+				platform.topology,
+				DockerHosts(),
+				platform.enrich,
+			)
+			yield platform, quiet, target
+		finally:
+			if platform:
+				for worker in platform.workers:
+					worker.join(timeout=120)
+			remove_platform(docker_client, prefix)
+
+
+def spawn(platform, job_id: int, linger: str) -> subprocess.Popen:
+	env = dict(os.environ, PSA_PLATFORM_WORLD=json.dumps(crash_world(platform)), PSA_LINGER=linger)
+	env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+	return subprocess.Popen(
+		[
+			sys.executable,
+			"-m",
+			"press_selfhosted.engine.agent.worker",
+			"--factory",
+			"platform_support:crash_executor",
+			str(job_id),
+		],
+		env=env,
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.DEVNULL,
+	)
+
+
+def kill_at_step_then_sweep(platform, store: JobStore, job_id: int, idx: int) -> dict:
+	"""SIGKILL the worker once step ``idx`` is Running, then let the sweep resume the job; its final poll."""
+	worker = spawn(platform, job_id, LINGER)
+	deadline = time.monotonic() + 120
+	while not (len(steps := store.get(job_id).steps) > idx and steps[idx].status == "Running"):
+		assert worker.poll() is None and time.monotonic() < deadline, (
+			f"step {idx} never ran: {store.get(job_id)}"
+		)
+		time.sleep(0.05)
+	worker.send_signal(signal.SIGKILL)
+	worker.wait()
+	assert store.get(job_id).status == "Running"
+	# the sweep sees every open job of the session's store; only this one is this test's to resume
+	resumed = sweep(store, lambda job: job == job_id and spawn(platform, job, "0").wait(), min_age=0)
+	assert job_id in resumed
+	return platform.poll(platform.topology.app, job_id, timeout=120)
+
+
+def new_site_payload(platform, site: str) -> dict:
+	return {
+		"name": site,
+		"config": {"plan": "starter"},
+		"apps": ["frappe", "testapp"],
+		"mariadb_root_password": "press-sends-this-in-clear",
+		"admin_password": platform.secrets.values["admin_password"],
+		"managed_database_config": {},
+		"create_user": {"email": "owner@example.com", "first_name": "Site", "last_name": "Owner"},
+	}
+
+
+def listing(docker_client, platform, site: str, folder: str) -> list[str]:
+	"""Files under ``folder`` (relative to sites/) with the site's name and timestamps made generic."""
+	backend = docker_client.containers.get(naming.resource_name(platform.prefix, BENCH))
+	code, out = backend.exec_run(["sh", "-c", f"cd {SITES} && find {folder} | sort"])
+	assert code == 0, out
+	generic = out.decode().replace(site, "SITE").replace(site.replace(".", "_"), "SITE")
+	return [re.sub(r"\d", "#", line) for line in generic.splitlines()]
+
+
+def site_state(docker_client, platform, site: str) -> dict:
+	db, db_name = platform.mariadb, database_name(BENCH, site)
+	backend = docker_client.containers.get(naming.resource_name(platform.prefix, BENCH))
+	code, out = backend.exec_run(["ls", "-A", SITES])
+	top = sorted(name.replace(site, "SITE") for name in out.decode().split() if site in name)
+	code, config = backend.exec_run(["cat", f"{SITES}/{site}/site_config.json"])
+	return {
+		"databases": [row[0] for row in db.sql(f"SHOW DATABASES LIKE '{db_name}'")],
+		"users": db.users(f"{db_name}%"),
+		"limited": db.users("%\\_limited"),
+		"sites": top,
+		"files": listing(docker_client, platform, site, site) if top == ["SITE"] else [],
+		"archived": listing(docker_client, platform, site, f"archived/{site}") if code != 0 else [],
+		"config": sorted(json.loads(config)) if code == 0 else None,
+		"containers": sorted(c.name for c in support.labelled(docker_client, platform.topology.app.name)),
+		"apps": platform.router.handle(
+			platform.topology.app.name, "GET", f"benches/{BENCH}/sites/{site}/apps"
+		).json,
+	}
+
+
+def generic_state(state: dict, site: str) -> dict:
+	db_name = database_name(BENCH, site)
+	return json.loads(json.dumps(state).replace(db_name, "DB"))
+
+
+def test_new_site_killed_at_each_step_converges(cluster, docker_client, store_config):
+	platform, quiet, _ = cluster
+	store = JobStore(store_config)
+	tag = uuid.uuid4().hex[:6]
+	reference = f"ref-{tag}.example.test"
+	job = platform.run(platform.topology.app, f"benches/{BENCH}/sites", new_site_payload(platform, reference))
+	expected = generic_state(site_state(docker_client, platform, reference), reference)
+	assert expected["databases"] == ["DB"] and expected["users"] == ["DB"] and expected["limited"] == []
+	assert len(job["steps"]) == NEW_SITE_STEPS
+
+	for idx in range(NEW_SITE_STEPS):
+		site = f"s{idx}-{tag}.example.test"
+		response = quiet.handle(
+			platform.topology.app.name,
+			"POST",
+			f"benches/{BENCH}/sites",
+			new_site_payload(platform, site),
+			"AJ-crash",
+		)
+		job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
+		assert job["status"] == "Success", (idx, job["data"])
+		assert [s["status"] for s in job["steps"]] == ["Success"] * NEW_SITE_STEPS
+		assert generic_state(site_state(docker_client, platform, site), site) == expected, job["steps"][idx][
+			"name"
+		]
+
+
+def archive_payload(target, site: str) -> dict:
+	return {
+		"mariadb_root_password": "press-sends-this-in-clear",
+		"force": False,
+		"offsite": {
+			"bucket": target.bucket,
+			"auth": {
+				"ACCESS_KEY": target.access_key,
+				"SECRET_KEY": target.secret_key,
+				"REGION": target.region,
+				"ENDPOINT_URL": target.endpoint_url,
+			},
+			"path": f"{site}/archive",
+		},
+	}
+
+
+def proxy_removed(store: JobStore, site: str) -> None:
+	"""The proxy's half of Press's Site.archive, already done (its own job is tested elsewhere)."""
+	job = store.create(
+		NewJob(
+			"proxy.local",
+			"Proxy Server",
+			"Remove Site from Upstream",
+			"DELETE",
+			f"proxy/upstreams/10.9.0.1/sites/{site}",
+			None,
+			site,
+			"AJ-proxy",
+			{},
+		)
+	)
+	store.finish(job, "Success", {})
+
+
+def archive_state(docker_client, platform, target, site: str) -> dict:
+	state = site_state(docker_client, platform, site)
+	del state["apps"]
+	with open_client(target) as s3:
+		objects = object_keys(s3, target.bucket, f"{site}/")
+	state["objects"] = sorted(
+		re.sub(r"\d", "#", key.replace(site, "SITE").replace(site.replace(".", "_"), "SITE"))
+		for key in objects
+	)
+	return generic_state(state, site)
+
+
+def test_archive_site_killed_at_each_step_converges(cluster, docker_client, store_config):
+	platform, quiet, target = cluster
+	store = JobStore(store_config)
+	tag = uuid.uuid4().hex[:6]
+	names = [f"a{idx}-{tag}.example.test" for idx in range(-1, ARCHIVE_STEPS)]
+	for site in names:
+		platform.run(platform.topology.app, f"benches/{BENCH}/sites", new_site_payload(platform, site))
+		proxy_removed(store, site)
+
+	reference, *crashed = names
+	platform.run(
+		platform.topology.app,
+		f"benches/{BENCH}/sites/{reference}/archive",
+		archive_payload(target, reference),
+	)
+	expected = archive_state(docker_client, platform, target, reference)
+	assert expected["databases"] == expected["users"] == expected["limited"] == expected["sites"] == []
+	assert expected["archived"] and len(expected["objects"]) == 4, expected
+
+	for idx, site in enumerate(crashed):
+		response = quiet.handle(
+			platform.topology.app.name,
+			"POST",
+			f"benches/{BENCH}/sites/{site}/archive",
+			archive_payload(target, site),
+			"AJ-crash",
+		)
+		job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
+		assert job["status"] == "Success", (idx, job["data"])
+		assert [s["status"] for s in job["steps"]] == ["Success"] * ARCHIVE_STEPS
+		assert archive_state(docker_client, platform, target, site) == expected, job["steps"][idx]["name"]
