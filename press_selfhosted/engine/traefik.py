@@ -252,9 +252,10 @@ def host_document(host: HostRoute) -> dict[str, Any]:
 
 
 def compact_json(document: dict[str, Any]) -> str:
-	"""JSON is YAML: one line without blanks is the least Traefik re-parses, for every file in the
-	directory, on each change (benchmarks/traefik_routes.py compares it with indented forms)."""
-	return json.dumps(document, separators=(",", ":"), sort_keys=True)
+	"""JSON is YAML: one line without indentation is the least Traefik re-parses, for every file in
+	the directory, on each change (benchmarks/traefik_routes.py compares it with indented forms).
+	json's default separators are kept so the file reads as before to grep and to people."""
+	return json.dumps(document, sort_keys=True)
 
 
 def render(source: SiteRoute | HostRoute, dump: Callable[[dict[str, Any]], str] = compact_json) -> str:
