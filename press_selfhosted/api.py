@@ -82,18 +82,9 @@ def agent_jobs(server: str, limit: int = 20) -> list[dict]:
 	"""The latest agent jobs of a container server, newest first."""
 	_only_operators()
 	from press_selfhosted.agent import runtime
-	from press_selfhosted.engine.agent.store import JOB_TABLE
 
-	count = _call(as_limit, limit)
-	store = runtime.job_store()
-	ids = [
-		row["id"]
-		for row in store._query(
-			f"SELECT id FROM `{JOB_TABLE}` WHERE server = %s ORDER BY id DESC LIMIT %s", [server, count]
-		)
-	]
-	jobs = store.get_many(server, ids)
-	return [{**job.as_agent(), "job_type": job.job_type} for job in reversed(jobs)]
+	jobs = runtime.job_store().latest(server, _call(as_limit, limit))
+	return [{**job.as_agent(), "job_type": job.job_type} for job in jobs]
 
 
 @frappe.whitelist()

@@ -65,3 +65,14 @@ def test_ping_unknown_and_failures_never_raise(store_config):
 	assert down.status_code == 503 and "could not be reached" in down.json["output"]  # 5xx: Press retries
 	apps = router.handle(server.name, "GET", "benches/b1/sites/s1/apps")
 	assert apps.status_code >= 500 and isinstance(apps.json["output"], str)
+
+
+def test_latest_jobs_of_a_server_newest_first(store_config):
+	queued = []
+	server, router = make(store_config, queued)
+	for bench in ("b1", "b2", "b3"):
+		router.handle(server.name, "POST", f"benches/{bench}/restart", {}, agent_job_id=f"AJ-{bench}")
+	latest = JobStore(store_config).latest(server.name, 2)
+	assert [job.id for job in latest] == queued[:0:-1]
+	assert [job.bench for job in latest] == ["b3", "b2"]
+	assert JobStore(store_config).latest("nobody.example.test", 5) == []

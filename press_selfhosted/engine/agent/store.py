@@ -189,6 +189,13 @@ class JobStore:
 		marks = ",".join(["%s"] * len(names))
 		return self._jobs(f"server = %s AND agent_job_id IN ({marks})", (server, *names))
 
+	def latest(self, server: str, limit: int) -> list[JobRow]:
+		"""The ``limit`` most recent jobs of ``server``, newest first."""
+		rows = self._query(
+			f"SELECT id FROM `{JOB_TABLE}` WHERE server = %s ORDER BY id DESC LIMIT %s", (server, limit)
+		)
+		return sorted(self.get_many(server, [row["id"] for row in rows]), key=lambda job: -job.id)
+
 	def unfinished(self) -> list[JobRow]:
 		return self._jobs("status IN (%s, %s)", (jobs.PENDING, jobs.RUNNING), with_steps=False)
 
@@ -217,7 +224,8 @@ class JobStore:
 				conditions.append(f"{column} = %s")
 				args.append(value)
 		rows = self._query(
-			f"SELECT status FROM `{JOB_TABLE}` WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT 1", args
+			f"SELECT status FROM `{JOB_TABLE}` WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT 1",
+			args,
 		)
 		return rows[0]["status"] if rows else None
 
