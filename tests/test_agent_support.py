@@ -73,8 +73,10 @@ class Topology:
 	def app_server_by_ip(self, ip: str) -> ContainerServer:
 		return next(s for s in self.servers.values() if ip in (s.private_ip, s.ip))
 
-	def database_for(self, app_server: str) -> DatabaseEndpoint:
-		raise NotImplementedError
+	database: DatabaseEndpoint | None = None  # the app servers' container Database Server, if any
+
+	def database_for(self, app_server: str) -> DatabaseEndpoint | None:
+		return self.database
 
 
 @dataclass

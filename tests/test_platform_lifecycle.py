@@ -121,8 +121,6 @@ def test_new_bench_pulls_from_the_tls_registry(world, docker_client, registry_im
 		registry_images["tls"],
 		registry={"url": tls["url"], "username": tls["username"], "password": ""},
 	)
-	# the bench's sites reach the Database Server's MariaDB by its name on the cluster network
-	payload["common_site_config"]["db_host"] = platform.topology.database_for("").host
 	job = platform.run(platform.topology.app, "benches", payload)
 	assert [step["name"] for step in job["steps"]] == [
 		"Initialize Bench",
@@ -135,6 +133,11 @@ def test_new_bench_pulls_from_the_tls_registry(world, docker_client, registry_im
 	assert container.image.id == docker_client.images.get(registry_images["tls"]).id
 	assert platform.topology.app.network in container.attrs["NetworkSettings"]["Networks"]
 	assert tls["password"] not in json.dumps(job) + json.dumps(container.attrs)
+	# Press sent the Database Server's private_ip; the bench reaches its MariaDB container by name instead
+	assert payload["common_site_config"]["db_host"] == "10.9.0.2"
+	code, out = container.exec_run(["cat", f"{SITES}/common_site_config.json"])
+	database = platform.topology.database_for("")
+	assert (json.loads(out)["db_host"], json.loads(out)["db_port"]) == (database.host, database.port)
 
 
 def test_new_site_and_upstream_route_through_traefik(world, docker_client):
@@ -414,7 +417,6 @@ def test_built_image_becomes_a_bench(world, docker_client, endpoints):
 		payload = support.new_bench_payload(
 			bench, image, registry={"url": tls["url"], "username": tls["username"], "password": ""}
 		)
-		payload["common_site_config"]["db_host"] = platform.topology.database_for("").host
 		platform.run(platform.topology.app, "benches", payload)
 		pulled = docker_client.images.get(image)
 		assert f"{repository}@{job['data']['image_digest']}" in pulled.attrs["RepoDigests"]

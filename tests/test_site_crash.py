@@ -51,7 +51,6 @@ def cluster(docker_client, endpoints, store_config, registry_images, tmp_path_fa
 			contexts = str(tmp_path_factory.mktemp("contexts"))
 			platform = start_platform(docker_client, endpoints, store_config, prefix, contexts, target.bucket)
 			payload = support.new_bench_payload(BENCH, registry_images["plain"])
-			payload["common_site_config"]["db_host"] = platform.topology.database_for("").host
 			platform.run(platform.topology.app, "benches", payload)
 			# Press's POST without the enqueue: each test hands its job to the worker it kills
 			quiet = Router(

@@ -170,9 +170,11 @@ class FrappeTopology:
 	def bench_for_site(self, site: str) -> str:
 		return frappe.db.get_value("Site", site, "bench")
 
-	def database_for(self, app_server: str) -> DatabaseEndpoint:
+	def database_for(self, app_server: str) -> DatabaseEndpoint | None:
 		database = frappe.db.get_value("Server", app_server, "database_server")
-		doc = frappe.get_cached_doc("Database Server", database)
+		doc = frappe.get_cached_doc("Database Server", database) if database else None
+		if not doc or not (doc.get("container_prefix") and doc.get("docker_socket")):
+			return None
 		return DatabaseEndpoint(server=doc.name, host=f"{doc.container_prefix}-mariadb", port=3306)
 
 

@@ -303,6 +303,11 @@ def write_common_site_config(ctx: StepContext, names: BenchNames, spec: BenchSpe
 				member = archive.next()
 				current = json.load(archive.extractfile(member)) if member else {}
 		current.update(ctx.payload.get("common_site_config") or {})
+		database = ctx.topology.database_for(ctx.server.name)
+		if database is not None:
+			# Press writes the Database Server's private_ip; sites reach its MariaDB container by name
+			current.update(db_host=database.host, db_port=database.port)
+			ctx.log(f"db_host {database.host}:{database.port}: the MariaDB container of {database.server}")
 		container.put_archive("/seed/sites", _tar("common_site_config.json", json.dumps(current, indent=1)))
 	ctx.log("common_site_config.json written")
 

@@ -90,6 +90,12 @@ def front(ctx: StepContext) -> Container:
 
 def mariadb(ctx: StepContext) -> MariaDB:
 	endpoint = ctx.topology.database_for(ctx.server.name)
+	if endpoint is None:
+		raise SiteError(
+			f"The Database Server of app server {ctx.server.name} is not a container server, so its temporary "
+			"database users cannot be made through Docker. Fix: fill container_prefix and docker_socket on "
+			"that Database Server, or choose one that has them."
+		)
 	db_server = ctx.topology.server("Database Server", endpoint.server)
 	return find_mariadb(
 		ctx.docker_of(db_server), db_server, endpoint.host, ctx.secret("mariadb_root_password")

@@ -52,7 +52,9 @@ class Topology(Protocol):
 
 	def app_server_by_ip(self, ip: str) -> ContainerServer: ...
 
-	def database_for(self, app_server: str) -> DatabaseEndpoint: ...
+	def database_for(self, app_server: str) -> DatabaseEndpoint | None:
+		"""The container Database Server of ``app_server``; None when it is not a container server."""
+		...
 
 	def bench_for_site(self, site: str) -> str:
 		"""The bench serving ``site`` (Press's Site.bench): proxy payloads do not carry it."""
