@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 
+import pytest
 import test_agent_support as support
 
 from press_selfhosted.engine.agent import handlers
@@ -84,3 +85,27 @@ def test_a_handler_that_owns_output_keeps_it_when_the_job_fails(endpoints, store
 	assert json.loads(job["data"]["output"]) == {"build": ["step 1"], "push": []}
 	assert "stage apps-frappe failed" in job["data"]["traceback"]
 	assert "stage apps-frappe failed" in job["steps"][0]["data"]["output"]
+
+
+def test_a_command_in_a_stopped_container_names_the_container_and_the_fix(docker_client, endpoints, unique):
+	from press_selfhosted.engine import commands
+
+	container = docker_client.containers.run(
+		endpoints["images"]["base"],
+		["sleep", "60"],
+		name=f"t{unique}-stopped",
+		detach=True,
+		labels={"press.managed": "1", "press.server": f"t{unique}"},
+	)
+	try:
+		container.kill()
+		container.reload()
+		with pytest.raises(commands.ContainerNotRunning) as failure:
+			commands.run(
+				container, ["echo", "--password", "pw-1"], commands.Exec(user="root", secrets=["pw-1"])
+			)
+		message = str(failure.value)
+		assert f"container t{unique}-stopped is not running" in message
+		assert "Bench Restart" in message and "pw-1" not in message
+	finally:
+		container.remove(force=True)

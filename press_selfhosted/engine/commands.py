@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import docker.errors
 from docker.models.containers import Container
 
 from press_selfhosted.engine.errors import EngineError
@@ -46,6 +47,15 @@ class CommandFailed(EngineError):
 		)
 
 
+class ContainerNotRunning(EngineError):
+	def __init__(self, container: str, command: str, detail: str):
+		self.container = container
+		super().__init__(
+			f"`{command}` could not start: container {container} is not running ({detail}). "
+			"Fix: start it (Press: Bench Restart for a bench), then retry the job."
+		)
+
+
 @dataclass
 class Exec:
 	"""How to run a command: as which user, where, with which environment, masking which secrets."""
@@ -60,9 +70,16 @@ def run(
 	container: Container, argv: Sequence[str], how: Exec | None = None, check: bool = True
 ) -> CommandResult:
 	how = how or Exec()
-	exit_code, (stdout, stderr) = container.exec_run(
-		list(argv), user=how.user, workdir=how.workdir, environment=how.environment or None, demux=True
-	)
+	try:
+		exit_code, (stdout, stderr) = container.exec_run(
+			list(argv), user=how.user, workdir=how.workdir, environment=how.environment or None, demux=True
+		)
+	except docker.errors.APIError as error:
+		# Docker answers 409 (or 500 on older engines) when the container stopped before the exec began
+		if "is not running" not in str(error):
+			raise
+		state = error.explanation or str(error)
+		raise ContainerNotRunning(container.name, redact(" ".join(argv), how.secrets), state) from error
 	result = CommandResult(
 		command=redact(" ".join(argv), how.secrets),
 		exit_code=exit_code,
