@@ -25,7 +25,6 @@ from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.proxy import ProxySettings
 
-SERVER_TYPES = ("Server", "Proxy Server", "Database Server")
 _docker_hosts = DockerHosts()  # one Docker client per server for the life of the process
 
 

@@ -48,13 +48,6 @@ def ca_bundle_path(ca_bundle: str | None, field: str = "ca_bundle") -> Iterator[
 			os.unlink(path)
 
 
-def verify_argument(verify_tls: bool, ca_path: str | None) -> bool | str:
-	"""The ``verify`` argument boto3 and requests take: the CA path, ``True`` or ``False``."""
-	if not verify_tls:
-		return False
-	return ca_path or True
-
-
 def tls_failure_fix(
 	reason: str, *, speaks_plain_http: bool, plain_http_fix: str, server: str, url_field: str
 ) -> str:

@@ -127,10 +127,6 @@ class HostRoute:
 	def certificate_directory(self) -> str:
 		return f"{CERTIFICATES_DIRECTORY}/{route_id(self.name)}"
 
-	@property
-	def wildcard(self) -> bool:
-		return self.name.startswith("*.")
-
 
 def _merged(first: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
 	return tuple(dict.fromkeys((*first, *more)))

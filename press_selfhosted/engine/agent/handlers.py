@@ -18,7 +18,6 @@ import docker
 
 from press_selfhosted.engine import commands
 from press_selfhosted.engine.docker_hosts import DockerHost
-from press_selfhosted.engine.errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,6 @@ class JobQuery(Protocol):
 	def latest_status(
 		self, job_type: str, *, server: str | None = None, bench: str | None = None, site: str | None = None
 	) -> str | None: ...
-
-
-class JobNotSupported(EngineError):
-	"""Press asked for a job this agent does not implement."""
 
 
 @dataclass
