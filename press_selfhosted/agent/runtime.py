@@ -157,7 +157,7 @@ class FrappeTopology:
 			network=network_name(doc.cluster),
 			private_ip=doc.private_ip,
 			ip=doc.ip,
-			front_image=doc.get("front_image") or frappe.conf.get("press_selfhosted_front_image"),
+			front_image=frappe.conf.get("press_selfhosted_front_image"),
 		)
 
 	def app_server_by_ip(self, ip: str) -> ContainerServer:
