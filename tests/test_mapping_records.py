@@ -130,6 +130,16 @@ class FakeDB:
 			return None
 		return types.SimpleNamespace(**{f: row.get(f) for f in fields}) if as_dict else row.get(fields)
 
+	def count(self, doctype, filters):
+		# equality filters, and ("!=", value)
+		def matches(row):
+			return all(
+				row.get(k) != v[1] if isinstance(v, tuple) and v[0] == "!=" else row.get(k) == v
+				for k, v in filters.items()
+			)
+
+		return sum(1 for row in self.tables.get(doctype, {}).values() if matches(row))
+
 	def exists(self, doctype, filters):
 		rows = self.tables.get(doctype, {})
 		if isinstance(filters, str):
@@ -209,6 +219,23 @@ def test_server_wrapper_skips_unchanged_saves(fake_frappe):
 	doc_events.validate_server_record(legacy)  # a status save by Press is not blocked
 	with pytest.raises(Thrown):
 		doc_events.validate_server_record(FakeDoc(dict(legacy), new=False, changed={"private_ip"}))
+
+
+def test_container_prefix_cannot_be_renamed_under_live_benches(fake_frappe):
+	frappe, doc_events = fake_frappe
+	frappe.db = FakeDB(
+		{"Bench": {"b1": {"server": "f1", "status": "Active"}, "b0": {"server": "f1", "status": "Archived"}}}
+	)
+	renamed = {**CONTAINER_SERVER, "doctype": "Server", "name": "f1", "container_prefix": "erp-new"}
+	renamed["_before"] = {"container_prefix": "erp-saas-cloud-c16"}
+	with pytest.raises(Thrown, match=r"1 benches still run here .*keep the prefix 'erp-saas-cloud-c16'"):
+		doc_events.validate_server_record(FakeDoc(renamed, new=False, changed={"container_prefix"}))
+	frappe.db = FakeDB({"Bench": {"b0": {"server": "f1", "status": "Archived"}}})
+	doc_events.validate_server_record(FakeDoc(renamed, new=False, changed={"container_prefix"}))
+	# the first prefix of a server that had none is no rename
+	first = {**renamed, "_before": {"container_prefix": None}}
+	frappe.db = FakeDB({"Bench": {"b1": {"server": "f1", "status": "Active"}}})
+	doc_events.validate_server_record(FakeDoc(first, new=False, changed={"container_prefix"}))
 
 
 def _site_tables(bench_status="Active", socket="unix:///var/run/docker.sock"):

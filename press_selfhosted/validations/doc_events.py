@@ -48,6 +48,12 @@ def validate_server_record(doc, method=None) -> None:
 	if not _is_new(doc) and not any(doc.has_value_changed(field) for field in checked):
 		return
 	try:
+		if not _is_new(doc) and doc.has_value_changed("container_prefix"):
+			before = doc.get_doc_before_save()
+			in_use, what = records_in_use(doc.doctype, doc.name)
+			records.check_prefix_change(
+				before.container_prefix if before else None, doc.container_prefix, in_use, what
+			)
 		records.check_docker_tls(doc)
 		values = records.check_server_record(doc, internal_networks())
 	except EngineValidationError as error:
@@ -56,6 +62,19 @@ def validate_server_record(doc, method=None) -> None:
 	for field, value in (values or {}).items():
 		if doc.get(field) != value:
 			doc.set(field, value)
+
+
+# what lives on each kind of server, and must not lose its containers to a prefix rename
+IN_USE = {
+	"Server": ("Bench", "server", "benches"),
+	"Database Server": ("Bench", "database_server", "benches"),
+	"Proxy Server": ("Server", "proxy_server", "app servers"),
+}
+
+
+def records_in_use(doctype: str, name: str) -> tuple[int, str]:
+	dependent, field, what = IN_USE[doctype]
+	return frappe.db.count(dependent, {field: name, "status": ("!=", "Archived")}), what
 
 
 def validate_site(doc, method=None) -> None:

@@ -55,6 +55,19 @@ def check_container_fields(doc) -> bool:
 	return bool(prefix and socket)
 
 
+def check_prefix_change(previous: str | None, prefix: str | None, in_use: int, what: str) -> None:
+	"""Containers, volumes and networks are found again by their prefix and labels: renaming the prefix
+	while ``in_use`` records still live on the server would orphan what they run."""
+	if previous and prefix != previous and in_use:
+		raise ValidationError(
+			"container_prefix",
+			prefix or "",
+			f"{in_use} {what} still run here in containers and volumes named {previous}-…, which the new "
+			"prefix would no longer find",
+			f"archive them first, or keep the prefix {previous!r}",
+		)
+
+
 def check_server_record(
 	doc, networks: Iterable = validation.DEFAULT_INTERNAL_NETWORKS
 ) -> dict[str, str] | None:
