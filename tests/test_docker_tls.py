@@ -145,8 +145,12 @@ def test_materialize_writes_private_files_and_rewrites_only_changes(tmp_path, pk
 	inode = os.stat(first.tls_ca_file).st_ino
 	again = materialize(tmp_path, host, pki["client"])
 	assert again == first and os.stat(first.tls_ca_file).st_ino == inode  # unchanged: not rewritten
-	materialize(tmp_path, host, pki["rogue"])
+	rotated = materialize(tmp_path, host, pki["rogue"])
 	assert Path(first.tls_cert_file).read_text().strip() == pki["rogue"].cert.strip()
+	# same paths, new content: a different DockerHost, so DockerHosts connects anew with the new files
+	assert rotated != first and rotated.tls_cert_file == first.tls_cert_file
+	hosts = DockerHosts(factory=lambda host: object())
+	assert hosts.client(rotated) is not hosts.client(first)
 	assert not [p for p in folder.iterdir() if p.name.startswith(".tmp-")]
 
 

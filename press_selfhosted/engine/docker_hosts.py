@@ -32,6 +32,8 @@ class DockerHost:
 	tls_cert_file: str | None = None
 	tls_key_file: str | None = None
 	timeout: int = 120
+	# a digest of the TLS files' content: rotated certificates at the same paths make a new client
+	tls_fingerprint: str = ""
 
 
 class DockerUnreachable(EngineError):

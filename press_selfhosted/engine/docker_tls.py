@@ -8,6 +8,7 @@ unchanged one does not touch the disk on every request).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -61,4 +62,5 @@ def materialize(base: Path, host: DockerHost, tls: DockerTLS) -> DockerHost:
 		tls_cert_file=str(paths["cert"]),
 		tls_key_file=str(paths["key"]),
 		timeout=host.timeout,
+		tls_fingerprint=hashlib.sha256("\0".join((tls.ca, tls.cert, tls.key)).encode()).hexdigest(),
 	)
