@@ -45,6 +45,8 @@ scheduler_events = {
 	"daily_long": [
 		"press_selfhosted.agent.backups.apply_retention",
 		"press_selfhosted.agent.backups.recheck_backups",
+		# build contexts kept after failed builds
+		"press_selfhosted.agent.registry.prune_build_contexts",
 	],
 	"weekly_long": ["press_selfhosted.agent.backups.run_restore_drills"],
 }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,3 +281,14 @@ def test_missing_or_foreign_context_is_refused(tmp_path):
 	name = store.save("dcb-x", io.BytesIO(b"not a tar"))
 	with pytest.raises(builds.BuildContextError, match="not a readable tar archive"):
 		builds.inspect_context(store.path(name))
+
+
+def test_stale_contexts_are_pruned_and_recent_ones_kept(tmp_path):
+	store = builds.ContextStore(tmp_path / "contexts")
+	assert store.prune(3600) == []  # nothing uploaded yet
+	old = store.save("dcb-old", io.BytesIO(b"context of a failed build"))
+	recent = store.save("dcb-new", io.BytesIO(b"context of a build that may be retried"))
+	week_ago = time.time() - 8 * 24 * 3600
+	os.utime(store.path(old), (week_ago, week_ago))
+	assert store.prune(7 * 24 * 3600) == [old]
+	assert not store.path(old).exists() and store.path(recent).exists()

@@ -93,3 +93,12 @@ def builder_settings() -> builds.BuilderSettings:
 def save_build_context(build: str, files: dict) -> dict[str, str]:
 	"""Answers Press's ``POST builder/upload/<build>`` (``files={"build_context_file": file}``)."""
 	return builds.save_upload(builder_settings(), build, files["build_context_file"])
+
+
+# a failed build's context is kept for a retry; after a week nobody is coming back for it
+STALE_CONTEXT_SECONDS = 7 * 24 * 3600
+
+
+def prune_build_contexts() -> list[str]:
+	"""Scheduler (daily): removes build contexts of builds that failed and were never run again."""
+	return builder_settings().contexts.prune(STALE_CONTEXT_SECONDS)

@@ -140,6 +140,19 @@ class ContextStore:
 			return True
 		return False
 
+	def prune(self, older_than: float, now: float | None = None) -> list[str]:
+		"""Removes contexts (and interrupted uploads) not touched for ``older_than`` seconds: those of
+		builds that failed and were never run again. Returns the removed file names."""
+		if not self.directory.is_dir():
+			return []
+		cutoff = (time.time() if now is None else now) - older_than
+		removed = []
+		for path in self.directory.iterdir():
+			if path.is_file() and path.stat().st_mtime < cutoff:
+				path.unlink(missing_ok=True)
+				removed.append(path.name)
+		return sorted(removed)
+
 
 def context_from_directory(directory: str | os.PathLike, extra: dict[str, bytes] | None = None) -> bytes:
 	"""A gzipped tar of ``directory`` (plus ``extra`` files) as Press packages a build directory."""
