@@ -9,7 +9,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from references import press_fixtures_dir
+
+# properties are checked for correctness, never for speed: a loaded machine must not fail them
+settings.register_profile("press_selfhosted", deadline=None)
+settings.load_profile("press_selfhosted")
 
 # the engine reads Press's Agent Job Types from an installed press app or this folder
 os.environ.setdefault("PRESS_FIXTURES_DIR", str(press_fixtures_dir()))

@@ -48,12 +48,28 @@ def ca_bundle_path(ca_bundle: str | None, field: str = "ca_bundle") -> Iterator[
 			os.unlink(path)
 
 
+# what OpenSSL says when the other side answered a TLS handshake in plain HTTP
+_PLAIN_HTTP_MARKERS = (
+	"wrong version number",
+	"wrong_version_number",
+	"record layer failure",
+	"unknown protocol",
+	"packet length too long",
+)
+
+
+def speaks_plain_http(error: object) -> bool:
+	"""Whether a TLS failure came from a port that speaks plain HTTP."""
+	text = str(error).lower()
+	return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
+
+
 def tls_failure_fix(
-	reason: str, *, speaks_plain_http: bool, plain_http_fix: str, server: str, url_field: str
+	reason: str, *, plain_http: bool, plain_http_fix: str, server: str, url_field: str
 ) -> str:
 	"""What the operator changes when the TLS handshake with ``server`` (e.g. "the S3 server") failed."""
 	lowered = reason.lower()
-	if speaks_plain_http:
+	if plain_http:
 		return plain_http_fix
 	if "certificate verify failed" in lowered or "self-signed" in lowered or "self signed" in lowered:
 		return (

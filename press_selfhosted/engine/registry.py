@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from . import validation
-from .cabundle import ca_bundle_path, tls_failure_fix
+from .cabundle import ca_bundle_path, speaks_plain_http, tls_failure_fix
 from .errors import RegistryAuthError, RegistryError, RegistryTLSError, RegistryUnreachable
 
 __all__ = [
@@ -115,20 +115,6 @@ def parse_challenge(header: str | None) -> tuple[str, dict[str, str]]:
 	return scheme.lower(), params
 
 
-_PLAIN_HTTP_MARKERS = (
-	"wrong version number",
-	"wrong_version_number",
-	"record layer failure",
-	"unknown protocol",
-	"packet length too long",
-)
-
-
-def _speaks_plain_http(exc: Exception) -> bool:
-	text = str(exc).lower()
-	return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
-
-
 class RegistryClient:
 	"""A session with one registry. Use as a context manager (it owns a temporary CA file)."""
 
@@ -189,7 +175,7 @@ class RegistryClient:
 			try:
 				self._send("GET", f"{url}/v2/", url)
 			except RegistryTLSError as exc:
-				if index + 1 < len(schemes) and _speaks_plain_http(exc.__cause__ or exc):
+				if index + 1 < len(schemes) and speaks_plain_http(exc.__cause__ or exc):
 					continue
 				raise
 			return url
@@ -242,7 +228,7 @@ class RegistryClient:
 		reason = self._reason(exc)
 		fix = tls_failure_fix(
 			reason,
-			speaks_plain_http=_speaks_plain_http(exc),
+			plain_http=speaks_plain_http(exc),
 			plain_http_fix="the registry does not speak TLS on this port: write http:// in URL (loopback, or tick "
 			"Insecure), or use its HTTPS port",
 			server="the registry",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 from . import validation
-from .cabundle import ca_bundle_path, tls_failure_fix
+from .cabundle import ca_bundle_path, speaks_plain_http, tls_failure_fix
 from .errors import (
 	StorageAuthError,
 	StorageBucketMissing,
@@ -151,15 +151,6 @@ def _redact(text: str, target: S3Target) -> str:
 	return text
 
 
-_PLAIN_HTTP_MARKERS = (
-	"wrong version number",
-	"wrong_version_number",
-	"record layer failure",
-	"unknown protocol",
-	"packet length too long",
-)
-
-
 def storage_error(exc: Exception, target: S3Target, action: str = "use the bucket") -> StorageError:
 	"""Translates a boto3 / botocore exception into a typed, operator-facing StorageError."""
 	from botocore import exceptions as bx
@@ -175,7 +166,7 @@ def storage_error(exc: Exception, target: S3Target, action: str = "use the bucke
 	if isinstance(exc, bx.SSLError):
 		fix = tls_failure_fix(
 			reason,
-			speaks_plain_http=any(marker in reason.lower() for marker in _PLAIN_HTTP_MARKERS),
+			plain_http=speaks_plain_http(reason),
 			plain_http_fix="the endpoint does not speak TLS on this port: use http:// instead of https:// in "
 			"Endpoint URL, or the HTTPS port",
 			server="the S3 server",
