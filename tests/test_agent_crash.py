@@ -13,11 +13,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import test_agent_support as support
@@ -82,34 +80,8 @@ def world(endpoints, docker_client, store_config):
 
 
 def spawn(server: ContainerServer, config: StoreConfig, job_id: int) -> subprocess.Popen:
-	env = dict(os.environ)
-	env["PSA_CRASH_WORLD"] = json.dumps(
-		{"server": {**vars(server), "docker": vars(server.docker)}, "store": vars(config)}
-	)
-	env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
-	return subprocess.Popen(
-		[
-			sys.executable,
-			"-m",
-			"press_selfhosted.engine.agent.worker",
-			"--factory",
-			"test_agent_crash:worker_executor",
-			str(job_id),
-		],
-		env=env,
-		stdout=subprocess.DEVNULL,
-		stderr=subprocess.DEVNULL,
-	)
-
-
-def wait_running(store: JobStore, job_id: int, idx: int, timeout: float = 120) -> None:
-	deadline = time.monotonic() + timeout
-	while time.monotonic() < deadline:
-		job = store.get(job_id)
-		if len(job.steps) > idx and job.steps[idx].status == "Running":
-			return
-		time.sleep(0.05)
-	raise AssertionError(f"step {STEPS[idx]} never ran: {store.get(job_id)}")
+	world = {"server": {**vars(server), "docker": vars(server.docker)}, "store": vars(config)}
+	return support.spawn_worker("test_agent_crash:worker_executor", job_id, PSA_CRASH_WORLD=json.dumps(world))
 
 
 def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry_images, store_config):
@@ -125,7 +97,7 @@ def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry
 		agent.inline = False
 		job_id = agent.post("benches", support.new_bench_payload("bench-crash", image))
 		worker = spawn(server, store_config, job_id)
-		wait_running(agent.store, job_id, idx)
+		support.wait_step_running(agent.store, job_id, idx, worker)
 		worker.send_signal(signal.SIGKILL)
 		worker.wait()
 		assert agent.store.get(job_id).status == "Running"

@@ -7,9 +7,13 @@ in-memory stand-ins for the Frappe-backed ones (the engine takes them as protoco
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -218,3 +222,22 @@ def labelled(client: docker.DockerClient, server: str, kind: str = "containers",
 	collection = getattr(client, kind)
 	args = {"all": True} if kind == "containers" else {}
 	return collection.list(filters={"label": naming.label_filters(server, **match)}, **args)
+
+
+def spawn_worker(factory: str, job_id: int, **environment: str) -> subprocess.Popen:
+	"""The real worker entry point in a subprocess a test can SIGKILL; ``factory`` (``module:function``
+	importable from tests/) builds its executor from ``environment``."""
+	env = dict(os.environ, **environment)
+	env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+	argv = [sys.executable, "-m", "press_selfhosted.engine.agent.worker", "--factory", factory, str(job_id)]
+	return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_step_running(store: JobStore, job_id: int, idx: int, worker: subprocess.Popen, timeout: float = 120):
+	"""Returns once step ``idx`` of the job is Running (the moment a crash test kills the worker)."""
+	deadline = time.monotonic() + timeout
+	while not (len(steps := store.get(job_id).steps) > idx and steps[idx].status == "Running"):
+		assert worker.poll() is None and time.monotonic() < deadline, (
+			f"step {idx} never ran: {store.get(job_id)}"
+		)
+		time.sleep(0.05)

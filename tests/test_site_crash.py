@@ -11,14 +11,10 @@ for the archive's backup) is shared by the module; every run uses a site of its 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import test_agent_support as support
@@ -70,32 +66,16 @@ def cluster(docker_client, endpoints, store_config, registry_images, tmp_path_fa
 
 
 def spawn(platform, job_id: int, linger: str) -> subprocess.Popen:
-	env = dict(os.environ, PSA_PLATFORM_WORLD=json.dumps(crash_world(platform)), PSA_LINGER=linger)
-	env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
-	return subprocess.Popen(
-		[
-			sys.executable,
-			"-m",
-			"press_selfhosted.engine.agent.worker",
-			"--factory",
-			"platform_support:crash_executor",
-			str(job_id),
-		],
-		env=env,
-		stdout=subprocess.DEVNULL,
-		stderr=subprocess.DEVNULL,
+	world = json.dumps(crash_world(platform))
+	return support.spawn_worker(
+		"platform_support:crash_executor", job_id, PSA_PLATFORM_WORLD=world, PSA_LINGER=linger
 	)
 
 
 def kill_at_step_then_sweep(platform, store: JobStore, job_id: int, idx: int) -> dict:
 	"""SIGKILL the worker once step ``idx`` is Running, then let the sweep resume the job; its final poll."""
 	worker = spawn(platform, job_id, LINGER)
-	deadline = time.monotonic() + 120
-	while not (len(steps := store.get(job_id).steps) > idx and steps[idx].status == "Running"):
-		assert worker.poll() is None and time.monotonic() < deadline, (
-			f"step {idx} never ran: {store.get(job_id)}"
-		)
-		time.sleep(0.05)
+	support.wait_step_running(store, job_id, idx, worker)
 	worker.send_signal(signal.SIGKILL)
 	worker.wait()
 	assert store.get(job_id).status == "Running"
