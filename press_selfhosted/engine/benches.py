@@ -35,6 +35,7 @@ import docker.errors
 import docker.utils
 
 from press_selfhosted.engine import naming
+from press_selfhosted.engine.naming import BenchNames
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.commands import BENCH_DIRECTORY, Exec, run
 from press_selfhosted.engine.errors import EngineError
@@ -139,26 +140,6 @@ class BenchSpec:
 
 def _number(value: Any) -> float | None:
 	return value if isinstance(value, (int, float)) and value else None
-
-
-@dataclass(frozen=True)
-class BenchNames:
-	backend: str
-	front: str
-	sites: str
-	logs: str
-	scratch: str
-
-	@classmethod
-	def of(cls, ctx: StepContext, bench: str) -> BenchNames:
-		prefix = ctx.server.container_prefix
-		return cls(
-			backend=naming.resource_name(prefix, bench),
-			front=naming.resource_name(prefix, bench, "front"),
-			sites=naming.resource_name(prefix, bench, "sites"),
-			logs=naming.resource_name(prefix, bench, "logs"),
-			scratch=naming.resource_name(prefix, bench, "scratch"),
-		)
 
 
 def _labels(ctx: StepContext, role: str, bench: str, **extra: str) -> dict[str, str]:
@@ -521,7 +502,9 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 	settings = settings or BenchSettings()
 
 	def spec(ctx: StepContext) -> tuple[BenchNames, BenchSpec]:
-		return BenchNames.of(ctx, ctx.job.bench), BenchSpec.from_payload(ctx.job.bench, ctx.payload)
+		return BenchNames.of(ctx.server.container_prefix, ctx.job.bench), BenchSpec.from_payload(
+			ctx.job.bench, ctx.payload
+		)
 
 	def initialize(ctx: StepContext) -> None:
 		names, wanted = spec(ctx)
@@ -552,12 +535,12 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		wait_healthy(ctx, names, settings.health_timeout)
 
 	def setup_front(ctx: StepContext) -> None:
-		names = BenchNames.of(ctx, ctx.job.bench)
+		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		ensure_front(ctx, names, ctx.job.bench)
 
 	def setup_front_and_wait(ctx: StepContext) -> None:
 		setup_front(ctx)
-		wait_healthy(ctx, BenchNames.of(ctx, ctx.job.bench), settings.health_timeout)
+		wait_healthy(ctx, BenchNames.of(ctx.server.container_prefix, ctx.job.bench), settings.health_timeout)
 
 	def compose_file(ctx: StepContext) -> None:
 		ctx.log("no compose file on a container server: containers are managed through the Docker API")
@@ -567,7 +550,7 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		apply_limits(ctx, names, wanted)
 
 	def restart(ctx: StepContext) -> None:
-		names = BenchNames.of(ctx, ctx.job.bench)
+		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		backend = _get(ctx.docker.containers, names.backend)
 		if backend is None:
 			raise BenchError(
@@ -579,7 +562,7 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		wait_healthy(ctx, names, settings.health_timeout)
 
 	def disable_production(ctx: StepContext) -> None:
-		names = BenchNames.of(ctx, ctx.job.bench)
+		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		sites, _ = inventory(ctx, names, ctx.job.bench, settings.scratch_timeout)
 		if sites:
 			# Press keeps the Bench Active when the traceback contains exactly this text
@@ -588,7 +571,7 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		remove_container(ctx, names.backend)
 
 	def archive_volumes(ctx: StepContext) -> None:
-		names = BenchNames.of(ctx, ctx.job.bench)
+		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		sites, archived = inventory(ctx, names, ctx.job.bench, settings.scratch_timeout)
 		if sites:
 			raise BenchHasSites(f"Bench has sites: {', '.join(sites)}")

@@ -7,6 +7,8 @@ repair or remove it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MANAGED = "press.managed"
 SERVER = "press.server"
 ROLE = "press.role"
@@ -32,3 +34,25 @@ def label_filters(server: str, **match: str) -> list[str]:
 
 def resource_name(prefix: str, *parts: str) -> str:
 	return "-".join((prefix, *parts))
+
+
+@dataclass(frozen=True)
+class BenchNames:
+	"""What a bench is made of on an app server: the backend (the bench image), the static-file front,
+	the sites and logs volumes, and the scratch container that seeds volumes from the image."""
+
+	backend: str
+	front: str
+	sites: str
+	logs: str
+	scratch: str
+
+	@classmethod
+	def of(cls, prefix: str, bench: str) -> BenchNames:
+		return cls(
+			backend=resource_name(prefix, bench),
+			front=resource_name(prefix, bench, "front"),
+			sites=resource_name(prefix, bench, "sites"),
+			logs=resource_name(prefix, bench, "logs"),
+			scratch=resource_name(prefix, bench, "scratch"),
+		)

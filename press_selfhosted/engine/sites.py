@@ -81,11 +81,13 @@ def _container(ctx: StepContext, name: str, what: str) -> Container:
 
 
 def backend(ctx: StepContext) -> Container:
-	return _container(ctx, naming.resource_name(ctx.server.container_prefix, ctx.job.bench), "backend")
+	return _container(
+		ctx, naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench).backend, "backend"
+	)
 
 
 def front(ctx: StepContext) -> Container:
-	return _container(ctx, naming.resource_name(ctx.server.container_prefix, ctx.job.bench, "front"), "front")
+	return _container(ctx, naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench).front, "front")
 
 
 def mariadb(ctx: StepContext) -> MariaDB:

@@ -252,8 +252,8 @@ class Queries:
 
 	def facts(self, server_type: str, server: str, bench: str, site: str | None) -> list[SiteFacts]:
 		host = self.topology.server(server_type, server)
-		backend_name = naming.resource_name(host.container_prefix, bench)
-		front = naming.resource_name(host.container_prefix, bench, "front")
+		names = naming.BenchNames.of(host.container_prefix, bench)
+		backend_name, front = names.backend, names.front
 
 		def collect(client) -> commands.CommandResult:
 			containers = client.containers.list(all=True, filters={"name": f"^{backend_name}$"})

@@ -191,7 +191,7 @@ class Router:
 
 	def _site_apps(self, server_type, server, bench, site) -> Response:
 		host = self.topology.server(server_type, server)
-		name = naming.resource_name(host.container_prefix, bench)
+		name = naming.BenchNames.of(host.container_prefix, bench).backend
 
 		def list_apps(client):
 			container = client.containers.get(name)
