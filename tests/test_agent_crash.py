@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -97,9 +96,7 @@ def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry
 		agent.inline = False
 		job_id = agent.post("benches", support.new_bench_payload("bench-crash", image))
 		worker = spawn(server, store_config, job_id)
-		support.wait_step_running(agent.store, job_id, idx, worker)
-		worker.send_signal(signal.SIGKILL)
-		worker.wait()
+		support.kill_at_step(agent.store, job_id, idx, worker)
 		assert agent.store.get(job_id).status == "Running"
 		# the dead worker's connection is gone, so its job lock is free: the sweep re-enqueues the job
 		resumed = sweep(agent.store, lambda job: spawn(server, store_config, job).wait(), min_age=0)

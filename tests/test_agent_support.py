@@ -8,6 +8,7 @@ in-memory stand-ins for the Frappe-backed ones (the engine takes them as protoco
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -240,4 +241,20 @@ def wait_step_running(store: JobStore, job_id: int, idx: int, worker: subprocess
 		assert worker.poll() is None and time.monotonic() < deadline, (
 			f"step {idx} never ran: {store.get(job_id)}"
 		)
+		time.sleep(0.05)
+
+
+def kill_at_step(store: JobStore, job_id: int, idx: int, worker: subprocess.Popen, timeout: float = 30):
+	"""SIGKILL the worker once step ``idx`` is Running; returns once MariaDB has freed the job's lock.
+
+	The server frees a dead client's named locks only when its connection thread notices the closed
+	socket, a moment after the process is gone: a sweep run before that rightly leaves the job alone.
+	"""
+	wait_step_running(store, job_id, idx, worker)
+	worker.send_signal(signal.SIGKILL)
+	worker.wait()
+	job_lock = store.lock_name("job", job_id)
+	deadline = time.monotonic() + timeout
+	while not store.is_free(job_lock):
+		assert time.monotonic() < deadline, f"the killed worker's lock on job {job_id} was never freed"
 		time.sleep(0.05)

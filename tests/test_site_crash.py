@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import uuid
 
@@ -75,9 +74,7 @@ def spawn(platform, job_id: int, linger: str) -> subprocess.Popen:
 def kill_at_step_then_sweep(platform, store: JobStore, job_id: int, idx: int) -> dict:
 	"""SIGKILL the worker once step ``idx`` is Running, then let the sweep resume the job; its final poll."""
 	worker = spawn(platform, job_id, LINGER)
-	support.wait_step_running(store, job_id, idx, worker)
-	worker.send_signal(signal.SIGKILL)
-	worker.wait()
+	support.kill_at_step(store, job_id, idx, worker)
 	assert store.get(job_id).status == "Running"
 	# the sweep sees every open job of the session's store; only this one is this test's to resume
 	resumed = sweep(store, lambda job: job == job_id and spawn(platform, job, "0").wait(), min_age=0)
