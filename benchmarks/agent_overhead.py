@@ -21,13 +21,13 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from press_selfhosted.engine import naming  # noqa: E402
-from press_selfhosted.engine.agent import handlers  # noqa: E402
-from press_selfhosted.engine.agent.executor import Executor  # noqa: E402
-from press_selfhosted.engine.agent.router import Router  # noqa: E402
-from press_selfhosted.engine.agent.store import JobStore, StoreConfig  # noqa: E402
-from press_selfhosted.engine.benches import bench_handlers  # noqa: E402
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts  # noqa: E402
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent import handlers
+from press_selfhosted.engine.agent.executor import Executor
+from press_selfhosted.engine.agent.router import Router
+from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import bench_handlers
+from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 
 
 class Topology:

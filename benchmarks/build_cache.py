@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import docker
+
 from press_selfhosted.engine import builds
 from press_selfhosted.engine.docker_hosts import DockerHost
 

@@ -22,9 +22,8 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
-
 import docker
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -14,6 +14,7 @@ import tarfile
 from dataclasses import dataclass, field
 
 import docker
+
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord, StepContext
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb

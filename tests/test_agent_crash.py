@@ -99,7 +99,9 @@ def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry
 		support.kill_at_step(agent.store, job_id, idx, worker)
 		assert agent.store.get(job_id).status == "Running"
 		# the dead worker's connection is gone, so its job lock is free: the sweep re-enqueues the job
-		resumed = sweep(agent.store, lambda job: spawn(server, store_config, job).wait(), min_age=0)
+		resumed = sweep(
+			agent.store, lambda job, server=server: spawn(server, store_config, job).wait(), min_age=0
+		)
 		assert resumed == [job_id], name
 		job = agent.poll(job_id, timeout=30)
 		assert job["status"] == "Success", (name, job["data"])

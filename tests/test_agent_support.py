@@ -16,10 +16,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import pymysql
 import pytest
 
-import docker
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings

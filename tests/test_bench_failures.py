@@ -37,7 +37,7 @@ def assert_nothing_unlabelled(client, prefix: str) -> None:
 
 def test_docker_unreachable(make, docker_client, registry_images, tmp_path):
 	socket = f"unix://{tmp_path}/nobody.sock"
-	prefix, agent = make(socket=socket)
+	_prefix, agent = make(socket=socket)
 	job = agent.poll(agent.post("benches", support.new_bench_payload("b1", registry_images["plain"])))
 	assert job["status"] == "Failure"
 	output = job["data"]["output"]

@@ -84,12 +84,12 @@ def test_new_site_creates_database_user_and_files(env, site):
 	assert admin_hash[0][0].startswith("$pbkdf2-sha256$") and "admin-pw" not in admin_hash[0][0]
 	code, out = container.exec_run(["ls", f"{SITES}/{name}/private/backups", f"{SITES}/{name}/public/files"])
 	assert code == 0, out
-	code, out, err = bench(container, "--site", name, "list-apps")
+	code, out, _ = bench(container, "--site", name, "list-apps")
 	assert (code, out.split()) == (0, ["frappe", "15.0.0", "main"])
 
 
 def test_new_site_twice_is_refused(env, site):
-	cluster, container = env
+	_, container = env
 	code, _, err = bench(container, "new-site", "--mariadb-root-password", "x", "--db-name", "x", site[0])
 	assert code == 1 and f"Site {site[0]} already exists" in err
 

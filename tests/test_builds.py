@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from references import press_fixtures_dir
 
 from press_selfhosted.engine import builds
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, JobRecord, StepContext
@@ -22,7 +23,6 @@ from press_selfhosted.engine.docker_hosts import DockerHost
 from press_selfhosted.engine.errors import RegistryAuthError, RegistryUnreachable
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.engine.registry_cleanup import list_tags, manifest_digest
-from references import press_fixtures_dir
 
 CONTEXT_DIR = Path(__file__).parent / "images" / "build-context"
 STEPS = ["Clone Repositories", "Run Validations", "Build Image", "Push Docker Image", "Cleanup Context"]

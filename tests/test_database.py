@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from site_cluster import remove_cluster, start_cluster
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.database import (
@@ -16,7 +17,6 @@ from press_selfhosted.engine.database import (
 	find_mariadb,
 	temporary_user,
 )
-from site_cluster import remove_cluster, start_cluster
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import jsonschema
 import yaml
-
 from references import schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +26,10 @@ def test_services_publish_on_loopback_only():
 def test_secrets_come_from_files_not_from_the_environment():
 	compose = load_compose()
 	for name, service in compose["services"].items():
-		for key, value in (service.get("environment") or {}).items():
-			assert "PASSWORD" not in key or key.endswith("_FILE"), f"{name}.{key} puts a secret in the environment"
+		for key in service.get("environment") or {}:
+			assert "PASSWORD" not in key or key.endswith("_FILE"), (
+				f"{name}.{key} puts a secret in the environment"
+			)
 	for secret in compose["secrets"].values():
 		assert secret["file"].startswith("./.dev/")
 

@@ -136,6 +136,7 @@ def test_new_bench_pulls_from_the_tls_registry(world, docker_client, registry_im
 	# Press sent the Database Server's private_ip; the bench reaches its MariaDB container by name instead
 	assert payload["common_site_config"]["db_host"] == "10.9.0.2"
 	code, out = container.exec_run(["cat", f"{SITES}/common_site_config.json"])
+	assert code == 0, out
 	database = platform.topology.database_for("")
 	assert (json.loads(out)["db_host"], json.loads(out)["db_port"]) == (database.host, database.port)
 

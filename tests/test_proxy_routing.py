@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from references import schema
 
 from press_selfhosted.engine import naming, traefik
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -39,7 +40,6 @@ from tests.proxy_helpers import (
 	start_bench_pair,
 )
 from tests.test_agent_support import store_config  # noqa: F401 (the job store fixture)
-from references import schema
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.7"

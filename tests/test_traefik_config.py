@@ -8,11 +8,11 @@ import json
 import jsonschema
 import pytest
 import yaml
+from references import schema
 
 from press_selfhosted.engine import traefik
 from press_selfhosted.engine.traefik import HostRoute, SiteRoute
 from press_selfhosted.engine.validation import ValidationError
-from references import schema
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 BASE = SiteRoute(

@@ -35,10 +35,10 @@ import docker.errors
 import docker.utils
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.naming import BenchNames
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.commands import BENCH_DIRECTORY, Exec, run
 from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.naming import BenchNames
 
 SITES = f"{BENCH_DIRECTORY}/sites"
 LOGS = f"{BENCH_DIRECTORY}/logs"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker
+
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.docker_hosts import DockerHost, docker_errors

@@ -62,5 +62,5 @@ def materialize(base: Path, host: DockerHost, tls: DockerTLS) -> DockerHost:
 		tls_cert_file=str(paths["cert"]),
 		tls_key_file=str(paths["key"]),
 		timeout=host.timeout,
-		tls_fingerprint=hashlib.sha256("\0".join((tls.ca, tls.cert, tls.key)).encode()).hexdigest(),
+		tls_fingerprint=hashlib.sha256(f"{tls.ca}\0{tls.cert}\0{tls.key}".encode()).hexdigest(),
 	)

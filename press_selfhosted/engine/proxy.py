@@ -28,10 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import docker
 import docker.errors
 from docker.models.containers import Container
 
-import docker
 from press_selfhosted.engine import acme, commands, naming, traefik
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
 from press_selfhosted.engine.docker_hosts import docker_errors

@@ -67,7 +67,7 @@ class SecretSource(Protocol):
 	``registry_password``, ``offsite_secret_key``…); the Frappe layer reads the matching Password field.
 	"""
 
-	def secret(self, job: "JobRecord", key: str) -> str: ...
+	def secret(self, job: JobRecord, key: str) -> str: ...
 
 
 class JobQuery(Protocol):
