@@ -11,6 +11,7 @@ storage payload, built with the glue's own pure functions).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -63,6 +64,9 @@ class Topology:
 
 	def bench_for_site(self, site: str) -> str:
 		return self.site_benches[site]
+
+	def proxy_for(self, app_server: str) -> ContainerServer:
+		return self.proxy
 
 
 @dataclass
@@ -245,6 +249,47 @@ def remove_platform(client, prefix: str) -> None:
 			volume.remove(force=True)
 	for network in client.networks.list(names=[naming.resource_name(prefix, "net")]):
 		network.remove()
+
+
+# --- Press's side of a site's life --------------------------------------------------------------------
+
+
+def through_traefik(docker_client, platform, host: str, path: str = "/") -> tuple[int, str]:
+	"""GET on Traefik's published web port with ``host`` as Host header, as a browser would."""
+	traefik = docker_client.containers.get(naming.resource_name(platform.prefix, "traefik"))
+	port = int(traefik.ports["80/tcp"][0]["HostPort"])
+	connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+	try:
+		connection.request("GET", path, headers={"Host": host})
+		response = connection.getresponse()
+		return response.status, response.read().decode(errors="replace")
+	finally:
+		connection.close()
+
+
+def upstream(platform) -> str:
+	return f"proxy/upstreams/{platform.topology.app.private_ip}"
+
+
+def new_site_payload(platform, site: str, apps=("frappe",)) -> dict:
+	"""Press's new_site body (press-facts §2.5); secrets in clear as Press sends them."""
+	return {
+		"name": site,
+		"config": {"developer_mode": 0, "plan": "starter"},
+		"apps": list(apps),
+		"mariadb_root_password": "press-sends-this-in-clear",
+		"admin_password": platform.secrets.values["admin_password"],
+		"managed_database_config": {},
+	}
+
+
+def create_site(platform, site: str, bench: str) -> tuple[dict, dict]:
+	"""Press's site insert: New Site on the app server and Add Site to Upstream on the proxy, together."""
+	platform.topology.site_benches[site] = bench
+	app, proxy = platform.topology.app, platform.topology.proxy
+	new_site = platform.post(app, f"benches/{bench}/sites", new_site_payload(platform, site))
+	upstream_job = platform.post(proxy, f"{upstream(platform)}/sites", {"name": site})
+	return platform.poll(app, new_site), platform.poll(proxy, upstream_job)
 
 
 # --- the crash tests' worker subprocess --------------------------------------------------------------

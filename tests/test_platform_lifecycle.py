@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import http.client
 import io
 import json
 import uuid
@@ -22,7 +21,14 @@ from pathlib import Path
 import pytest
 import test_agent_support as support
 from backup_support import scratch_bucket
-from platform_support import remove_platform, start_platform
+from platform_support import (
+	create_site,
+	new_site_payload,
+	remove_platform,
+	start_platform,
+	through_traefik,
+	upstream,
+)
 
 from press_selfhosted.engine import builds, naming
 from press_selfhosted.engine.backups import table_counts
@@ -75,44 +81,6 @@ def site_config(docker_client, platform, site: str, folder: str = "") -> dict | 
 	return json.loads(out) if code == 0 else None
 
 
-def through_traefik(docker_client, platform, host: str, path: str = "/") -> tuple[int, str]:
-	"""GET on Traefik's published web port with ``host`` as Host header, as a browser would."""
-	traefik = docker_client.containers.get(naming.resource_name(platform.prefix, "traefik"))
-	port = int(traefik.ports["80/tcp"][0]["HostPort"])
-	connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-	try:
-		connection.request("GET", path, headers={"Host": host})
-		response = connection.getresponse()
-		return response.status, response.read().decode(errors="replace")
-	finally:
-		connection.close()
-
-
-def upstream(platform) -> str:
-	return f"proxy/upstreams/{platform.topology.app.private_ip}"
-
-
-def new_site_payload(platform, site: str, apps=("frappe",)) -> dict:
-	"""Press's new_site body (press-facts §2.5); secrets in clear as Press sends them."""
-	return {
-		"name": site,
-		"config": {"developer_mode": 0, "plan": "starter"},
-		"apps": list(apps),
-		"mariadb_root_password": "press-sends-this-in-clear",
-		"admin_password": platform.secrets.values["admin_password"],
-		"managed_database_config": {},
-	}
-
-
-def create_site(platform, site: str) -> tuple[dict, dict]:
-	"""Press's site insert: New Site on the app server and Add Site to Upstream on the proxy, together."""
-	platform.topology.site_benches[site] = BENCH
-	app, proxy = platform.topology.app, platform.topology.proxy
-	new_site = platform.post(app, f"benches/{BENCH}/sites", new_site_payload(platform, site))
-	upstream_job = platform.post(proxy, f"{upstream(platform)}/sites", {"name": site})
-	return platform.poll(app, new_site), platform.poll(proxy, upstream_job)
-
-
 def test_new_bench_pulls_from_the_tls_registry(world, docker_client, registry_images, endpoints):
 	platform = world["platform"]
 	tls = endpoints["registry_tls"]
@@ -144,7 +112,7 @@ def test_new_bench_pulls_from_the_tls_registry(world, docker_client, registry_im
 def test_new_site_and_upstream_route_through_traefik(world, docker_client):
 	platform, site, other = world["platform"], world["site"], world["other"]
 	for name in (site, other):
-		new_site, upstream_job = create_site(platform, name)
+		new_site, upstream_job = create_site(platform, name, BENCH)
 		assert new_site["status"] == upstream_job["status"] == "Success", (new_site, upstream_job)
 		assert [s["name"] for s in new_site["steps"]] == [
 			"New Site",

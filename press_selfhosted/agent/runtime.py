@@ -24,6 +24,7 @@ from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.proxy import ProxySettings
+from press_selfhosted.validations.doc_events import server_is_container_server
 
 _docker_hosts = DockerHosts()  # one Docker client per server for the life of the process
 
@@ -169,12 +170,18 @@ class FrappeTopology:
 	def bench_for_site(self, site: str) -> str:
 		return frappe.db.get_value("Site", site, "bench")
 
+	def proxy_for(self, app_server: str) -> ContainerServer | None:
+		proxy = frappe.db.get_value("Server", app_server, "proxy_server")
+		if not server_is_container_server("Proxy Server", proxy):
+			return None
+		return self.server("Proxy Server", proxy)
+
 	def database_for(self, app_server: str) -> DatabaseEndpoint | None:
 		database = frappe.db.get_value("Server", app_server, "database_server")
-		doc = frappe.get_cached_doc("Database Server", database) if database else None
-		if not doc or not (doc.get("container_prefix") and doc.get("docker_socket")):
+		if not server_is_container_server("Database Server", database):
 			return None
-		return DatabaseEndpoint(server=doc.name, host=f"{doc.container_prefix}-mariadb", port=3306)
+		prefix = frappe.db.get_value("Database Server", database, "container_prefix")
+		return DatabaseEndpoint(server=database, host=f"{prefix}-mariadb", port=3306)
 
 
 class FrappeSecrets:

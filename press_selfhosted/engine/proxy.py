@@ -420,8 +420,11 @@ class ProxyJobs:
 		self.settings = settings
 
 	def proxy(self, ctx: StepContext) -> Proxy:
+		return self.proxy_of(ctx.docker, ctx.server)
+
+	def proxy_of(self, client: docker.DockerClient, server: ContainerServer) -> Proxy:
 		settings = self.settings() if callable(self.settings) else self.settings
-		return Proxy.ensure(ctx.docker, ctx.server, settings)
+		return Proxy.ensure(client, server, settings)
 
 	def _existing(self, proxy: Proxy, site: str) -> SiteRoute:
 		route = proxy.site(site)

@@ -107,8 +107,8 @@ class _MemberReader:
 		return data
 
 
-def open_container_file(container, path: str) -> ContainerFile:
-	"""Docker's archive of one regular file: the tar member's bytes, read incrementally.
+def _archive_response(container, path: str):
+	"""Docker's tar archive of ``path`` as an open streaming response (the caller closes it).
 
 	The request is made on docker-py's API session directly because ``get_archive`` hands out a
 	generator that cannot close its response: an abandoned archive stream keeps Docker writing into
@@ -132,6 +132,12 @@ def open_container_file(container, path: str) -> ContainerFile:
 		if response.status_code == 404:
 			raise ObjectMissing(f"{path} does not exist in container {container.name}: {detail}")
 		raise TransferError(f"Docker refused to read {path} from container {container.name}: {detail}")
+	return response
+
+
+def open_container_file(container, path: str) -> ContainerFile:
+	"""Docker's archive of one regular file: the tar member's bytes, read incrementally."""
+	response = _archive_response(container, path)
 	try:
 		# Headers (and PAX records) are whole 512-byte blocks: with that buffer size tarfile reads
 		# nothing past them, so the response is left exactly at the member's first data byte.
@@ -254,6 +260,42 @@ def _multipart(
 		with contextlib.suppress(Exception):
 			s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 		raise
+
+
+def _put_archive(target, directory: str, chunks: Iterator[bytes], what: str) -> None:
+	"""Streams a tar archive into ``directory`` of the target container; ``what`` names it in errors."""
+	import docker.errors
+
+	try:
+		target.put_archive(directory, chunks)
+	except docker.errors.APIError as error:
+		raise TransferError(
+			f"Docker refused to write {what} into {directory} of container {target.name}: "
+			f"{error.explanation or error}"
+		) from error
+	except EngineError:
+		raise
+	except Exception as error:
+		raise TransferError(
+			f"Copying {what} into container {target.name} failed: {type(error).__name__}: {error}"
+		) from error
+
+
+def copy_between_containers(
+	source, source_path: str, target, target_directory: str, tuning: Tuning = TUNING
+) -> None:
+	"""Copies ``source_path`` (a file or a whole directory, owners and modes kept) from one container
+	into ``target_directory`` of another: Docker's archive streams from one straight into the other."""
+	response = _archive_response(source, source_path)
+	try:
+		_put_archive(
+			target,
+			target_directory,
+			response.iter_content(tuning.read_chunk),
+			f"{source_path} of container {source.name}",
+		)
+	finally:
+		response.close()
 
 
 def upload_from_container(
@@ -392,20 +434,7 @@ def write_into_container(
 ) -> StoredObject:
 	"""Writes the stream as ``directory/file_name`` in the container (``directory`` must exist) and
 	returns its size and sha256; the caller compares them with the recorded ones."""
-	import docker.errors
-
 	digest = hashlib.sha256()
-	try:
-		container.put_archive(directory, _tar_stream(incoming, file_name, digest, uid, gid))
-	except docker.errors.APIError as error:
-		raise TransferError(
-			f"Docker refused to write {file_name} into {directory} of container {container.name}: "
-			f"{error.explanation or error}"
-		) from error
-	except EngineError:
-		raise
-	except Exception as error:
-		raise TransferError(
-			f"Copying {incoming.name} into container {container.name} failed: {type(error).__name__}: {error}"
-		) from error
+	chunks = _tar_stream(incoming, file_name, digest, uid, gid)
+	_put_archive(container, directory, chunks, f"{file_name} ({incoming.name})")
 	return StoredObject("", f"{directory}/{file_name}", incoming.size, digest.hexdigest())

@@ -10,6 +10,7 @@ from press_selfhosted.engine.benches import BenchSettings, bench_handlers
 from press_selfhosted.engine.builds import BuilderSettings, run_remote_builder
 from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
 from press_selfhosted.engine.restore import restore_handlers
+from press_selfhosted.engine.site_updates import SiteUpdates
 from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
 
@@ -19,10 +20,12 @@ def all_handlers(
 	benches: BenchSettings | None = None,
 	sites: SiteSettings | None = None,
 ) -> list[Handler]:
+	proxies = ProxyJobs(proxy)
 	return [
 		*bench_handlers(benches),
 		*site_handlers(sites),
-		*ProxyJobs(proxy).handlers(),
+		*SiteUpdates(proxies, sites).handlers(),
+		*proxies.handlers(),
 		*backup_handlers(),
 		*restore_handlers(),
 		run_remote_builder(builder),

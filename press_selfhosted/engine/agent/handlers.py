@@ -59,6 +59,10 @@ class Topology(Protocol):
 		"""The bench serving ``site`` (Press's Site.bench): proxy payloads do not carry it."""
 		...
 
+	def proxy_for(self, app_server: str) -> ContainerServer | None:
+		"""The container Proxy Server routing ``app_server``'s sites; None when it is not a container server."""
+		...
+
 
 class SecretSource(Protocol):
 	"""Secrets are never stored with a job: handlers ask for them when they run.
