@@ -254,13 +254,15 @@ def remove_platform(client, prefix: str) -> None:
 # --- Press's side of a site's life --------------------------------------------------------------------
 
 
-def through_traefik(docker_client, platform, host: str, path: str = "/") -> tuple[int, str]:
+def through_traefik(
+	docker_client, platform, host: str, path: str = "/", headers: dict | None = None
+) -> tuple[int, str]:
 	"""GET on Traefik's published web port with ``host`` as Host header, as a browser would."""
 	traefik = docker_client.containers.get(naming.resource_name(platform.prefix, "traefik"))
 	port = int(traefik.ports["80/tcp"][0]["HostPort"])
 	connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 	try:
-		connection.request("GET", path, headers={"Host": host})
+		connection.request("GET", path, headers={"Host": host, **(headers or {})})
 		response = connection.getresponse()
 		return response.status, response.read().decode(errors="replace")
 	finally:

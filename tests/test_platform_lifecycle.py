@@ -178,6 +178,38 @@ def test_a_site_user_cannot_read_another_sites_database(world, docker_client):
 	assert code == 0 and theirs not in out.decode() and mine["db_name"] in out.decode()
 
 
+def test_login_as_administrator_gives_a_working_session(world, docker_client):
+	"""Press's Login as Administrator falls back to the agent's sid: the session must open the desk."""
+	platform, site = world["platform"], world["site"]
+	app = platform.topology.app
+	answer = platform.router.handle(app.name, "GET", f"benches/{BENCH}/sites/{site}/sid")
+	assert answer.status_code == 200, answer.json
+	sid = answer.json["sid"]
+	status, body = through_traefik(
+		docker_client, platform, site, "/api/method/frappe.auth.get_logged_user", {"Cookie": f"sid={sid}"}
+	)
+	assert (status, json.loads(body)) == (200, {"message": "Administrator"})
+	# the session is the site's own: another site does not know it
+	status, _ = through_traefik(
+		docker_client,
+		platform,
+		world["other"],
+		"/api/method/frappe.auth.get_logged_user",
+		{"Cookie": f"sid={sid}"},
+	)
+	assert status == 401
+	posted = platform.router.handle(
+		app.name, "POST", f"benches/{BENCH}/sites/{site}/sid", {"user": "Administrator"}
+	)
+	assert posted.status_code == 200 and posted.json["sid"] != sid
+	other_user = platform.router.handle(
+		app.name, "POST", f"benches/{BENCH}/sites/{site}/sid", {"user": "owner@example.com"}
+	)
+	assert other_user.status_code == 501 and "Administrator only" in other_user.json["output"]
+	missing = platform.router.handle(app.name, "GET", f"benches/{BENCH}/sites/nope.example.test/sid")
+	assert missing.status_code == 500 and "nope.example.test" in missing.json["output"]
+
+
 def test_install_app_then_apps_answer(world):
 	platform, site = world["platform"], world["site"]
 	job = platform.run(platform.topology.app, f"benches/{BENCH}/sites/{site}/apps", {"name": "testapp"})

@@ -192,6 +192,9 @@ def test_site_lifecycle(docker_client, env):
 		"a" not in config and config["b"] == {"c": 2} and config["d"] == "x" and config["db_name"] == db_name
 	)
 
+	output = "\n".join(run(docker_client, env, "Clear Cache", site, {}))
+	assert f"bench --site {site} clear-cache" in output and f"bench --site {site} clear-website-cache" in output
+
 	for _ in range(2):
 		run(docker_client, env, "Add Domain", site, {"domain": "www.life.example.org"})
 	run(docker_client, env, "Add Domain", site, {"domain": "shop.life.example.org"})

@@ -24,7 +24,6 @@ from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.proxy import ProxySettings
-from press_selfhosted.validations.doc_events import server_is_container_server
 
 _docker_hosts = DockerHosts()  # one Docker client per server for the life of the process
 
@@ -171,17 +170,21 @@ class FrappeTopology:
 		return frappe.db.get_value("Site", site, "bench")
 
 	def proxy_for(self, app_server: str) -> ContainerServer | None:
-		proxy = frappe.db.get_value("Server", app_server, "proxy_server")
-		if not server_is_container_server("Proxy Server", proxy):
-			return None
-		return self.server("Proxy Server", proxy)
+		doc = _container_server_doc("Proxy Server", frappe.db.get_value("Server", app_server, "proxy_server"))
+		return self.server("Proxy Server", doc.name) if doc else None
 
 	def database_for(self, app_server: str) -> DatabaseEndpoint | None:
 		database = frappe.db.get_value("Server", app_server, "database_server")
-		if not server_is_container_server("Database Server", database):
+		doc = _container_server_doc("Database Server", database)
+		if not doc:
 			return None
-		prefix = frappe.db.get_value("Database Server", database, "container_prefix")
-		return DatabaseEndpoint(server=database, host=f"{prefix}-mariadb", port=3306)
+		return DatabaseEndpoint(server=doc.name, host=f"{doc.container_prefix}-mariadb", port=3306)
+
+
+def _container_server_doc(doctype: str, name: str | None):
+	"""The ``doctype`` record ``name`` when it is a container server (both container fields set)."""
+	doc = frappe.get_cached_doc(doctype, name) if name else None
+	return doc if doc and doc.get("container_prefix") and doc.get("docker_socket") else None
 
 
 class FrappeSecrets:

@@ -107,6 +107,28 @@ def _recorded_files_exist(ctx: StepContext, container) -> bool:
 	return commands.run(container, ["sh", "-c", every_file, "sh", *paths], check=False).exit_code == 0
 
 
+def _run_marker(ctx: StepContext) -> str:
+	"""A file in the site's backup folder older than every file this job's ``bench backup`` makes."""
+	return f"{sites.SITES}/{sites.site_name(ctx)}/private/backups/.press-selfhosted-job-{ctx.job.id}"
+
+
+def _remove_unrecorded_files(ctx: StepContext, container) -> None:
+	"""A run killed after ``bench backup`` but before the step recorded its files leaves them behind:
+	nobody would ever upload or remove them, so they go before the next backup is made."""
+	marker = _run_marker(ctx)
+	if commands.run(container, ["test", "-f", marker], check=False).exit_code != 0:
+		ctx.run(container, ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && touch -- "$1"', "sh", marker])
+		return
+	leftovers = 'find "$(dirname -- "$1")" -maxdepth 1 -type f -newer "$1" ! -name ".press-selfhosted-*" -print -delete'
+	found = ctx.run(container, ["sh", "-c", leftovers, "sh", marker]).stdout.split()
+	if found:
+		ctx.log(f"removed {len(found)} file(s) an interrupted run of this job left unrecorded")
+
+
+def _forget_run_marker(ctx: StepContext, container) -> None:
+	ctx.run(container, ["rm", "-f", _run_marker(ctx)])
+
+
 def step_backup_site(ctx: StepContext) -> None:
 	"""``bench --site S backup [--with-files]``; records Press's ``backups`` data. A rerun whose files
 	are still in the container (or already uploaded) keeps them instead of backing up again."""
@@ -115,6 +137,7 @@ def step_backup_site(ctx: StepContext) -> None:
 	if ctx.data.get("checksums") or _recorded_files_exist(ctx, container):
 		ctx.log(f"the backup of {site} made by an earlier run of this job is kept")
 		return
+	_remove_unrecorded_files(ctx, container)
 	argv = ["backup", *(["--with-files"] if _with_files(ctx) else []), "--verbose"]
 	try:
 		result = sites.bench(ctx, *argv)
@@ -177,6 +200,7 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 				"backup again."
 			)
 		ctx.log("no offsite backup asked: the backup stays in the site's private/backups")
+		_forget_run_marker(ctx, sites.backend(ctx))
 		return
 	if "database" not in backups:
 		raise BackupError(
@@ -207,11 +231,12 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 			ctx.log(
 				f"{kind}: {name} -> s3://{target.bucket}/{key} ({stored.size} bytes, sha256 {stored.sha256})"
 			)
+	container = container or sites.backend(ctx)
 	if storage.keep_local:
 		ctx.log("local copies kept (keep files locally after offsite backup)")
-		return
-	paths = [entry["path"] for entry in backups.values()]
-	ctx.run(container or sites.backend(ctx), ["rm", "-f", *paths])
+	else:
+		ctx.run(container, ["rm", "-f", *[entry["path"] for entry in backups.values()]])
+	_forget_run_marker(ctx, container)
 
 
 def backup_handlers() -> list[Handler]:

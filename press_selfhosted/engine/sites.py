@@ -332,11 +332,15 @@ def reinstall(ctx: StepContext) -> None:
 		)
 
 
-def maintenance(state: str) -> Callable[[StepContext], None]:
+def bench_command(*argv: str) -> Callable[[StepContext], None]:
 	def step(ctx: StepContext) -> None:
-		bench(ctx, "set-maintenance-mode", state)
+		bench(ctx, *argv)
 
 	return step
+
+
+def maintenance(state: str) -> Callable[[StepContext], None]:
+	return bench_command("set-maintenance-mode", state)
 
 
 def wait_for_enqueued_jobs(settings: SiteSettings) -> Callable[[StepContext], None]:
@@ -495,6 +499,15 @@ def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
 			],
 		),
 		handler("Migrate Site", "POST", f"{SITE}/migrate", [("Migrate Site", migrate)]),
+		handler(
+			"Clear Cache",
+			"DELETE",
+			f"{SITE}/cache",
+			[
+				("Clear Cache", bench_command("clear-cache")),
+				("Clear Website Cache", bench_command("clear-website-cache")),
+			],
+		),
 		handler("Reinstall Site", "POST", f"{SITE}/reinstall", [("Reinstall Site", reinstall)]),
 		handler(
 			"Update Site Configuration",

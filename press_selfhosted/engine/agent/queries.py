@@ -30,6 +30,7 @@ from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Topology
 from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.validation import validate_fqdn
 
 MIB = 1024 * 1024
 
@@ -217,6 +218,9 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
 	("GET", re.compile(rf"^{_BENCH}/sites/(?P<site>[^/]+)/info$"), "site_info"),
 	("GET", re.compile(rf"^{_BENCH}/sites/(?P<site>[^/]+)/status$"), "site_status"),
 )
+# Press's "Login as Administrator" (Site.get_login_sid -> Agent.get_site_sid): GET, or POST {"user"}
+_SID = re.compile(rf"^{_BENCH}/sites/(?P<site>[^/]+)/sid$")
+_LOGIN_URL = re.compile(r"\?sid=([0-9a-zA-Z]+)")
 
 
 class Queries:
@@ -230,8 +234,14 @@ class Queries:
 		self.docker_hosts = docker_hosts
 		self.clock = clock  # naive UTC, as Press reads agent times
 
-	def answer(self, server: str, server_type: str, method: str, path: str) -> Answer | None:
+	def answer(
+		self, server: str, server_type: str, method: str, path: str, data: Any = None
+	) -> Answer | None:
 		"""The answer to a direct query, or None when ``method path`` is not one of these queries."""
+		match = _SID.match(path)
+		if match and method in ("GET", "POST"):
+			user = (data or {}).get("user") if isinstance(data, dict) else None
+			return Answer({"sid": self.login_sid(server_type, server, match["bench"], match["site"], user)})
 		for route_method, pattern, kind in _ROUTES:
 			match = pattern.match(path)
 			if match and method == route_method:
@@ -250,26 +260,64 @@ class Queries:
 				return Answer(site_status(facts[0], self.clock()))
 		return None
 
-	def facts(self, server_type: str, server: str, bench: str, site: str | None) -> list[SiteFacts]:
+	def _in_backend(
+		self,
+		server_type: str,
+		server: str,
+		bench: str,
+		what: str,
+		argv: Callable[[naming.BenchNames], list[str]],
+	) -> commands.CommandResult:
+		"""``argv`` run in the bench's running backend container (its exit code is the caller's to judge)."""
 		host = self.topology.server(server_type, server)
 		names = naming.BenchNames.of(host.container_prefix, bench)
-		backend_name, front = names.backend, names.front
 
-		def collect(client) -> commands.CommandResult:
-			containers = client.containers.list(all=True, filters={"name": f"^{backend_name}$"})
+		def run(client) -> commands.CommandResult:
+			containers = client.containers.list(all=True, filters={"name": f"^{names.backend}$"})
 			if not containers:
-				raise QueryFailed(404, f"bench {bench} has no container {backend_name} on server {server}")
+				raise QueryFailed(404, f"bench {bench} has no container {names.backend} on server {server}")
 			backend: Container = containers[0]
 			if backend.status != "running":
 				raise QueryFailed(
 					503,
-					f"bench {bench} on server {server}: container {backend_name} is {backend.status}; "
+					f"bench {bench} on server {server}: container {names.backend} is {backend.status}; "
 					"start it (Bench Restart in Press) and ask again",
 				)
-			argv = ["python3", "-c", FACTS, front, *([site] if site else [])]
-			return commands.run(backend, argv, check=False)
+			return commands.run(backend, argv(names), check=False)
 
-		result = self.docker_hosts.call(host.docker, f"reading the sites of bench {bench}", collect)
+		return self.docker_hosts.call(host.docker, what, run)
+
+	def login_sid(self, server_type: str, server: str, bench: str, site: str, user: str | None) -> str:
+		"""A session of Administrator on the site, from ``bench browse`` as the Agent's fallback does.
+
+		Other users need Frappe's developer mode for ``browse`` (the Agent runs Python in the bench
+		console for them); press_selfhosted signs in as Administrator only."""
+		if user not in (None, "", "Administrator"):
+			raise QueryFailed(
+				501, f"press_selfhosted signs in to container sites as Administrator only, not as {user}"
+			)
+		site = validate_fqdn(site, "site")
+		result = self._in_backend(
+			server_type,
+			server,
+			bench,
+			f"signing in to {site}",
+			lambda _names: ["bench", "--site", site, "browse", "--user", "Administrator"],
+		)
+		found = _LOGIN_URL.search(result.stdout) if result.exit_code == 0 else None
+		if not found:
+			detail = "no session in its answer" if result.exit_code == 0 else result.stderr.strip()[-500:]
+			raise QueryFailed(500, f"bench browse could not sign in to {site} on bench {bench}: {detail}")
+		return found.group(1)
+
+	def facts(self, server_type: str, server: str, bench: str, site: str | None) -> list[SiteFacts]:
+		result = self._in_backend(
+			server_type,
+			server,
+			bench,
+			f"reading the sites of bench {bench}",
+			lambda names: ["python3", "-c", FACTS, names.front, *([site] if site else [])],
+		)
 		if result.exit_code != 0:
 			raise QueryFailed(
 				500, f"reading the sites of bench {bench} on server {server} failed: {result.output[-1500:]}"

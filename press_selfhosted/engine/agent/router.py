@@ -40,7 +40,7 @@ REASONS = {
 # log files and crons, which container benches do not have.
 NOT_IMPLEMENTED = (
 	re.compile(r"^benches/[^/]+/(analytics|monitor)$"),
-	re.compile(r"^benches/[^/]+/sites/[^/]+/(analytics|sid)$"),
+	re.compile(r"^benches/[^/]+/sites/[^/]+/analytics$"),
 	re.compile(r"^(server/status|version|process-snapshot/.+)$"),
 )
 
@@ -117,7 +117,7 @@ class Router:
 	def _dispatch(self, server, server_type, method, path, data, agent_job_id) -> Response:
 		if agent_job_id is None:
 			try:
-				found = self.queries.answer(server, server_type, method, path)
+				found = self.queries.answer(server, server_type, method, path, data)
 			except QueryFailed as failure:
 				return error(failure.status_code, str(failure))
 			if found is not None:
