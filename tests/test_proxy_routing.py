@@ -241,6 +241,46 @@ def test_custom_host_with_certificate(cluster):
 	assert get(cluster, site).json() == {"site": site}
 
 
+def test_rename_site_on_upstream_moves_route_certificate_and_domains(cluster):
+	old, new, domain = "before.example.com", "after.example.com", "www.renamed.test"
+	cluster["topology"].benches[old] = BENCH
+	job(cluster, "Add Site to Upstream", {"name": old, "path_args": {"upstream": UPSTREAM}})
+	certificates = {}
+	for name in (old, domain):  # one for the site's own name, one for a custom domain of the site
+		chain, key = self_signed(name)
+		certificates[name] = chain
+		payload = {
+			"name": name,
+			"target": old,
+			"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
+		}
+		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+	assert get(cluster, domain).json() == {"site": old}
+
+	rename = {"new_name": new, "domains": [old, domain], "path_args": {"upstream": UPSTREAM}}
+	job(cluster, "Rename Site on Upstream", rename, site=old)
+	assert get(cluster, new).json() == {"site": new}
+	assert get(cluster, domain).json() == {"site": new}
+	assert get(cluster, old).status_code == 404
+	assert route_file(cluster, f"site_{traefik.route_id(old)}.yml") is None
+	valid_route_file(cluster, f"site_{traefik.route_id(new)}.yml")
+	assert traefik.parse(route_file(cluster, f"host_{traefik.route_id(domain)}.yml"), "h").site == new
+	# the site name's certificate moved with it, keys still private
+	assert route_file(cluster, f"host_{traefik.route_id(old)}.yml") is None
+	moved = traefik.parse(route_file(cluster, f"host_{traefik.route_id(new)}.yml"), "h")
+	assert moved == traefik.HostRoute(new, site=new)
+	key_mode = cluster["proxy"].traefik.exec_run(
+		["stat", "-c", "%a", f"{moved.certificate_directory}/privkey.pem"]
+	)
+	assert key_mode.output.decode().strip() == "600"
+	code, chain = cluster["proxy"].traefik.exec_run(["cat", f"{moved.certificate_directory}/fullchain.pem"])
+	assert (code, chain.decode()) == (0, certificates[old])
+
+	# Press retrying the job finds everything renamed already
+	_, log = job(cluster, "Rename Site on Upstream", rename, site=old)
+	assert f"{old} is routed as {new} already" in log and f"no certificate of its own for {old}" in log
+
+
 def test_wildcard_certificate_is_served_for_names_under_it(cluster):
 	chain, key = self_signed("*.wild.test")
 	payload = {"name": "*.wild.test", "certificate": {"fullchain.pem": chain, "chain.pem": chain}}

@@ -193,7 +193,9 @@ def test_site_lifecycle(docker_client, env):
 	)
 
 	output = "\n".join(run(docker_client, env, "Clear Cache", site, {}))
-	assert f"bench --site {site} clear-cache" in output and f"bench --site {site} clear-website-cache" in output
+	assert (
+		f"bench --site {site} clear-cache" in output and f"bench --site {site} clear-website-cache" in output
+	)
 
 	for _ in range(2):
 		run(docker_client, env, "Add Domain", site, {"domain": "www.life.example.org"})

@@ -211,3 +211,53 @@ def test_pull_finishes_a_move_an_earlier_run_left_half_done(world, docker_client
 	assert routed_bench(docker_client, platform, site) == NEW
 	assert platform.mariadb.sql(f"SELECT COUNT(*) FROM `{NOTES}`", database=db) == [["2"]]
 	serves_only_from(docker_client, platform, site, NEW, OLD)
+
+
+def test_move_site_to_bench_migrates_it_there(world, docker_client):
+	platform, site, db = world["platform"], world["site"], world["db"]
+	platform.topology.site_benches[site] = NEW
+	before = patch_log_count(platform, db)
+	payload = {"target": OLD, "deactivate": True, "activate": True, "skip_failing_patches": False}
+	app = platform.topology.app
+	job = platform.run(app, f"benches/{NEW}/sites/{site}/move_to_bench", payload)
+	assert [s["name"] for s in job["steps"]][-2:] == ["Migrate Site", "Disable Maintenance Mode"]
+	assert site_config(docker_client, platform, NEW, site) is None
+	assert site_config(docker_client, platform, OLD, site)["maintenance_mode"] == 0
+	assert patch_log_count(platform, db) == before + 1
+	assert routed_bench(docker_client, platform, site) == OLD
+	serves_only_from(docker_client, platform, site, OLD, NEW)
+
+
+def test_rename_site_renames_its_folder_and_route_together(world, docker_client):
+	"""Press sends Rename Site to the app server and Rename Site on Upstream to the proxy at once."""
+	platform, site, db = world["platform"], world["site"], world["db"]
+	platform.topology.site_benches[site] = OLD
+	new = f"renamed-{site}"
+	app, proxy = platform.topology.app, platform.topology.proxy
+	owner = {"email": "owner@renamed.test", "first_name": "Re", "last_name": "Named"}
+	renamed = platform.post(
+		app,
+		f"benches/{OLD}/sites/{site}/rename",
+		{"new_name": new, "config": {"host_name": f"https://{new}"}, "create_user": owner},
+	)
+	upstream = f"proxy/upstreams/{app.private_ip}/sites/{site}/rename"
+	route = platform.post(proxy, upstream, {"new_name": new, "domains": [site]})
+	for server, job_id in ((app, renamed), (proxy, route)):
+		job = platform.poll(server, job_id)
+		assert job["status"] == "Success", json.dumps(job, indent=1)[-3000:]
+
+	assert site_config(docker_client, platform, OLD, site) is None
+	config = site_config(docker_client, platform, OLD, new)
+	assert (config["db_name"], config["host_name"], config["maintenance_mode"]) == (db, f"https://{new}", 0)
+	enabled = (
+		"SELECT value FROM `tabSingles` WHERE doctype = 'System Settings' AND field = 'enable_scheduler'"
+	)
+	assert platform.mariadb.sql(enabled, database=db) == [["1"]]
+	assert platform.mariadb.sql(
+		f"SELECT COUNT(*) FROM `tabUser` WHERE name = '{owner['email']}'", database=db
+	) == [["1"]]
+	platform.topology.site_benches[new] = OLD
+	assert routed_bench(docker_client, platform, new) == OLD
+	status, body = through_traefik(docker_client, platform, new)
+	assert (status, json.loads(body)) == (200, {"site": new})
+	assert through_traefik(docker_client, platform, site)[0] == 404

@@ -386,6 +386,16 @@ class Proxy:
 			time.sleep(0.2)
 		ctx.log(f"Traefik loaded {len(expected)} router change(s); its file provider reloads by itself.")
 
+	def hosts_of(self, site: str) -> list[HostRoute]:
+		"""The host routes (custom domains with their certificates) that serve ``site``."""
+		marker = f'"site": {json.dumps(site)}'
+		script = 'cd "$1" && grep -l -F -e "$2" -- host_*.yml 2>/dev/null; true'
+		found = commands.run(
+			self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker], ROOT
+		)
+		hosts = [self.read(name) for name in found.stdout.split()]
+		return [host for host in hosts if isinstance(host, HostRoute) and host.site == site]
+
 	def loaded_router(self, name: str) -> str | None:
 		"""The signature of router ``name`` as Traefik's API reports it (None: not loaded).
 
@@ -490,6 +500,75 @@ class ProxyJobs:
 			return
 		proxy.remove(ctx, [proxy._path(current.file_name)])
 		proxy.verify(ctx, dict.fromkeys(traefik.expected_routers(current)))
+
+	# --- Rename Site on Upstream -----------------------------------------------------------------
+
+	@staticmethod
+	def _names(ctx: StepContext) -> tuple[str, str]:
+		old, new = _site_of_path(ctx), validate_fqdn(ctx.payload.get("new_name"), "new_name")
+		if old == new:
+			raise ValidationError("new_name", new, "must differ from the site's name", "choose another name")
+		return old, new
+
+	def rename_site(self, ctx: StepContext) -> None:
+		"""The site's route file under the new name: written first, then the old one removed."""
+		proxy = self.proxy(ctx)
+		old, new = self._names(ctx)
+		current = proxy.site(old)
+		if current is None:
+			if proxy.site(new) is None:
+				raise SiteNotOnProxy(proxy.server.name, old)
+			ctx.log(f"{old} is routed as {new} already")
+			return
+		sent = ctx.payload.get("domains")
+		domains = current.domains if sent is None else tuple(validate_fqdn(d, "domains") for d in sent)
+		route = dataclasses.replace(
+			current, site=new, domains=tuple(d for d in domains if d not in (old, new))
+		)
+		proxy.publish(ctx, route)
+		proxy.remove(ctx, [proxy._path(current.file_name)])
+
+	def rename_host(self, ctx: StepContext) -> None:
+		"""A certificate Press sent for the site's own name moves with it, as the Agent renames its
+		host directory (Press issues one for the new name in its own time)."""
+		proxy = self.proxy(ctx)
+		old, new = self._names(ctx)
+		host = proxy.read(HostRoute(old).file_name)
+		if host is None:
+			ctx.log(f"no certificate of its own for {old}")
+			return
+		renamed = HostRoute(new, site=new if host.site in (old, new) else host.site)
+		ctx.run(
+			proxy.traefik,
+			[
+				"sh",
+				"-c",
+				'rm -rf -- "$2" && cp -a -- "$1" "$2"',
+				"sh",
+				host.certificate_directory,
+				renamed.certificate_directory,
+			],
+			ROOT,
+		)
+		proxy.publish(ctx, renamed)
+		proxy.remove(ctx, [proxy._path(host.file_name), host.certificate_directory])
+
+	def retarget_hosts(self, ctx: StepContext) -> None:
+		"""Custom domains that served the old name serve the new one."""
+		proxy = self.proxy(ctx)
+		old, new = self._names(ctx)
+		hosts = proxy.hosts_of(old)
+		for host in hosts:
+			proxy.publish(ctx, dataclasses.replace(host, site=new))
+		if not hosts:
+			ctx.log(f"no custom domain served {old}")
+
+	def reload_renamed(self, ctx: StepContext) -> None:
+		proxy = self.proxy(ctx)
+		old, new = self._names(ctx)
+		route = self._existing(proxy, new)
+		gone = dict.fromkeys(traefik.expected_routers(dataclasses.replace(route, site=old)))
+		proxy.verify(ctx, {**gone, **traefik.expected_routers(route)})
 
 	def add_host(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
@@ -599,6 +678,17 @@ class ProxyJobs:
 				"POST",
 				"proxy/hosts",
 				[("Add Host to Proxy", self.add_host), ("Reload NGINX", self.reload(host_site))],
+			),
+			handler(
+				"Rename Site on Upstream",
+				"POST",
+				f"{upstreams}/sites/{{site}}/rename",
+				[
+					("Rename Site File in Upstream Directory", self.rename_site),
+					("Rename Host Directory", self.rename_host),
+					("Rename Site in Host Directory", self.retarget_hosts),
+					("Reload NGINX", self.reload_renamed),
+				],
 			),
 			handler(
 				"Remove Host from Proxy",

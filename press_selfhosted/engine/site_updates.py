@@ -18,7 +18,6 @@ back to the bench in ``target``. Steps after ``Move Site`` work on the target be
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 
@@ -31,10 +30,13 @@ from press_selfhosted.engine.sites import (
 	SiteSettings,
 	backend,
 	bench,
+	has_site_config,
 	maintenance,
+	set_aside_incomplete,
 	setup_nginx,
 	site_name,
 	wait_for_enqueued_jobs,
+	with_job,
 )
 from press_selfhosted.engine.validation import validate_fqdn
 
@@ -56,11 +58,7 @@ def target_bench(ctx: StepContext) -> str:
 
 
 def on_target(ctx: StepContext) -> StepContext:
-	"""The step context with the target bench as the job's bench (one job: the same data dict)."""
-	moved = copy.copy(ctx)
-	moved.job = dataclasses.replace(ctx.job, bench=target_bench(ctx))
-	moved.job.data = ctx.job.data
-	return moved
+	return with_job(ctx, bench=target_bench(ctx))
 
 
 def at_target(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
@@ -82,11 +80,19 @@ def if_activate(step: Callable[[StepContext], None]) -> Callable[[StepContext], 
 	return run
 
 
+def if_deactivate(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
+	"""Move Site to Bench quiesces the site only when asked (a bench whose Python is broken cannot)."""
+
+	def run(ctx: StepContext) -> None:
+		if ctx.payload.get("deactivate", True):
+			step(ctx)
+		else:
+			ctx.log("deactivate is off: the site is moved as it is")
+
+	return run
+
+
 # --- Move Site -----------------------------------------------------------------------------------------
-
-
-def _succeeds(container, *argv: str) -> bool:
-	return commands.run(container, list(argv), check=False).exit_code == 0
 
 
 def move_site(ctx: StepContext) -> None:
@@ -94,8 +100,8 @@ def move_site(ctx: StepContext) -> None:
 	source_bench, destination_bench = ctx.job.bench, target_bench(ctx)
 	source, target = backend(ctx), backend(on_target(ctx))
 	directory = f"{SITES}/{site}"
-	in_source = _succeeds(source, "test", "-f", f"{directory}/site_config.json")
-	if _succeeds(target, "test", "-f", f"{directory}/site_config.json"):
+	in_source = has_site_config(source, site)
+	if has_site_config(target, site):
 		# A copy is renamed into place only once complete, so a site_config.json there means a whole site.
 		if in_source:
 			ctx.log(
@@ -110,20 +116,13 @@ def move_site(ctx: StepContext) -> None:
 			f"Site {site} has no site_config.json in bench {source_bench} nor in bench {destination_bench} on "
 			f"server {ctx.server.name}. Fix: find where the site's directory went before retrying."
 		)
-	if _succeeds(target, "test", "-e", directory):
-		# Not a site (no site_config.json): kept aside, as the Agent does, rather than merged into.
-		aside = f"{SITES}/archived/{site}-incomplete-{ctx.job.id}"
-		ctx.log(f"bench {destination_bench} has an incomplete {directory}: moving it to {aside}")
-		ctx.run(target, ["sh", "-c", _SET_ASIDE, "sh", directory, aside])
+	set_aside_incomplete(ctx, target, site)
 	staging = f"{SITES}/{STAGING_PREFIX}{site}"
 	ctx.run(target, ["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1"', "sh", staging])
 	transfer.copy_between_containers(source, directory, target, staging)
 	ctx.run(target, ["sh", "-c", 'mv -- "$1/$2" "$3" && rmdir -- "$1"', "sh", staging, site, directory])
 	ctx.log(f"copied {directory} from bench {source_bench} to bench {destination_bench}")
 	ctx.run(source, ["rm", "-rf", "--", directory])
-
-
-_SET_ASIDE = 'mkdir -p -- "$(dirname -- "$2")" && rm -rf -- "$2" && mv -- "$1" "$2"'
 
 
 # --- table-wise backup and restore (Update Site Migrate and its recovery) --------------------------------
@@ -356,6 +355,18 @@ class SiteUpdates:
 				],
 			),
 			handler("Recover Failed Site Pull", "POST", f"{update}/pull/recover", [*self._moved(), activate]),
+			handler(
+				"Move Site to Bench",
+				"POST",
+				"benches/{bench}/sites/{site}/move_to_bench",
+				[
+					("Enable Maintenance Mode", if_deactivate(maintenance("on"))),
+					("Wait for Enqueued Jobs", if_deactivate(wait_for_enqueued_jobs(self.settings))),
+					*self._moved(),
+					("Migrate Site", at_target(migrate_site)),
+					activate,
+				],
+			),
 			handler(
 				"Recover Failed Site Migrate",
 				"POST",

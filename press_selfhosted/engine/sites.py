@@ -12,6 +12,8 @@ front answers for the site (or, when archiving, waits for the proxy to stop rout
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -115,6 +117,32 @@ def read_site_config(ctx: StepContext, folder: str = "") -> dict | None:
 	path = "/".join(part for part in (SITES, folder, site_name(ctx), "site_config.json") if part)
 	result = commands.run(backend(ctx), ["cat", path], check=False)
 	return json.loads(result.stdout) if result.exit_code == 0 else None
+
+
+def with_job(ctx: StepContext, **changes) -> StepContext:
+	"""The step context with ``changes`` to its job, e.g. the bench or name a site has after a step
+	moved or renamed it (one job: the same data dict)."""
+	changed = copy.copy(ctx)
+	changed.job = dataclasses.replace(ctx.job, **changes)
+	changed.job.data = ctx.job.data
+	return changed
+
+
+def has_site_config(container: Container, site: str) -> bool:
+	found = commands.run(container, ["test", "-f", f"{SITES}/{site}/site_config.json"], check=False)
+	return found.exit_code == 0
+
+
+def set_aside_incomplete(ctx: StepContext, container: Container, site: str) -> None:
+	"""A ``sites/<site>`` without site_config.json in the way is not a site: moved into ``archived``,
+	as the Agent does, rather than merged into or deleted."""
+	directory = f"{SITES}/{site}"
+	if commands.run(container, ["test", "-e", directory], check=False).exit_code != 0:
+		return
+	aside = f"{SITES}/{ARCHIVED}/{site}-incomplete-{ctx.job.id}"
+	ctx.log(f"{container.name} has an incomplete {directory}: moving it to {aside}")
+	script = 'mkdir -p -- "$(dirname -- "$2")" && rm -rf -- "$2" && mv -- "$1" "$2"'
+	ctx.run(container, ["sh", "-c", script, "sh", directory, aside])
 
 
 def installed_apps(ctx: StepContext) -> list[str]:

@@ -10,6 +10,7 @@ from press_selfhosted.engine.benches import BenchSettings, bench_handlers
 from press_selfhosted.engine.builds import BuilderSettings, run_remote_builder
 from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
 from press_selfhosted.engine.restore import restore_handlers
+from press_selfhosted.engine.site_rename import rename_handlers
 from press_selfhosted.engine.site_updates import SiteUpdates
 from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
@@ -25,6 +26,7 @@ def all_handlers(
 		*bench_handlers(benches),
 		*site_handlers(sites),
 		*SiteUpdates(proxies, sites).handlers(),
+		*rename_handlers(sites),
 		*proxies.handlers(),
 		*backup_handlers(),
 		*restore_handlers(),

@@ -1,0 +1,90 @@
+"""Rename Site on a container bench: the site's folder takes the new name in the bench's sites volume;
+its database keeps its name (site_config.json says which it is). Press renames the route on the proxy
+with its own job (``Rename Site on Upstream``, engine/proxy.py).
+
+Steps after ``Rename Site`` work on the new name. A rerun after a crash finds the folder under one of
+the two names and goes on from there; both names holding a site is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.sites import (
+	SITES,
+	SiteError,
+	SiteSettings,
+	backend,
+	create_user,
+	enable_scheduler,
+	has_site_config,
+	maintenance,
+	set_aside_incomplete,
+	setup_nginx,
+	site_name,
+	update_config_from_payload,
+	wait_for_enqueued_jobs,
+	with_job,
+)
+from press_selfhosted.engine.validation import validate_fqdn
+
+
+def new_name(ctx: StepContext) -> str:
+	name = validate_fqdn(ctx.payload.get("new_name"), "new_name")
+	if name == ctx.job.site:
+		raise SiteError(f"The new name of {ctx.job.site} is its name already.")
+	return name
+
+
+def renamed(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
+	def run(ctx: StepContext) -> None:
+		step(with_job(ctx, site=new_name(ctx)))
+
+	return run
+
+
+def rename_site(ctx: StepContext) -> None:
+	old, new = site_name(ctx), new_name(ctx)
+	container = backend(ctx)
+	has_old, has_new = has_site_config(container, old), has_site_config(container, new)
+	if has_new:
+		if has_old:
+			raise SiteError(
+				f"Bench {ctx.job.bench} holds a site named {old} and one named {new}: renaming one onto the "
+				"other would lose a site. Fix: archive or move the site that should not be there, then retry."
+			)
+		ctx.log(f"{old} is named {new} already")
+		return
+	if not has_old:
+		raise SiteError(f"Bench {ctx.job.bench} has no site {old} (no site_config.json) to rename.")
+	set_aside_incomplete(ctx, container, new)
+	ctx.run(container, ["mv", "--", f"{SITES}/{old}", f"{SITES}/{new}"])
+
+
+def nothing_to_reload(ctx: StepContext) -> None:
+	# No ping here: a Frappe site in maintenance mode answers 503 until the next step.
+	ctx.log(
+		f"bench {ctx.job.bench}: its front finds a site by Host header; nothing to reload for {new_name(ctx)}"
+	)
+
+
+def rename_handlers(settings: SiteSettings | None = None) -> list[Handler]:
+	return [
+		handler(
+			"Rename Site",
+			"POST",
+			"benches/{bench}/sites/{site}/rename",
+			[
+				("Enable Maintenance Mode", maintenance("on")),
+				("Wait for Enqueued Jobs", wait_for_enqueued_jobs(settings or SiteSettings())),
+				("Update Site Configuration", update_config_from_payload),
+				("Rename Site", rename_site),
+				("Bench Setup NGINX", setup_nginx),
+				("Reload NGINX", nothing_to_reload),
+				("Disable Maintenance Mode", renamed(maintenance("off"))),
+				("Enable Scheduler", renamed(enable_scheduler)),
+				("Create User", renamed(create_user)),
+			],
+		)
+	]
