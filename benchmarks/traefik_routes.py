@@ -70,7 +70,7 @@ def change_costs(proxy: Proxy, ctx: StepContext, routes: list, changes: int) -> 
 		changed = dataclasses.replace(routes[-1 - number], status=status)
 		cpu_before, started = cpu_seconds(proxy.traefik), time.perf_counter()
 		proxy.publish(ctx, changed)
-		proxy.verify(ctx, traefik.expected_routers(changed))
+		proxy.verify(ctx, traefik.expected_state(changed))
 		waits.append(time.perf_counter() - started)
 		cpu.append(cpu_seconds(proxy.traefik) - cpu_before)
 	return statistics.median(waits), statistics.median(cpu)

@@ -271,6 +271,12 @@ def loaded_signature(router: dict) -> str:
 	return "|".join([router.get("rule", ""), *(name.split("@")[0] for name in names)])
 
 
+def loaded_url(service: dict) -> str:
+	"""Where a loaded service forwards to, from Traefik's API answer."""
+	servers = (service.get("loadBalancer") or {}).get("servers") or [{}]
+	return servers[0].get("url", "")
+
+
 @dataclass
 class Proxy:
 	"""The Traefik container of a proxy server and the files in its dynamic directory."""
@@ -370,21 +376,22 @@ class Proxy:
 		ctx.run(self.traefik, ["rm", "-rf", "--", *paths], ROOT)
 
 	def verify(self, ctx: StepContext, expected: dict[str, str | None]) -> None:
-		"""Wait until Traefik serves ``expected`` (router → signature, None: no such router). The file
-		provider applies a change asynchronously, so one look right after the write could miss it."""
+		"""Wait until Traefik serves ``expected`` (traefik.expected_state; None: no such router or
+		service). The file provider applies a change asynchronously, so one look right after the write
+		could miss it."""
 		deadline = time.monotonic() + self.settings.reload_timeout
 		while True:
 			wrong = {}
-			for name, want in expected.items():
-				seen = self.loaded_router(name)
+			for item, want in expected.items():
+				seen = self.loaded(item)
 				if seen != want:
-					wrong[name] = seen
+					wrong[item] = seen
 			if not wrong:
 				break
 			if time.monotonic() > deadline:
 				raise RoutesNotLoaded(self.server.name, wrong)
 			time.sleep(0.2)
-		ctx.log(f"Traefik loaded {len(expected)} router change(s); its file provider reloads by itself.")
+		ctx.log(f"Traefik loaded {len(expected)} route change(s); its file provider reloads by itself.")
 
 	def hosts_of(self, site: str) -> list[HostRoute]:
 		"""The host routes (custom domains with their certificates) that serve ``site``."""
@@ -396,15 +403,17 @@ class Proxy:
 		hosts = [self.read(name) for name in found.stdout.split()]
 		return [host for host in hosts if isinstance(host, HostRoute) and host.site == site]
 
-	def loaded_router(self, name: str) -> str | None:
-		"""The signature of router ``name`` as Traefik's API reports it (None: not loaded).
+	def loaded(self, item: str) -> str | None:
+		"""``routers/<name>``: its signature, ``services/<name>``: its URL, as Traefik's API reports them
+		(None: not loaded).
 
 		The API listens on the container's own loopback only, so it is asked from inside with ``wget``
 		(busybox's in Traefik's image); the answer is interpreted here."""
-		url = f"http://{API_ADDRESS}/api/http/routers/{name}@file"
+		url = f"http://{API_ADDRESS}/api/http/{item}@file"
 		result = commands.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
 		if result.exit_code == 0:
-			return loaded_signature(json.loads(result.stdout))
+			answer = json.loads(result.stdout)
+			return loaded_signature(answer) if item.startswith("routers/") else loaded_url(answer)
 		if "404" in result.stderr:
 			return None
 		return f"API unreachable: {result.stderr.strip()[-200:]}"
@@ -499,7 +508,7 @@ class ProxyJobs:
 			ctx.log("no route file for this site: nothing to remove")
 			return
 		proxy.remove(ctx, [proxy._path(current.file_name)])
-		proxy.verify(ctx, dict.fromkeys(traefik.expected_routers(current)))
+		proxy.verify(ctx, dict.fromkeys(traefik.expected_state(current)))
 
 	# --- Rename Site on Upstream -----------------------------------------------------------------
 
@@ -567,8 +576,8 @@ class ProxyJobs:
 		proxy = self.proxy(ctx)
 		old, new = self._names(ctx)
 		route = self._existing(proxy, new)
-		gone = dict.fromkeys(traefik.expected_routers(dataclasses.replace(route, site=old)))
-		proxy.verify(ctx, {**gone, **traefik.expected_routers(route)})
+		gone = dict.fromkeys(traefik.expected_state(dataclasses.replace(route, site=old)))
+		proxy.verify(ctx, {**gone, **traefik.expected_state(route)})
 
 	def add_host(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
@@ -616,7 +625,7 @@ class ProxyJobs:
 			proxy.publish(ctx, site)
 			# Traefik reloads the whole directory at once: once the site's routers changed, the
 			# certificate is gone as well.
-			proxy.verify(ctx, traefik.expected_routers(site))
+			proxy.verify(ctx, traefik.expected_state(site))
 
 	def reload(self, site_of: Callable[[StepContext], str | None]) -> Callable[[StepContext], None]:
 		"""Press's 'Reload NGINX': Traefik reloads by itself; this checks that it has."""
@@ -630,7 +639,7 @@ class ProxyJobs:
 				ctx.log("a wildcard certificate has no router of its own; Traefik picks it up by SNI")
 				return
 			proxy = self.proxy(ctx)
-			proxy.verify(ctx, traefik.expected_routers(self._existing(proxy, site)))
+			proxy.verify(ctx, traefik.expected_state(self._existing(proxy, site)))
 
 		return step
 

@@ -68,28 +68,27 @@ def at_target(step: Callable[[StepContext], None]) -> Callable[[StepContext], No
 	return run
 
 
-def if_activate(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
-	"""Press leaves a site that was not Active before the update in maintenance mode after it."""
+def when(
+	key: str, otherwise: str
+) -> Callable[[Callable[[StepContext], None]], Callable[[StepContext], None]]:
+	"""Runs a step when the payload's ``key`` is true (or absent); else logs ``otherwise``."""
 
-	def run(ctx: StepContext) -> None:
-		if ctx.payload.get("activate", True):
-			step(ctx)
-		else:
-			ctx.log(f"{site_name(ctx)} was not active before the update: it stays in maintenance mode")
+	def wrap(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
+		def run(ctx: StepContext) -> None:
+			if ctx.payload.get(key, True):
+				step(ctx)
+			else:
+				ctx.log(otherwise.format(site=site_name(ctx)))
 
-	return run
+		return run
+
+	return wrap
 
 
-def if_deactivate(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
-	"""Move Site to Bench quiesces the site only when asked (a bench whose Python is broken cannot)."""
-
-	def run(ctx: StepContext) -> None:
-		if ctx.payload.get("deactivate", True):
-			step(ctx)
-		else:
-			ctx.log("deactivate is off: the site is moved as it is")
-
-	return run
+# Press leaves a site that was not Active before the update in maintenance mode after it.
+if_activate = when("activate", "{site} was not active before the update: it stays in maintenance mode")
+# Move Site to Bench quiesces the site only when asked (a bench whose Python is broken cannot).
+if_deactivate = when("deactivate", "deactivate is off: {site} is moved as it is")
 
 
 # --- Move Site -----------------------------------------------------------------------------------------
@@ -319,7 +318,7 @@ class SiteUpdates:
 				f"The route of {current.site} on proxy {proxy.server.name} points at bench {current.bench}, "
 				f"not {target_bench(ctx)}. Fix: retry the job (its 'Bench Setup NGINX Target' step rewrites it)."
 			)
-		proxy.verify(ctx, traefik.expected_routers(current))
+		proxy.verify(ctx, traefik.expected_state(current))
 
 	def _moved(self) -> list[tuple[str, Callable[[StepContext], None]]]:
 		return [

@@ -226,13 +226,18 @@ def router_signature(rule: str, service: str, middlewares: list[str]) -> str:
 	return "|".join([rule, *(name.split("@")[0] for name in (service, *middlewares))])
 
 
-def expected_routers(route: SiteRoute) -> dict[str, str]:
-	"""Router → its signature once Traefik has loaded ``route`` (to verify a reload)."""
-	document = site_document(route)
-	return {
-		name: router_signature(router["rule"], router["service"], router["middlewares"])
-		for name, router in document["http"]["routers"].items()
+def expected_state(route: SiteRoute) -> dict[str, str]:
+	"""What Traefik's API shows once ``route`` is loaded (to verify a reload): ``routers/<name>`` → its
+	signature, and ``services/<name>`` → the URL it forwards to (a site moved to another bench keeps its
+	routers and changes only that)."""
+	http = site_document(route)["http"]
+	state = {
+		f"routers/{name}": router_signature(router["rule"], router["service"], router["middlewares"])
+		for name, router in http["routers"].items()
 	}
+	for name, service in http["services"].items():
+		state[f"services/{name}"] = service["loadBalancer"]["servers"][0]["url"]
+	return state
 
 
 def certificate_files(host: HostRoute) -> dict[str, str]:
