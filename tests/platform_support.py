@@ -32,7 +32,7 @@ from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.builds import BuilderSettings, ContextStore
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
-from press_selfhosted.engine.proxy import ProxySettings
+from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.engine.sites import SiteSettings
 
@@ -91,16 +91,20 @@ def servers(endpoints: dict, prefix: str) -> tuple[ContainerServer, ContainerSer
 	)
 
 
+def proxy_settings(endpoints: dict) -> ProxySettings:
+	return ProxySettings(
+		traefik_image=endpoints["images"]["traefik"],
+		pages_image=endpoints["images"]["front"],
+		bind_address="127.0.0.1",
+		http_port=0,
+		https_port=0,
+	)
+
+
 def settings_of(endpoints: dict, contexts_dir: str) -> dict:
 	"""What the Frappe layer reads from its settings to build the handlers, as plain values."""
 	return {
-		"proxy": ProxySettings(
-			traefik_image=endpoints["images"]["traefik"],
-			pages_image=endpoints["images"]["front"],
-			bind_address="127.0.0.1",
-			http_port=0,
-			https_port=0,
-		),
+		"proxy": proxy_settings(endpoints),
 		"builder": BuilderSettings(
 			contexts=ContextStore(contexts_dir),
 			registry_target=lambda url: RegistryTarget(
@@ -124,6 +128,7 @@ class Platform:
 	router: Router
 	mariadb: MariaDB
 	storage: dict  # the default Storage Configuration (non-secret fields)
+	endpoints: dict = field(default_factory=dict)
 	backups: dict = field(default_factory=dict)  # Site Backup stand-ins by database object key
 	workers: list[threading.Thread] = field(default_factory=list)
 
@@ -232,7 +237,7 @@ def start_platform(
 		"region": s3["region"],
 		"verify_tls": 0,
 	}
-	platform = Platform(prefix, topology, secrets, store_config, found, None, mariadb, storage)  # type: ignore[arg-type]
+	platform = Platform(prefix, topology, secrets, store_config, found, None, mariadb, storage, endpoints)  # type: ignore[arg-type]
 	platform.router = Router(
 		found, JobStore(store_config), platform.enqueue, topology, DockerHosts(), platform.enrich
 	)
@@ -267,6 +272,26 @@ def through_traefik(
 		return response.status, response.read().decode(errors="replace")
 	finally:
 		connection.close()
+
+
+def routed_bench(docker_client, platform, site: str) -> str:
+	"""The bench the site's route file on the proxy names."""
+	traefik = docker_client.containers.get(naming.resource_name(platform.prefix, "traefik"))
+	proxy = Proxy(platform.topology.proxy, traefik, "", None)  # type: ignore[arg-type] (only reads files)
+	return proxy.site(site).bench
+
+
+def update_payload(target: str, **more) -> dict:
+	"""Press's update_site body (press.agent.Agent.update_site), for the bench the site is on."""
+	return {
+		"target": target,
+		"activate": True,
+		"skip_failing_patches": False,
+		"skip_backups": False,
+		"before_migrate_scripts": {},
+		"skip_search_index": True,
+		**more,
+	}
 
 
 def upstream(platform) -> str:
@@ -309,6 +334,7 @@ def crash_world(platform: Platform) -> dict:
 		"site_benches": t.site_benches,
 		"store": vars(platform.store_config),
 		"secrets": platform.secrets.values,
+		"endpoints": platform.endpoints,
 	}
 
 
@@ -318,6 +344,7 @@ def crash_executor() -> Executor:
 	The site handlers' steps linger ``PSA_LINGER`` seconds after doing their work, so a kill lands while
 	the step is Running with its effects already made (the rerun must repeat finished work harmlessly).
 	"""
+	from press_selfhosted.engine.site_updates import SiteUpdates
 	from press_selfhosted.engine.sites import site_handlers
 
 	world = json.loads(os.environ["PSA_PLATFORM_WORLD"])
@@ -331,9 +358,11 @@ def crash_executor() -> Executor:
 
 		return replace(step, run=run)
 
+	settings = SiteSettings(proxy_timeout=30, proxy_interval=0.2)
+	updates = SiteUpdates(ProxyJobs(proxy_settings(world["endpoints"])), settings)
 	found = [
 		replace(h, steps=tuple(lingering(s) for s in h.steps))
-		for h in site_handlers(SiteSettings(proxy_timeout=30, proxy_interval=0.2))
+		for h in (*site_handlers(settings), *updates.handlers())
 	]
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),

@@ -1,5 +1,5 @@
-"""Crash test of New Site and Archive Site: the worker is SIGKILLed while each step runs, then the sweep
-resumes the job; the end state equals an uninterrupted run's.
+"""Crash test of New Site, Archive Site and Update Site Migrate: the worker is SIGKILLed while each step
+runs, then the sweep resumes the job; the end state equals an uninterrupted run's.
 
 As in tests/test_agent_crash.py the worker is a real subprocess (``python -m
 press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``) whose steps linger
@@ -18,7 +18,14 @@ import uuid
 import pytest
 import test_agent_support as support
 from backup_support import object_keys, scratch_bucket
-from platform_support import crash_world, remove_platform, start_platform
+from platform_support import (
+	crash_world,
+	create_site,
+	remove_platform,
+	routed_bench,
+	start_platform,
+	update_payload,
+)
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.executor import sweep
@@ -31,9 +38,11 @@ from press_selfhosted.engine.storage import open_client
 store_config = support.store_config
 registry_images = support.registry_images
 BENCH = "bench-crash"
+TARGET = "bench-crash-next"  # the bench sites are updated to
 SITES = "/home/frappe/frappe-bench/sites"
 NEW_SITE_STEPS = 7
 ARCHIVE_STEPS = 5
+UPDATE_STEPS = 13
 LINGER = "0.5"
 
 
@@ -45,8 +54,9 @@ def cluster(docker_client, endpoints, store_config, registry_images, tmp_path_fa
 		try:
 			contexts = str(tmp_path_factory.mktemp("contexts"))
 			platform = start_platform(docker_client, endpoints, store_config, prefix, contexts, target.bucket)
-			payload = support.new_bench_payload(BENCH, registry_images["plain"])
-			platform.run(platform.topology.app, "benches", payload)
+			for bench in (BENCH, TARGET):
+				payload = support.new_bench_payload(bench, registry_images["plain"])
+				platform.run(platform.topology.app, "benches", payload)
 			# Press's POST without the enqueue: each test hands its job to the worker it kills
 			quiet = Router(
 				platform.found,
@@ -234,3 +244,56 @@ def test_archive_site_killed_at_each_step_converges(cluster, docker_client, stor
 		assert job["status"] == "Success", (idx, job["data"])
 		assert [s["status"] for s in job["steps"]] == ["Success"] * ARCHIVE_STEPS
 		assert archive_state(docker_client, platform, target, site) == expected, job["steps"][idx]["name"]
+
+
+def update_state(docker_client, platform, site: str) -> dict:
+	"""Where the site's folder is (both benches), its backup of tables, its config and its route."""
+
+	def entries(bench: str, folder: str = "") -> list[str]:
+		backend = docker_client.containers.get(naming.resource_name(platform.prefix, bench))
+		_, out = backend.exec_run(["ls", "-A", "-1", f"{SITES}/{folder}"])
+		return sorted(
+			name.replace(site, "SITE") for name in out.decode().splitlines() if site in name or folder
+		)
+
+	config = json.loads(
+		docker_client.containers.get(naming.resource_name(platform.prefix, TARGET))
+		.exec_run(["cat", f"{SITES}/{site}/site_config.json"])
+		.output
+	)
+	return {
+		"source": entries(BENCH),
+		"target": entries(TARGET),
+		"tables": entries(TARGET, f"{site}/.migrate"),
+		"config": {key: value for key, value in config.items() if not key.startswith("db_")},
+		"route": routed_bench(docker_client, platform, site),
+		"limited": platform.mariadb.users("%\\_limited"),
+	}
+
+
+def test_update_site_migrate_killed_at_each_step_converges(cluster, docker_client, store_config):
+	platform, quiet, _ = cluster
+	store = JobStore(store_config)
+	app = platform.topology.app
+	tag = uuid.uuid4().hex[:6]
+	names = [f"m{idx}-{tag}.example.test" for idx in range(-1, UPDATE_STEPS)]
+	for site in names:
+		for job in create_site(platform, site, BENCH):
+			assert job["status"] == "Success", job["data"]
+
+	reference, *crashed = names
+	path = f"benches/{BENCH}/sites/{{}}/update/migrate"
+	platform.run(app, path.format(reference), update_payload(TARGET))
+	expected = json.loads(
+		json.dumps(update_state(docker_client, platform, reference)).replace(reference, "SITE")
+	)
+	assert expected["source"] == [] and expected["target"] == ["SITE"] and expected["route"] == TARGET
+	assert "tabPatch Log.sql.gz" in expected["tables"] and expected["config"]["maintenance_mode"] == 0
+
+	for idx, site in enumerate(crashed):
+		response = quiet.handle(app.name, "POST", path.format(site), update_payload(TARGET), "AJ-crash")
+		job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
+		assert job["status"] == "Success", (idx, job["data"])
+		assert [s["status"] for s in job["steps"]] == ["Success"] * UPDATE_STEPS
+		state = json.loads(json.dumps(update_state(docker_client, platform, site)).replace(site, "SITE"))
+		assert state == expected, job["steps"][idx]["name"]

@@ -16,11 +16,17 @@ import uuid
 import pytest
 import test_agent_support as support
 from backup_support import scratch_bucket
-from platform_support import create_site, remove_platform, start_platform, through_traefik
+from platform_support import (
+	create_site,
+	remove_platform,
+	routed_bench,
+	start_platform,
+	through_traefik,
+	update_payload,
+)
 
 from press_selfhosted.engine import naming, transfer
 from press_selfhosted.engine.database import database_name
-from press_selfhosted.engine.proxy import Proxy
 
 store_config = support.store_config
 registry_images = support.registry_images
@@ -77,24 +83,9 @@ def site_config(docker_client, platform, bench: str, site: str) -> dict | None:
 	return json.loads(out) if code == 0 else None
 
 
-def routed_bench(docker_client, platform, site: str) -> str:
-	traefik = docker_client.containers.get(naming.resource_name(platform.prefix, "traefik"))
-	proxy = Proxy(platform.topology.proxy, traefik, "", None)  # type: ignore[arg-type] (only reads files)
-	return proxy.site(site).bench
-
-
 def update(platform, site: str, source: str, kind: str, **data) -> dict:
-	"""Press's update_site (press.agent.Agent.update_site) body, sent to the bench the site is on."""
-	payload = {
-		"target": data.pop("target"),
-		"activate": True,
-		"skip_failing_patches": False,
-		"skip_backups": False,
-		"before_migrate_scripts": {},
-		"skip_search_index": True,
-		**data,
-	}
 	app = platform.topology.app
+	payload = update_payload(data.pop("target"), **data)
 	return platform.poll(app, platform.post(app, f"benches/{source}/sites/{site}/update/{kind}", payload))
 
 
