@@ -8,7 +8,9 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
 - ``registry_cleanup(dry_run=1)``: tags of the default Local Registry that no non-Archived Bench uses;
 - ``verify_backup(site_backup)``: re-reads one backup's objects and checks size and SHA-256;
 - ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
-- ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits.
+- ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits;
+- ``site_certificates(proxy_server)``: the sites a container proxy certifies by ACME, each with its
+  certificate's expiry and what is wrong (no certificate after the grace period, renewal overdue).
 """
 
 from __future__ import annotations
@@ -172,3 +174,12 @@ def site_usage(site: str) -> dict:
 	from press_selfhosted.agent.usage import check_site
 
 	return asdict(check_site(site))
+
+
+@frappe.whitelist()
+def site_certificates(proxy_server: str) -> list[dict]:
+	"""The ACME certificates Traefik holds for the sites of a container Proxy Server, and their problems."""
+	_only_operators()
+	from press_selfhosted.agent.certificates import site_certificates as report
+
+	return report(proxy_server)

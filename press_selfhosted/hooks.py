@@ -40,7 +40,11 @@ before_job = ["press_selfhosted.agent.runtime.apply_swap"]
 scheduler_events = {
 	"cron": {"* * * * *": ["press_selfhosted.agent.runtime.sweep_jobs"]},
 	# site usage (database, files, system users) against the plan's limits
-	"hourly_long": ["press_selfhosted.agent.usage.measure_site_usages"],
+	"hourly_long": [
+		"press_selfhosted.agent.usage.measure_site_usages",
+		# certificates Traefik obtains by ACME: missing ones and overdue renewals go to the Error Log
+		"press_selfhosted.agent.certificates.report_site_certificates",
+	],
 	# backups in MinIO: retention (Press's FIFO / grandfather-father-son), checksum re-checks, restore drills
 	"daily_long": [
 		"press_selfhosted.agent.backups.apply_retention",

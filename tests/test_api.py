@@ -55,6 +55,7 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 		"verify_backup",
 		"run_restore_drill",
 		"site_usage",
+		"site_certificates",
 	}
 	for function in public:
 		body = [

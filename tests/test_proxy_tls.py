@@ -5,6 +5,7 @@ verified against the issuing root. The topology and secret source are fakes of P
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import importlib
@@ -342,6 +343,25 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
 	jsonschema.validate(document, SCHEMA)
 	assert {r["tls"]["certResolver"] for r in document["http"]["routers"].values() if "tls" in r} == {"acme"}
 
+	# The operator's view of what Traefik holds for each site it certifies. pebble's DNS sends the
+	# challenge of this one to an address where no proxy listens, so it gets no certificate.
+	unreachable = "acme-unreachable.example.com"
+	dns = pebble["challtestsrv_url"]
+	requests.post(f"{dns}/add-a", json={"host": unreachable, "addresses": ["127.0.0.2"]}, timeout=5)
+	try:
+		cluster["topology"].benches[unreachable] = BENCH
+		add_site(cluster, settings, server, unreachable)
+		report = {c.site: c for c in Proxy.existing(client, server, settings).site_certificates()}
+	finally:
+		requests.post(f"{dns}/clear-a", json={"host": unreachable}, timeout=5)
+	assert set(report) == {ACME_SITE, unreachable}
+	now = datetime.datetime.now(datetime.timezone.utc)
+	assert report[ACME_SITE].not_after == x509.load_der_x509_certificate(served).not_valid_after_utc
+	assert report[ACME_SITE].problem(now) is None
+	assert report[unreachable].not_after is None and report[unreachable].problem(now) is None  # grace
+	later = report[unreachable].problem(now + acme.ISSUE_GRACE + datetime.timedelta(minutes=1))
+	assert later.startswith(f"{unreachable}: no certificate") and "acme-challenge" in later
+
 	# ACME switched off: the container is remade without the resolver, the next job drops it from
 	# the site's routes, and acme.json stays in its volume for a later switch back.
 	plain = settings_for(endpoints, http_port=PEBBLE_HTTP_PORT)
@@ -351,6 +371,37 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
 	assert proxy.site(ACME_SITE).cert_resolver is None
 	assert "certResolver" not in traefik.render(proxy.site(ACME_SITE))
 	client.volumes.get(f"{server.container_prefix}-traefik-acme")
+
+
+def test_stored_certificates_are_read_without_their_keys(endpoints):
+	chain, key, certificate = issue(endpoints["ca"], ["one.example.com", "www.one.example.com"])
+	stored = {
+		"acme": {
+			"Account": {"Email": "ops@example.com", "PrivateKey": "c2VjcmV0"},
+			"Certificates": [
+				{
+					"domain": {"main": "one.example.com", "sans": ["www.one.example.com"]},
+					"certificate": base64.b64encode(chain.encode()).decode(),
+					"key": base64.b64encode(key.encode()).decode(),
+					"Store": "default",
+				}
+			],
+		}
+	}
+	found = acme.stored_certificates(json.dumps(stored).encode(), "acme")
+	assert found == dict.fromkeys(["one.example.com", "www.one.example.com"], certificate.not_valid_after_utc)
+	assert acme.stored_certificates(b"", "acme") == {} and acme.stored_certificates(b"{}", "other") == {}
+	with pytest.raises(ValidationError, match="acme.json"):
+		acme.stored_certificates(b"{not json", "acme")
+
+
+def test_a_certificate_not_renewed_in_time_is_a_problem():
+	now = datetime.datetime(2026, 11, 26, tzinfo=datetime.timezone.utc)
+	since = now - datetime.timedelta(days=80)
+	healthy = acme.SiteCertificate("a.example.com", since, now + datetime.timedelta(days=45))
+	overdue = acme.SiteCertificate("a.example.com", since, now + datetime.timedelta(days=12))
+	assert healthy.problem(now) is None
+	assert "expires 2026-12-08" in overdue.problem(now) and "not been renewed" in overdue.problem(now)
 
 
 def test_default_certificate_from_the_operators_ca(cluster, endpoints):

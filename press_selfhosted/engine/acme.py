@@ -15,6 +15,8 @@ resolver is asked for the site name only, and Traefik picks a host's certificate
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
 import json
 import re
@@ -102,6 +104,62 @@ class AcmeResolver:
 	def content_digest(self) -> str:
 		"""Changes when the CA bundle written beside ``acme.json`` changes (the container is remade)."""
 		return hashlib.sha256(self.ca_bundle.encode()).hexdigest() if self.ca_bundle else ""
+
+
+# --- what Traefik obtained ---------------------------------------------------------------------------
+
+# Traefik renews a certificate 30 days before it expires; one that still expires this soon is not
+# being renewed. A site gets this long after its route is written before a missing certificate counts.
+RENEWAL_OVERDUE = datetime.timedelta(days=20)
+ISSUE_GRACE = datetime.timedelta(minutes=30)
+
+
+def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.datetime]:
+	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → its expiry (UTC).
+
+	The file also holds the private keys and the ACME account key: only the certificates are read,
+	and nothing of the file leaves this function."""
+	try:
+		stored = (json.loads(acme_json or b"{}").get(resolver) or {}).get("Certificates") or []
+	except ValueError as error:
+		raise ValidationError(
+			"acme.json", "", f"not JSON ({error})", "check the Traefik container's log"
+		) from None
+	found: dict[str, datetime.datetime] = {}
+	for entry in stored:
+		leaf = x509.load_pem_x509_certificate(base64.b64decode(entry.get("certificate") or ""))
+		domain = entry.get("domain") or {}
+		for name in (domain.get("main"), *(domain.get("sans") or ())):
+			if name:
+				found[name] = max(found.get(name, leaf.not_valid_after_utc), leaf.not_valid_after_utc)
+	return found
+
+
+@dataclass(frozen=True)
+class SiteCertificate:
+	"""A site the proxy asks its ACME resolver to certify: since when it is routed, and until when its
+	certificate holds (None: Traefik has none for it)."""
+
+	site: str
+	routed_since: datetime.datetime
+	not_after: datetime.datetime | None
+
+	def problem(self, now: datetime.datetime) -> str | None:
+		"""What an operator must look at, or None while all is well."""
+		if self.not_after is None:
+			if now - self.routed_since < ISSUE_GRACE:
+				return None
+			return (
+				f"{self.site}: no certificate since its route was written at {self.routed_since:%Y-%m-%d %H:%M} UTC. "
+				"Fix: the ACME server must reach http://<site>/.well-known/acme-challenge/ on this proxy "
+				"(DNS pointing here, port 80 open); Traefik's log (docker logs) says why it failed."
+			)
+		if self.not_after - now < RENEWAL_OVERDUE:
+			return (
+				f"{self.site}: certificate expires {self.not_after:%Y-%m-%d %H:%M} UTC and has not been renewed. "
+				"Fix: see Traefik's log (docker logs) for the renewal's error."
+			)
+		return None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ The proxy and the app servers must share the cluster network: routes name contai
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import io
 import json
@@ -161,6 +162,7 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
 			info = tarfile.TarInfo(name)
 			info.size = len(content)
 			info.mode = mode
+			info.mtime = int(time.time())  # a route file's time is when it was written (certificate report)
 			archive.addfile(info, io.BytesIO(content))
 	return buffer.getvalue()
 
@@ -304,6 +306,43 @@ class Proxy:
 		proxy = cls(server, container, f"http://{pages.name}:80", settings)
 		proxy.ensure_default_certificate()
 		return proxy
+
+	@classmethod
+	def existing(
+		cls, client: docker.DockerClient, server: ContainerServer, settings: ProxySettings
+	) -> Proxy | None:
+		"""The proxy as it runs, creating and changing nothing (None: it has no Traefik container)."""
+		name = traefik_spec(server, settings).name
+		found = client.containers.list(all=True, filters={"name": f"^{name}$"})
+		if not found:
+			return None
+		return cls(server, found[0], f"http://{pages_spec(server, settings).name}:80", settings)
+
+	def site_certificates(self) -> list[acme.SiteCertificate]:
+		"""Each site this proxy asks its ACME resolver to certify, with what Traefik holds for it.
+
+		One exec lists every route file's time and state line (thousands of sites: no read per file)."""
+		resolver = self.cert_resolver
+		if resolver is None:
+			return []
+		script = (
+			'cd "$1" || exit 1; set -- site_*.yml; [ -e "$1" ] || exit 0; '
+			'stat -c "%Y %n" -- "$@"; echo "--"; grep -H -m 1 "" -- "$@"'
+		)
+		listed = commands.run(self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY], ROOT)
+		times_part, _, headers_part = listed.stdout.partition("\n--\n")
+		written = {}
+		for line in times_part.splitlines():
+			seconds, _, name = line.partition(" ")
+			written[name] = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc)
+		held = acme.stored_certificates(self._file(acme.ACME_STORAGE) or b"{}", resolver)
+		found = []
+		for line in headers_part.splitlines():
+			name, _, header = line.partition(":")
+			route = traefik.parse(header, name)
+			if isinstance(route, SiteRoute) and route.cert_resolver == resolver:
+				found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
+		return found
 
 	def published_port(self, container_port: str) -> int:
 		return int(self.traefik.ports[container_port][0]["HostPort"])
