@@ -252,3 +252,42 @@ def test_rename_site_renames_its_folder_and_route_together(world, docker_client)
 	status, body = through_traefik(docker_client, platform, new)
 	assert (status, json.loads(body)) == (200, {"site": new})
 	assert through_traefik(docker_client, platform, site)[0] == 404
+
+
+def test_table_restore_optimize_user_and_after_migrate_steps(world, docker_client):
+	"""The smaller site jobs Press sends around updates, on the renamed site."""
+	platform, db = world["platform"], world["db"]
+	site = f"renamed-{world['site']}"
+	app = platform.topology.app
+	platform.mariadb.sql(f"INSERT INTO `{NOTES}` VALUES ('three')", database=db)
+	job = platform.run(app, f"benches/{OLD}/sites/{site}/update/migrate/restore", {"activate": True})
+	assert [s["name"] for s in job["steps"]] == ["Restore Site Tables", "Disable Maintenance Mode"]
+	assert platform.mariadb.sql(f"SELECT COUNT(*) FROM `{NOTES}`", database=db) == [["2"]]  # the dump's rows
+
+	job = platform.run(app, f"benches/{OLD}/sites/{site}/optimize", {"tables": [NOTES]})
+	assert f"optimized {NOTES}" in job["steps"][0]["data"]["output"]
+	refused = platform.poll(app, platform.post(app, f"benches/{OLD}/sites/{site}/optimize", {"tables": "x"}))
+	assert refused["status"] == "Failure" and "tables" in refused["data"]["output"]
+
+	user = {
+		"email": "clerk@renamed.test",
+		"first_name": "Clerk",
+		"last_name": "One",
+		"password": "Pw-9-clerk",
+	}
+	platform.secrets.values["password"] = user["password"]  # what Press's own Agent Job request holds
+	job = platform.run(app, f"benches/{OLD}/sites/{site}/create-user", user)
+	assert "Pw-9-clerk" not in json.dumps(job)
+	assert platform.mariadb.sql(
+		"SELECT COUNT(*) FROM `__Auth` WHERE name = 'clerk@renamed.test'", database=db
+	) == [["1"]]
+
+	before = platform.mariadb.sql("SELECT password FROM `__Auth` WHERE name = 'Administrator'", database=db)
+	backend(docker_client, platform, OLD).exec_run(["bench", "--site", site, "set-maintenance-mode", "on"])
+	job = platform.run(
+		app, f"benches/{OLD}/sites/{site}/run_after_migrate_steps", {"admin_password": "********"}
+	)
+	after = platform.mariadb.sql("SELECT password FROM `__Auth` WHERE name = 'Administrator'", database=db)
+	assert after != before  # set again from the Site's admin password (a new salt)
+	assert platform.secrets.values["admin_password"] not in json.dumps(job)
+	assert site_config(docker_client, platform, OLD, site)["maintenance_mode"] == 0

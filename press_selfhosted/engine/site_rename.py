@@ -20,6 +20,7 @@ from press_selfhosted.engine.sites import (
 	enable_scheduler,
 	has_site_config,
 	maintenance,
+	nothing_to_reload,
 	set_aside_incomplete,
 	setup_nginx,
 	site_name,
@@ -60,13 +61,6 @@ def rename_site(ctx: StepContext) -> None:
 		raise SiteError(f"Bench {ctx.job.bench} has no site {old} (no site_config.json) to rename.")
 	set_aside_incomplete(ctx, container, new)
 	ctx.run(container, ["mv", "--", f"{SITES}/{old}", f"{SITES}/{new}"])
-
-
-def nothing_to_reload(ctx: StepContext) -> None:
-	# No ping here: a Frappe site in maintenance mode answers 503 until the next step.
-	ctx.log(
-		f"bench {ctx.job.bench}: its front finds a site by Host header; nothing to reload for {new_name(ctx)}"
-	)
 
 
 def rename_handlers(settings: SiteSettings | None = None) -> list[Handler]:

@@ -24,6 +24,12 @@ from collections.abc import Callable
 from press_selfhosted.engine import commands, naming, traefik, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.proxy import ProxyJobs
+from press_selfhosted.engine.site_tables import (
+	backup_site_tables,
+	clear_backup_directory,
+	log_touched_tables,
+	restore_touched_tables,
+)
 from press_selfhosted.engine.sites import (
 	SITES,
 	SiteError,
@@ -31,20 +37,17 @@ from press_selfhosted.engine.sites import (
 	backend,
 	bench,
 	has_site_config,
+	if_activate,
 	maintenance,
 	set_aside_incomplete,
 	setup_nginx,
 	site_name,
 	wait_for_enqueued_jobs,
+	when,
 	with_job,
 )
 from press_selfhosted.engine.validation import validate_fqdn
 
-# Frappe's own names (sites/<site>/...): the table-wise dumps of Update Site Migrate, the tables of
-# the site before it, and the tables the migration wrote to (written by ``bench migrate``).
-MIGRATE_BACKUPS = ".migrate"
-PREVIOUS_TABLES = "previous_tables.json"
-TOUCHED_TABLES = "touched_tables.json"
 STAGING_PREFIX = ".moving-"  # sites/.moving-<site>: a copy lands here before it is renamed into place
 
 
@@ -68,25 +71,6 @@ def at_target(step: Callable[[StepContext], None]) -> Callable[[StepContext], No
 	return run
 
 
-def when(
-	key: str, otherwise: str
-) -> Callable[[Callable[[StepContext], None]], Callable[[StepContext], None]]:
-	"""Runs a step when the payload's ``key`` is true (or absent); else logs ``otherwise``."""
-
-	def wrap(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
-		def run(ctx: StepContext) -> None:
-			if ctx.payload.get(key, True):
-				step(ctx)
-			else:
-				ctx.log(otherwise.format(site=site_name(ctx)))
-
-		return run
-
-	return wrap
-
-
-# Press leaves a site that was not Active before the update in maintenance mode after it.
-if_activate = when("activate", "{site} was not active before the update: it stays in maintenance mode")
 # Move Site to Bench quiesces the site only when asked (a bench whose Python is broken cannot).
 if_deactivate = when("deactivate", "deactivate is off: {site} is moved as it is")
 
@@ -122,121 +106,6 @@ def move_site(ctx: StepContext) -> None:
 	ctx.run(target, ["sh", "-c", 'mv -- "$1/$2" "$3" && rmdir -- "$1"', "sh", staging, site, directory])
 	ctx.log(f"copied {directory} from bench {source_bench} to bench {destination_bench}")
 	ctx.run(source, ["rm", "-rf", "--", directory])
-
-
-# --- table-wise backup and restore (Update Site Migrate and its recovery) --------------------------------
-
-# Runs in the backend as the bench user with the site's own database login (from its site_config.json):
-# argv = the action, then the site.
-_TABLES = r"""
-import gzip, json, os, shutil, subprocess, sys, tempfile
-
-action, site = sys.argv[1], sys.argv[2]
-folder = os.path.join("sites", site)
-config = json.load(open(os.path.join(folder, "site_config.json")))
-try:
-	common = json.load(open("sites/common_site_config.json"))
-except (OSError, ValueError):
-	common = {}
-options = tempfile.NamedTemporaryFile("w", suffix=".cnf")
-os.chmod(options.name, 0o600)
-options.write("[client]\nuser=%s\npassword=%s\nhost=%s\nport=%s\n" % (
-	config.get("db_user") or config["db_name"], config["db_password"],
-	config.get("db_host") or common.get("db_host") or "127.0.0.1",
-	config.get("db_port") or common.get("db_port") or 3306))
-options.flush()
-login = "--defaults-extra-file=" + options.name
-database = config["db_name"]
-backups = os.path.join(folder, ".migrate")
-
-def tables():
-	out = subprocess.run(["mariadb", login, "-N", "-B", database, "-e", "SHOW TABLES"],
-		check=True, capture_output=True, text=True).stdout
-	return [line for line in out.splitlines() if line]
-
-def load(name):
-	try:
-		with open(os.path.join(folder, name)) as handle:
-			return json.load(handle)
-	except (OSError, ValueError):
-		return None
-
-if action == "backup":
-	names = tables()
-	for table in names:
-		final = os.path.join(backups, table + ".sql.gz")
-		with open(final + ".tmp", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
-			dump = subprocess.Popen(["mariadb-dump", login, "--single-transaction", "--quick",
-				"--lock-tables=false", database, table], stdout=subprocess.PIPE)
-			shutil.copyfileobj(dump.stdout, out)
-			if dump.wait():
-				sys.exit("mariadb-dump of table %s failed (exit %s)" % (table, dump.returncode))
-		os.replace(final + ".tmp", final)
-	with open(os.path.join(folder, "previous_tables.json.tmp"), "w") as handle:
-		json.dump(names, handle)
-	os.replace(os.path.join(folder, "previous_tables.json.tmp"), os.path.join(folder, "previous_tables.json"))
-	print("dumped %d tables of %s into %s" % (len(names), database, backups))
-elif action == "restore":
-	previous = load("previous_tables.json")
-	if previous is None:
-		print("no table-wise backup of this update (skip_backups): the tables stay as the migration left them")
-		sys.exit(0)
-	touched = load("touched_tables.json")
-	for table in (previous if touched is None else touched):
-		path = os.path.join(backups, table + ".sql.gz")
-		if not os.path.exists(path):
-			continue
-		with gzip.open(path, "rb") as dump:
-			restore = subprocess.Popen(["mariadb", login, database], stdin=subprocess.PIPE)
-			shutil.copyfileobj(dump, restore.stdin)
-			restore.stdin.close()
-			if restore.wait():
-				sys.exit("restoring table %s failed (exit %s)" % (table, restore.returncode))
-		print("restored", table)
-	for table in sorted(set(tables()) - set(previous)):
-		subprocess.run(["mariadb", login, database, "-e", "DROP TABLE `%s`" % table.replace("`", "``")], check=True)
-		print("dropped", table, "(created by the failed migration)")
-"""
-
-
-def clear_backup_directory(ctx: StepContext) -> None:
-	"""Also with ``skip_backups``: dumps and table lists of an earlier update must never be restored
-	over what the site has become since, so a recovery finds this update's backup or none."""
-	folder = f"{SITES}/{site_name(ctx)}"
-	stale = [f'"$1/{name}"' for name in (MIGRATE_BACKUPS, PREVIOUS_TABLES, TOUCHED_TABLES)]
-	script = f'rm -rf -- {" ".join(stale)} && mkdir -- "$1/{MIGRATE_BACKUPS}"'
-	ctx.run(backend(ctx), ["sh", "-c", script, "sh", folder])
-
-
-def _tables(ctx: StepContext, action: str) -> None:
-	# The script travels in the environment so that the step's output shows a readable command.
-	how = commands.Exec(environment={"PRESS_TABLES_SCRIPT": _TABLES})
-	argv = ["sh", "-c", 'exec python3 -c "$PRESS_TABLES_SCRIPT" "$@"', "tables", action, site_name(ctx)]
-	ctx.run(backend(ctx), argv, how)
-
-
-def backup_site_tables(ctx: StepContext) -> None:
-	if ctx.payload.get("skip_backups"):
-		ctx.log("skip_backups was asked: no table-wise backup, so a failed migration cannot be rolled back")
-		return
-	_tables(ctx, "backup")
-
-
-def restore_touched_tables(ctx: StepContext) -> None:
-	if not ctx.payload.get("restore_touched_tables", True):
-		ctx.log("restore_touched_tables is off: the tables stay as the failed migration left them")
-		return
-	_tables(ctx, "restore")
-
-
-def log_touched_tables(ctx: StepContext) -> None:
-	folder = f"{SITES}/{site_name(ctx)}"
-	for name in (TOUCHED_TABLES, PREVIOUS_TABLES):
-		found = commands.run(backend(ctx), ["cat", f"{folder}/{name}"], check=False)
-		if found.exit_code == 0:
-			ctx.log(f"{name}: {found.stdout.strip()}")
-			return
-	ctx.log("the migration recorded no touched tables")
 
 
 def app_scripts(key: str) -> Callable[[StepContext], None]:

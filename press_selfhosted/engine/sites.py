@@ -145,6 +145,27 @@ def set_aside_incomplete(ctx: StepContext, container: Container, site: str) -> N
 	ctx.run(container, ["sh", "-c", script, "sh", directory, aside])
 
 
+def when(
+	key: str, otherwise: str
+) -> Callable[[Callable[[StepContext], None]], Callable[[StepContext], None]]:
+	"""Runs a step when the payload's ``key`` is true (or absent); else logs ``otherwise``."""
+
+	def wrap(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
+		def run(ctx: StepContext) -> None:
+			if ctx.payload.get(key, True):
+				step(ctx)
+			else:
+				ctx.log(otherwise.format(site=site_name(ctx)))
+
+		return run
+
+	return wrap
+
+
+# Press leaves a site that was not Active before an update (or a table restore) in maintenance mode.
+if_activate = when("activate", "{site} was not active before: it stays in maintenance mode")
+
+
 def installed_apps(ctx: StepContext) -> list[str]:
 	"""First word of each ``list-apps`` line, as Press parses it."""
 	output = bench(ctx, "list-apps").stdout
@@ -271,10 +292,20 @@ def enable_scheduler(ctx: StepContext) -> None:
 
 
 def create_user(ctx: StepContext) -> None:
+	"""The optional first user Press sends with New Site (``create_user``)."""
 	user = ctx.payload.get("create_user")
 	if not user:
 		ctx.log("no user to create")
 		return
+	_add_system_manager(ctx, user, "create_user.password")
+
+
+def create_user_from_payload(ctx: StepContext) -> None:
+	"""Press's Create User job: the user is the payload itself."""
+	_add_system_manager(ctx, ctx.payload, "password")
+
+
+def _add_system_manager(ctx: StepContext, user: dict, password_key: str) -> None:
 	argv = [
 		"add-system-manager",
 		user["email"],
@@ -285,10 +316,20 @@ def create_user(ctx: StepContext) -> None:
 	]
 	secrets: tuple[str, ...] = ()
 	if user.get("password"):
-		password = ctx.secret("create_user.password")
+		password = ctx.secret(password_key)
 		argv += ["--password", password]
 		secrets = (password,)
 	bench(ctx, *argv, secrets=secrets)
+
+
+def set_admin_password(ctx: StepContext) -> None:
+	password = ctx.secret("admin_password")
+	bench(ctx, "set-admin-password", password, secrets=(password,))
+
+
+def nothing_to_reload(ctx: StepContext) -> None:
+	# No ping here: a Frappe site still in maintenance mode answers 503 until a later step.
+	ctx.log(f"bench {ctx.job.bench}: its front finds a site by Host header; nothing to reload")
 
 
 def setup_nginx(ctx: StepContext) -> None:
@@ -527,6 +568,19 @@ def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
 			],
 		),
 		handler("Migrate Site", "POST", f"{SITE}/migrate", [("Migrate Site", migrate)]),
+		handler("Create User", "POST", f"{SITE}/create-user", [("Create User", create_user_from_payload)]),
+		handler(
+			"Run After Migrate Steps",
+			"POST",
+			f"{SITE}/run_after_migrate_steps",
+			[
+				("Set Administrator Password", set_admin_password),
+				("Bench Setup NGINX", setup_nginx),
+				("Reload NGINX", nothing_to_reload),
+				("Disable Maintenance Mode", maintenance("off")),
+				("Enable Scheduler", enable_scheduler),
+			],
+		),
 		handler(
 			"Clear Cache",
 			"DELETE",

@@ -10,7 +10,9 @@ from press_selfhosted.engine.benches import BenchSettings, bench_handlers
 from press_selfhosted.engine.builds import BuilderSettings, run_remote_builder
 from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
 from press_selfhosted.engine.restore import restore_handlers
+from press_selfhosted.engine.server_jobs import server_handlers
 from press_selfhosted.engine.site_rename import rename_handlers
+from press_selfhosted.engine.site_tables import table_handlers
 from press_selfhosted.engine.site_updates import SiteUpdates
 from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
@@ -27,6 +29,8 @@ def all_handlers(
 		*site_handlers(sites),
 		*SiteUpdates(proxies, sites).handlers(),
 		*rename_handlers(sites),
+		*table_handlers(),
+		*server_handlers(),
 		*proxies.handlers(),
 		*backup_handlers(),
 		*restore_handlers(),

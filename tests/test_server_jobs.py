@@ -1,0 +1,72 @@
+"""Server-wide jobs Press sends to every Active server (Ping Job, the six-hourly Cleanup Unused Files),
+run against our real dockerd. The topology and secrets are fakes of Press's records (tests/proxy_helpers)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import docker.errors
+import pytest
+
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.server_jobs import server_handlers
+from tests.proxy_helpers import FakeTopology, container_server, run_job
+
+HANDLERS = index(server_handlers())
+
+
+@pytest.fixture
+def server(endpoints):
+	prefix = f"j{uuid.uuid4().hex[:8]}"
+	return container_server(endpoints, f"{prefix}-app.local", "Server", prefix, f"{prefix}-net")
+
+
+def test_ping_job_answers_with_the_docker_version(server, docker_client):
+	_, log = run_job(HANDLERS["Ping Job"], server, docker_client, FakeTopology(), {})
+	assert log == [f"server {server.name}: Docker answers ({docker_client.version()['Version']})"]
+
+
+def build(docker_client, base: str, tag: str, marker: str) -> str:
+	dockerfile = io.BytesIO(f"FROM {base}\nLABEL press.test.marker={marker}\n".encode())
+	image, _ = docker_client.images.build(fileobj=dockerfile, tag=tag, rm=True)
+	return image.id
+
+
+def test_cleanup_removes_untagged_images_and_names_kept_volumes(server, docker_client, endpoints):
+	base = endpoints["images"]["base"]
+	tag = f"press-selfhosted-test/cleanup:{uuid.uuid4().hex[:8]}"
+	replaced = build(docker_client, base, tag, "1")
+	current = build(docker_client, base, tag, "2")  # takes the tag: the first build is now dangling
+	# a sites volume Archive Bench kept (its bench has no containers any more) and a live bench's one
+	kept = docker_client.volumes.create(
+		f"{server.container_prefix}-old-sites", labels=naming.labels(server.name, "bench-sites", bench="old")
+	)
+	live = docker_client.volumes.create(
+		f"{server.container_prefix}-live-sites",
+		labels=naming.labels(server.name, "bench-sites", bench="live"),
+	)
+	backend = docker_client.containers.create(
+		base,
+		["sleep", "1"],
+		name=f"{server.container_prefix}-live",
+		labels=naming.labels(server.name, "bench", bench="live"),
+	)
+	try:
+		_, log = run_job(HANDLERS["Cleanup Unused Files"], server, docker_client, FakeTopology(), {})
+		assert [step.name for step in HANDLERS["Cleanup Unused Files"].steps] == [
+			"Remove Archived Benches",
+			"Remove Temporary Files",
+			"Remove Unused Docker Artefacts",
+		]
+		assert f"(not removed): {kept.name}" in log[0] and live.name not in log[0]
+		with pytest.raises(docker.errors.ImageNotFound):
+			docker_client.images.get(replaced)
+		assert docker_client.images.get(tag).id == current
+		assert docker_client.volumes.get(kept.name)  # other people's data stays
+	finally:
+		backend.remove(force=True)
+		for volume in (kept, live):
+			volume.remove(force=True)
+		docker_client.images.remove(tag, force=True)
