@@ -169,6 +169,16 @@ def test_bench_restart(bench_world, docker_client):
 	assert docker_client.containers.get(f"{prefix}-bench-0001").attrs["State"]["StartedAt"] != started
 
 
+def test_rebuild_bench_assets_writes_them_where_the_front_serves_them(bench_world, docker_client):
+	agent, prefix = bench_world
+	job = agent.poll(agent.post("benches/bench-0001/rebuild", {}))
+	assert job["status"] == "Success", job["data"]
+	assert_press_shape(job, ["Rebuild Bench Assets"])
+	front = docker_client.containers.get(f"{prefix}-bench-0001-front")
+	code, bundle = front.exec_run(["wget", "-q", "-O", "-", "http://127.0.0.1/assets/frappe/bundle.js"])
+	assert code == 0 and b"frappe built" in bundle, bundle
+
+
 def test_archive_bench_refuses_while_sites_remain_then_archives(bench_world, docker_client):
 	agent, prefix = bench_world
 	backend = docker_client.containers.get(f"{prefix}-bench-0001")

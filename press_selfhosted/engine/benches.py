@@ -581,7 +581,24 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 			_remove_volume(ctx, names.sites)
 		_remove_volume(ctx, names.logs)
 
+	def rebuild_assets(ctx: StepContext) -> None:
+		# the assets live in the sites volume, which the front serves: nothing to restart
+		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
+		backend = _get(ctx.docker.containers, names.backend)
+		if backend is None or backend.status != "running":
+			raise BenchError(
+				f"Bench {ctx.job.bench} has no running container {names.backend} on server {ctx.server.name}. "
+				"Fix: Bench Restart (or Update Bench Configuration to recreate it), then rebuild again."
+			)
+		ctx.run(backend, ["bench", "build"])
+
 	return [
+		handler(
+			"Rebuild Bench Assets",
+			"POST",
+			"benches/{bench}/rebuild",
+			[("Rebuild Bench Assets", rebuild_assets)],
+		),
 		handler(
 			"New Bench",
 			"POST",
