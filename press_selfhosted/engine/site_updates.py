@@ -102,7 +102,12 @@ def move_site(ctx: StepContext) -> None:
 	set_aside_incomplete(ctx, target, site)
 	staging = f"{SITES}/{STAGING_PREFIX}{site}"
 	ctx.run(target, ["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1"', "sh", staging])
-	transfer.copy_between_containers(source, directory, target, staging)
+	try:
+		transfer.copy_between_containers(source, directory, target, staging)
+	except transfer.TransferError:
+		# e.g. the target's disk is full: a partial copy must not keep holding that space until a rerun
+		commands.run(target, ["rm", "-rf", "--", staging], check=False)
+		raise
 	ctx.run(target, ["sh", "-c", 'mv -- "$1/$2" "$3" && rmdir -- "$1"', "sh", staging, site, directory])
 	ctx.log(f"copied {directory} from bench {source_bench} to bench {destination_bench}")
 	ctx.run(source, ["rm", "-rf", "--", directory])
