@@ -278,6 +278,8 @@ def test_table_restore_optimize_user_and_after_migrate_steps(world, docker_clien
 	platform.secrets.values["password"] = user["password"]  # what Press's own Agent Job request holds
 	job = platform.run(app, f"benches/{OLD}/sites/{site}/create-user", user)
 	assert "Pw-9-clerk" not in json.dumps(job)
+	again = platform.run(app, f"benches/{OLD}/sites/{site}/create-user", user)  # Press retrying
+	assert "user clerk@renamed.test exists on" in again["steps"][0]["data"]["output"]
 	assert platform.mariadb.sql(
 		"SELECT COUNT(*) FROM `__Auth` WHERE name = 'clerk@renamed.test'", database=db
 	) == [["1"]]

@@ -30,6 +30,7 @@ from press_selfhosted.engine.database import (
 	SQLFailed,
 	database_name,
 	find_mariadb,
+	quote,
 	temporary_user,
 )
 from press_selfhosted.engine.errors import EngineError
@@ -305,7 +306,19 @@ def create_user_from_payload(ctx: StepContext) -> None:
 	_add_system_manager(ctx, ctx.payload, "password")
 
 
+def _user_exists(ctx: StepContext, email: str) -> bool:
+	db_name = (read_site_config(ctx) or {}).get("db_name")
+	if not db_name:
+		return False
+	rows = mariadb(ctx).sql(f"SELECT COUNT(*) FROM `{db_name}`.`tabUser` WHERE name = {quote(email)}")
+	return rows[0][0] != "0"
+
+
 def _add_system_manager(ctx: StepContext, user: dict, password_key: str) -> None:
+	# Frappe's add-system-manager fails on an existing user: a rerun after a crash must not.
+	if _user_exists(ctx, user["email"]):
+		ctx.log(f"user {user['email']} exists on {site_name(ctx)} already")
+		return
 	argv = [
 		"add-system-manager",
 		user["email"],
