@@ -276,8 +276,7 @@ def through_traefik(
 
 def routed_bench(docker_client, platform, site: str) -> str:
 	"""The bench the site's route file on the proxy names."""
-	traefik = docker_client.containers.get(naming.resource_name(platform.prefix, "traefik"))
-	proxy = Proxy(platform.topology.proxy, traefik, "", None)  # type: ignore[arg-type] (only reads files)
+	proxy = Proxy.existing(docker_client, platform.topology.proxy, proxy_settings(platform.endpoints))
 	return proxy.site(site).bench
 
 

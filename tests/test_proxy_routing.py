@@ -326,13 +326,15 @@ def test_bad_payloads_are_refused_with_the_field(cluster):
 
 
 def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
-	proxy = Proxy(cluster["server"], cluster["proxy"].traefik, "", ProxySettings("x", "y", reload_timeout=1))
+	proxy = Proxy(cluster["server"], cluster["proxy"].traefik, ProxySettings("x", "y", reload_timeout=1))
 	record = JobRecord(1, "Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})
 	ctx = StepContext(
 		record, cluster["server"], cluster["client"], cluster["topology"], FakeSecrets(), print, None
 	)
-	with pytest.raises(RoutesNotLoaded, match="did not load the routes.*missing_site: absent.*docker logs"):
-		proxy.verify(ctx, {"missing_site": "missing_site"})
+	with pytest.raises(
+		RoutesNotLoaded, match="did not load the routes.*routers/missing_site: absent.*docker logs"
+	):
+		proxy.verify(ctx, {"routers/missing_site": "missing_site"})
 
 
 def test_through_the_agent_router_and_executor(cluster, store_config):  # noqa: F811 (fixture)

@@ -285,7 +285,6 @@ class Proxy:
 
 	server: ContainerServer
 	traefik: Container
-	pages_url: str
 	settings: ProxySettings
 
 	@classmethod
@@ -303,7 +302,7 @@ class Proxy:
 
 		_ensure_container(client, server, pages, write_pages)
 		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_ca)
-		proxy = cls(server, container, f"http://{pages.name}:80", settings)
+		proxy = cls(server, container, settings)
 		proxy.ensure_default_certificate()
 		return proxy
 
@@ -316,7 +315,7 @@ class Proxy:
 		found = client.containers.list(all=True, filters={"name": f"^{name}$"})
 		if not found:
 			return None
-		return cls(server, found[0], f"http://{pages_spec(server, settings).name}:80", settings)
+		return cls(server, found[0], settings)
 
 	def site_certificates(self) -> list[acme.SiteCertificate]:
 		"""Each site this proxy asks its ACME resolver to certify, with what Traefik holds for it.
@@ -343,6 +342,10 @@ class Proxy:
 			if isinstance(route, SiteRoute) and route.cert_resolver == resolver:
 				found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
 		return found
+
+	@property
+	def pages_url(self) -> str:
+		return f"http://{pages_spec(self.server, self.settings).name}:80"
 
 	def published_port(self, container_port: str) -> int:
 		return int(self.traefik.ports[container_port][0]["HostPort"])
