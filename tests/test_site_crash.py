@@ -92,6 +92,18 @@ def kill_at_step_then_sweep(platform, store: JobStore, job_id: int, idx: int) ->
 	return platform.poll(platform.topology.app, job_id, timeout=120)
 
 
+def crash_and_resume(
+	platform, quiet, store: JobStore, path: str, payload: dict, idx: int, steps: int
+) -> dict:
+	"""Press's POST of ``path``, its worker killed at step ``idx`` and the sweep's rerun: the job must end
+	Success with every one of its ``steps`` steps Success. Returns its final poll."""
+	response = quiet.handle(platform.topology.app.name, "POST", path, payload, "AJ-crash")
+	job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
+	assert job["status"] == "Success", (idx, job["data"])
+	assert [s["status"] for s in job["steps"]] == ["Success"] * steps
+	return job
+
+
 def new_site_payload(platform, site: str) -> dict:
 	return {
 		"name": site,
@@ -151,16 +163,8 @@ def test_new_site_killed_at_each_step_converges(cluster, docker_client, store_co
 
 	for idx in range(NEW_SITE_STEPS):
 		site = f"s{idx}-{tag}.example.test"
-		response = quiet.handle(
-			platform.topology.app.name,
-			"POST",
-			f"benches/{BENCH}/sites",
-			new_site_payload(platform, site),
-			"AJ-crash",
-		)
-		job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
-		assert job["status"] == "Success", (idx, job["data"])
-		assert [s["status"] for s in job["steps"]] == ["Success"] * NEW_SITE_STEPS
+		payload = new_site_payload(platform, site)
+		job = crash_and_resume(platform, quiet, store, f"benches/{BENCH}/sites", payload, idx, NEW_SITE_STEPS)
 		assert generic_state(site_state(docker_client, platform, site), site) == expected, job["steps"][idx][
 			"name"
 		]
@@ -233,16 +237,10 @@ def test_archive_site_killed_at_each_step_converges(cluster, docker_client, stor
 	assert expected["archived"] and len(expected["objects"]) == 4, expected
 
 	for idx, site in enumerate(crashed):
-		response = quiet.handle(
-			platform.topology.app.name,
-			"POST",
-			f"benches/{BENCH}/sites/{site}/archive",
-			archive_payload(target, site),
-			"AJ-crash",
+		path = f"benches/{BENCH}/sites/{site}/archive"
+		job = crash_and_resume(
+			platform, quiet, store, path, archive_payload(target, site), idx, ARCHIVE_STEPS
 		)
-		job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
-		assert job["status"] == "Success", (idx, job["data"])
-		assert [s["status"] for s in job["steps"]] == ["Success"] * ARCHIVE_STEPS
 		assert archive_state(docker_client, platform, target, site) == expected, job["steps"][idx]["name"]
 
 
@@ -291,9 +289,7 @@ def test_update_site_migrate_killed_at_each_step_converges(cluster, docker_clien
 	assert "tabPatch Log.sql.gz" in expected["tables"] and expected["config"]["maintenance_mode"] == 0
 
 	for idx, site in enumerate(crashed):
-		response = quiet.handle(app.name, "POST", path.format(site), update_payload(TARGET), "AJ-crash")
-		job = kill_at_step_then_sweep(platform, store, response.json["job"], idx)
-		assert job["status"] == "Success", (idx, job["data"])
-		assert [s["status"] for s in job["steps"]] == ["Success"] * UPDATE_STEPS
+		payload = update_payload(TARGET)
+		job = crash_and_resume(platform, quiet, store, path.format(site), payload, idx, UPDATE_STEPS)
 		state = json.loads(json.dumps(update_state(docker_client, platform, site)).replace(site, "SITE"))
 		assert state == expected, job["steps"][idx]["name"]
