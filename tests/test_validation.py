@@ -4,6 +4,7 @@ properties checked with hypothesis."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import string
 
 import pytest
@@ -648,3 +649,35 @@ def test_validators_raise_only_validation_errors(text):
 			func(text)
 		except ValidationError as error:
 			assert error.fix and error.rule and error.field
+
+
+# --- a fix never suggests a value that is refused too ----------------------------------------------
+
+SUGGESTING = (
+	v.validate_fqdn,
+	v.validate_container_prefix,
+	v.validate_bucket_name,
+	v.validate_registry_namespace,
+)
+
+
+@given(st.sampled_from(SUGGESTING), st.text(max_size=40))
+def test_a_suggested_value_is_itself_accepted(validator, text):
+	try:
+		validator(text)
+	except ValidationError as error:
+		for suggested in re.findall(r"(?:use|e\.g\.) '([^']*)'", error.fix):
+			validator(suggested)
+
+
+@pytest.mark.parametrize(
+	"validator, value",
+	[
+		(v.validate_bucket_name, "Bad_Bucket!"),
+		(v.validate_fqdn, "Site_1.Example.com"),
+		(v.validate_registry_namespace, "Acme/Pr$ess"),
+	],
+)
+def test_lowercasing_is_not_suggested_when_it_does_not_make_the_value_valid(validator, value):
+	error = refused(validator, value)
+	assert repr(value.lower()) not in error.fix
