@@ -5,7 +5,8 @@ app_description = "Run Frappe Press on machines you own: container servers over 
 app_email = "maintainers@press-selfhosted.invalid"
 app_license = "AGPL-3.0"
 
-required_apps = ["press"]
+# with its org, so that Frappe's installer never asks GitHub which org "press" belongs to
+required_apps = ["frappe/press"]
 
 # Install / migrate / uninstall: custom fields on Press DocTypes and indexes (press_selfhosted/install.py)
 after_install = "press_selfhosted.install.after_install"

@@ -35,8 +35,12 @@ def apply_swap() -> None:
 
 
 def is_container_agent(agent) -> bool:
-	"""A container server has both ``container_prefix`` and ``docker_socket``; cached per request."""
-	cache = frappe.local.__dict__.setdefault("press_selfhosted_container_servers", {})
+	"""A container server has both ``container_prefix`` and ``docker_socket``; cached per request.
+
+	``frappe.local`` is a werkzeug ``Local``: it has attributes, not a ``__dict__``."""
+	cache = getattr(frappe.local, "press_selfhosted_container_servers", None)
+	if cache is None:
+		cache = frappe.local.press_selfhosted_container_servers = {}
 	key = (agent.server_type, agent.server)
 	if key not in cache:
 		values = frappe.db.get_value(agent.server_type, agent.server, ["container_prefix", "docker_socket"])
@@ -56,7 +60,7 @@ def store_config() -> StoreConfig:
 
 
 def job_store() -> JobStore:
-	store = frappe.local.__dict__.get("press_selfhosted_job_store")
+	store = getattr(frappe.local, "press_selfhosted_job_store", None)
 	if store is None:
 		store = frappe.local.press_selfhosted_job_store = JobStore(store_config())
 		store.ensure_schema()
