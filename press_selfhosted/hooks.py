@@ -32,6 +32,7 @@ doc_events = {
 	"Local Registry": {"on_update": "press_selfhosted.agent.registry.on_local_registry_update"},
 	# Press's Backup Bucket and offsite keys follow the default Storage Configuration (MinIO)
 	"Storage Configuration": {"on_update": "press_selfhosted.agent.backups.sync_backup_bucket"},
+	"Cluster": {"after_insert": "press_selfhosted.agent.backups.sync_default_backup_bucket"},
 }
 
 # The in-process agent for container servers (press_selfhosted/agent): the transport swap before every
