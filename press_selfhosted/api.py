@@ -5,7 +5,8 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
   Agent's JSON shape (payloads are stored with their secrets masked);
 - ``retention_plan()`` / ``apply_retention()``: the MinIO objects the backup retention would delete /
   deletes (Press's FIFO or grandfather-father-son policy);
-- ``registry_cleanup(dry_run=1)``: tags of the default Local Registry that no non-Archived Bench uses;
+- ``registry_cleanup_plan()`` / ``registry_cleanup()`` (POST): tags of the default Local Registry that no
+  non-Archived Bench uses, listed / deleted;
 - ``verify_backup(site_backup)``: re-reads one backup's objects and checks size and SHA-256;
 - ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
 - ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits;
@@ -108,27 +109,38 @@ def apply_retention() -> list[str]:
 
 
 @frappe.whitelist()
-def registry_cleanup(dry_run=1) -> dict:
-	"""Tags of the default Local Registry's repositories (those of Deploy Candidates) that no Bench but
-	an Archived one uses; deleted unless ``dry_run``. Tags sharing a digest with a used tag are kept."""
+def registry_cleanup_plan() -> dict:
+	"""The tags of the default Local Registry that :func:`registry_cleanup` would delete (nothing is deleted)."""
 	_only_operators()
+	return _registry_cleanup(dry_run=True)
+
+
+@frappe.whitelist(methods=["POST"])
+def registry_cleanup() -> dict:
+	"""Deletes the tags of the default Local Registry's repositories (those of Deploy Candidate Builds)
+	that no Bench but an Archived one uses. Tags sharing a digest with a used tag are kept."""
+	_only_operators()
+	return _registry_cleanup(dry_run=False)
+
+
+def _registry_cleanup(dry_run: bool) -> dict:
 	from press_selfhosted.agent.registry import LOCAL_REGISTRY, image_host
 	from press_selfhosted.engine.registry_cleanup import delete_unreferenced_tags
 	from press_selfhosted.validations import infrastructure
 
-	dry = _call(as_flag, dry_run, "dry_run")
 	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
 	if not name:
 		frappe.throw("No default Local Registry: tick Default on the Local Registry to clean")
 	doc = frappe.get_doc(LOCAL_REGISTRY, name)
 	target = infrastructure.registry_target(doc, doc.get_password("password", raise_exception=False))
 	host = image_host(target)
-	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate", pluck="docker_image"))
+	# Press records a build's image on its Deploy Candidate Build
+	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate Build", pluck="docker_image"))
 	used = tags_by_repository(
 		host, frappe.get_all("Bench", filters={"status": ("!=", "Archived")}, pluck="docker_image")
 	)
 	reports = [
-		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry)
+		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry_run)
 		for repository in sorted(pushed)
 	]
 	return cleanup_summary(reports)
