@@ -115,8 +115,10 @@ def press_dockerfile(
 		"ENV LANG C.UTF-8",
 		"",
 		"# Install essential packages",
-		"RUN --mount=type=cache,sharing=locked,target=/var/cache/apt "
-		"--mount=type=cache,sharing=locked,target=/var/cache/press-test \\",
+		(
+			"RUN --mount=type=cache,sharing=locked,target=/var/cache/apt "
+			"--mount=type=cache,sharing=locked,target=/var/cache/press-test \\"
+		),
 		"  date +%s%N >> /var/cache/press-test/runs \\",
 		"  && wc -l < /var/cache/press-test/runs > /opt/cache-mount-runs \\",
 		f"  && echo essentials ready{failing('pre-essentials')} \\",
@@ -130,14 +132,20 @@ def press_dockerfile(
 		"",
 		"USER frappe",
 		"WORKDIR /home/frappe",
-		"RUN --mount=type=secret,id=build_token,mode=0444 "
-		f"test -s /run/secrets/build_token && echo token mounted{failing('bench-bench')} `#stage-bench-bench`",
+		(
+			"RUN --mount=type=secret,id=build_token,mode=0444 "
+			f"test -s /run/secrets/build_token && echo token mounted{failing('bench-bench')} `#stage-bench-bench`"
+		),
 		"RUN `#stage-bench-env`",
 		"",
-		"RUN --mount=type=cache,sharing=locked,target=/home/frappe/.cache,uid=1000,gid=1000 "
-		"--mount=type=bind,source=apps/frappe,target=/home/frappe/context/apps/frappe \\",
-		"  cp -r /home/frappe/context/apps/frappe/. /home/frappe/frappe-bench/apps/frappe/"
-		f"{failing('apps-frappe')} `#stage-apps-frappe`",
+		(
+			"RUN --mount=type=cache,sharing=locked,target=/home/frappe/.cache,uid=1000,gid=1000 "
+			"--mount=type=bind,source=apps/frappe,target=/home/frappe/context/apps/frappe \\"
+		),
+		(
+			"  cp -r /home/frappe/context/apps/frappe/. /home/frappe/frappe-bench/apps/frappe/"
+			f"{failing('apps-frappe')} `#stage-apps-frappe`"
+		),
 		"WORKDIR /home/frappe/frappe-bench",
 	]
 	for app in apps:

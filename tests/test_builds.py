@@ -248,8 +248,10 @@ def test_build_push_with_buildkit_from_cloned_apps(apps, builder, docker_client)
 			[
 				"sh",
 				"-c",
-				"cat sites/apps.txt; cat apps/shop/.git/refs/heads/develop; which jq; "
-				"cat /opt/cache-mount-runs; cat /etc/supervisor/supervisord.conf | grep include -A1",
+				(
+					"cat sites/apps.txt; cat apps/shop/.git/refs/heads/develop; which jq; "
+					"cat /opt/cache-mount-runs; cat /etc/supervisor/supervisord.conf | grep include -A1"
+				),
 			],
 			remove=True,
 		).decode()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import ctypes
 import json
 import os
 import re
@@ -954,7 +955,7 @@ def run_buildkit(
 				text=True,
 				errors="replace",
 				bufsize=1,
-				preexec_fn=_die_with_parent,
+				preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, resolved before the fork
 			)
 	except OSError as error:
 		raise BuildError(
@@ -970,15 +971,21 @@ def run_buildkit(
 	return code, image_id
 
 
+def _load_prctl() -> Callable[..., int] | None:
+	try:
+		return ctypes.CDLL(None, use_errno=True).prctl
+	except (OSError, AttributeError):  # not Linux
+		return None
+
+
+_PRCTL = _load_prctl()  # resolved in the parent: the forked child only calls it
+
+
 def _die_with_parent() -> None:
 	"""In the CLI's process: a killed worker takes its build along (BuildKit cancels a build whose
 	client is gone), so a resumed job never races a build the dead worker left running."""
-	try:
-		import ctypes
-
-		ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-	except (OSError, AttributeError):
-		pass
+	if _PRCTL is not None:
+		_PRCTL(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def tar_context(directory: Path, target: Path) -> None:
