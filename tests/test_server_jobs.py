@@ -44,7 +44,7 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 	# the operator's own image, untagged too: not the app's to prune
 	other_tag = f"press-selfhosted-test/not-ours:{uuid.uuid4().hex[:8]}"
 	not_ours = build(docker_client, base, other_tag, uuid.uuid4().hex, managed=False)
-	docker_client.images.remove(other_tag)
+	build(docker_client, base, other_tag, uuid.uuid4().hex, managed=False)  # not_ours is dangling now
 	# a sites volume Archive Bench kept (its bench has no containers any more) and a live bench's one
 	kept = docker_client.volumes.create(
 		f"{server.container_prefix}-old-sites", labels=naming.labels(server.name, "bench-sites", bench="old")
@@ -77,4 +77,5 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 		for volume in (kept, live):
 			volume.remove(force=True)
 		docker_client.images.remove(tag, force=True)
+		docker_client.images.remove(other_tag, force=True)
 		docker_client.images.remove(not_ours, force=True)
