@@ -201,7 +201,8 @@ class Platform:
 			assert job["data"]["output"] and job["data"]["traceback"], job
 		for step in job["steps"]:
 			assert {"name", "status", "data", "start", "end", "duration"} <= set(step), step
-			assert {"output", "traceback"} <= set(step["data"]), step
+			if job["name"] != "Run Remote Builder":  # its steps' data is shaped for Press's build parsers
+				assert {"output", "traceback"} <= set(step["data"]), step
 		return job
 
 	def run(self, server: ContainerServer, path: str, data: dict, method: str = "POST") -> dict:
