@@ -20,7 +20,7 @@ PATHS_FROM_PRESS_CODE = {
 def every_handler():
 	return catalog.all_handlers(
 		ProxySettings(traefik_image="traefik", pages_image="nginx"),
-		builds.BuilderSettings(builds.ContextStore("/nonexistent")),
+		builds.BuilderSettings("/nonexistent"),
 	)
 
 

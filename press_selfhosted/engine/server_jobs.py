@@ -3,7 +3,8 @@ hours for every Active server; unanswered it would fail four times a day on ever
 
 On a container server Archive Bench already removes a bench's containers, and benches keep no
 temporary files outside their volumes, so the cleanup's work is Docker's: images no container and no
-tag refers to any more (old bench images after deploys), which ``docker image prune`` removes.
+tag refers to any more (old bench images after deploys), which ``docker image prune`` removes, for
+the images that carry the app's labels only.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def no_temporary_files(ctx: StepContext) -> None:
 
 
 def prune_images(ctx: StepContext) -> None:
-	pruned = ctx.docker.images.prune(filters={"dangling": True})
+	"""Untagged images this app made (bench images built here or pulled from the Local Registry carry
+	the builder's ``press.managed`` label); the operator's other images are not ours to remove."""
+	pruned = ctx.docker.images.prune(filters={"dangling": True, "label": [f"{naming.MANAGED}=1"]})
 	removed = pruned.get("ImagesDeleted") or []
 	reclaimed = (pruned.get("SpaceReclaimed") or 0) / MIB
 	ctx.log(f"removed {len(removed)} unused image layer(s), {reclaimed:.1f} MiB reclaimed")

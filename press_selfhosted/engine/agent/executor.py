@@ -23,6 +23,7 @@ import docker
 from press_selfhosted.engine.agent import jobs
 from press_selfhosted.engine.agent.handlers import (
 	ContainerServer,
+	EndJob,
 	Handler,
 	JobRecord,
 	SecretSource,
@@ -122,6 +123,7 @@ class Executor:
 
 	def _execute(self, job: JobRow) -> str:
 		self.store.mark_running(job.id)
+		handler = self.handlers.get(job.job_type)
 		record = JobRecord(
 			id=job.id,
 			job_type=job.job_type,
@@ -133,9 +135,8 @@ class Executor:
 			site=job.site,
 			payload=job.payload,
 			agent_job_id=job.agent_job_id,
-			data=dict(job.data),
+			data={**(handler.initial_data if handler else {}), **job.data},
 		)
-		handler = self.handlers.get(job.job_type)
 		try:
 			if handler is None:
 				raise EngineError(f"press_selfhosted has no handler for job type {job.job_type!r}")
@@ -144,8 +145,9 @@ class Executor:
 		except Exception as error:  # noqa: BLE001 - any failure to start is the job's failure
 			return self._fail(record, _describe(error), tracebacks.format_exc())
 		done = {step.idx for step in job.steps if step.status == jobs.SUCCESS}
+		still_run: set[str] | None = None  # after an EndJob: the steps that run all the same
 		for idx, step in enumerate(handler.steps):
-			if idx in done:
+			if idx in done or (still_run is not None and step.name not in still_run):
 				continue
 			live = _LiveStep(self.store, record, idx, self.settings.flush_interval)
 			ctx = StepContext(
@@ -162,13 +164,19 @@ class Executor:
 			try:
 				with docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
 					step.run(ctx)
+			except EndJob as end:
+				text = "\n".join([*live.lines, ctx.redact(str(end))])
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, "", ctx.step_data)
+				self.store.save_data(job.id, record.data)
+				still_run = set(end.run_after)
+				continue
 			except Exception as error:  # noqa: BLE001 - a step's failure is the job's failure
 				message = ctx.redact(_describe(error))
 				trace = ctx.redact(tracebacks.format_exc())
 				text = "\n".join([*live.lines, message])
-				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace)
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace, ctx.step_data)
 				return self._fail(record, text, trace)
-			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text)
+			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data)
 			self.store.save_data(job.id, record.data)
 		self.store.finish(job.id, jobs.SUCCESS, record.data)
 		return jobs.SUCCESS

@@ -122,6 +122,9 @@ class StepContext:
 		self._docker_for = docker_for
 		self._known_secrets: list[str] = []
 		self.jobs = jobs
+		# the step's ``data`` as Press reads it, when the handler owns its shape (Run Remote Builder's
+		# clone list and validation report); None reports the step's output and traceback
+		self.step_data: Any = None
 
 	@property
 	def payload(self) -> dict[str, Any]:
@@ -167,6 +170,20 @@ class StepContext:
 StepFunction = Callable[[StepContext], None]
 
 
+class EndJob(Exception):
+	"""Raised by a step whose outcome ends the job early without failing it.
+
+	The step is recorded Failure with this message in its output; of the steps after it only those
+	named in ``run_after`` still run (the others stay unreported: Press marks them Skipped) and the job
+	ends Success. Run Remote Builder ends this way when a Dockerfile stage fails, as the Agent does:
+	Press reads such a build's failure from the job's data (``build_failed`` and the build output),
+	which it ignores in a failed job."""
+
+	def __init__(self, message: str, run_after: Sequence[str] = ()):
+		super().__init__(message)
+		self.run_after = tuple(run_after)
+
+
 @dataclass(frozen=True)
 class Step:
 	name: str  # exactly Press's step name for this job type
@@ -187,14 +204,25 @@ class Handler:
 	method: str
 	path: str
 	steps: tuple[Step, ...]
+	# the job's data before its first step: a handler whose ``output`` Press parses as JSON starts
+	# with one, so that even a failure before any step leaves Press something it can read
+	initial_data: Mapping[str, Any] = field(default_factory=dict)
 
 	@property
 	def step_names(self) -> list[str]:
 		return [step.name for step in self.steps]
 
 
-def handler(job_type: str, method: str, path: str, steps: Sequence[tuple[str, StepFunction]]) -> Handler:
-	return Handler(job_type, method, path, tuple(Step(name, run) for name, run in steps))
+def handler(
+	job_type: str,
+	method: str,
+	path: str,
+	steps: Sequence[tuple[str, StepFunction]],
+	initial_data: Mapping[str, Any] | None = None,
+) -> Handler:
+	return Handler(
+		job_type, method, path, tuple(Step(name, run) for name, run in steps), dict(initial_data or {})
+	)
 
 
 def index(handlers: Sequence[Handler]) -> Mapping[str, Handler]:

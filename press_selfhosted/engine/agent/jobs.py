@@ -9,6 +9,7 @@ always a dict because Press calls ``data.get("output")`` on it.
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,21 @@ MASK = "********"
 _SECRET_KEY = re.compile(r"pass|secret|token|access_key|private|privkey|credential", re.IGNORECASE)
 
 
+# a URL's credentials (``https://x-access-token:<token>@github.com/...``, Press's private app sources)
+_URL_CREDENTIALS = re.compile(
+	r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)(?P<secret>[^/@\s]+)(?P<tail>@.*)$", re.DOTALL
+)
+
+
 def lookup(payload: Any, path: str) -> Any:
-	"""The value at a dotted ``path`` (``create_user.password``, ``config.smtp_password``) of a payload,
-	None when absent. Keys may hold dots themselves, so the longest matching key wins."""
+	"""The value at a dotted ``path`` (``create_user.password``, ``config.smtp_password``,
+	``clone_instructions.0.url``) of a payload, None when absent. Keys may hold dots themselves, so the
+	longest matching key wins; a number indexes a list."""
+	if isinstance(payload, list):
+		head, _, rest = path.partition(".")
+		if not head.isdigit() or int(head) >= len(payload):
+			return None
+		return lookup(payload[int(head)], rest) if rest else payload[int(head)]
 	if not isinstance(payload, dict):
 		return None
 	if path in payload:
@@ -55,7 +68,17 @@ def scrub(value: Any) -> Any:
 		}
 	if isinstance(value, list):
 		return [scrub(item) for item in value]
+	if isinstance(value, str) and (credentials := _URL_CREDENTIALS.match(value)):
+		return credentials["head"] + MASK + credentials["tail"]
 	return value
+
+
+REPORTED = "reported"
+
+
+def step_data_column(data: Any) -> str:
+	"""A step's stored ``data``: ``{"reported": <data>}`` when its handler shaped it, else ``{}``."""
+	return json.dumps({REPORTED: data} if data is not None else {})
 
 
 def utcnow() -> datetime.datetime:
@@ -89,11 +112,15 @@ class StepRow:
 	end: datetime.datetime | None = None
 
 	def as_agent(self) -> dict[str, Any]:
+		if REPORTED in self.data:  # shaped by the handler for Press's parsers (a list, or a dict)
+			data = self.data[REPORTED]
+		else:
+			data = {**self.data, "output": self.output, "traceback": self.traceback}
 		return {
 			"id": self.id,
 			"name": self.name,
 			"status": self.status,
-			"data": {**self.data, "output": self.output, "traceback": self.traceback},
+			"data": data,
 			"start": format_time(self.start),
 			"end": format_time(self.end),
 			"duration": format_duration(self.start, self.end),

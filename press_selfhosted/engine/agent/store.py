@@ -251,15 +251,18 @@ class JobStore:
 		self._query(
 			f"INSERT INTO `{STEP_TABLE}` (job_id, idx, name, status, output, traceback, data, started_at) "
 			"VALUES (%s,%s,%s,%s,'','','{}',%s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
-			"output = '', traceback = '', started_at = VALUES(started_at), ended_at = NULL",
+			"output = '', traceback = '', data = '{}', started_at = VALUES(started_at), ended_at = NULL",
 			(job_id, idx, name, jobs.RUNNING, jobs.utcnow()),
 		)
 
-	def finish_step(self, job_id: int, idx: int, status: str, output: str, traceback: str = "") -> None:
+	def finish_step(
+		self, job_id: int, idx: int, status: str, output: str, traceback: str = "", data: Any = None
+	) -> None:
+		"""``data``: the step's data as the handler shaped it for Press (None: its output and traceback)."""
 		self._query(
-			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, ended_at = %s "
+			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, data = %s, ended_at = %s "
 			"WHERE job_id = %s AND idx = %s",
-			(status, output, traceback, jobs.utcnow(), job_id, idx),
+			(status, output, traceback, jobs.step_data_column(data), jobs.utcnow(), job_id, idx),
 		)
 
 	def save_step_output(self, job_id: int, idx: int, output: str) -> None:
