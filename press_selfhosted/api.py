@@ -195,3 +195,17 @@ def site_certificates(proxy_server: str) -> list[dict]:
 	from press_selfhosted.agent.certificates import site_certificates as report
 
 	return report(proxy_server)
+
+
+@frappe.whitelist(methods=["POST"])
+def setup_container_server(doctype: str, name: str) -> str:
+	"""Asks for the Setup Container Server job of a container Server, Proxy Server or Database Server;
+	returns Press's Agent Job (its steps and output show there). The server turns Active when it succeeds."""
+	_only_operators()
+	from press_selfhosted.agent import servers
+
+	if doctype not in servers.SERVER_DOCTYPES:
+		frappe.throw(f"doctype: {doctype!r} is not one of {', '.join(servers.SERVER_DOCTYPES)}")
+	doc = frappe.get_doc(doctype, name)
+	doc.check_permission("write")
+	return servers.setup(doc)

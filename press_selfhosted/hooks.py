@@ -13,6 +13,22 @@ after_install = "press_selfhosted.install.after_install"
 after_migrate = "press_selfhosted.install.after_migrate"
 before_uninstall = "press_selfhosted.install.before_uninstall"
 
+# Agent Job Types this app adds to Press's (Setup Container Server), synced on install and migrate
+fixtures = [{"dt": "Agent Job Type", "filters": [["name", "in", ["Setup Container Server"]]]}]
+
+# Press's server actions on container servers: setup_server sets up the containers, Ansible/SSH actions
+# are refused (press_selfhosted/agent/servers.py); the forms show the container actions
+override_doctype_class = {
+	"Server": "press_selfhosted.agent.servers.ContainerAwareServer",
+	"Proxy Server": "press_selfhosted.agent.servers.ContainerAwareProxyServer",
+	"Database Server": "press_selfhosted.agent.servers.ContainerAwareDatabaseServer",
+}
+doctype_js = {
+	"Server": "public/js/container_server.js",
+	"Proxy Server": "public/js/container_server.js",
+	"Database Server": "public/js/container_server.js",
+}
+
 # Rules for records on container servers; records on agent servers keep Press's rules
 doc_events = {
 	"Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},

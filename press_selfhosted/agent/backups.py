@@ -165,7 +165,9 @@ def sync_backup_bucket(doc, method=None) -> None:
 	secret = doc.get_password("secret_key", raise_exception=False)
 	frappe.db.set_single_value("Press Settings", press_settings_values(doc, access_key, secret))
 	if secret:
-		set_encrypted_password("Press Settings", "Press Settings", secret, "offsite_backups_secret_access_key")
+		set_encrypted_password(
+			"Press Settings", "Press Settings", secret, "offsite_backups_secret_access_key"
+		)
 
 
 def sync_default_backup_bucket(doc=None, method=None) -> None:
@@ -196,6 +198,8 @@ def storage_payload(job_type: str, site: str | None, payload: dict) -> dict:
 
 
 def complete_site_backup(doc, method=None) -> None:
+	"""doc_events hook (Site Backup ``on_update``): a backup record Press inserts after the job ended
+	(the archive backup of Archive Site, Uninstall App's) gets its objects from the job's data."""
 	import frappe
 
 	if doc.status != "Success" or doc.get("minio_checksums") or not doc.job:
@@ -204,6 +208,19 @@ def complete_site_backup(doc, method=None) -> None:
 	fields = site_backup_fields(data)
 	if fields:
 		frappe.db.set_value("Site Backup", doc.name, fields)
+
+
+def record_backup_objects(agent_job: str | None, data: dict) -> None:
+	"""A finished backup job: its objects on the Site Backup Press made for it before the job ran.
+
+	Press marks that record Success with ``frappe.db.set_value`` (no document event), so the result is
+	recorded here, where the job ends; Press's own fields on it are left to Press."""
+	import frappe
+
+	fields = site_backup_fields(data)
+	backup = frappe.db.get_value("Site Backup", {"job": agent_job}) if agent_job else None
+	if fields and backup:
+		frappe.db.set_value("Site Backup", backup, fields)
 
 
 def apply_retention(dry_run: bool = False) -> list[str]:

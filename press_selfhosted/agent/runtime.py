@@ -14,8 +14,8 @@ from pathlib import Path
 
 import frappe
 
-from press_selfhosted.agent import backups, registry, transport
-from press_selfhosted.engine import acme
+from press_selfhosted.agent import backups, job_results, registry, transport
+from press_selfhosted.engine import acme, validation
 from press_selfhosted.engine.agent import catalog, handlers, jobs
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
@@ -59,26 +59,50 @@ def store_config() -> StoreConfig:
 	)
 
 
+# The router's store, one per site for the life of the process (its connection reconnects after a
+# failure; it holds no locks: the executor's do, on a store of their own per job).
+_router_stores: dict[StoreConfig, JobStore] = {}
+
+
 def job_store() -> JobStore:
-	store = getattr(frappe.local, "press_selfhosted_job_store", None)
+	config = store_config()
+	store = _router_stores.get(config)
 	if store is None:
-		store = frappe.local.press_selfhosted_job_store = JobStore(store_config())
-		store.ensure_schema()
+		store = JobStore(config)
+		store.ensure_schema()  # made at install and migrate; here too, for a site restored from a backup
+		_router_stores[config] = store
 	return store
 
 
 def all_handlers():
-	return catalog.all_handlers(proxy_settings, registry.builder_settings())
+	return catalog.all_handlers(proxy_settings, registry.builder_settings(), mariadb_image=mariadb_image)
+
+
+def mariadb_image() -> str:
+	"""What a container Database Server runs (site config, so that it can name the Local Registry)."""
+	return frappe.conf.get("press_selfhosted_mariadb_image") or "mariadb:10.6"
+
+
+# where each container proxy's Traefik listens on its host (site config keys)
+PROXY_BIND_ADDRESS = "press_selfhosted_proxy_bind_address"
+PROXY_HTTP_PORT = "press_selfhosted_proxy_http_port"
+PROXY_HTTPS_PORT = "press_selfhosted_proxy_https_port"
 
 
 def proxy_settings() -> ProxySettings:
 	"""Traefik and the page service of container proxy servers; images from the site config, so that
 	an operator points them at the Local Registry. TLS of sites from the keys engine.acme names: an
 	ACME resolver and/or a default certificate. Read when a proxy step runs."""
-	resolver, certificate = acme.from_site_config(frappe.conf)
+	conf = frappe.conf
+	resolver, certificate = acme.from_site_config(conf)
 	return ProxySettings(
 		traefik_image=frappe.conf.get("press_selfhosted_traefik_image") or "traefik:v3.1",
 		pages_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
+		bind_address=validation.validate_bind_address(
+			conf.get(PROXY_BIND_ADDRESS) or "0.0.0.0", PROXY_BIND_ADDRESS
+		),
+		http_port=validation.validate_port(conf.get(PROXY_HTTP_PORT) or 80, PROXY_HTTP_PORT),
+		https_port=validation.validate_port(conf.get(PROXY_HTTPS_PORT) or 443, PROXY_HTTPS_PORT),
 		acme=resolver,
 		default_certificate=certificate,
 	)
@@ -117,12 +141,14 @@ def enqueue(job_id: int) -> None:
 
 
 def run_job(job_id_int: int) -> str | None:
+	store = JobStore(store_config())
 	executor = Executor(
-		JobStore(store_config()),
+		store,
 		handlers.index(all_handlers()),
 		FrappeTopology(),
 		FrappeSecrets(),
 		_docker_hosts,
+		on_finished=job_results.recorder(store),
 	)
 	try:
 		return executor.run(job_id_int)

@@ -256,6 +256,16 @@ def validate_ip(value: object, field: str = "ip") -> str:
 	return str(address)
 
 
+def validate_bind_address(value: object, field: str) -> str:
+	"""Where a service listens on its host: an address of the host, or 0.0.0.0 / :: for all of them."""
+	text = _text(value, field, "a listening address", "0.0.0.0 or 10.0.0.5")
+	try:
+		unspecified = ipaddress.ip_address(text).is_unspecified
+	except ValueError:
+		unspecified = False
+	return str(ipaddress.ip_address(text)) if unspecified else validate_ip(text, field)
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -422,6 +432,19 @@ def _split(text: str, field: str, value: object, fix: str):
 		return urlsplit(text)
 	except ValueError as error:
 		raise ValidationError(field, value, f"not a valid URL ({error})", fix) from None
+
+
+def validate_port(value: object, field: str) -> int:
+	"""A TCP port, 1 to 65535 (as a number or its text, e.g. from a site config key)."""
+	try:
+		port = int(str(value).strip())
+	except ValueError:
+		port = 0
+	if not 1 <= port <= 65535:
+		raise ValidationError(
+			field, value, "a port is a number from 1 to 65535", "enter a number such as 80 or 8080"
+		)
+	return port
 
 
 def _format_host(host: str) -> str:

@@ -73,13 +73,17 @@ class Executor:
 		secrets: SecretSource,
 		docker_hosts: DockerHosts,
 		settings: ExecutorSettings | None = None,
+		on_finished: Callable[[JobRecord, str], None] | None = None,
 	):
+		"""``on_finished(job, status)`` runs once a job has ended and its end is stored: where the Frappe
+		layer records what Press's own callbacks do not (e.g. that a server set up is Active)."""
 		self.store = store
 		self.handlers = handlers
 		self.topology = topology
 		self.secrets = secrets
 		self.docker_hosts = docker_hosts
 		self.settings = settings or ExecutorSettings()
+		self.on_finished = on_finished
 
 	def run(self, job_id: int) -> str | None:
 		"""Run (or resume) job ``job_id``; returns its status, or None when another worker has it."""
@@ -179,6 +183,7 @@ class Executor:
 			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data)
 			self.store.save_data(job.id, record.data)
 		self.store.finish(job.id, jobs.SUCCESS, record.data)
+		self._finished(record, jobs.SUCCESS)
 		return jobs.SUCCESS
 
 	def _fail(self, record: JobRecord, output: str, trace: str) -> str:
@@ -190,7 +195,12 @@ class Executor:
 		else:
 			failure = {"output": output, "traceback": trace}
 		self.store.finish(record.id, jobs.FAILURE, {**record.data, **failure})
+		self._finished(record, jobs.FAILURE)
 		return jobs.FAILURE
+
+	def _finished(self, record: JobRecord, status: str) -> None:
+		if self.on_finished:
+			self.on_finished(record, status)
 
 	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:
 		return self.docker_hosts.client(server.docker)
