@@ -23,11 +23,11 @@ from press_selfhosted.agent import backups as glue
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.catalog import all_handlers
-from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
+from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, Handler, Step
 from press_selfhosted.engine.agent.jobs import FINISHED
 from press_selfhosted.engine.agent.router import Router
-from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.agent.store import JOB_TABLE, JobStore, StoreConfig
 from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.builds import BuilderSettings
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
@@ -47,6 +47,10 @@ class Topology:
 	db: ContainerServer
 	proxy: ContainerServer
 	site_benches: dict[str, str] = field(default_factory=dict)
+	store: StoreConfig | None = None  # Press's Agent Job records stand in as the job store's rows
+
+	def press_job_status(self, job_type: str, site: str) -> str | None:
+		return latest_status(self.store, job_type, site) if self.store else None
 
 	def server(self, server_type: str, name: str) -> ContainerServer:
 		return next(
@@ -67,6 +71,21 @@ class Topology:
 
 	def proxy_for(self, app_server: str) -> ContainerServer:
 		return self.proxy
+
+
+def latest_status(store: StoreConfig, job_type: str, site: str) -> str | None:
+	"""What Press would have recorded of the latest ``job_type`` job of ``site``: its status in the store."""
+	connection = store.connect()
+	try:
+		with connection.cursor() as cursor:
+			cursor.execute(
+				f"SELECT status FROM `{JOB_TABLE}` WHERE job_type = %s AND site = %s ORDER BY id DESC LIMIT 1",
+				(job_type, site),
+			)
+			row = cursor.fetchone()
+	finally:
+		connection.close()
+	return row["status"] if row else None
 
 
 @dataclass
@@ -113,7 +132,7 @@ def settings_of(endpoints: dict, contexts_dir: str) -> dict:
 			),
 		),
 		"benches": BenchSettings(health_timeout=60),
-		"sites": SiteSettings(proxy_timeout=60, proxy_interval=0.2),
+		"sites": SiteSettings(),
 	}
 
 
@@ -140,7 +159,8 @@ class Platform:
 			self.topology,
 			self.secrets,
 			DockerHosts(),
-			ExecutorSettings(scope_wait=120, flush_interval=0.2),
+			ExecutorSettings(flush_interval=0.2),
+			enqueue=self.enqueue,
 		)
 
 	def enqueue(self, job_id: int) -> None:
@@ -194,6 +214,8 @@ class Platform:
 			if job["status"] in FINISHED:
 				break
 			assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
+			# the scheduler's sweep, as often as Press polls here: resumes a waiting step
+			sweep(self.router.store, self.enqueue, min_age=0)
 			time.sleep(0.3)
 		assert {"id", "name", "status", "data", "start", "end", "duration", "steps"} <= set(job)
 		assert job["id"] == job_id
@@ -232,7 +254,7 @@ def start_platform(
 		}
 	)
 	found = all_handlers(**settings_of(endpoints, contexts_dir))
-	topology = Topology(app, db, proxy)
+	topology = Topology(app, db, proxy, store=store_config)
 	storage = {
 		"endpoint_url": s3["endpoint_url"],
 		"default_bucket": bucket,
@@ -359,7 +381,7 @@ def crash_executor() -> Executor:
 
 		return replace(step, run=run)
 
-	settings = SiteSettings(proxy_timeout=30, proxy_interval=0.2)
+	settings = SiteSettings()
 	updates = SiteUpdates(ProxyJobs(proxy_settings(world["endpoints"])), settings)
 	found = [
 		replace(h, steps=tuple(lingering(s) for s in h.steps))
@@ -368,8 +390,7 @@ def crash_executor() -> Executor:
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),
 		handlers.index(found),
-		Topology(app, db, proxy, world["site_benches"]),
+		Topology(app, db, proxy, world["site_benches"], StoreConfig(**world["store"])),
 		Secrets(world["secrets"]),
 		DockerHosts(),
-		ExecutorSettings(scope_wait=30),
 	)

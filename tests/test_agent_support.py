@@ -153,7 +153,7 @@ def make_agent(
 		topology,
 		secret_source,
 		hosts,
-		ExecutorSettings(scope_wait=30),
+		ExecutorSettings(),
 	)
 	agent = Agent(None, executor, server, store, topology, secret_source)  # type: ignore[arg-type]
 	agent.router = Router(found, store, agent.enqueue, topology, hosts)

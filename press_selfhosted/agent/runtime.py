@@ -149,6 +149,7 @@ def run_job(job_id_int: int) -> str | None:
 		FrappeSecrets(),
 		_docker_hosts,
 		on_finished=job_results.recorder(store),
+		enqueue=enqueue,
 	)
 	try:
 		return executor.run(job_id_int)
@@ -198,6 +199,12 @@ class FrappeTopology:
 
 	def bench_for_site(self, site: str) -> str:
 		return frappe.db.get_value("Site", site, "bench")
+
+	def press_job_status(self, job_type: str, site: str) -> str | None:
+		# each run of a waiting step is a job of its own, so it reads what Press committed meanwhile
+		return frappe.db.get_value(
+			"Agent Job", {"job_type": job_type, "site": site}, "status", order_by="creation desc"
+		)
 
 	def proxy_for(self, app_server: str) -> ContainerServer | None:
 		doc = _container_server_doc("Proxy Server", frappe.db.get_value("Server", app_server, "proxy_server"))

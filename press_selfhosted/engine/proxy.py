@@ -476,7 +476,10 @@ class Proxy:
 		url = f"http://{API_ADDRESS}/api/http/{item}@file"
 		result = commands.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
 		if result.exit_code == 0:
-			answer = json.loads(result.stdout)
+			try:
+				answer = json.loads(result.stdout)
+			except ValueError:  # seen once: an empty answer while Traefik reloaded
+				return f"API answered no JSON: {result.stdout[:200]!r}"
 			return loaded_signature(answer) if item.startswith("routers/") else loaded_url(answer)
 		if "404" in result.stderr:
 			return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
-from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, StepWaiting, handler
 from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.database import (
 	LIMITED_SUFFIX,
@@ -57,8 +57,6 @@ class ProxyNotDone(SiteError):
 class SiteSettings:
 	idle_timeout: float = 300.0  # the Agent waits up to 300 s for a site's queued jobs
 	idle_interval: float = 5.0
-	proxy_timeout: float = 600.0  # Archive Site waits this long for the proxy's Remove Site from Upstream
-	proxy_interval: float = 2.0
 
 
 # --- where things are -------------------------------------------------------------------------------
@@ -520,31 +518,24 @@ def archive_site(ctx: StepContext) -> None:
 		)
 
 
-def wait_for_proxy_removal(settings: SiteSettings) -> Callable[[StepContext], None]:
-	"""Press records the archive backup only if the proxy's half finished first (findings, pitfall 7)."""
-
-	def step(ctx: StepContext) -> None:
-		site = site_name(ctx)
-		if ctx.jobs is None:
-			raise ProxyNotDone(
-				f"Archive Site of {site}: this agent cannot see the proxy's jobs (no job store)."
-			)
-		deadline = time.monotonic() + settings.proxy_timeout
-		while (status := ctx.jobs.latest_status(REMOVE_FROM_UPSTREAM, site=site)) != "Success":
-			if status == "Failure":
-				raise ProxyNotDone(
-					f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} failed, so the site may still be routed. "
-					"Fix: look at that job's output on the proxy server, retry it, then retry Archive Site."
-				)
-			if time.monotonic() >= deadline:
-				raise ProxyNotDone(
-					f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} is {status or 'not received'} after "
-					f"{settings.proxy_timeout:.0f}s. Fix: check the proxy server's jobs, then retry Archive Site."
-				)
-			time.sleep(settings.proxy_interval)
-		ctx.log(f"the proxy no longer routes {site}; the site is archived")
-
-	return step
+def wait_for_proxy_removal(ctx: StepContext) -> None:
+	"""Press records the archive backup and deletes the older ones only when it processes Archive Site
+	after the proxy's Remove Site from Upstream (findings, pitfall 7): this job ends once Press has
+	recorded that one's success. Until then the step waits without holding a worker."""
+	site = site_name(ctx)
+	status = ctx.topology.press_job_status(REMOVE_FROM_UPSTREAM, site)
+	if status == "Success":
+		ctx.log(f"Press has recorded that the proxy no longer routes {site}; the site is archived")
+		return
+	if status in ("Failure", "Delivery Failure"):
+		raise ProxyNotDone(
+			f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} ended {status}, so the site may still be "
+			"routed. Fix: look at that job's output on the proxy server, retry it, then retry Archive Site."
+		)
+	raise StepWaiting(
+		f"waiting for Press to record the proxy's {REMOVE_FROM_UPSTREAM} job for {site} "
+		f"({status or 'not sent yet'}): Press records the archive backup only after it"
+	)
 
 
 # --- handlers --------------------------------------------------------------------------------------------
@@ -638,7 +629,7 @@ def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
 				("Upload Site Backup to S3", upload_backup),
 				("Archive Site", archive_site),
 				("Bench Setup NGINX", setup_nginx),
-				("Reload NGINX", wait_for_proxy_removal(settings)),
+				("Reload NGINX", wait_for_proxy_removal),
 			],
 		),
 	]

@@ -24,10 +24,19 @@ import frappe
 from frappe.installer import update_site_config
 from press.press.doctype.agent_job.agent_job import poll_pending_jobs_server
 
-from press_selfhosted.agent import cluster
+from press_selfhosted.agent import cluster, runtime
 from press_selfhosted.engine import naming
 
 SERVICES = "press_selfhosted_test_services"
+
+
+def prepare() -> dict:
+	"""The services' endpoints, with this process's Agent calls swapped as a worker's are (a test process
+	runs neither ``before_request`` nor ``before_job``) and the site configured for them."""
+	runtime.apply_swap()
+	endpoints = services()
+	configure_site(endpoints)
+	return endpoints
 
 
 def services() -> dict:
@@ -113,9 +122,9 @@ def status_of(doctype: str, name: str) -> str | None:
 	return frappe.db.get_value(doctype, name, "status")
 
 
-def problems_since(moment, servers: dict[str, str]) -> list[str]:
-	"""Error Logs, Agent Request Failures and failed Agent Jobs of these servers since ``moment``: a
-	normal flow leaves none."""
+def problems_since(moment, servers: dict[str, str], expected_failures=()) -> list[str]:
+	"""Error Logs, Agent Request Failures and failed Agent Jobs of these servers since ``moment`` (but the
+	jobs in ``expected_failures``, which a test made fail): a normal flow leaves none."""
 	found = [
 		f"Error Log {row.name}: {row.method}"
 		for row in frappe.get_all(
@@ -136,6 +145,7 @@ def problems_since(moment, servers: dict[str, str]) -> list[str]:
 				"server": ("in", list(servers.values())),
 				"status": ("in", ("Failure", "Delivery Failure")),
 				"creation": (">=", moment),
+				"name": ("not in", [*expected_failures, ""]),
 			},
 			fields=["name", "job_type", "status"],
 		)
@@ -157,3 +167,165 @@ def remove_cluster_containers(endpoints: dict, servers: dict[str, str]) -> None:
 		for network in client.networks.list(filters=label):
 			network.remove()
 	client.close()
+
+
+# --- Press's records for a cluster of the suite ---------------------------------------------------------
+
+TEST_REGISTRY = "press-selfhosted-tests"
+TEST_STORAGE = "press-selfhosted-tests"
+TEST_BUCKET = "press-selfhosted-tests"
+
+
+def use_local_registry(endpoints: dict) -> str:
+	"""The project's anonymous registry as the default Local Registry (Press Settings follow it)."""
+	values = {"url": f"http://{endpoints['registry']['url']}", "is_default": 1, "insecure": 1}
+	if frappe.db.exists("Local Registry", TEST_REGISTRY):
+		doc = frappe.get_doc("Local Registry", TEST_REGISTRY)
+		doc.update(values)
+		doc.save()
+	else:
+		frappe.get_doc({"doctype": "Local Registry", "title": TEST_REGISTRY, **values}).insert()
+	return TEST_REGISTRY
+
+
+def use_local_storage(endpoints: dict) -> str:
+	"""The project's S3 server as the default Storage Configuration, its bucket made when missing."""
+	s3 = endpoints["s3"]
+	values = {
+		"endpoint_url": s3["endpoint_url"],
+		"region": s3["region"],
+		"access_key": s3["access_key"],
+		"secret_key": s3["secret_key"],
+		"default_bucket": TEST_BUCKET,
+		"minio_prefix": "backups",
+		"is_default": 1,
+	}
+	if frappe.db.exists("Storage Configuration", TEST_STORAGE):
+		doc = frappe.get_doc("Storage Configuration", TEST_STORAGE)
+		doc.update(values)
+		doc.save()
+	else:
+		doc = frappe.get_doc({"doctype": "Storage Configuration", "title": TEST_STORAGE, **values}).insert()
+	doc.test_connection(create_bucket=True)
+	return TEST_BUCKET
+
+
+def release_group_with_image(endpoints: dict, spec: cluster.AllInOne) -> tuple[str, str, str]:
+	"""A Release Group with frappe, a Deploy Candidate and a finished Deploy Candidate Build whose image
+	is the project's stand-in bench, pushed to the registry under the name Press gives it. Press's own
+	build is not what this suite tests (no image hub or git host is reachable from the bench)."""
+	team = cluster.operator_team()
+	version = "Version 15"
+	if not frappe.db.exists("App", "frappe"):
+		frappe.get_doc({"doctype": "App", "name": "frappe", "title": "Frappe Framework"}).insert()
+	source = frappe.db.get_value("App Source", {"app": "frappe", "branch": "version-15"})
+	if not source:
+		source = (
+			frappe.get_doc(
+				{
+					"doctype": "App Source",
+					"app": "frappe",
+					"app_title": "Frappe Framework",
+					"repository_url": "https://github.com/frappe/frappe",
+					"branch": "version-15",
+					"team": team,
+					"public": 1,
+					"enabled": 1,
+					"last_github_poll_failed": 1,  # this Press never asks GitHub for releases
+					"versions": [{"version": version}],
+				}
+			)
+			.insert()
+			.name
+		)
+	if not frappe.db.exists("App Release", {"source": source, "status": "Approved"}):
+		frappe.get_doc(
+			{
+				"doctype": "App Release",
+				"app": "frappe",
+				"source": source,
+				"team": team,
+				"hash": hashlib.sha1(source.encode()).hexdigest(),
+				"status": "Approved",
+				"deployable": 1,
+			}
+		).insert()
+	group = frappe.get_doc(
+		{
+			"doctype": "Release Group",
+			"title": f"{spec.cluster} group",
+			"team": team,
+			"version": version,
+			"public": 1,
+			"apps": [{"app": "frappe", "source": source}],
+			"servers": [{"server": spec.server_name("Server")}],
+		}
+	).insert()
+	candidate = group.create_deploy_candidate(validate_pre_candidate_checks=False)
+	build = frappe.get_doc(
+		{
+			"doctype": "Deploy Candidate Build",
+			"deploy_candidate": candidate.name,
+			"group": group.name,
+			"team": team,
+			"run_build": 0,
+		}
+	).insert()
+	registry = endpoints["registry"]["url"]
+	repository = f"{registry}/{spec.domain}/{group.name}"
+	client = docker_client(endpoints)
+	client.images.get(endpoints["images"]["bench"]).tag(repository, tag=build.name)
+	for line in client.images.push(repository, tag=build.name, stream=True, decode=True):
+		if "error" in line:
+			raise AssertionError(f"pushing the bench image failed: {line['error']}")
+	client.close()
+	frappe.db.set_value(
+		"Deploy Candidate Build",
+		build.name,
+		{
+			"status": "Success",
+			"docker_image_repository": repository,
+			"docker_image_tag": build.name,
+			"docker_image": f"{repository}:{build.name}",
+		},
+	)
+	return group.name, candidate.name, build.name
+
+
+def new_bench(server: str, group: str, candidate: str, build: str) -> str:
+	image = frappe.db.get_value("Deploy Candidate Build", build, "docker_image")
+	bench = frappe.get_doc(
+		{
+			"doctype": "Bench",
+			"server": server,
+			"group": group,
+			"candidate": candidate,
+			"build": build,
+			"docker_image": image,
+		}
+	).insert()
+	return bench.name
+
+
+def new_site(bench: str, group: str, spec: cluster.AllInOne, label: str, apps=("frappe",)) -> str:
+	site = frappe.get_doc(
+		{
+			"doctype": "Site",
+			"subdomain": f"{label}-{uuid.uuid4().hex[:6]}",
+			"domain": spec.domain,
+			"bench": bench,
+			"group": group,
+			"server": spec.server_name("Server"),
+			"cluster": spec.cluster,
+			"team": cluster.operator_team(),
+			"subscription_plan": "Unlimited",
+			"apps": [{"app": app} for app in apps],
+		}
+	).insert()
+	return site.name
+
+
+def backup(site: str) -> str:
+	"""A backup with files, offsite, as the dashboard asks for it; the Site Backup's name."""
+	frappe.get_doc("Site", site).backup(with_files=True, offsite=True)
+	return frappe.db.get_value("Site Backup", {"site": site}, "name", order_by="creation desc")

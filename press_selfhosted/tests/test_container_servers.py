@@ -14,8 +14,7 @@ class TestContainerServers(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.endpoints = support.services()
-		support.configure_site(cls.endpoints)
+		cls.endpoints = support.prepare()
 		cls.spec = support.new_cluster(cls.endpoints)
 		cls.started = now_datetime()
 		cls.servers = cluster.register(cls.spec)

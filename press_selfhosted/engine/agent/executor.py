@@ -3,8 +3,13 @@
 Locks (MariaDB named locks on the executor's own store connection, so they vanish with a dead worker):
 - ``job:<id>`` makes one job run once; a second worker given the same id returns at once;
 - ``bench:<server>:<bench>`` and ``site:<server>:<site>`` let one job at a time touch a bench or a
-  site, and a job waits for older open jobs of its bench/site (Press's order), while jobs of other
-  benches run in parallel.
+  site, and a job runs only when no older open job of its bench/site is left (Press's order), while
+  jobs of other benches run in parallel.
+
+A worker never waits inside a job: a job whose bench or site is busy returns at once and is enqueued
+again when the job before it ends; a step whose condition is not met (:class:`StepWaiting`) leaves the
+job Running for the sweep to resume. With Frappe's default layout (one worker for every queue) a
+waiting worker would hold the only slot that could run what it waits for.
 
 Resuming: a rerun skips the steps already recorded Success and runs again the step that was Running
 when the worker died. Steps are idempotent (they look at what exists and do only what is missing), so
@@ -28,6 +33,7 @@ from press_selfhosted.engine.agent.handlers import (
 	JobRecord,
 	SecretSource,
 	StepContext,
+	StepWaiting,
 	Topology,
 )
 from press_selfhosted.engine.agent.jobs import JobRow
@@ -35,11 +41,11 @@ from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts, docker_errors
 from press_selfhosted.engine.errors import EngineError
 
+WAITING = "Waiting"  # what run() returns for a job left Running until a step's condition is met
+
 
 @dataclass
 class ExecutorSettings:
-	scope_wait: float = 600.0  # how long a job waits for its bench/site before the sweep takes over
-	poll_interval: float = 0.5
 	flush_interval: float = 1.0  # how often a running step's output and the job's data reach the store
 
 
@@ -74,9 +80,11 @@ class Executor:
 		docker_hosts: DockerHosts,
 		settings: ExecutorSettings | None = None,
 		on_finished: Callable[[JobRecord, str], None] | None = None,
+		enqueue: Callable[[int], object] | None = None,
 	):
 		"""``on_finished(job, status)`` runs once a job has ended and its end is stored: where the Frappe
-		layer records what Press's own callbacks do not (e.g. that a server set up is Active)."""
+		layer records what Press's own callbacks do not (e.g. that a server set up is Active).
+		``enqueue(job_id)`` hands the jobs that waited for an ended one to a worker."""
 		self.store = store
 		self.handlers = handlers
 		self.topology = topology
@@ -84,9 +92,11 @@ class Executor:
 		self.docker_hosts = docker_hosts
 		self.settings = settings or ExecutorSettings()
 		self.on_finished = on_finished
+		self.enqueue = enqueue
 
 	def run(self, job_id: int) -> str | None:
-		"""Run (or resume) job ``job_id``; returns its status, or None when another worker has it."""
+		"""Run (or resume) job ``job_id``; returns its status, :data:`WAITING`, or None when it cannot
+		run now (another worker has it, or an older job of its bench or site is open)."""
 		job = self.store.get(job_id)
 		if job is None or job.status in jobs.FINISHED:
 			return job.status if job else None
@@ -105,25 +115,23 @@ class Executor:
 				self.store.release(name)
 
 	def _acquire_scope(self, job: JobRow) -> list[str] | None:
+		"""The bench and site locks of ``job`` when they are free and no older job of its bench or site is
+		open; else None at once (the ending job before it enqueues it again)."""
 		names = [
 			self.store.lock_name(kind, job.server, value)
 			for kind, value in (("bench", job.bench), ("site", job.site))
 			if value
 		]
-		deadline = time.monotonic() + self.settings.scope_wait
-		while True:
-			got: list[str] = []
-			for name in names:
-				if not self.store.try_lock(name, 1):
-					break
-				got.append(name)
-			if len(got) == len(names) and not self.store.has_earlier_unfinished(job):
-				return got
-			for name in got:
-				self.store.release(name)
-			if time.monotonic() >= deadline:
-				return None
-			time.sleep(self.settings.poll_interval)
+		got: list[str] = []
+		for name in names:
+			if not self.store.try_lock(name):
+				break
+			got.append(name)
+		if len(got) == len(names) and not self.store.has_earlier_unfinished(job):
+			return got
+		for name in got:
+			self.store.release(name)
+		return None
 
 	def _execute(self, job: JobRow) -> str:
 		self.store.mark_running(job.id)
@@ -162,12 +170,16 @@ class Executor:
 				self.secrets,
 				live.append,
 				self._docker_for,
-				jobs=self.store,
 			)
 			self.store.start_step(job.id, idx, step.name)
 			try:
 				with docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
 					step.run(ctx)
+			except StepWaiting as waiting:
+				text = "\n".join([*live.lines, ctx.redact(str(waiting))])
+				self.store.wait_step(job.id, idx, text, waiting.retry_after)
+				self.store.save_data(job.id, record.data)
+				return WAITING
 			except EndJob as end:
 				text = "\n".join([*live.lines, ctx.redact(str(end))])
 				self.store.finish_step(job.id, idx, jobs.FAILURE, text, "", ctx.step_data)
@@ -201,6 +213,9 @@ class Executor:
 	def _finished(self, record: JobRecord, status: str) -> None:
 		if self.on_finished:
 			self.on_finished(record, status)
+		if self.enqueue:
+			for successor in self.store.successors(record.server, record.id, record.bench, record.site):
+				self.enqueue(successor)
 
 	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:
 		return self.docker_hosts.client(server.docker)
@@ -213,7 +228,8 @@ def _describe(error: BaseException) -> str:
 
 
 def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60.0) -> list[int]:
-	"""Re-enqueue open jobs that no worker holds (the worker died, or the enqueue was lost).
+	"""Re-enqueue open jobs that no worker holds: the worker died, the enqueue was lost, or a step is
+	waiting (:class:`StepWaiting`) and its time to look again has come.
 
 	``min_age`` (seconds since the job was recorded) leaves a freshly recorded job to the worker it
 	was enqueued for. Enqueueing a job that is already queued is harmless: the job lock makes it run once.
@@ -221,7 +237,10 @@ def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60
 	resumed = []
 	now = jobs.utcnow()
 	for job in store.unfinished():
-		if (now - job.enqueued).total_seconds() < min_age:
+		if job.resume_after is not None:
+			if job.resume_after > now:
+				continue
+		elif (now - job.enqueued).total_seconds() < min_age:
 			continue
 		if store.is_free(store.lock_name("job", job.id)):
 			enqueue(job.id)

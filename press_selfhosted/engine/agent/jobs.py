@@ -146,6 +146,7 @@ class JobRow:
 	start: datetime.datetime | None = None
 	end: datetime.datetime | None = None
 	steps: list[StepRow] = field(default_factory=list)
+	resume_after: datetime.datetime | None = None  # a waiting step runs again from then on
 
 	def as_agent(self) -> dict[str, Any]:
 		# Pending steps are never reported: Press marks the ones left as Skipped when the job ends

@@ -10,6 +10,7 @@ the server when the connection ends, so a worker that dies frees its job for the
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import threading
@@ -44,6 +45,7 @@ _SCHEMA = (
 		enqueued_at DATETIME(6) NOT NULL,
 		started_at DATETIME(6) NULL,
 		ended_at DATETIME(6) NULL,
+		resume_after DATETIME(6) NULL,
 		KEY server_status (server, status),
 		KEY agent_job (agent_job_id),
 		KEY job_type_site (job_type, site)
@@ -62,6 +64,10 @@ _SCHEMA = (
 		UNIQUE KEY job_step (job_id, idx)
 	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 )
+
+
+# columns added after the first release, for tables made before them
+_MIGRATIONS = (f"ALTER TABLE `{JOB_TABLE}` ADD COLUMN IF NOT EXISTS resume_after DATETIME(6) NULL",)
 
 
 class JobStoreUnavailable(EngineError):
@@ -147,7 +153,7 @@ class JobStore:
 				self._connection = None
 
 	def ensure_schema(self) -> None:
-		for statement in _SCHEMA:
+		for statement in (*_SCHEMA, *_MIGRATIONS):
 			self._query(statement)
 
 	# --- jobs -------------------------------------------------------------------------------------
@@ -215,25 +221,35 @@ class JobStore:
 		)
 		return bool(rows)
 
-	def latest_status(
-		self, job_type: str, *, server: str | None = None, bench: str | None = None, site: str | None = None
-	) -> str | None:
-		conditions, args = ["job_type = %s"], [job_type]
-		for column, value in (("server", server), ("bench", bench), ("site", site)):
-			if value is not None:
-				conditions.append(f"{column} = %s")
-				args.append(value)
-		rows = self._query(
-			f"SELECT status FROM `{JOB_TABLE}` WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT 1",
-			args,
-		)
-		return rows[0]["status"] if rows else None
-
 	def mark_running(self, job_id: int) -> None:
 		self._query(
-			f"UPDATE `{JOB_TABLE}` SET status = %s, started_at = COALESCE(started_at, %s) WHERE id = %s",
+			f"UPDATE `{JOB_TABLE}` SET status = %s, started_at = COALESCE(started_at, %s), resume_after = NULL "
+			"WHERE id = %s",
 			(jobs.RUNNING, jobs.utcnow(), job_id),
 		)
+
+	def wait_step(self, job_id: int, idx: int, output: str, retry_after: float) -> None:
+		"""The step stays Running with ``output``; the sweep resumes the job ``retry_after`` seconds on."""
+		self.save_step_output(job_id, idx, output)
+		resume = jobs.utcnow() + datetime.timedelta(seconds=retry_after)
+		self._query(f"UPDATE `{JOB_TABLE}` SET resume_after = %s WHERE id = %s", (resume, job_id))
+
+	def successors(self, server: str, job_id: int, bench: str | None, site: str | None) -> list[int]:
+		"""Open jobs of ``server`` after ``job_id`` on the same bench or site, oldest first (they may have
+		been waiting for it)."""
+		scopes, args = [], [server, job_id, jobs.PENDING, jobs.RUNNING]
+		for column, value in (("bench", bench), ("site", site)):
+			if value:
+				scopes.append(f"{column} = %s")
+				args.append(value)
+		if not scopes:
+			return []
+		rows = self._query(
+			f"SELECT id FROM `{JOB_TABLE}` WHERE server = %s AND id > %s AND status IN (%s, %s) "
+			f"AND ({' OR '.join(scopes)}) ORDER BY id",
+			args,
+		)
+		return [row["id"] for row in rows]
 
 	def save_data(self, job_id: int, data: dict[str, Any]) -> None:
 		self._query(f"UPDATE `{JOB_TABLE}` SET data = %s WHERE id = %s", (json.dumps(data), job_id))
@@ -320,6 +336,7 @@ def _job_row(row: dict[str, Any]) -> JobRow:
 		enqueued=row["enqueued_at"],
 		start=row["started_at"],
 		end=row["ended_at"],
+		resume_after=row.get("resume_after"),
 	)
 
 
