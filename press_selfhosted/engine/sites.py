@@ -490,6 +490,13 @@ def upload_backup(ctx: StepContext) -> None:
 
 
 def archive_site(ctx: StepContext) -> None:
+	"""Drops the site once Press has recorded that the proxy no longer routes it.
+
+	Press decides a site is Archived, and records the archive backup, from the *steps* of both jobs as
+	it has recorded them (``get_new_status_for_archive_attempted_site``): it must see this step succeed
+	only after the proxy's, else it processes the proxy's job last, archives the site from it and never
+	records the backup (findings, pitfall 7). So the step waits first, without holding a worker."""
+	wait_for_proxy_removal(ctx)
 	site = site_name(ctx)
 	db = mariadb(ctx)
 	config = read_site_config(ctx)
@@ -519,13 +526,10 @@ def archive_site(ctx: StepContext) -> None:
 
 
 def wait_for_proxy_removal(ctx: StepContext) -> None:
-	"""Press records the archive backup and deletes the older ones only when it processes Archive Site
-	after the proxy's Remove Site from Upstream (findings, pitfall 7): this job ends once Press has
-	recorded that one's success. Until then the step waits without holding a worker."""
 	site = site_name(ctx)
 	status = ctx.topology.press_job_status(REMOVE_FROM_UPSTREAM, site)
 	if status == "Success":
-		ctx.log(f"Press has recorded that the proxy no longer routes {site}; the site is archived")
+		ctx.log(f"Press has recorded that the proxy no longer routes {site}")
 		return
 	if status in ("Failure", "Delivery Failure"):
 		raise ProxyNotDone(
@@ -629,7 +633,7 @@ def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
 				("Upload Site Backup to S3", upload_backup),
 				("Archive Site", archive_site),
 				("Bench Setup NGINX", setup_nginx),
-				("Reload NGINX", wait_for_proxy_removal),
+				("Reload NGINX", nothing_to_reload),
 			],
 		),
 	]

@@ -92,10 +92,12 @@ def new_cluster(endpoints: dict) -> cluster.AllInOne:
 
 
 def poll(servers: dict[str, str]) -> None:
-	"""What Press's scheduler does every minute for these servers (the job result's callbacks included)."""
+	"""What the scheduler does every minute for these servers: Press polls their jobs (and runs the
+	callbacks of those that ended), press_selfhosted's sweep resumes waiting ones."""
 	for doctype, name in servers.items():
 		poll_pending_jobs_server(frappe._dict(server=name, server_type=doctype))
 	frappe.db.commit()
+	runtime.sweep_jobs()
 
 
 def wait_until(
