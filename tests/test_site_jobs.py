@@ -343,8 +343,17 @@ def test_archive_site_failures_name_the_cause(docker_client, env):
 	assert_site_database(cluster, site)
 	run(docker_client, env, "Archive Site", site, archive_payload(), press=PressJobs({site: ["Success"]}))
 	assert_site_gone(cluster, backend, site)
-	with pytest.raises(SiteError, match="Site nowhere.example.com does not exist in bench bench-1"):
-		run(docker_client, env, "Archive Site", "nowhere.example.com", archive_payload(), press=PressJobs())
+
+
+def test_a_site_whose_new_site_failed_before_making_it_can_be_archived(docker_client, env):
+	"""Press calls such a site Broken; archiving it (Press then archives its bench) finds nothing to lose."""
+	site = "never.example.com"
+	press = PressJobs({site: ["Success"]})
+	output = run(docker_client, env, "Archive Site", site, archive_payload(force=True), press=press)
+	assert f"site {site} was never made in bench {BENCH}: nothing to back up" in output
+	assert any("never made in this bench" in line for line in output)
+	with pytest.raises(SiteError, match="Site never.example.com does not exist in bench bench-1"):
+		run(docker_client, env, "Uninstall App from Site", site, {"path_args": {"app": "testapp"}})
 
 
 def test_archive_site_resumes_after_a_crash_at_every_step(docker_client, env):

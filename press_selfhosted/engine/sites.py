@@ -449,11 +449,16 @@ def remove_domain(ctx: StepContext) -> None:
 
 
 def _site_is_archived(ctx: StepContext) -> bool:
-	"""True when only the archived copy is left (a rerun after Archive Site); a missing site is an error."""
+	"""True when only the archived copy is left (a rerun after Archive Site), or when Archive Site finds
+	no site at all (its New Site failed before making it: Press calls it Broken); else a missing site
+	is an error."""
 	if read_site_config(ctx) is not None:
 		return False
 	if read_site_config(ctx, ARCHIVED) is not None:
 		ctx.log(f"site {site_name(ctx)} is already archived: nothing to back up")
+		return True
+	if ctx.job.job_type == "Archive Site":
+		ctx.log(f"site {site_name(ctx)} was never made in bench {ctx.job.bench}: nothing to back up")
 		return True
 	raise SiteError(
 		f"Site {site_name(ctx)} does not exist in bench {ctx.job.bench} on server {ctx.server.name}."
@@ -505,7 +510,8 @@ def archive_site(ctx: StepContext) -> None:
 		db_name = archived.get("db_name") or database_name(ctx.job.bench, site)
 		db.drop_database_and_user(db_name, archived.get("db_user") or db_name)
 		db.drop_user(db_name + LIMITED_SUFFIX)
-		ctx.log(f"site {site} is already archived (sites/{ARCHIVED}); its database {db_name} is dropped")
+		where = f"already archived (sites/{ARCHIVED})" if archived else "never made in this bench"
+		ctx.log(f"site {site} is {where}; no database {db_name} is left")
 		return
 	with temporary_user(db, config["db_name"]) as login:
 		bench(
