@@ -166,6 +166,8 @@ def verify_backup(site_backup: str) -> dict:
 def run_restore_drill(site: str) -> dict:
 	"""Enqueues a restore drill of ``site``; the result lands on the Site (Last Restore Drill Result)."""
 	_only_operators()
+	if not frappe.db.exists("Site", site):
+		frappe.throw(f"site: no Site named {site!r}", frappe.DoesNotExistError)
 	frappe.has_permission("Site", "write", doc=site, throw=True)
 	job = frappe.enqueue(
 		"press_selfhosted.agent.backups.run_restore_drills",
@@ -181,11 +183,11 @@ def run_restore_drill(site: str) -> dict:
 def site_usage(site: str) -> dict:
 	"""Measures ``site`` now, records its usage and applies its plan's limits; returns the decision."""
 	_only_operators()
-	from dataclasses import asdict
-
 	from press_selfhosted.agent.usage import check_site
 
-	return asdict(check_site(site))
+	if not frappe.db.exists("Site", site):
+		frappe.throw(f"site: no Site named {site!r}", frappe.DoesNotExistError)
+	return check_site(site).as_dict()
 
 
 @frappe.whitelist()

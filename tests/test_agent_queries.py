@@ -126,8 +126,8 @@ def test_unknown_site_bench_and_a_stopped_bench_get_clear_errors(env, docker_cli
 		f"{cluster.prefix}-bench-none" in no_bench.json["output"]
 		and cluster.app_server.name in no_bench.json["output"]
 	)
-	# still 501: the Agent's analytics come from its own log files
-	assert ask(env, "GET", f"benches/{BENCH}/analytics").status_code == 501
+	# still 501: the Agent's monitor data come from its own log files
+	assert ask(env, "POST", f"benches/{BENCH}/monitor").status_code == 501
 	backend.stop(timeout=1)
 	try:
 		stopped = ask(env, "GET", f"benches/{BENCH}/status")
@@ -179,3 +179,27 @@ def test_shapes_are_built_from_facts_without_docker():
 			"timestamp": "2024-05-01 12:00:00.000000",
 		}
 	]
+
+
+def test_running_benches_come_from_docker(env):
+	cluster, _backend, router, _db = env
+	answer = router.handle(cluster.app_server.name, "GET", "server/running-benches")
+	assert answer.status_code == 200 and answer.json == {"benches": [BENCH]}
+
+
+def test_database_ping_asks_mariadb_with_the_password_press_sends(env):
+	cluster, _backend, router, _db = env
+	db = cluster.db_server
+
+	def ping(password):
+		data = {"private_ip": "10.0.0.2", "mariadb_root_password": password}
+		return router.handle(db.name, "POST", "database/ping", data, server_type="Database Server")
+
+	assert ping(cluster.root_password).json == {"reachable": True}
+	assert ping("not-the-password").json == {"reachable": False}
+	assert ping("").status_code == 400
+
+
+def test_analytics_answer_that_there_is_nothing_to_record(env):
+	answer = ask(env, "GET", f"benches/{BENCH}/analytics")
+	assert answer.status_code == 200 and answer.json == {}

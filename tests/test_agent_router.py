@@ -50,7 +50,7 @@ def test_ping_unknown_and_failures_never_raise(store_config):
 	queued = []
 	server, router = make(store_config, queued)
 	assert router.handle(server.name, "GET", "ping").json == {"message": "pong"}
-	info = router.handle(server.name, "GET", "benches/b1/analytics")
+	info = router.handle(server.name, "POST", "benches/b1/monitor")
 	assert info.status_code == 501 and "does not implement" in info.json["output"]
 	job = router.handle(server.name, "POST", "benches/b1/sites/s1/migrate", {}, agent_job_id="AJ-3")
 	assert job.status_code == 404 and queued == []  # a 4xx fails Press's job at once

@@ -4,6 +4,7 @@ back within the limits, including after a plan change."""
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 
@@ -78,3 +79,9 @@ def test_back_within_limits_clears_and_a_bigger_plan_unsuspends():
 def test_a_smaller_plan_starts_the_grace_period_on_the_day_of_the_change():
 	decision = decide(SMALL, usage(database_mib=500), LimitState(), T0)
 	assert decision.action is Action.NOTIFY and decision.state.exceeded_since == T0
+
+
+def test_a_decision_is_plain_data_for_an_api_answer():
+	decision = decide(SMALL, usage(users=9), LimitState(), T0)
+	answer = json.loads(json.dumps(decision.as_dict(), default=str))
+	assert answer["action"] == decision.action.value and answer["excesses"][0]["limit"] == "max_users"

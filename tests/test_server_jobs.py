@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 import uuid
+from dataclasses import replace
 
 import docker.errors
 import pytest
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.database import MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.server_jobs import server_handlers
-from tests.proxy_helpers import FakeTopology, container_server, run_job
+from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
 HANDLERS = index(server_handlers())
 
@@ -79,3 +81,38 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 		docker_client.images.remove(tag, force=True)
 		docker_client.images.remove(other_tag, force=True)
 		docker_client.images.remove(not_ours, force=True)
+
+
+def test_ssh_users_on_a_container_proxy_succeed_saying_why_nothing_is_done(server, docker_client):
+	handlers = index(server_handlers())
+	proxy = replace(server, server_type="Proxy Server")
+	_, log = run_job(handlers["Add User to Proxy"], proxy, docker_client, FakeTopology(), {"name": "bench-1"})
+	assert len(log) == 3 and "has no SSH jump host" in log[0] and "bench-1" in log[0]
+	payload = {"path_args": {"user": "bench-1"}}
+	_, log = run_job(handlers["Remove User from Proxy"], proxy, docker_client, FakeTopology(), payload)
+	assert "docker exec" in log[0]
+
+
+def test_schema_sizes_are_measured_from_information_schema(server, docker_client, endpoints):
+	db_server = replace(server, server_type="Database Server")
+	docker_client.networks.create(db_server.network, labels=naming.labels(db_server.name, "network"))
+	try:
+		db = ensure_mariadb(
+			docker_client, MariaDBSpec(db_server, endpoints["images"]["mariadb"]), "root-pw-1"
+		)
+		db.sql(
+			"CREATE DATABASE _site1; CREATE TABLE _site1.t (x LONGTEXT); INSERT INTO _site1.t VALUES (REPEAT('x', 100000))"
+		)
+		secrets = FakeSecrets({"mariadb_root_password": "root-pw-1"})
+		_, log = run_job(
+			HANDLERS["Update Database Schema Sizes"],
+			db_server,
+			docker_client,
+			FakeTopology(),
+			{},
+			secrets=secrets,
+		)
+		assert "no metadata table" in log[0]
+		assert log[1].startswith("_site1: ") and log[1].endswith(" MiB")
+	finally:
+		remove_servers(docker_client, [db_server.name], db_server.network)

@@ -166,6 +166,9 @@ def measure_site_usages() -> None:
 
 
 def on_site_update(doc, method=None) -> None:
-	"""A plan change re-evaluates the limits at once (measured afresh: the users count is live)."""
+	"""A plan change of a running site re-evaluates the limits at once (measured afresh: the users count
+	is live). A new site has nothing to measure yet: Press sets its first plan before its New Site ran."""
+	if doc.flags.in_insert or doc.status not in MEASURED_STATUSES:
+		return
 	if doc.has_value_changed("plan") and _is_container_server(doc.server):
 		frappe.enqueue("press_selfhosted.agent.usage.check_site", name=doc.name, enqueue_after_commit=True)

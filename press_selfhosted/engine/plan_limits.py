@@ -70,6 +70,15 @@ class Decision:
 	def reason(self) -> str:
 		return "; ".join(str(excess) for excess in self.excesses)
 
+	def as_dict(self) -> dict:
+		"""Plain data (the action by its value), e.g. for a JSON answer."""
+		return {
+			"action": self.action.value,
+			"state": dataclasses.asdict(self.state),
+			"excesses": [dataclasses.asdict(excess) for excess in self.excesses],
+			"reason": self.reason,
+		}
+
 
 def excesses(limits: PlanLimits, usage: SiteUsage) -> tuple[Excess, ...]:
 	used = {

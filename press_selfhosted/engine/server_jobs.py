@@ -22,7 +22,7 @@ from collections.abc import Callable
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.benches import ensure_network
-from press_selfhosted.engine.database import MariaDBSpec, ensure_mariadb
+from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb, find_mariadb
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.proxy import ProxyJobs
 
@@ -52,6 +52,42 @@ def check_docker(ctx: StepContext) -> None:
 		f"Docker Engine {version.get('Version')} (API {version.get('ApiVersion')}, {version.get('Os')}/"
 		f"{version.get('Arch')}) at {ctx.server.docker.socket}: containers and networks can be managed"
 	)
+
+
+# --- what Press sends to every server, which a container server answers plainly ---------------------
+
+
+def no_ssh_proxy(ctx: StepContext) -> None:
+	"""Press's SSH access to benches through the proxy (an SSH jump host with certificates) does not
+	exist on a container proxy: benches are reached with ``docker exec`` on their host."""
+	ctx.log(
+		f"proxy {ctx.server.name} is a container proxy (Traefik): it has no SSH jump host, so no SSH user "
+		f"or certificate is kept for bench {ctx.payload.get('name') or ctx.payload.get('path_args', {}).get('user')}. "
+		"Reach a bench's shell with `docker exec` on its host."
+	)
+
+
+def schema_sizes_are_read_live(ctx: StepContext) -> None:
+	ctx.log(
+		"press_selfhosted keeps no metadata table: each site's database size is read from "
+		"information_schema whenever Press asks for the site's info"
+	)
+
+
+def report_schema_sizes(ctx: StepContext) -> None:
+	"""The size of every database on the server, from information_schema (what the Agent's table holds)."""
+	db = server_mariadb(ctx)
+	rows = db.sql(
+		"SELECT TABLE_SCHEMA, COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES "
+		"WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') "
+		"GROUP BY TABLE_SCHEMA ORDER BY TABLE_SCHEMA"
+	)
+	ctx.log("\n".join(f"{schema}: {int(size) / MIB:.1f} MiB" for schema, size in rows) or "no site databases")
+
+
+def server_mariadb(ctx: StepContext) -> MariaDB:
+	host = naming.resource_name(ctx.server.container_prefix, "mariadb")
+	return find_mariadb(ctx.docker, ctx.server, host, ctx.secret("mariadb_root_password"))
 
 
 def server_setup_handler(proxies: ProxyJobs, mariadb_image: Callable[[], str]) -> Handler:
@@ -121,6 +157,31 @@ def prune_images(ctx: StepContext) -> None:
 def server_handlers() -> list[Handler]:
 	return [
 		handler("Ping Job", "POST", "ping_job", [("Ping Step", ping)]),
+		handler(
+			"Add User to Proxy",
+			"POST",
+			"ssh/users",
+			[
+				("Add User to Proxy", no_ssh_proxy),
+				("Add Certificate to User", no_ssh_proxy),
+				("Add Principal to User", no_ssh_proxy),
+			],
+		),
+		handler(
+			"Remove User from Proxy",
+			"DELETE",
+			"ssh/users/{user}",
+			[("Remove User from Proxy", no_ssh_proxy), ("Remove Principal from User", no_ssh_proxy)],
+		),
+		handler(
+			"Update Database Schema Sizes",
+			"POST",
+			"database/update-schema-sizes",
+			[
+				("Setup Metadata Table", schema_sizes_are_read_live),
+				("Update Database Schema Size in Metadata Table", report_schema_sizes),
+			],
+		),
 		handler(
 			"Cleanup Unused Files",
 			"POST",

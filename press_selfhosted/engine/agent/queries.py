@@ -28,6 +28,7 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Topology
+from press_selfhosted.engine.database import DatabaseError, find_mariadb
 from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.validation import validate_fqdn
@@ -220,6 +221,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 # Press's "Login as Administrator" (Site.get_login_sid -> Agent.get_site_sid): GET, or POST {"user"}
 _SID = re.compile(rf"^{_BENCH}/sites/(?P<site>[^/]+)/sid$")
+_ANALYTICS = re.compile(rf"^{_BENCH}/analytics$")
 _LOGIN_URL = re.compile(r"\?sid=([0-9a-zA-Z]+)")
 
 
@@ -238,6 +240,14 @@ class Queries:
 		self, server: str, server_type: str, method: str, path: str, data: Any = None
 	) -> Answer | None:
 		"""The answer to a direct query, or None when ``method path`` is not one of these queries."""
+		if (method, path) == ("GET", "server/running-benches"):
+			return Answer({"benches": self.running_benches(server_type, server)})
+		if (method, path) == ("POST", "database/ping"):
+			return Answer({"reachable": self.database_answers(server_type, server, data)})
+		if method == "GET" and _ANALYTICS.match(path):
+			# the Agent's analytics come from log files and crons a container bench does not have;
+			# an empty answer tells Press's daily sync there is nothing to record
+			return Answer({})
 		match = _SID.match(path)
 		if match and method in ("GET", "POST"):
 			user = (data or {}).get("user") if isinstance(data, dict) else None
@@ -286,6 +296,35 @@ class Queries:
 			return commands.run(backend, argv(names), check=False)
 
 		return self.docker_hosts.call(host.docker, what, run)
+
+	def running_benches(self, server_type: str, server: str) -> list[str]:
+		"""Benches whose backend container runs on the server (Press looks for zombies among them)."""
+		host = self.topology.server(server_type, server)
+
+		def listed(client) -> list[str]:
+			filters = {"label": naming.label_filters(server, role="bench"), "status": "running"}
+			return sorted(
+				{c.labels.get(naming.BENCH) for c in client.containers.list(filters=filters)} - {None}
+			)
+
+		return self.docker_hosts.call(host.docker, "listing the running benches", listed)
+
+	def database_answers(self, server_type: str, server: str, data: Any) -> bool:
+		"""Whether the Database Server's MariaDB answers root with the password Press sends."""
+		host = self.topology.server(server_type, server)
+		password = (data or {}).get("mariadb_root_password") if isinstance(data, dict) else None
+		if not password:
+			raise QueryFailed(400, "database/ping: mariadb_root_password is missing from the request")
+		name = naming.resource_name(host.container_prefix, "mariadb")
+
+		def ping(client) -> bool:
+			try:
+				find_mariadb(client, host, name, password).sql("SELECT 1")
+			except DatabaseError:
+				return False
+			return True
+
+		return self.docker_hosts.call(host.docker, "pinging MariaDB", ping)
 
 	def login_sid(self, server_type: str, server: str, bench: str, site: str, user: str | None) -> str:
 		"""A session of Administrator on the site, from ``bench browse`` as the Agent's fallback does.

@@ -39,7 +39,7 @@ REASONS = {
 # info are answered by engine/agent/queries.py; analytics and monitor data come from the Agent's own
 # log files and crons, which container benches do not have.
 NOT_IMPLEMENTED = (
-	re.compile(r"^benches/[^/]+/(analytics|monitor)$"),
+	re.compile(r"^benches/[^/]+/monitor$"),
 	re.compile(r"^benches/[^/]+/sites/[^/]+/analytics$"),
 	re.compile(r"^(server/status|version|process-snapshot/.+)$"),
 )
