@@ -17,7 +17,9 @@ import frappe
 
 from press_selfhosted.agent import servers
 from press_selfhosted.engine import validation
+from press_selfhosted.engine.errors import ValidationError
 
+PLATFORMS = ("x86_64", "arm64")
 # hostnames of the three servers under the cluster's domain (Press names a server <hostname>.<domain>)
 HOSTNAMES = {"Database Server": "db", "Proxy Server": "proxy", "Server": "app"}
 
@@ -30,11 +32,16 @@ class AllInOne:
 	container_prefix: str  # every container, volume and network of the cluster starts with it
 	private_ip: str  # the host's address on the internal network (proxy routes name the app server by it)
 	ram: int = 4096  # MiB, what Press plans benches against
+	platform: str = "x86_64"  # of the host: Press deploys the build made for it (x86_64 or arm64)
 
 	def validated(self) -> AllInOne:
 		validation.validate_fqdn(self.domain, "domain")
 		validation.parse_docker_socket(self.docker_socket, "docker_socket")
 		validation.validate_container_prefix(self.container_prefix, "container_prefix")
+		if self.platform not in PLATFORMS:
+			raise ValidationError(
+				"platform", self.platform, "not a platform Press builds for", "use x86_64 or arm64"
+			)
 		return self
 
 	def server_name(self, doctype: str) -> str:
@@ -126,6 +133,9 @@ def ensure_server(spec: AllInOne, doctype: str, team: str, others: dict[str, str
 		values["mariadb_root_password"] = secrets.token_urlsafe(24)
 	if doctype == "Server":
 		values.update(
-			proxy_server=others["Proxy Server"], database_server=others["Database Server"], ram=spec.ram
+			proxy_server=others["Proxy Server"],
+			database_server=others["Database Server"],
+			ram=spec.ram,
+			platform=spec.platform,
 		)
 	return frappe.get_doc(values).insert(ignore_permissions=True).name

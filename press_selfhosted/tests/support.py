@@ -23,6 +23,7 @@ import docker
 import frappe
 from frappe.installer import update_site_config
 from press.press.doctype.agent_job.agent_job import poll_pending_jobs_server
+from press.press.doctype.bench.bench import process_bench_queue
 
 from press_selfhosted.agent import cluster, runtime
 from press_selfhosted.engine import naming
@@ -93,10 +94,12 @@ def new_cluster(endpoints: dict) -> cluster.AllInOne:
 
 def poll(servers: dict[str, str]) -> None:
 	"""What the scheduler does every minute for these servers: Press polls their jobs (and runs the
-	callbacks of those that ended), press_selfhosted's sweep resumes waiting ones."""
+	callbacks of those that ended) and makes the benches deploys queued; press_selfhosted's sweep resumes
+	waiting jobs."""
 	for doctype, name in servers.items():
 		poll_pending_jobs_server(frappe._dict(server=name, server_type=doctype))
 	frappe.db.commit()
+	process_bench_queue()
 	runtime.sweep_jobs()
 
 
@@ -263,18 +266,26 @@ def release_group_with_image(endpoints: dict, spec: cluster.AllInOne) -> tuple[s
 			"servers": [{"server": spec.server_name("Server")}],
 		}
 	).insert()
-	candidate = group.create_deploy_candidate(validate_pre_candidate_checks=False)
+	candidate, build = new_build(endpoints, spec, group.name)
+	return group.name, candidate, build
+
+
+def new_build(endpoints: dict, spec: cluster.AllInOne, group: str) -> tuple[str, str]:
+	"""A Deploy Candidate of ``group`` and its finished build (the stand-in bench image, pushed)."""
+	candidate = frappe.get_doc("Release Group", group).create_deploy_candidate(
+		validate_pre_candidate_checks=False
+	)
 	build = frappe.get_doc(
 		{
 			"doctype": "Deploy Candidate Build",
 			"deploy_candidate": candidate.name,
-			"group": group.name,
-			"team": team,
+			"group": group,
+			"team": candidate.team,
 			"run_build": 0,
 		}
 	).insert()
 	registry = endpoints["registry"]["url"]
-	repository = f"{registry}/{spec.domain}/{group.name}"
+	repository = f"{registry}/{spec.domain}/{group}"
 	client = docker_client(endpoints)
 	client.images.get(endpoints["images"]["bench"]).tag(repository, tag=build.name)
 	for line in client.images.push(repository, tag=build.name, stream=True, decode=True):
@@ -291,22 +302,19 @@ def release_group_with_image(endpoints: dict, spec: cluster.AllInOne) -> tuple[s
 			"docker_image": f"{repository}:{build.name}",
 		},
 	)
-	return group.name, candidate.name, build.name
+	# what Press records when a build of the server's platform succeeds
+	frappe.db.set_value("Deploy Candidate", candidate.name, "intel_build", build.name)
+	return candidate.name, build.name
 
 
-def new_bench(server: str, group: str, candidate: str, build: str) -> str:
-	image = frappe.db.get_value("Deploy Candidate Build", build, "docker_image")
-	bench = frappe.get_doc(
-		{
-			"doctype": "Bench",
-			"server": server,
-			"group": group,
-			"candidate": candidate,
-			"build": build,
-			"docker_image": image,
-		}
-	).insert()
-	return bench.name
+def deploy(build: str, servers: dict[str, str]) -> str:
+	"""Press's deploy of a finished build to the Release Group's servers (Deploy → New Bench Queue →
+	Bench, and the Deploy Candidate Differences a Site Update needs); the new Bench's name."""
+	frappe.get_doc("Deploy Candidate Build", build).create_deploy()
+	frappe.db.commit()
+	return wait_until(
+		lambda: frappe.db.get_value("Bench", {"build": build}), servers, what=f"the bench of build {build}"
+	)
 
 
 def new_site(bench: str, group: str, spec: cluster.AllInOne, label: str, apps=("frappe",)) -> str:

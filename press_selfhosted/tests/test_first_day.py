@@ -62,8 +62,7 @@ class TestFirstDay(IntegrationTestCase):
 		return requests.get(self.site_url() + path, headers={"Host": site}, timeout=10)
 
 	def test_1_bench_becomes_active(self):
-		bench = support.new_bench(self.servers["Server"], self.group, self.candidate, self.build)
-		frappe.db.commit()
+		bench = support.deploy(self.build, self.servers)
 		type(self).bench = bench
 		self.wait(lambda: support.status_of("Bench", bench) == "Active", f"Bench {bench} Active")
 		client = support.docker_client(self.endpoints)
@@ -138,6 +137,22 @@ class TestFirstDay(IntegrationTestCase):
 			"suspend and unsuspend jobs done",
 		)
 
+	def test_5b_site_update_moves_the_site_to_a_new_bench(self):
+		_candidate, build = support.new_build(self.endpoints, self.spec, self.group)
+		bench = support.deploy(build, self.servers)
+		self.wait(lambda: support.status_of("Bench", bench) == "Active", f"Bench {bench} Active")
+		update = frappe.get_doc("Site", self.site).schedule_update()
+		frappe.db.commit()
+		self.wait(
+			lambda: support.status_of("Site Update", update) in ("Success", "Failure", "Fatal", "Recovered"),
+			f"Site Update {update} ended",
+			timeout=600,
+		)
+		self.assertEqual(support.status_of("Site Update", update), "Success")
+		self.assertEqual(frappe.db.get_value("Site", self.site, "bench"), bench)
+		self.wait(lambda: self.get_through_traefik(self.site).status_code == 200, "the site on its new bench")
+		type(self).old_bench, type(self).bench = self.bench, bench
+
 	def test_6_archive_records_the_archive_backup_and_deletes_older_ones(self):
 		frappe.get_doc("Site", self.site).archive()
 		frappe.db.commit()
@@ -179,14 +194,15 @@ class TestFirstDay(IntegrationTestCase):
 			timeout=600,
 		)
 
-	def test_8_bench_is_archived(self):
-		frappe.get_doc("Bench", self.bench).archive()
-		frappe.db.commit()
-		self.wait(
-			lambda: support.status_of("Bench", self.bench) == "Archived", f"Bench {self.bench} Archived"
-		)
+	def test_8_benches_are_archived(self):
 		client = support.docker_client(self.endpoints)
-		self.assertEqual(client.containers.list(all=True, filters={"label": f"press.bench={self.bench}"}), [])
+		for bench in (self.old_bench, self.bench):
+			frappe.get_doc("Bench", bench).archive()
+			frappe.db.commit()
+			self.wait(
+				lambda bench=bench: support.status_of("Bench", bench) == "Archived", f"Bench {bench} Archived"
+			)
+			self.assertEqual(client.containers.list(all=True, filters={"label": f"press.bench={bench}"}), [])
 
 	def test_9_nothing_failed_in_the_background(self):
 		expected = getattr(self, "expected_failures", [])
