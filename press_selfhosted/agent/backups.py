@@ -330,7 +330,9 @@ class DrillSecrets:
 		import secrets as tokens
 
 		self.secrets = secrets
-		self.admin_password = tokens.token_hex(16)  # never starts with "-", which a command line would read as an option
+		self.admin_password = tokens.token_hex(
+			16
+		)  # never starts with "-", which a command line would read as an option
 
 	def secret(self, job, key: str) -> str:
 		return self.admin_password if key == "admin_password" else self.secrets.secret(job, key)

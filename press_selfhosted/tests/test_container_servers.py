@@ -25,7 +25,7 @@ class TestContainerServers(IntegrationTestCase):
 		support.remove_cluster_containers(cls.endpoints, cls.servers)
 		super().tearDownClass()
 
-	def test_setup_makes_every_server_active_and_a_second_run_changes_nothing(self):
+	def test_1_setup_makes_every_server_active_and_a_second_run_changes_nothing(self):
 		jobs = cluster.set_up(self.servers)
 		frappe.db.commit()
 		self.assertEqual(set(jobs), set(self.servers.values()))
@@ -56,3 +56,20 @@ class TestContainerServers(IntegrationTestCase):
 		self.assertEqual(cluster.set_up(self.servers), {name: None for name in self.servers.values()})
 		self.assertEqual(cluster.register(self.spec), self.servers)
 		self.assertEqual(support.problems_since(self.started, self.servers), [])
+
+	def test_2_press_reaches_a_container_server_from_a_web_request_and_a_background_job(self):
+		"""The transport swap in both places Press calls agents from: a desk request (Ping Agent) and an RQ
+		job (the delivery of an Agent Job)."""
+		server = self.servers["Server"]
+		self.assertEqual(support.desk_call("Server", server, "ping_agent")["message"], "pong")
+		job = support.desk_call("Server", server, "ping_agent_job")["message"]
+		done = support.wait_until(
+			lambda: (j := support.agent_job(job)) and j.status == "Success" and j, self.servers, what=f"{job}"
+		)
+		self.assertEqual(done.job_type, "Ping Job")
+
+	def test_3_ansible_actions_are_refused_on_a_container_server_with_the_fix(self):
+		doc = frappe.get_doc("Proxy Server", self.servers["Proxy Server"])
+		with self.assertRaises(frappe.ValidationError) as refused:
+			doc.run_method("update_agent_ansible")
+		self.assertIn("Set Up Container Server", str(refused.exception))
