@@ -86,8 +86,43 @@ def verify_backups_command(context, days):
 	for row in report:
 		click.echo(f"{row['backup']}: {'ok' if row['ok'] else 'FAILED ' + '; '.join(row['failed'])}")
 	_commit(False)
-	if not all(row["ok"] for row in report):
+	unverifiable = backups_without_checksums(days)
+	if unverifiable:
+		click.echo(
+			f"{len(unverifiable)} successful backup(s) of the last {days} day(s) have no recorded checksums and "
+			f"cannot be verified: {', '.join(unverifiable)}"
+		)
+	if not report and not unverifiable:
+		click.echo(f"no backups of container sites in the last {days} day(s)")
+	if unverifiable or not all(row["ok"] for row in report):
 		raise SystemExit(1)
+
+
+def backups_without_checksums(days: int) -> list[str]:
+	import frappe
+
+	since = frappe.utils.add_days(frappe.utils.now_datetime(), -days)
+	return frappe.get_all(
+		"Site Backup",
+		filters={
+			"status": "Success",
+			"offsite": 1,
+			"files_availability": "Available",
+			"creation": (">", since),
+			"minio_checksums": ("is", "not set"),
+			"site": ("in", _container_sites() or [""]),
+		},
+		pluck="name",
+	)
+
+
+def _container_sites() -> list[str]:
+	import frappe
+
+	servers = frappe.get_all(
+		"Server", filters={"container_prefix": ("is", "set"), "docker_socket": ("is", "set")}, pluck="name"
+	)
+	return frappe.get_all("Site", filters={"server": ("in", servers or [""])}, pluck="name")
 
 
 @press_selfhosted.command("restore-drill")

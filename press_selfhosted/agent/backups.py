@@ -278,6 +278,8 @@ def recheck_backups(days: int = 2, names: list[str] | None = None) -> list[dict]
 		"Site Backup",
 		filters={
 			"status": "Success",
+			# a backup whose files were deleted (retention, or Press on archive) has nothing to verify
+			"files_availability": "Available",
 			"minio_checksums": ("is", "set"),
 			**({"name": ("in", names)} if names else {"creation": (">", since)}),
 		},

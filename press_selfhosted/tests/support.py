@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -363,3 +365,15 @@ def desk_call(doctype: str, name: str, method: str) -> dict:
 			f"{method} of {doctype} {name}: HTTP {response.status_code} {response.text[:1000]}"
 		)
 	return response.json()
+
+
+def bench_command(*argv: str) -> subprocess.CompletedProcess:
+	"""``bench --site <this site> argv`` as an operator types it, in the bench's sites folder."""
+	return subprocess.run(
+		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site, *argv],
+		cwd=frappe.utils.get_bench_path() + "/sites",
+		capture_output=True,
+		text=True,
+		timeout=600,
+		check=False,
+	)

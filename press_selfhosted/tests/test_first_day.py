@@ -120,6 +120,27 @@ class TestFirstDay(IntegrationTestCase):
 		site = frappe.get_doc("Site", self.site)
 		self.assertTrue(site.last_verified_restore, site.last_restore_drill_result)
 
+	def test_4b_operator_api_and_bench_commands(self):
+		jobs = api.agent_jobs(self.servers["Server"], limit=5)
+		self.assertTrue(
+			jobs and all(job["status"] in ("Pending", "Running", "Success", "Failure") for job in jobs)
+		)
+		with self.assertRaises(frappe.ValidationError):
+			api.agent_jobs(self.servers["Server"], limit=1000)
+		usage = api.site_usage(self.site)
+		self.assertEqual(usage["action"], "none", usage)
+		json.dumps(usage, default=str)  # answered as JSON
+		with self.assertRaises(frappe.DoesNotExistError):
+			api.run_restore_drill("no-such-site.example.com")
+		self.assertNotIn(
+			f"{self.site}/", " ".join(api.retention_plan()), "the newest backup of an active site is kept"
+		)
+		listed = support.bench_command("press-selfhosted", "jobs", self.servers["Server"], "--limit", "3")
+		self.assertIn("Backup Site", listed.stdout + listed.stderr)
+		verified = support.bench_command("press-selfhosted", "verify-backups", "--days", "1")
+		self.assertEqual(verified.returncode, 0, verified.stdout + verified.stderr)
+		self.assertIn(f"{self.first_backup}: ok", verified.stdout)
+
 	def test_5_suspended_site_serves_the_suspended_page_then_comes_back(self):
 		frappe.get_doc("Site", self.site).suspend(reason="test")
 		frappe.db.commit()
