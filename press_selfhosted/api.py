@@ -16,56 +16,12 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import frappe
 
 from press_selfhosted.engine.errors import ValidationError
+from press_selfhosted.engine.validation import validate_limit
 
 MAX_JOBS = 200
-
-
-def as_flag(value, field: str) -> bool:
-	"""``1``/``0``/``true``/``false`` as sent by a form or a query string."""
-	text = str(value).strip().lower()
-	if text in ("1", "true", "yes", "on"):
-		return True
-	if text in ("0", "false", "no", "off", ""):
-		return False
-	raise ValidationError(field, value, "not a yes/no value", "send 1 or 0")
-
-
-def as_limit(value, field: str = "limit") -> int:
-	try:
-		limit = int(value)
-	except (TypeError, ValueError):
-		raise ValidationError(field, value, "not a whole number", f"send 1 to {MAX_JOBS}") from None
-	if not 1 <= limit <= MAX_JOBS:
-		raise ValidationError(field, value, f"out of range 1 to {MAX_JOBS}", f"send 1 to {MAX_JOBS}")
-	return limit
-
-
-def tags_by_repository(registry_host: str, images: Iterable[str]) -> dict[str, set[str]]:
-	"""``{repository: tags}`` of the images ``<registry_host>/<repository>:<tag>`` among ``images``."""
-	found: dict[str, set[str]] = {}
-	prefix = f"{registry_host}/"
-	for image in images:
-		if not image or not image.startswith(prefix):
-			continue
-		repository, sep, tag = image[len(prefix) :].rpartition(":")
-		if sep and repository:
-			found.setdefault(repository, set()).add(tag)
-	return found
-
-
-def cleanup_summary(reports) -> dict:
-	return {
-		"repositories": [
-			{"repository": r.repository, "kept": r.kept, "deleted": r.deleted, "message": r.message}
-			for r in reports
-		],
-		"deleted": sum(len(r.deleted) for r in reports),
-	}
 
 
 def _only_operators() -> None:
@@ -86,7 +42,7 @@ def agent_jobs(server: str, limit: int = 20) -> list[dict]:
 	_only_operators()
 	from press_selfhosted.agent import runtime
 
-	jobs = runtime.job_store().latest(server, _call(as_limit, limit))
+	jobs = runtime.job_store().latest(server, _call(validate_limit, limit, "limit", MAX_JOBS))
 	return [{**job.as_agent(), "job_type": job.job_type} for job in jobs]
 
 
@@ -124,8 +80,12 @@ def registry_cleanup() -> dict:
 
 
 def _registry_cleanup(dry_run: bool) -> dict:
-	from press_selfhosted.agent.registry import LOCAL_REGISTRY, image_host
-	from press_selfhosted.engine.registry_cleanup import delete_unreferenced_tags
+	from press_selfhosted.agent.registry import LOCAL_REGISTRY
+	from press_selfhosted.engine.registry_cleanup import (
+		cleanup_summary,
+		delete_unreferenced_tags,
+		tags_by_repository,
+	)
 	from press_selfhosted.validations import infrastructure
 
 	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
@@ -133,7 +93,7 @@ def _registry_cleanup(dry_run: bool) -> dict:
 		frappe.throw("No default Local Registry: tick Default on the Local Registry to clean")
 	doc = frappe.get_doc(LOCAL_REGISTRY, name)
 	target = infrastructure.registry_target(doc, doc.get_password("password", raise_exception=False))
-	host = image_host(target)
+	host = infrastructure.image_host(target)
 	# Press records a build's image on its Deploy Candidate Build
 	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate Build", pluck="docker_image"))
 	used = tags_by_repository(

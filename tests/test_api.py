@@ -1,40 +1,19 @@
-"""press_selfhosted/api.py: its pure parts, and its structure (every method whitelisted, permission first).
-
-Frappe cannot be installed here: a stand-in ``frappe`` module (whitelist decorator only) is put in
-``sys.modules`` to import api.py; nothing else is mocked."""
+"""press_selfhosted/api.py's structure (every method whitelisted, permission first, POST for changes),
+read from its source; the helpers it uses are the engine's, tested here. The methods themselves run in
+the in-bench suite."""
 
 from __future__ import annotations
 
 import ast
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.registry_cleanup import CleanupReport
+from press_selfhosted.engine.registry_cleanup import CleanupReport, cleanup_summary, tags_by_repository
+from press_selfhosted.engine.validation import validate_limit
 
 API = Path(__file__).resolve().parent.parent / "press_selfhosted" / "api.py"
-
-
-@pytest.fixture(scope="module")
-def api():
-	stand_in = types.ModuleType("frappe")
-	stand_in.whitelist = lambda **kwargs: lambda function: function
-	saved = sys.modules.get("frappe")
-	sys.modules["frappe"] = stand_in
-	sys.modules.pop("press_selfhosted.api", None)
-	try:
-		import press_selfhosted.api as module
-
-		yield module
-	finally:
-		sys.modules.pop("press_selfhosted.api", None)
-		if saved is None:
-			sys.modules.pop("frappe", None)
-		else:
-			sys.modules["frappe"] = saved
 
 
 def test_every_function_is_whitelisted_and_checks_permission_first():
@@ -51,11 +30,13 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 		"agent_jobs",
 		"retention_plan",
 		"apply_retention",
+		"registry_cleanup_plan",
 		"registry_cleanup",
 		"verify_backup",
 		"run_restore_drill",
 		"site_usage",
 		"site_certificates",
+		"setup_container_server",
 	}
 	for function in public:
 		body = [
@@ -67,23 +48,25 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 	assert ast.unparse(helper.body[0]) == "frappe.only_for('System Manager')"
 	# methods that change something accept POST only
 	for function in public:
-		if function.name in ("apply_retention", "run_restore_drill", "site_usage"):
+		if function.name in (
+			"apply_retention",
+			"registry_cleanup",
+			"run_restore_drill",
+			"site_usage",
+			"setup_container_server",
+		):
 			assert "methods=['POST']" in ast.unparse(function.decorator_list[0]), function.name
 
 
-def test_flags_and_limits_are_parsed_with_field_named_errors(api):
-	assert api.as_flag("1", "dry_run") is True and api.as_flag(0, "dry_run") is False
-	assert api.as_flag("false", "dry_run") is False
-	with pytest.raises(ValidationError) as bad:
-		api.as_flag("maybe", "dry_run")
-	assert bad.value.field == "dry_run"
-	assert api.as_limit("20") == 20
+def test_limits_are_parsed_with_field_named_errors():
+	assert validate_limit("20", "limit", 200) == 20
 	for value in ("x", 0, 201, None):
-		with pytest.raises(ValidationError):
-			api.as_limit(value)
+		with pytest.raises(ValidationError) as bad:
+			validate_limit(value, "limit", 200)
+		assert bad.value.field == "limit"
 
 
-def test_images_are_grouped_by_repository_of_the_registry(api):
+def test_images_are_grouped_by_repository_of_the_registry():
 	images = [
 		"127.0.0.1:5000/fc/bench:a1",
 		"127.0.0.1:5000/fc/bench:b2",
@@ -92,11 +75,11 @@ def test_images_are_grouped_by_repository_of_the_registry(api):
 		None,
 		"127.0.0.1:5000/notag",
 	]
-	assert api.tags_by_repository("127.0.0.1:5000", images) == {"fc/bench": {"a1", "b2"}, "other": {"c3"}}
+	assert tags_by_repository("127.0.0.1:5000", images) == {"fc/bench": {"a1", "b2"}, "other": {"c3"}}
 
 
-def test_cleanup_summary_counts_deleted_tags(api):
+def test_cleanup_summary_counts_deleted_tags():
 	report = CleanupReport("fc/bench", True, kept=["a1"], deleted=["b2", "c3"])
-	summary = api.cleanup_summary([report])
+	summary = cleanup_summary([report])
 	assert summary["deleted"] == 2
 	assert summary["repositories"][0]["message"].startswith("fc/bench: kept 1 tag(s), would delete 2")

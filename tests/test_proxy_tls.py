@@ -8,14 +8,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
-import importlib
 import json
 import socket
 import ssl
-import sys
 import threading
 import time
-import types
 import uuid
 
 import jsonschema
@@ -458,20 +455,3 @@ def test_a_tls_setting_that_cannot_be_read_fails_the_proxy_job_not_the_routing(c
 			site=LOCAL_SITE,
 		)
 	assert refused.value.field == acme.CONFIG_CA_BUNDLE and "/nonexistent/ca.pem" in str(refused.value)
-
-
-def test_frappe_glue_reads_the_tls_keys_from_site_config(monkeypatch, endpoints):
-	"""runtime.proxy_settings with a stand-in for the ``frappe`` module (only Frappe is faked)."""
-	fake = types.ModuleType("frappe")
-	fake.conf = {acme.CONFIG_EMAIL: "ops@example.com", acme.CONFIG_DIRECTORY: "https://acme.internal/dir"}
-	monkeypatch.setitem(sys.modules, "frappe", fake)
-	monkeypatch.delitem(sys.modules, "press_selfhosted.agent.runtime", raising=False)
-	runtime = importlib.import_module("press_selfhosted.agent.runtime")
-	settings = runtime.proxy_settings()
-	assert settings.acme == AcmeResolver("ops@example.com", "https://acme.internal/dir")
-	assert settings.default_certificate is None
-	fake.conf = {acme.CONFIG_CERTIFICATE: "/nonexistent/chain.pem"}
-	with pytest.raises(ValidationError) as refused:
-		runtime.proxy_settings()
-	assert refused.value.field == acme.CONFIG_CERTIFICATE
-	monkeypatch.delitem(sys.modules, "press_selfhosted.agent.runtime")

@@ -23,28 +23,6 @@ TITLE = "press_selfhosted: site certificates on {proxy}"
 _docker_hosts = DockerHosts()
 
 
-def as_rows(found: list[acme.SiteCertificate], now: datetime.datetime) -> list[dict]:
-	"""The report as the API answers it: one row per site, the problem (or None) in words."""
-	return [
-		{
-			"site": certificate.site,
-			"routed_since": certificate.routed_since.isoformat(),
-			"not_after": certificate.not_after.isoformat() if certificate.not_after else None,
-			"problem": certificate.problem(now),
-		}
-		for certificate in sorted(found, key=lambda item: item.site)
-	]
-
-
-def problems_text(proxy_server: str, rows: list[dict]) -> str | None:
-	"""The Error Log's text, or None when every site is fine."""
-	problems = [row["problem"] for row in rows if row["problem"]]
-	if not problems:
-		return None
-	header = f"{len(problems)} of {len(rows)} site(s) certified by ACME on proxy server {proxy_server}:"
-	return "\n".join([header, *problems])
-
-
 def site_certificates(proxy_server: str) -> list[dict]:
 	"""The report of one container Proxy Server (empty when its Traefik has no ACME resolver)."""
 	server = runtime.FrappeTopology().server("Proxy Server", proxy_server)
@@ -52,7 +30,7 @@ def site_certificates(proxy_server: str) -> list[dict]:
 	proxy = Proxy.existing(client, server, runtime.proxy_settings())
 	if proxy is None:
 		return []
-	return as_rows(proxy.site_certificates(), datetime.datetime.now(datetime.timezone.utc))
+	return acme.certificate_rows(proxy.site_certificates(), datetime.datetime.now(datetime.timezone.utc))
 
 
 def report_site_certificates() -> None:
@@ -64,7 +42,7 @@ def report_site_certificates() -> None:
 	)
 	for name in servers:
 		try:
-			text = problems_text(name, site_certificates(name))
+			text = acme.problems_text(name, site_certificates(name))
 		except Exception:  # noqa: BLE001 - one unreachable proxy must not hide the others' report
 			frappe.log_error(title=TITLE.format(proxy=name))
 			continue

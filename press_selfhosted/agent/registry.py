@@ -16,35 +16,12 @@ from __future__ import annotations
 
 import frappe
 
-from press_selfhosted.engine import builds, validation
+from press_selfhosted.engine import builds
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.validations import infrastructure
 
 LOCAL_REGISTRY = "Local Registry"
 BUILDS_FOLDER = "press_selfhosted-builds"
-
-
-def press_settings_values(registry, password: str | None = None) -> dict[str, str]:
-	"""Press Settings' registry fields for a Local Registry document (``password`` only when given)."""
-	target = infrastructure.registry_target(registry, None)
-	return {
-		"docker_registry_url": image_host(target),
-		"docker_registry_namespace": target.namespace,
-		"docker_registry_username": target.username,
-		"docker_registry_password": password or "",
-	}
-
-
-def image_host(target: RegistryTarget) -> str:
-	"""``host[:port]``: the registry part of an image name (Docker names carry no scheme)."""
-	return validation.validate_registry_url(target.url, allow_insecure_http=target.insecure).host_port
-
-
-def clusters_to_update(clusters: list[dict], previous_host: str | None) -> list[str]:
-	"""Clusters whose ``repository`` follows the registry: empty, or still the previous registry host."""
-	return [
-		row["name"] for row in clusters if not row.get("repository") or row.get("repository") == previous_host
-	]
 
 
 def sync_default_registry(publish_password: bool = False) -> dict[str, str]:
@@ -54,11 +31,11 @@ def sync_default_registry(publish_password: bool = False) -> dict[str, str]:
 		return {}
 	registry = frappe.get_doc(LOCAL_REGISTRY, name)
 	password = registry.get_password("password", raise_exception=False) if publish_password else None
-	values = press_settings_values(registry, password)
+	values = infrastructure.press_settings_values(registry, password)
 	previous = frappe.db.get_single_value("Press Settings", "docker_registry_url")
 	frappe.db.set_single_value("Press Settings", values)
 	clusters = frappe.get_all("Cluster", fields=["name", "repository"])
-	for cluster in clusters_to_update(clusters, previous):
+	for cluster in infrastructure.clusters_to_update(clusters, previous):
 		frappe.db.set_value("Cluster", cluster, "repository", values["docker_registry_url"])
 	return values
 
@@ -74,7 +51,7 @@ def registry_target_for(url: str) -> RegistryTarget:
 	for name in frappe.get_all(LOCAL_REGISTRY, order_by="is_default desc", pluck="name"):
 		doc = frappe.get_doc(LOCAL_REGISTRY, name)
 		target = infrastructure.registry_target(doc, None)
-		if image_host(target) == url.split("://", 1)[-1].rstrip("/"):
+		if infrastructure.image_host(target) == url.split("://", 1)[-1].rstrip("/"):
 			return target
 	frappe.throw(
 		f"No Local Registry has the URL {url} that Press Settings' docker_registry_url names. "

@@ -20,51 +20,21 @@ from press_selfhosted.agent.runtime import FrappeTopology
 from press_selfhosted.engine import naming, usage
 from press_selfhosted.engine.database import MariaDB
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.plan_limits import MIB, Action, Decision, LimitState, PlanLimits, decide
+from press_selfhosted.engine.plan_limits import (
+	MIB,
+	Action,
+	Decision,
+	PlanLimits,
+	decide,
+	limit_state,
+	plan_limits,
+	site_fields,
+	usage_percentages,
+)
 
 REASON = "Site usage over the plan's limits"
 MEASURED_STATUSES = ("Active", "Inactive", "Suspended")
 _docker_hosts = DockerHosts()
-
-
-def plan_limits(plan) -> PlanLimits:
-	"""Site Plan document (or dict) → limits; an empty field is no limit."""
-	return PlanLimits(
-		max_database_usage=int(plan.get("max_database_usage") or 0),
-		max_storage_usage=int(plan.get("max_storage_usage") or 0),
-		max_users=int(plan.get("max_users") or 0),
-	)
-
-
-def limit_state(site, suspended_by_policy: bool) -> LimitState:
-	return LimitState(
-		exceeded_since=site.get("site_usage_exceeded_on") if site.get("site_usage_exceeded") else None,
-		warned_at=site.get("last_site_usage_warning_mail_sent_on"),
-		suspended_by_policy=suspended_by_policy,
-	)
-
-
-def site_fields(decision: Decision) -> dict:
-	"""The Site fields that remember ``decision.state``."""
-	state = decision.state
-	return {
-		"site_usage_exceeded": 1 if state.exceeded_since else 0,
-		"site_usage_exceeded_on": state.exceeded_since,
-		"last_site_usage_warning_mail_sent_on": state.warned_at,
-		"site_usage_exceeded_last_checked_on": now_datetime(),
-	}
-
-
-def usage_percentages(limits: PlanLimits, measured: usage.SiteUsage) -> dict:
-	"""Press's ``current_database_usage``/``current_disk_usage``: percent of the plan's limit."""
-
-	def percent(used: int, allowed_mib: int) -> int:
-		return int(used * 100 / (allowed_mib * MIB)) if allowed_mib else 0
-
-	return {
-		"current_database_usage": percent(measured.database, limits.max_database_usage),
-		"current_disk_usage": percent(measured.storage, limits.max_storage_usage),
-	}
 
 
 def _is_container_server(server: str) -> bool:
@@ -117,7 +87,7 @@ def suspended_by_policy(site) -> bool:
 def apply_limits(site, measured: usage.SiteUsage) -> Decision:
 	limits = plan_limits(frappe.get_cached_doc("Site Plan", site.plan)) if site.plan else PlanLimits()
 	decision = decide(limits, measured, limit_state(site, suspended_by_policy(site)), now_datetime())
-	frappe.db.set_value("Site", site.name, site_fields(decision), update_modified=False)
+	frappe.db.set_value("Site", site.name, site_fields(decision, now_datetime()), update_modified=False)
 	if decision.action is Action.NOTIFY:
 		_notify(site, decision)
 	elif decision.action is Action.SUSPEND:

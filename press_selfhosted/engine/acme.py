@@ -257,3 +257,25 @@ def from_site_config(conf: Mapping) -> tuple[AcmeResolver | None, DefaultCertifi
 	if conf.get(CONFIG_CERTIFICATE) or conf.get(CONFIG_CERTIFICATE_KEY):
 		certificate = DefaultCertificate(_read(conf, CONFIG_CERTIFICATE), _read(conf, CONFIG_CERTIFICATE_KEY))
 	return resolver, certificate
+
+
+def certificate_rows(found: list[SiteCertificate], now: datetime.datetime) -> list[dict]:
+	"""The report as the API answers it: one row per site, the problem (or None) in words."""
+	return [
+		{
+			"site": certificate.site,
+			"routed_since": certificate.routed_since.isoformat(),
+			"not_after": certificate.not_after.isoformat() if certificate.not_after else None,
+			"problem": certificate.problem(now),
+		}
+		for certificate in sorted(found, key=lambda item: item.site)
+	]
+
+
+def problems_text(proxy_server: str, rows: list[dict]) -> str | None:
+	"""The Error Log's text, or None when every site is fine."""
+	problems = [row["problem"] for row in rows if row["problem"]]
+	if not problems:
+		return None
+	header = f"{len(problems)} of {len(rows)} site(s) certified by ACME on proxy server {proxy_server}:"
+	return "\n".join([header, *problems])

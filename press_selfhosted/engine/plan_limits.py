@@ -118,3 +118,46 @@ def decide(
 	if state.warned_at is None or now - state.warned_at >= reminder:
 		return Decision(Action.NOTIFY, LimitState(exceeded_since=since, warned_at=now), over)
 	return Decision(Action.NONE, dataclasses.replace(state, exceeded_since=since), over)
+
+
+# --- Press's records (Site Plan, Site), as plain values in and out --------------------------------
+
+
+def plan_limits(plan) -> PlanLimits:
+	"""Site Plan document (or dict) → limits; an empty field is no limit."""
+	return PlanLimits(
+		max_database_usage=int(plan.get("max_database_usage") or 0),
+		max_storage_usage=int(plan.get("max_storage_usage") or 0),
+		max_users=int(plan.get("max_users") or 0),
+	)
+
+
+def limit_state(site, suspended_by_policy: bool) -> LimitState:
+	return LimitState(
+		exceeded_since=site.get("site_usage_exceeded_on") if site.get("site_usage_exceeded") else None,
+		warned_at=site.get("last_site_usage_warning_mail_sent_on"),
+		suspended_by_policy=suspended_by_policy,
+	)
+
+
+def site_fields(decision: Decision, checked_at: datetime.datetime) -> dict:
+	"""The Site fields that remember ``decision.state``."""
+	state = decision.state
+	return {
+		"site_usage_exceeded": 1 if state.exceeded_since else 0,
+		"site_usage_exceeded_on": state.exceeded_since,
+		"last_site_usage_warning_mail_sent_on": state.warned_at,
+		"site_usage_exceeded_last_checked_on": checked_at,
+	}
+
+
+def usage_percentages(limits: PlanLimits, measured: SiteUsage) -> dict:
+	"""Press's ``current_database_usage``/``current_disk_usage``: percent of the plan's limit."""
+
+	def percent(used: int, allowed_mib: int) -> int:
+		return int(used * 100 / (allowed_mib * MIB)) if allowed_mib else 0
+
+	return {
+		"current_database_usage": percent(measured.database, limits.max_database_usage),
+		"current_disk_usage": percent(measured.storage, limits.max_storage_usage),
+	}

@@ -87,6 +87,31 @@ class CleanupReport:
 		return text + "."
 
 
+def tags_by_repository(registry_host: str, images: Iterable[str | None]) -> dict[str, set[str]]:
+	"""``{repository: tags}`` of the images ``<registry_host>/<repository>:<tag>`` among ``images``."""
+	found: dict[str, set[str]] = {}
+	prefix = f"{registry_host}/"
+	for image in images:
+		if not image or not image.startswith(prefix):
+			continue
+		repository, sep, tag = image[len(prefix) :].rpartition(":")
+		if sep and repository:
+			found.setdefault(repository, set()).add(tag)
+	return found
+
+
+def cleanup_summary(reports: Iterable[CleanupReport]) -> dict:
+	"""The reports as the operator API answers them."""
+	reports = list(reports)
+	return {
+		"repositories": [
+			{"repository": r.repository, "kept": r.kept, "deleted": r.deleted, "message": r.message}
+			for r in reports
+		],
+		"deleted": sum(len(r.deleted) for r in reports),
+	}
+
+
 def referenced_tags(registry_host: str, repository: str, images: Iterable[str]) -> set[str]:
 	"""The tags of ``repository`` among full image names ``<host>/<repository>:<tag>`` (e.g. Bench.docker_image)."""
 	prefix = f"{registry_host}/{repository}:"

@@ -434,6 +434,17 @@ def _split(text: str, field: str, value: object, fix: str):
 		raise ValidationError(field, value, f"not a valid URL ({error})", fix) from None
 
 
+def validate_limit(value: object, field: str, maximum: int) -> int:
+	"""A count asked for (``limit`` of a list), 1 to ``maximum``."""
+	try:
+		limit = int(str(value).strip())
+	except ValueError:
+		raise ValidationError(field, value, "not a whole number", f"send 1 to {maximum}") from None
+	if not 1 <= limit <= maximum:
+		raise ValidationError(field, value, f"out of range 1 to {maximum}", f"send 1 to {maximum}")
+	return limit
+
+
 def validate_port(value: object, field: str) -> int:
 	"""A TCP port, 1 to 65535 (as a number or its text, e.g. from a site config key)."""
 	try:

@@ -140,6 +140,17 @@ class TestFirstDay(IntegrationTestCase):
 		verified = support.bench_command("press-selfhosted", "verify-backups", "--days", "1")
 		self.assertEqual(verified.returncode, 0, verified.stdout + verified.stderr)
 		self.assertIn(f"{self.first_backup}: ok", verified.stdout)
+		finished = frappe.db.get_value("Agent Job", {"site": self.site, "job_type": "Backup Site"}, "job_id")
+		for argv, expected in (
+			(("sweep",), "re-enqueued: []"),
+			(("run-job", str(finished)), "Success"),
+			(("retention", "--dry-run"), "would delete"),
+			(("registry-cleanup", "--dry-run"), "kept"),
+			(("restore-drill", self.site), "answers and holds the"),
+		):
+			answer = support.bench_command("press-selfhosted", *argv)
+			self.assertEqual(answer.returncode, 0, answer.stdout + answer.stderr)
+			self.assertIn(expected, answer.stdout, argv)
 
 	def test_5_suspended_site_serves_the_suspended_page_then_comes_back(self):
 		frappe.get_doc("Site", self.site).suspend(reason="test")

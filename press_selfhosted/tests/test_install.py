@@ -13,6 +13,7 @@ from press_selfhosted.custom_fields import CUSTOM_FIELDS
 from press_selfhosted.engine import job_types
 from press_selfhosted.engine.agent.store import JOB_TABLE, STEP_TABLE
 from press_selfhosted.install import INDEXES, index_covered
+from press_selfhosted.tests import support
 
 
 class TestInstall(IntegrationTestCase):
@@ -58,3 +59,19 @@ def _methods(entries) -> list[str]:
 	if isinstance(entries, dict):
 		return [method for values in entries.values() for method in values]
 	return list(entries)
+
+
+class TestBenchCommands(IntegrationTestCase):
+	def test_every_command_is_offered_by_bench(self):
+		listed = support.bench_command("press-selfhosted", "--help")
+		self.assertEqual(listed.returncode, 0, listed.stderr)
+		for command in (
+			"sweep",
+			"run-job",
+			"retention",
+			"registry-cleanup",
+			"verify-backups",
+			"restore-drill",
+			"jobs",
+		):
+			self.assertIn(command, listed.stdout)

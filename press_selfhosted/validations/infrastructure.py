@@ -111,3 +111,29 @@ def registry_target(doc, password: str | None) -> RegistryTarget:
 		ca_bundle=_value(doc, "ca_bundle") or None,
 		insecure=_flag(doc, "insecure"),
 	)
+
+
+# --- Press Settings and Clusters that follow the default Local Registry ------------------------------
+
+
+def press_settings_values(registry, password: str | None = None) -> dict[str, str]:
+	"""Press Settings' registry fields for a Local Registry document (``password`` only when given)."""
+	target = registry_target(registry, None)
+	return {
+		"docker_registry_url": image_host(target),
+		"docker_registry_namespace": target.namespace,
+		"docker_registry_username": target.username,
+		"docker_registry_password": password or "",
+	}
+
+
+def image_host(target: RegistryTarget) -> str:
+	"""``host[:port]``: the registry part of an image name (Docker names carry no scheme)."""
+	return validation.validate_registry_url(target.url, allow_insecure_http=target.insecure).host_port
+
+
+def clusters_to_update(clusters: list[dict], previous_host: str | None) -> list[str]:
+	"""Clusters whose ``repository`` follows the registry: empty, or still the previous registry host."""
+	return [
+		row["name"] for row in clusters if not row.get("repository") or row.get("repository") == previous_host
+	]
