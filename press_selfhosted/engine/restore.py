@@ -7,6 +7,12 @@ sends (``payload[kind]``). Its sha256 is computed while it streams into
 touches the site: a mismatch or a missing object fails ``Download Backup Files`` naming the file.
 Then the Agent's sequence (press-facts §3.5); the job's output is ``bench --site S list-apps``,
 from which Press rebuilds the site's apps.
+
+``bench restore`` needs a root login (it always sets the database up again); here the engine empties
+the site's recorded database and makes its user again as root inside the MariaDB container, and
+bench loads the dump with the site's own login (``bench new-site --force --no-setup-db --source-sql``,
+what ``bench restore`` runs after that part); the files' tars are extracted as Frappe's
+``extract_files`` does (``tar -xf --strip 2`` in the site folder).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from press_selfhosted.engine import commands, sites, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.backups import storage_target
-from press_selfhosted.engine.database import temporary_user
 from press_selfhosted.engine.storage import open_client
 
 FILE_KINDS = ("database", "public", "private")
@@ -94,41 +99,25 @@ def _apply_config(ctx: StepContext, config: dict | str | None) -> None:
 
 
 def restore_database(with_files: bool):
-	"""``bench --force restore`` through a temporary DB user (with the file tars for New Site from Backup)."""
+	"""The dump loaded into the site's emptied database (and the file tars, for New Site from Backup)."""
 
 	def step(ctx: StepContext) -> None:
 		downloads = ctx.data["downloads"]
 		# the backup's site_config (e.g. backup_encryption_key) is needed before the restore
 		_apply_config(ctx, ctx.payload.get("sanitized_config_content"))
-		config = sites.read_site_config(ctx) or {}
-		admin_password = ctx.secret("admin_password")
-		files = []
-		for kind, option in (("public", "--with-public-files"), ("private", "--with-private-files")):
-			if with_files and kind in downloads:
-				files += [option, downloads[kind]["path"]]
-		with temporary_user(sites.mariadb(ctx), config["db_name"]) as login:
-			sites.bench(
-				ctx,
-				"--force",
-				"restore",
-				"--mariadb-root-username",
-				login.user,
-				"--mariadb-root-password",
-				login.password,
-				"--admin-password",
-				admin_password,
-				*files,
-				downloads["database"]["path"],
-				secrets=(login.password, admin_password),
-			)
+		db = sites.mariadb(ctx)
+		db_name = sites.site_database(ctx, db)
+		sites.make_site_database(ctx, db, db_name)
+		sites.bootstrap(ctx, db_name, "--source-sql", downloads["database"]["path"])
+		if with_files:
+			extract_files(ctx, downloads)
 		_apply_config(ctx, ctx.payload.get("site_config"))
 
 	return step
 
 
-def restore_files(ctx: StepContext) -> None:
-	"""Files-only restore as the Agent does it: the tars' ``./<site>/<folder>/files`` with 2 components stripped."""
-	downloads = ctx.data["downloads"]
+def extract_files(ctx: StepContext, downloads: dict) -> None:
+	"""Frappe's extract_files: the tars' ``./<site>/<folder>/files`` with 2 components stripped."""
 	site_dir = f"{sites.SITES}/{sites.site_name(ctx)}"
 	for kind in ("public", "private"):
 		if kind in downloads:
@@ -137,6 +126,11 @@ def restore_files(ctx: StepContext) -> None:
 				["tar", "-xf", downloads[kind]["path"], "--strip", "2"],
 				commands.Exec(workdir=site_dir),
 			)
+
+
+def restore_files(ctx: StepContext) -> None:
+	"""Files-only restore as the Agent does it."""
+	extract_files(ctx, ctx.data["downloads"])
 
 
 def log_checksums(ctx: StepContext) -> None:
@@ -158,11 +152,6 @@ def uninstall_unavailable_apps(ctx: StepContext) -> None:
 		sites.bench(ctx, "clear-cache")
 
 
-def set_admin_password(ctx: StepContext) -> None:
-	password = ctx.secret("admin_password")
-	sites.bench(ctx, "set-admin-password", password, secrets=(password,))
-
-
 def check_and_report_apps(ctx: StepContext) -> None:
 	"""Reload NGINX (the front answers) and the apps list as the job's output, one app per line."""
 	sites.check_front(ctx)
@@ -173,7 +162,7 @@ _AFTER_RESTORE = (
 	("Delete Downloaded Backup Files", delete_downloads),
 	("Uninstall Unavailable Apps", uninstall_unavailable_apps),
 	("Migrate Site", sites.migrate),
-	("Set Administrator Password", set_admin_password),
+	("Set Administrator Password", sites.set_admin_password),
 	("Enable Scheduler", sites.enable_scheduler),
 	("Bench Setup NGINX", sites.setup_nginx),
 	("Reload NGINX", check_and_report_apps),
