@@ -369,5 +369,5 @@ def crash_executor() -> Executor:
 		Topology(app, db, proxy, world["site_benches"]),
 		Secrets(world["secrets"]),
 		DockerHosts(),
-		ExecutorSettings(scope_wait=30),
+		ExecutorSettings(scope_wait=30, lease=3, renew_interval=0.5),
 	)

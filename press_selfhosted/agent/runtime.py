@@ -87,8 +87,9 @@ def route(agent, method, path, data, agent_job_id, files=None):
 	upload = BUILD_CONTEXT_UPLOAD.match(path)
 	if upload and files:
 		return receive_build_context(upload["build"], files)
+	# the store opens inside the router, so that its outage is a 503, never an exception
 	router = Router(
-		all_handlers(), job_store(), enqueue, FrappeTopology(), _docker_hosts, enrich=backups.storage_payload
+		all_handlers(), job_store, enqueue, FrappeTopology(), _docker_hosts, enrich=backups.storage_payload
 	)
 	return router.handle(agent.server, method, path, data, agent_job_id, server_type=agent.server_type)
 

@@ -119,6 +119,8 @@ class JobRow:
 	start: datetime.datetime | None = None
 	end: datetime.datetime | None = None
 	steps: list[StepRow] = field(default_factory=list)
+	owner: str | None = None  # the worker running it (its lease)
+	lease_free: bool = True  # no worker's lease runs on it
 
 	def as_agent(self) -> dict[str, Any]:
 		# Pending steps are never reported: Press marks the ones left as Skipped when the job ends
