@@ -95,8 +95,16 @@ def test_new_bench_through_tls_registry(bench_world, docker_client, registry_ima
 	assert host["MemorySwap"] == 1024 * 2**20 and host["CpuQuota"] == 150_000
 	assert not host["PortBindings"] and not front.attrs["HostConfig"]["PortBindings"]
 	assert "PRESS_TEST=1" in backend.attrs["Config"]["Env"]
+	# the backend is on its bench's own network only; the front also on the cluster network (the proxy)
 	networks = backend.attrs["NetworkSettings"]["Networks"]
-	assert list(networks) == [f"{prefix}-net"] and "bench-0001" in networks[f"{prefix}-net"]["Aliases"]
+	bench_net = f"{prefix}-bench-0001-net"
+	assert list(networks) == [bench_net] and "bench-0001" in networks[bench_net]["Aliases"]
+	assert sorted(front.attrs["NetworkSettings"]["Networks"]) == sorted([bench_net, f"{prefix}-net"])
+	assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and host["SecurityOpt"] == ["no-new-privileges"]
+	assert host["PidsLimit"] == 4096
+	front_host = front.attrs["HostConfig"]
+	assert front_host["CapDrop"] == ["ALL"] and front_host["SecurityOpt"] == ["no-new-privileges"]
+	assert "NET_BIND_SERVICE" in front_host["CapAdd"] and front_host["PidsLimit"] == 512
 	assert {v.name for v in support.labelled(docker_client, server, "volumes", bench="bench-0001")} == {
 		f"{prefix}-bench-0001-sites",
 		f"{prefix}-bench-0001-logs",

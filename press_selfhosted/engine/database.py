@@ -433,9 +433,7 @@ def wait_until_ready(db: MariaDB, timeout: float, sleep: Callable[[float], None]
 		sleep(0.5)
 
 
-def find_mariadb(
-	client: docker.DockerClient, server: ContainerServer, host: str, root_password: str
-) -> MariaDB:
+def find_mariadb_container(client: docker.DockerClient, server: ContainerServer, host: str) -> Container:
 	"""The MariaDB container serving ``server``: the one the engine labelled, else the adopted one named ``host``."""
 	with docker_errors(server.docker, f"finding the MariaDB container of {server.name}"):
 		found = client.containers.list(filters={"label": naming.label_filters(server.name, role=ROLE)})
@@ -445,4 +443,11 @@ def find_mariadb(
 			f"Database server {server.name}: no MariaDB container labelled for it and none named {host!r} on "
 			f"{server.docker.socket}. Fix: start the database server (or the operator's container named {host!r})."
 		)
-	return MariaDB(server.name, container, root_password)
+	return container
+
+
+def find_mariadb(
+	client: docker.DockerClient, server: ContainerServer, host: str, root_password: str
+) -> MariaDB:
+	"""Root access to the MariaDB container serving ``server`` (see find_mariadb_container)."""
+	return MariaDB(server.name, find_mariadb_container(client, server, host), root_password)

@@ -50,7 +50,7 @@ def require_owned(
 	obj, kind: str, server: str, role: str | None = None, bench: str | None = None, site: str | None = None
 ) -> None:
 	"""Raises NotOwned (naming the object, its labels and the fix) unless ``obj`` is ours."""
-	labels = (obj.attrs.get("Labels") if kind == "volume" else obj.labels) or {}
+	labels = (obj.labels if kind == "container" else obj.attrs.get("Labels")) or {}
 	if not owned(labels, server, role, bench, site):
 		expected = labels_of(server, role, bench, site)
 		raise NotOwned(
@@ -83,13 +83,15 @@ def resource_name(prefix: str, *parts: str) -> str:
 @dataclass(frozen=True)
 class BenchNames:
 	"""What a bench is made of on an app server: the backend (the bench image), the static-file front,
-	the sites and logs volumes, and the scratch container that seeds volumes from the image."""
+	the sites and logs volumes, the scratch container that seeds volumes from the image, and the
+	bench's own network (its backend, its front and the database server's MariaDB: nothing else)."""
 
 	backend: str
 	front: str
 	sites: str
 	logs: str
 	scratch: str
+	network: str
 
 	@classmethod
 	def of(cls, prefix: str, bench: str) -> BenchNames:
@@ -99,4 +101,5 @@ class BenchNames:
 			sites=resource_name(prefix, bench, "sites"),
 			logs=resource_name(prefix, bench, "logs"),
 			scratch=resource_name(prefix, bench, "scratch"),
+			network=resource_name(prefix, bench, "net"),
 		)

@@ -3,7 +3,9 @@ hours for every Active server; unanswered it would fail four times a day on ever
 
 On a container server Archive Bench already removes a bench's containers, and benches keep no
 temporary files outside their volumes, so the cleanup's work is Docker's: images no container and no
-tag refers to any more (old bench images after deploys), which ``docker image prune`` removes.
+tag refers to any more (old bench images after deploys), which ``docker image prune`` removes. Only
+images press_selfhosted's builds made (label ``press.managed=1``) are pruned: the host may run other
+things, whose images are not ours to remove.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def no_temporary_files(ctx: StepContext) -> None:
 
 
 def prune_images(ctx: StepContext) -> None:
-	pruned = ctx.docker.images.prune(filters={"dangling": True})
+	pruned = ctx.docker.images.prune(filters={"dangling": True, "label": [f"{naming.MANAGED}=1"]})
 	removed = pruned.get("ImagesDeleted") or []
 	reclaimed = (pruned.get("SpaceReclaimed") or 0) / MIB
 	ctx.log(f"removed {len(removed)} unused image layer(s), {reclaimed:.1f} MiB reclaimed")

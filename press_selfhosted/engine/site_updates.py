@@ -230,7 +230,7 @@ class SiteUpdates:
 			current,
 			bench=bench_name,
 			front=f"http://{names.front}:80",
-			socketio=f"http://{names.backend}:9000",
+			socketio=f"http://{names.front}:80",
 		)
 		if route == current:
 			ctx.log(f"{route.file_name} already routes {route.site} to bench {bench_name}")

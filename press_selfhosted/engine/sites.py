@@ -80,7 +80,7 @@ def path_arg(ctx: StepContext, key: str) -> str:
 	return (ctx.payload.get("path_args") or {}).get(key) or ctx.payload[key]
 
 
-def _container(ctx: StepContext, name: str, what: str) -> Container:
+def _container(ctx: StepContext, name: str, what: str, role: str) -> Container:
 	found = ctx.docker.containers.list(all=True, filters={"name": f"^{name}$"})
 	if not found or found[0].status != "running":
 		state = found[0].status if found else "missing"
@@ -88,17 +88,19 @@ def _container(ctx: StepContext, name: str, what: str) -> Container:
 			f"The {what} container {name} of bench {ctx.job.bench} on server {ctx.server.name} is {state}. "
 			"Fix: start the bench (Press: Update Bench Configuration or Bench Restart), then retry the job."
 		)
+	# site steps remove folders in it: it must be this bench's, not a container that took its name
+	naming.require_owned(found[0], "container", ctx.server.name, role, ctx.job.bench)
 	return found[0]
 
 
 def backend(ctx: StepContext) -> Container:
-	return _container(
-		ctx, naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench).backend, "backend"
-	)
+	names = naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
+	return _container(ctx, names.backend, "backend", "bench")
 
 
 def front(ctx: StepContext) -> Container:
-	return _container(ctx, naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench).front, "front")
+	names = naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
+	return _container(ctx, names.front, "front", "bench-front")
 
 
 def mariadb(ctx: StepContext) -> MariaDB:

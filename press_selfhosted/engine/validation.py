@@ -198,7 +198,7 @@ def validate_fqdn(value: object, field: str = "name") -> str:
 
 # --- bench and app names -------------------------------------------------------------------------
 
-_BENCH_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,%d}[a-z0-9])?" % (MAX_BENCH_NAME_LENGTH - 2))
+_BENCH_NAME = re.compile(rf"[a-z0-9](?:[a-z0-9-]{{0,{MAX_BENCH_NAME_LENGTH - 2}}}[a-z0-9])?")
 _APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,139}")
 
 
