@@ -200,7 +200,9 @@ def apply_retention(dry_run: bool = False) -> list[str]:
 	)
 	active = set(frappe.get_all("Site", filters={"status": ("in", ("Active", "Suspended"))}, pluck="name"))
 	sites = sorted({row["site"] for row in rows})
-	archived = set(frappe.get_all("Site", filters={"status": "Archived", "name": ("in", sites)}, pluck="name"))
+	archived = set(
+		frappe.get_all("Site", filters={"status": "Archived", "name": ("in", sites)}, pluck="name")
+	)
 	plan = retention.plan(
 		retention_backups(rows, active, archived),
 		retention_policy(frappe.get_single("Press Settings")),

@@ -16,11 +16,12 @@ import frappe
 
 from press_selfhosted.agent import backups, registry, transport
 from press_selfhosted.engine import acme
-from press_selfhosted.engine.agent import catalog, handlers, jobs
+from press_selfhosted.engine.agent import catalog, handlers, jobs, timeouts
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
 from press_selfhosted.engine.agent.router import Response, Router, error
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.proxy import ProxySettings
@@ -64,7 +65,11 @@ def job_store() -> JobStore:
 
 
 def all_handlers():
-	return catalog.all_handlers(proxy_settings, registry.builder_settings())
+	# host folders a Bench Mount may use (none unless the operator lists them)
+	roots = tuple(frappe.conf.get("press_selfhosted_bench_mount_roots") or ())
+	return catalog.all_handlers(
+		proxy_settings, registry.builder_settings(), benches=BenchSettings(mount_roots=roots)
+	)
 
 
 def proxy_settings() -> ProxySettings:
@@ -103,9 +108,12 @@ def receive_build_context(build: str, files) -> Response:
 
 
 def enqueue(job_id: int) -> None:
+	job = job_store().get(job_id)
 	frappe.enqueue(
 		"press_selfhosted.agent.runtime.run_job",
 		queue="long",
+		# RQ's default (25 minutes) would kill a backup or a build while its command goes on
+		timeout=timeouts.job_timeout(job.job_type, job.payload) if job else timeouts.DEFAULT,
 		job_id=f"press_selfhosted_agent_job:{job_id}",
 		deduplicate=True,
 		enqueue_after_commit=False,  # the job row is already committed by the store's own connection

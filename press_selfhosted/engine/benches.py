@@ -28,6 +28,7 @@ labels say the engine made it for this server and bench.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -381,7 +382,8 @@ def write_common_site_config(ctx: StepContext, names: BenchNames, spec: BenchSpe
 			with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
 				member = archive.next()
 				current = json.load(archive.extractfile(member)) if member else {}
-		current.update(ctx.payload.get("common_site_config") or {})
+		sent = ctx.payload.get("common_site_config") or {}
+		current.update({key: ctx.unmasked(f"common_site_config.{key}", value) for key, value in sent.items()})
 		database = ctx.topology.database_for(ctx.server.name)
 		if database is not None:
 			# Press writes the Database Server's private_ip; sites reach its MariaDB container by name
@@ -616,8 +618,14 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 	settings = settings or BenchSettings()
 
 	def spec(ctx: StepContext) -> tuple[BenchNames, BenchSpec]:
-		return BenchNames.of(ctx.server.container_prefix, ctx.job.bench), BenchSpec.from_payload(
-			ctx.job.bench, ctx.payload, settings.mount_roots
+		wanted = BenchSpec.from_payload(ctx.job.bench, ctx.payload, settings.mount_roots)
+		# an environment variable named like a secret (*_KEY, *_PASSWORD) is masked in the store
+		environment = {
+			key: ctx.unmasked(f"bench_config.environment_variables.{key}", value)
+			for key, value in wanted.environment.items()
+		}
+		return BenchNames.of(ctx.server.container_prefix, ctx.job.bench), dataclasses.replace(
+			wanted, environment=environment
 		)
 
 	def initialize(ctx: StepContext) -> None:

@@ -21,7 +21,6 @@ import json
 
 from press_selfhosted.engine import commands, sites, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
-from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.backups import storage_target
 from press_selfhosted.engine.storage import open_client
 
@@ -39,8 +38,9 @@ def _sources(ctx: StepContext) -> dict[str, dict]:
 	for kind in FILE_KINDS:
 		entry = dict(recorded.get(kind) or {})
 		url = ctx.payload.get(kind)
-		if not entry.get("key") and url and url != MASK:
-			entry["url"] = url
+		if not entry.get("key") and url:
+			# a presigned URL is kept with its signature masked: the real one is in Press's request
+			entry["url"] = ctx.unmasked(kind, url)
 		if entry.get("key") or entry.get("url"):
 			found[kind] = entry
 	if "database" not in found:
@@ -91,11 +91,15 @@ def download_backup_files(ctx: StepContext) -> None:
 		)
 
 
-def _apply_config(ctx: StepContext, config: dict | str | None) -> None:
+def _apply_config(ctx: StepContext, key: str) -> None:
+	"""The site_config Press sends with a restore (``key``: a dict or JSON text, kept with its secrets,
+	e.g. encryption_key, masked: the real one is read back)."""
+	config = ctx.unmasked(key, ctx.payload.get(key))
 	if isinstance(config, str):
 		config = json.loads(config) if config.strip() else None
 	if config:
-		sites.edit_site_config(ctx, sites.config_changes(ctx, config))
+		changes = [("set", name, value) for name, value in config.items() if name not in sites.ENGINE_KEYS]
+		sites.edit_site_config(ctx, changes)
 
 
 def restore_database(with_files: bool):
@@ -104,14 +108,14 @@ def restore_database(with_files: bool):
 	def step(ctx: StepContext) -> None:
 		downloads = ctx.data["downloads"]
 		# the backup's site_config (e.g. backup_encryption_key) is needed before the restore
-		_apply_config(ctx, ctx.payload.get("sanitized_config_content"))
+		_apply_config(ctx, "sanitized_config_content")
 		db = sites.mariadb(ctx)
 		db_name = sites.site_database(ctx, db)
 		sites.make_site_database(ctx, db, db_name)
 		sites.bootstrap(ctx, db_name, "--source-sql", downloads["database"]["path"])
 		if with_files:
 			extract_files(ctx, downloads)
-		_apply_config(ctx, ctx.payload.get("site_config"))
+		_apply_config(ctx, "site_config")
 
 	return step
 

@@ -113,9 +113,7 @@ def delete_expired(s3, target: S3Target, expired: Plan, dry_run: bool = False) -
 	that bucket, or in none (the default's); returns the keys (only lists them on a dry run).
 
 	Keys already gone count as deleted, so a rerun after a partial failure converges."""
-	keys = [
-		key for backup in expired.expire if backup.bucket in ("", target.bucket) for key in backup.keys
-	]
+	keys = [key for backup in expired.expire if backup.bucket in ("", target.bucket) for key in backup.keys]
 	if dry_run:
 		return keys
 	for start in range(0, len(keys), 1000):

@@ -30,7 +30,6 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
-from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.database import (
 	MariaDB,
 	SQLFailed,
@@ -257,7 +256,7 @@ def config_changes(ctx: StepContext, config: dict, remove: list[str] = ()) -> li
 	if kept:
 		ctx.log(f"site_config.json: {', '.join(sorted(set(kept)))} left as the engine wrote them")
 	changes = [
-		("set", key, ctx.secret(f"config.{key}") if value == MASK else value)
+		("set", key, ctx.unmasked(f"config.{key}", value))
 		for key, value in config.items()
 		if key not in ENGINE_KEYS
 	]
