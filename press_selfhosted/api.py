@@ -5,7 +5,8 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
   Agent's JSON shape (payloads are stored with their secrets masked);
 - ``retention_plan()`` / ``apply_retention()``: the MinIO objects the backup retention would delete /
   deletes (Press's FIFO or grandfather-father-son policy);
-- ``registry_cleanup(dry_run=1)``: tags of the default Local Registry that no non-Archived Bench uses;
+- ``registry_cleanup(dry_run=1)``: tags of the default Local Registry that no non-Archived Bench uses
+  and that are not a successful build waiting for its deploy (deleting needs POST);
 - ``verify_backup(site_backup)``: re-reads one backup's objects and checks size and SHA-256;
 - ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
 - ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits;
@@ -55,6 +56,15 @@ def tags_by_repository(registry_host: str, images: Iterable[str]) -> dict[str, s
 		if sep and repository:
 			found.setdefault(repository, set()).add(tag)
 	return found
+
+
+def images_to_keep(builds: Iterable[str | None], benches: Iterable[tuple[str | None, str]]) -> list[str]:
+	"""Images a registry cleanup keeps: every non-Archived Bench's, and every successful build's that no
+	Bench has used yet (built, not yet deployed). ``benches`` holds (docker_image, status)."""
+	benches = list(benches)
+	deployed = {image for image, _status in benches if image}
+	live = [image for image, status in benches if image and status != "Archived"]
+	return live + [image for image in builds if image and image not in deployed]
 
 
 def cleanup_summary(reports) -> dict:
@@ -107,26 +117,30 @@ def apply_retention() -> list[str]:
 	return retention(dry_run=False)
 
 
-@frappe.whitelist()
+@frappe.whitelist(methods=["GET", "POST"])
 def registry_cleanup(dry_run=1) -> dict:
-	"""Tags of the default Local Registry's repositories (those of Deploy Candidates) that no Bench but
-	an Archived one uses; deleted unless ``dry_run``. Tags sharing a digest with a used tag are kept."""
+	"""Tags of the default Local Registry's repositories (those of Deploy Candidate Builds) that no Bench
+	but an Archived one uses and that are no successful build awaiting its deploy; deleted unless
+	``dry_run`` (then only on POST). Tags sharing a digest with a used tag are kept."""
 	_only_operators()
 	from press_selfhosted.agent.registry import LOCAL_REGISTRY, image_host
 	from press_selfhosted.engine.registry_cleanup import delete_unreferenced_tags
 	from press_selfhosted.validations import infrastructure
 
 	dry = _call(as_flag, dry_run, "dry_run")
+	request = getattr(frappe.local, "request", None)
+	if not dry and request is not None and request.method != "POST":
+		frappe.throw("Deleting registry tags needs a POST request (a GET only lists them: dry_run=1)")
 	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
 	if not name:
 		frappe.throw("No default Local Registry: tick Default on the Local Registry to clean")
 	doc = frappe.get_doc(LOCAL_REGISTRY, name)
 	target = infrastructure.registry_target(doc, doc.get_password("password", raise_exception=False))
 	host = image_host(target)
-	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate", pluck="docker_image"))
-	used = tags_by_repository(
-		host, frappe.get_all("Bench", filters={"status": ("!=", "Archived")}, pluck="docker_image")
-	)
+	builds = frappe.get_all("Deploy Candidate Build", filters={"status": "Success"}, pluck="docker_image")
+	benches = [(b.docker_image, b.status) for b in frappe.get_all("Bench", fields=["docker_image", "status"])]
+	pushed = tags_by_repository(host, builds)
+	used = tags_by_repository(host, images_to_keep(builds, benches))
 	reports = [
 		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry)
 		for repository in sorted(pushed)

@@ -100,3 +100,17 @@ def test_cleanup_summary_counts_deleted_tags(api):
 	summary = api.cleanup_summary([report])
 	assert summary["deleted"] == 2
 	assert summary["repositories"][0]["message"].startswith("fc/bench: kept 1 tag(s), would delete 2")
+
+
+def test_a_cleanup_keeps_live_benches_and_builds_not_yet_deployed(api):
+	builds = ["r/fc/g:old", "r/fc/g:live", "r/fc/g:new-not-deployed", None]
+	benches = [("r/fc/g:old", "Archived"), ("r/fc/g:live", "Active"), (None, "Pending")]
+	assert sorted(api.images_to_keep(builds, benches)) == ["r/fc/g:live", "r/fc/g:new-not-deployed"]
+
+
+def test_registry_cleanup_deletes_only_on_post():
+	"""A GET (a link, a prefetch) must never delete: dry_run=0 needs POST."""
+	tree = ast.parse(API.read_text())
+	function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "registry_cleanup")
+	source = ast.unparse(function)
+	assert "request.method != 'POST'" in source and "frappe.throw" in source
