@@ -30,6 +30,7 @@ from site_cluster import (
 
 from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.database import password_hash
+from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.engine.restore import restore_handlers
 from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
@@ -299,3 +300,15 @@ def test_restore_and_new_site_from_backup_need_no_privileged_user(docker_client,
 	assert watch.privileged == set()
 	assert ADMIN.encode() not in seen and cluster.root_password.encode() not in seen
 	assert not [event for event in events if ADMIN in event or cluster.root_password in event]
+
+
+def test_a_site_name_that_leaves_the_sites_folder_is_refused_before_anything_is_removed(docker_client, env):
+	"""Cleaning a half-created ``../sites`` used to empty the bench's whole sites folder."""
+	_, backend = env
+	kept = f"kept-{uuid.uuid4().hex[:6]}.example.com"
+	new_site(docker_client, env, kept)
+	for name in ("../sites", "..", "a/../../sites", "x.example.com/..", "/home/frappe/frappe-bench/sites"):
+		with pytest.raises(ValidationError, match="name: .* is not accepted"):
+			run(docker_client, env, "New Site", None, {"name": name, "apps": ["frappe"], "config": {}})
+	assert backend.exec_run(["test", "-f", f"{SITES}/{kept}/site_config.json"]).exit_code == 0
+	assert backend.exec_run(["test", "-f", f"{SITES}/common_site_config.json"]).exit_code == 0
