@@ -312,3 +312,38 @@ def test_a_site_name_that_leaves_the_sites_folder_is_refused_before_anything_is_
 			run(docker_client, env, "New Site", None, {"name": name, "apps": ["frappe"], "config": {}})
 	assert backend.exec_run(["test", "-f", f"{SITES}/{kept}/site_config.json"]).exit_code == 0
 	assert backend.exec_run(["test", "-f", f"{SITES}/common_site_config.json"]).exit_code == 0
+
+
+def test_a_restore_refuses_a_file_that_is_no_dump_before_emptying_the_database(docker_client, env):
+	"""An encrypted backup (gpg) would be loaded as garbage into the emptied database."""
+	cluster, backend = env
+	site = f"enc-{uuid.uuid4().hex[:6]}.example.com"
+	own = new_site(docker_client, env, site)
+	cluster.db.sql(f"INSERT INTO `{own['db_name']}`.tabUser (name) VALUES ('still-here')")
+	put_file(backend, f"{SITES}/{site}/private/backups", "x-database.sql.gz", "\x8c\x0d\x04\x09\x03\x02")
+	record = handlers.JobRecord(
+		2,
+		"Restore Site",
+		cluster.app_server.name,
+		"Server",
+		"POST",
+		"",
+		BENCH,
+		site,
+		{"apps": ["frappe"]},
+		data={"downloads": {"database": {"path": f"{SITES}/{site}/private/backups/x-database.sql.gz"}}},
+	)
+	ctx = handlers.StepContext(
+		record,
+		cluster.app_server,
+		docker_client,
+		Topology(cluster),
+		Secrets(secrets(cluster)),
+		lambda text: None,
+		lambda server: docker_client,
+	)
+	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]
+	with pytest.raises(Exception, match="x-database.sql.gz of .* is neither gzip nor SQL text"):
+		step(ctx)
+	rows = cluster.db.sql(f"SELECT COUNT(*) FROM `{own['db_name']}`.tabUser WHERE name = 'still-here'")
+	assert rows == [["1"]]

@@ -107,6 +107,7 @@ def restore_database(with_files: bool):
 
 	def step(ctx: StepContext) -> None:
 		downloads = ctx.data["downloads"]
+		_check_dump(ctx, downloads["database"]["path"])
 		# the backup's site_config (e.g. backup_encryption_key) is needed before the restore
 		_apply_config(ctx, "sanitized_config_content")
 		db = sites.mariadb(ctx)
@@ -118,6 +119,25 @@ def restore_database(with_files: bool):
 		_apply_config(ctx, "site_config")
 
 	return step
+
+
+# A dump is gzip'd SQL or plain SQL text; anything else (a backup Frappe encrypted with gpg) would be
+# loaded as garbage after the site's database was emptied: refused before.
+_DUMP_KIND = (
+	"import sys; head = open(sys.argv[1], 'rb').read(512); "
+	"print('gzip' if head[:2] == b'\\x1f\\x8b' else 'text' if head.strip() == b'' or all("
+	"32 <= c < 127 or c in (9, 10, 13) for c in head[:64]) else 'other')"
+)
+
+
+def _check_dump(ctx: StepContext, path: str) -> None:
+	kind = commands.run(sites.backend(ctx), ["python3", "-c", _DUMP_KIND, path]).stdout.strip()
+	if kind not in ("gzip", "text"):
+		raise transfer.TransferError(
+			f"The database backup file {path.rsplit('/', 1)[-1]} of {sites.site_name(ctx)} is neither gzip nor SQL "
+			"text (an encrypted backup?): it was not loaded and the site was not touched. Fix: restore from an "
+			"unencrypted backup, or decrypt the file with the site's backup_encryption_key first."
+		)
 
 
 def extract_files(ctx: StepContext, downloads: dict) -> None:
