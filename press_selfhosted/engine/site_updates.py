@@ -151,10 +151,33 @@ def _manifest(container, directory: str) -> dict[str, tuple[int, int]]:
 	return found
 
 
+def _hashes(container, directory: str, paths: list[str]) -> dict[str, str]:
+	found = {}
+	for start in range(0, len(paths), 200):
+		script = 'cd "$1" && shift && sha256sum -- "$@"'
+		listed = commands.run(container, ["sh", "-c", script, "sh", directory, *paths[start : start + 200]])
+		for line in listed.stdout.splitlines():
+			digest, _, path = line.partition("  ")
+			found[path] = digest
+	return found
+
+
 def _newest_copy(ctx: StepContext, source, target, directory: str):
 	"""None when both copies hold the same files; else the container whose copy changed last (the
-	source on a tie: it is the copy the site was served from)."""
+	source on a tie: it is the copy the site was served from). A file of the same size whose time
+	alone differs (a config file written again with the same content) is compared by its sha256."""
 	mine, theirs = _manifest(source, directory), _manifest(target, directory)
+	touched = [
+		path
+		for path, (size, mtime) in mine.items()
+		if path in theirs and theirs[path][0] == size and theirs[path][1] != mtime
+	]
+	if touched:
+		same = _hashes(source, directory, touched)
+		other = _hashes(target, directory, touched)
+		for path in touched:
+			if same.get(path) is not None and same.get(path) == other.get(path):
+				theirs[path] = mine[path]
 	if mine == theirs:
 		return None
 
