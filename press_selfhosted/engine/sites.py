@@ -307,7 +307,12 @@ def make_site_database(ctx: StepContext, db: MariaDB, db_name: str, create: bool
 	ctx.log(f"database {db_name} and its user made on database server {db.server}")
 	edit_site_config(
 		ctx,
-		[("set", "db_name", db_name), ("set", "db_user", db_name), ("set", "db_password", password)],
+		[
+			("set", "db_name", db_name),
+			("set", "db_user", db_name),
+			("set", "db_password", password),
+			("set", "db_type", "mariadb"),
+		],
 		create=create,
 	)
 
