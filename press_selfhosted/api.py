@@ -5,8 +5,8 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
   Agent's JSON shape (payloads are stored with their secrets masked);
 - ``retention_plan()`` / ``apply_retention()``: the MinIO objects the backup retention would delete /
   deletes (Press's FIFO or grandfather-father-son policy);
-- ``registry_cleanup(dry_run=1)``: tags of the default Local Registry that no non-Archived Bench uses
-  and that are not a successful build waiting for its deploy (deleting needs POST);
+- ``registry_cleanup_plan()`` / ``registry_cleanup()`` (POST): tags of the default Local Registry that no
+  non-Archived Bench uses and that are no successful build awaiting its deploy, listed / deleted;
 - ``verify_backup(site_backup)``: re-reads one backup's objects and checks size and SHA-256;
 - ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
 - ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits;
@@ -117,32 +117,40 @@ def apply_retention() -> list[str]:
 	return retention(dry_run=False)
 
 
-@frappe.whitelist(methods=["GET", "POST"])
-def registry_cleanup(dry_run=1) -> dict:
-	"""Tags of the default Local Registry's repositories (those of Deploy Candidate Builds) that no Bench
-	but an Archived one uses and that are no successful build awaiting its deploy; deleted unless
-	``dry_run`` (then only on POST). Tags sharing a digest with a used tag are kept."""
+@frappe.whitelist()
+def registry_cleanup_plan() -> dict:
+	"""The tags of the default Local Registry that :func:`registry_cleanup` would delete (nothing is deleted)."""
 	_only_operators()
+	return _registry_cleanup(dry_run=True)
+
+
+@frappe.whitelist(methods=["POST"])
+def registry_cleanup() -> dict:
+	"""Deletes the tags of the default Local Registry's repositories (those of Deploy Candidate Builds)
+	that no Bench but an Archived one uses. Tags sharing a digest with a used tag are kept."""
+	_only_operators()
+	return _registry_cleanup(dry_run=False)
+
+
+def _registry_cleanup(dry_run: bool) -> dict:
 	from press_selfhosted.agent.registry import LOCAL_REGISTRY, image_host
 	from press_selfhosted.engine.registry_cleanup import delete_unreferenced_tags
 	from press_selfhosted.validations import infrastructure
 
-	dry = _call(as_flag, dry_run, "dry_run")
-	request = getattr(frappe.local, "request", None)
-	if not dry and request is not None and request.method != "POST":
-		frappe.throw("Deleting registry tags needs a POST request (a GET only lists them: dry_run=1)")
 	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
 	if not name:
 		frappe.throw("No default Local Registry: tick Default on the Local Registry to clean")
 	doc = frappe.get_doc(LOCAL_REGISTRY, name)
 	target = infrastructure.registry_target(doc, doc.get_password("password", raise_exception=False))
 	host = image_host(target)
-	builds = frappe.get_all("Deploy Candidate Build", filters={"status": "Success"}, pluck="docker_image")
+	# Press records a build's image on its Deploy Candidate Build
+	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate Build", pluck="docker_image"))
+	built = frappe.get_all("Deploy Candidate Build", filters={"status": "Success"}, pluck="docker_image")
 	benches = [(b.docker_image, b.status) for b in frappe.get_all("Bench", fields=["docker_image", "status"])]
-	pushed = tags_by_repository(host, builds)
-	used = tags_by_repository(host, images_to_keep(builds, benches))
+	# a build not yet deployed is kept: its deploy would pull it next
+	used = tags_by_repository(host, images_to_keep(built, benches))
 	reports = [
-		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry)
+		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry_run)
 		for repository in sorted(pushed)
 	]
 	return cleanup_summary(reports)
@@ -197,3 +205,17 @@ def site_certificates(proxy_server: str) -> list[dict]:
 	from press_selfhosted.agent.certificates import site_certificates as report
 
 	return report(proxy_server)
+
+
+@frappe.whitelist(methods=["POST"])
+def setup_container_server(doctype: str, name: str) -> str:
+	"""Asks for the Setup Container Server job of a container Server, Proxy Server or Database Server;
+	returns Press's Agent Job (its steps and output show there). The server turns Active when it succeeds."""
+	_only_operators()
+	from press_selfhosted.agent import servers
+
+	if doctype not in servers.SERVER_DOCTYPES:
+		frappe.throw(f"doctype: {doctype!r} is not one of {', '.join(servers.SERVER_DOCTYPES)}")
+	doc = frappe.get_doc(doctype, name)
+	doc.check_permission("write")
+	return servers.setup(doc)

@@ -65,10 +65,12 @@ def retention_command(context, dry_run):
 @click.pass_obj
 def registry_cleanup_command(context, dry_run):
 	"""Delete tags of the default Local Registry that no Bench but an Archived one uses."""
-	from press_selfhosted.api import registry_cleanup
+	from press_selfhosted.api import registry_cleanup, registry_cleanup_plan
 
 	_connect(context)
-	for repository in registry_cleanup(dry_run=int(dry_run))["repositories"]:
+	summary = registry_cleanup_plan() if dry_run else registry_cleanup()
+	_commit(dry_run)
+	for repository in summary["repositories"]:
 		click.echo(repository["message"])
 
 

@@ -5,12 +5,29 @@ app_description = "Run Frappe Press on machines you own: container servers over 
 app_email = "maintainers@press-selfhosted.invalid"
 app_license = "AGPL-3.0"
 
-required_apps = ["press"]
+# with its org, so that Frappe's installer never asks GitHub which org "press" belongs to
+required_apps = ["frappe/press"]
 
 # Install / migrate / uninstall: custom fields on Press DocTypes and indexes (press_selfhosted/install.py)
 after_install = "press_selfhosted.install.after_install"
 after_migrate = "press_selfhosted.install.after_migrate"
 before_uninstall = "press_selfhosted.install.before_uninstall"
+
+# Agent Job Types this app adds to Press's (Setup Container Server), synced on install and migrate
+fixtures = [{"dt": "Agent Job Type", "filters": [["name", "in", ["Setup Container Server"]]]}]
+
+# Press's server actions on container servers: setup_server sets up the containers, Ansible/SSH actions
+# are refused (press_selfhosted/agent/servers.py); the forms show the container actions
+override_doctype_class = {
+	"Server": "press_selfhosted.agent.servers.ContainerAwareServer",
+	"Proxy Server": "press_selfhosted.agent.servers.ContainerAwareProxyServer",
+	"Database Server": "press_selfhosted.agent.servers.ContainerAwareDatabaseServer",
+}
+doctype_js = {
+	"Server": "public/js/container_server.js",
+	"Proxy Server": "public/js/container_server.js",
+	"Database Server": "public/js/container_server.js",
+}
 
 # Rules for records on container servers; records on agent servers keep Press's rules
 doc_events = {
@@ -31,6 +48,7 @@ doc_events = {
 	"Local Registry": {"on_update": "press_selfhosted.agent.registry.on_local_registry_update"},
 	# Press's Backup Bucket and offsite keys follow the default Storage Configuration (MinIO)
 	"Storage Configuration": {"on_update": "press_selfhosted.agent.backups.sync_backup_bucket"},
+	"Cluster": {"after_insert": "press_selfhosted.agent.backups.sync_default_backup_bucket"},
 }
 
 # The in-process agent for container servers (press_selfhosted/agent): the transport swap before every

@@ -22,11 +22,20 @@ INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 def after_install() -> None:
 	apply_custom_fields()
 	add_indexes()
+	create_job_store()
 
 
 def after_migrate() -> None:
 	apply_custom_fields()
 	add_indexes()
+	create_job_store()
+
+
+def create_job_store() -> None:
+	"""The agent's job tables, so that the first job (or ``press-selfhosted run-job``) finds them."""
+	from press_selfhosted.agent.runtime import job_store
+
+	job_store().ensure_schema()
 
 
 def before_uninstall() -> None:

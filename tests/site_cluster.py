@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 import docker
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord, StepContext
+from press_selfhosted.engine.agent.handlers import (
+	ContainerServer,
+	DatabaseEndpoint,
+	JobRecord,
+	StepContext,
+	StepWaiting,
+)
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.docker_hosts import DockerHost
 
@@ -149,8 +155,27 @@ def sql_as(cluster: Cluster, user: str, password: str, query: str, bench_contain
 
 
 @dataclass
+class PressJobs:
+	"""What Press has recorded of the proxy's ``Remove Site from Upstream``: one status per look (the
+	last one repeats), as Press's records change between the looks of a waiting step."""
+
+	statuses: dict = field(default_factory=dict)
+	looks: int = 0
+
+	def status(self, job_type: str, site: str) -> str | None:
+		assert job_type == "Remove Site from Upstream"
+		self.looks += 1
+		sequence = self.statuses.get(site) or [None]
+		return sequence.pop(0) if len(sequence) > 1 else sequence[0]
+
+
+@dataclass
 class Topology:
 	cluster: Cluster
+	press_jobs: PressJobs = field(default_factory=PressJobs)
+
+	def press_job_status(self, job_type: str, site: str) -> str | None:
+		return self.press_jobs.status(job_type, site)
 
 	def server(self, server_type: str, name: str) -> ContainerServer:
 		return {s.name: s for s in (self.cluster.app_server, self.cluster.db_server)}[name]
@@ -170,20 +195,6 @@ class Secrets:
 		return self.values[key]
 
 
-@dataclass
-class ProxyJobs:
-	"""The proxy's ``Remove Site from Upstream`` statuses, one per poll (the last one repeats)."""
-
-	statuses: dict = field(default_factory=dict)
-	polls: int = 0
-
-	def latest_status(self, job_type, *, server=None, bench=None, site=None):
-		assert job_type == "Remove Site from Upstream"
-		self.polls += 1
-		sequence = self.statuses.get(site) or [None]
-		return sequence.pop(0) if len(sequence) > 1 else sequence[0]
-
-
 def run_steps(
 	client,
 	cluster: Cluster,
@@ -193,9 +204,11 @@ def run_steps(
 	payload: dict,
 	secrets: dict,
 	steps: int | None = None,
-	jobs=None,
+	press_jobs: PressJobs | None = None,
+	waits: int = 10,
 ) -> list[str]:
-	"""Run the first ``steps`` steps of ``handler`` (all by default) as the executor would; returns the output."""
+	"""Run the first ``steps`` steps of ``handler`` (all by default) as the executor would; returns the
+	output. A waiting step runs again, as the sweep would, up to ``waits`` times."""
 	record = JobRecord(
 		id=1,
 		job_type=handler.job_type,
@@ -208,16 +221,22 @@ def run_steps(
 		payload=payload,
 	)
 	output: list[str] = []
+	topology = Topology(cluster, press_jobs or PressJobs())
 	for step in handler.steps[:steps]:
 		ctx = StepContext(
 			record,
 			cluster.app_server,
 			client,
-			Topology(cluster),
+			topology,
 			Secrets(secrets),
 			output.append,
 			lambda server: client,
-			jobs=jobs,
 		)
-		step.run(ctx)
+		for look in range(waits + 1):
+			try:
+				step.run(ctx)
+				break
+			except StepWaiting:
+				if look == waits:
+					raise
 	return output

@@ -153,7 +153,7 @@ def make_agent(
 		topology,
 		secret_source,
 		hosts,
-		ExecutorSettings(scope_wait=30),
+		ExecutorSettings(),
 	)
 	agent = Agent(None, executor, server, store, topology, secret_source)  # type: ignore[arg-type]
 	agent.router = Router(found, store, agent.enqueue, topology, hosts)
@@ -226,7 +226,7 @@ def labelled(client: docker.DockerClient, server: str, kind: str = "containers",
 
 
 # Workers the crash tests kill: a short lease, so that the sweep may resume their job seconds later.
-CRASH_SETTINGS = ExecutorSettings(scope_wait=30, lease=3, renew_interval=0.5)
+CRASH_SETTINGS = ExecutorSettings(lease=3, renew_interval=0.5)
 
 
 def spawn_worker(factory: str, job_id: int, **environment: str) -> subprocess.Popen:

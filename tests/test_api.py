@@ -51,11 +51,13 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 		"agent_jobs",
 		"retention_plan",
 		"apply_retention",
+		"registry_cleanup_plan",
 		"registry_cleanup",
 		"verify_backup",
 		"run_restore_drill",
 		"site_usage",
 		"site_certificates",
+		"setup_container_server",
 	}
 	for function in public:
 		body = [
@@ -67,7 +69,13 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 	assert ast.unparse(helper.body[0]) == "frappe.only_for('System Manager')"
 	# methods that change something accept POST only
 	for function in public:
-		if function.name in ("apply_retention", "run_restore_drill", "site_usage"):
+		if function.name in (
+			"apply_retention",
+			"registry_cleanup",
+			"run_restore_drill",
+			"site_usage",
+			"setup_container_server",
+		):
 			assert "methods=['POST']" in ast.unparse(function.decorator_list[0]), function.name
 
 
@@ -106,11 +114,3 @@ def test_a_cleanup_keeps_live_benches_and_builds_not_yet_deployed(api):
 	builds = ["r/fc/g:old", "r/fc/g:live", "r/fc/g:new-not-deployed", None]
 	benches = [("r/fc/g:old", "Archived"), ("r/fc/g:live", "Active"), (None, "Pending")]
 	assert sorted(api.images_to_keep(builds, benches)) == ["r/fc/g:live", "r/fc/g:new-not-deployed"]
-
-
-def test_registry_cleanup_deletes_only_on_post():
-	"""A GET (a link, a prefetch) must never delete: dry_run=0 needs POST."""
-	tree = ast.parse(API.read_text())
-	function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "registry_cleanup")
-	source = ast.unparse(function)
-	assert "request.method != 'POST'" in source and "frappe.throw" in source

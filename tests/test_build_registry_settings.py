@@ -12,6 +12,8 @@ import types
 
 import pytest
 
+from press_selfhosted.engine import builds
+
 
 class FakeDoc(dict):
 	def get_password(self, field, raise_exception=True):
@@ -23,6 +25,7 @@ class FakeFrappe(types.ModuleType):
 		super().__init__("frappe")
 		self.registries, self.clusters, self.settings = registries, clusters, settings
 		self.cluster_updates = {}
+		self.conf: dict = {}
 		self.db = types.SimpleNamespace(
 			get_value=self._get_value,
 			get_single_value=lambda doctype, field: self.settings.get(field),
@@ -120,12 +123,16 @@ def test_builder_finds_registry_by_press_url(glue):
 		module.registry_target_for("elsewhere:5000")
 
 
-def test_upload_is_saved_in_site_private_folder(glue, tmp_path, monkeypatch):
+def test_upload_is_refused_and_the_builder_works_in_site_private_folder(glue, tmp_path, monkeypatch):
+	"""Press 010bc70 sends clone instructions, never an uploaded context: an upload is refused clearly
+	(the transport answers it 400), and the builder keeps its clones and builds under private/."""
 	module, fake = glue
 	monkeypatch.setattr(fake, "get_site_path", lambda *parts: str(tmp_path.joinpath(*parts)))
-	answer = module.save_build_context("dcb-0001", {"build_context_file": io.BytesIO(b"context")})
-	saved = tmp_path / "private" / module.CONTEXTS_FOLDER / answer["filename"]
-	assert saved.read_bytes() == b"context" and answer["filename"].startswith("dcb-0001-")
+	with pytest.raises(builds.BuildRequestError, match="clones the apps itself"):
+		module.save_build_context("dcb-0001", {"build_context_file": io.BytesIO(b"context")})
+	settings = module.builder_settings()
+	assert settings.root == tmp_path / "private" / module.BUILDS_FOLDER
+	assert settings.docker_cli == "/usr/bin/docker"
 
 
 def test_non_default_registry_update_changes_nothing(glue):

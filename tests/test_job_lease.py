@@ -21,7 +21,7 @@ from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts
 
 store_config = support.store_config
-SETTINGS = ExecutorSettings(flush_interval=0.05, lease=4, renew_interval=0.5, scope_wait=5)
+SETTINGS = ExecutorSettings(flush_interval=0.05, lease=4, renew_interval=0.5)
 
 
 class Tally:

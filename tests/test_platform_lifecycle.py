@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 import test_agent_support as support
 from backup_support import scratch_bucket
+from build_support import app_files, build_payload, frappe_files, make_app, press_dockerfile
 from platform_support import (
 	create_site,
 	new_site_payload,
@@ -30,7 +29,7 @@ from platform_support import (
 	upstream,
 )
 
-from press_selfhosted.engine import builds, naming
+from press_selfhosted.engine import naming
 from press_selfhosted.engine.backups import table_counts
 from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.registry import RegistryTarget
@@ -42,7 +41,6 @@ registry_images = support.registry_images
 BENCH = "bench-1"
 SITES = "/home/frappe/frappe-bench/sites"
 TABLE = "tabPlatform Note"
-CONTEXT_DIR = Path(__file__).parent / "images" / "build-context"
 
 
 @pytest.fixture(scope="module")
@@ -382,32 +380,22 @@ def test_new_site_from_backup_has_the_same_data(world, docker_client):
 	assert source != site
 
 
-def test_built_image_becomes_a_bench(world, docker_client, endpoints):
-	"""Issue 6: Run Remote Builder pushes to the TLS registry; New Bench runs exactly that image."""
+def test_built_image_becomes_a_bench_with_a_site(world, docker_client, endpoints, tmp_path):
+	"""Issues 6 and 15: Run Remote Builder as Press asks for it (apps cloned from git repositories,
+	BuildKit, pushed to the TLS registry); New Bench runs exactly that image; a site gets the built app."""
 	platform, tls = world["platform"], endpoints["registry_tls"]
 	build = f"dcb-{platform.prefix}"
 	group = f"{platform.prefix}-group"
 	repository = f"{tls['url']}/press/example.com/{group}"
-	context = builds.context_from_directory(CONTEXT_DIR, {"build-id": build.encode()})
-	settings = builds.BuilderSettings(contexts=builds.ContextStore(world["contexts"]))
-	filename = builds.save_upload(settings, build, io.BytesIO(context))["filename"]
-	payload = {
-		"filename": filename,
-		"image_repository": repository,
-		"image_tag": build,
-		"registry": {"url": tls["url"], "username": tls["username"], "password": ""},
-		"no_cache": False,
-		"no_push": False,
-		"deploy_candidate_build": build,
-		"deploy_after_build": 0,
-		"build_args": {
-			"BASE": endpoints["images"]["base"],
-			"RUNTIME": endpoints["images"]["bench"],
-			"RUN_AS": "frappe",
-		},
-	}
+	repos = [make_app(tmp_path, "frappe", frappe_files()), make_app(tmp_path, "shop", app_files("shop"))]
+	dockerfile = press_dockerfile(endpoints["images"]["bench"], ["frappe", "shop"])
+	payload = build_payload(build, group, repos, dockerfile, tls, repository)
 	try:
-		job = platform.run(platform.topology.app, "builder/build", payload)
+		job = platform.poll(
+			platform.topology.app, platform.post(platform.topology.app, "builder/build", payload)
+		)
+		assert job["status"] == "Success", json.dumps(job, indent=1)[-3000:]
+		assert job["data"]["build_failed"] is False
 		image = job["data"]["image"]
 		assert image == f"{repository}:{build}"
 		registry = RegistryTarget(tls["url"], "", tls["username"], tls["password"], ca_bundle=tls["ca_file"])
@@ -425,8 +413,23 @@ def test_built_image_becomes_a_bench(world, docker_client, endpoints):
 		assert f"{repository}@{job['data']['image_digest']}" in pulled.attrs["RepoDigests"]
 		container = backend(docker_client, platform, bench)
 		assert container.image.id == pulled.id == job["data"]["image_id"]
-		code, out = container.exec_run(["cat", "/opt/press/installed"])
-		assert code == 0 and {"erpnext", "frappe"} <= set(out.decode().split())
+
+		site = f"built-{platform.prefix}.example.test"
+		platform.topology.site_benches[site] = bench
+		new_site = platform.post(
+			platform.topology.app,
+			f"benches/{bench}/sites",
+			new_site_payload(platform, site, ("frappe", "shop")),
+		)
+		upstream_job = platform.post(platform.topology.proxy, f"{upstream(platform)}/sites", {"name": site})
+		assert platform.poll(platform.topology.app, new_site)["status"] == "Success"
+		assert platform.poll(platform.topology.proxy, upstream_job)["status"] == "Success"
+		apps = platform.router.handle(
+			platform.topology.app.name, "GET", f"benches/{bench}/sites/{site}/apps"
+		).json
+		assert "shop" in apps["data"], apps
+		code, out = container.exec_run(["cat", "apps/shop/.git/refs/heads/develop"])
+		assert code == 0 and out.decode().strip() == repos[1].commits[-1]
 	finally:
 		for tag in [t for i in docker_client.images.list(name=repository) for t in i.tags]:
 			docker_client.images.remove(tag, force=True)

@@ -386,7 +386,7 @@ def test_through_the_agent_router_and_executor(cluster, store_config):  # noqa: 
 		cluster["topology"],
 		FakeSecrets(),
 		hosts,
-		ExecutorSettings(scope_wait=30),
+		ExecutorSettings(),
 	)
 	router = Router(cluster["handler_list"], store, executor.run, cluster["topology"], hosts)
 	server = cluster["server"]

@@ -3,7 +3,6 @@ run against our real dockerd. The topology and secrets are fakes of Press's reco
 
 from __future__ import annotations
 
-import contextlib
 import io
 import uuid
 
@@ -30,21 +29,22 @@ def test_ping_job_answers_with_the_docker_version(server, docker_client):
 
 
 def build(docker_client, base: str, tag: str, marker: str, managed: bool = True) -> str:
-	label = "LABEL press.managed=1\n" if managed else ""
-	dockerfile = io.BytesIO(f"FROM {base}\n{label}LABEL press.test.marker={marker}\n".encode())
+	"""An image as the builder makes it (``press.managed`` label), or, unmanaged, one of the operator's."""
+	label = f"LABEL {naming.MANAGED}=1\n" if managed else ""
+	dockerfile = io.BytesIO(f"FROM {base}\nLABEL press.test.marker={marker}\n{label}".encode())
 	image, _ = docker_client.images.build(fileobj=dockerfile, tag=tag, rm=True)
 	return image.id
 
 
-def test_cleanup_removes_untagged_images_and_names_kept_volumes(server, docker_client, endpoints):
+def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server, docker_client, endpoints):
 	base = endpoints["images"]["base"]
 	tag = f"press-selfhosted-test/cleanup:{uuid.uuid4().hex[:8]}"
 	replaced = build(docker_client, base, tag, "1")
 	current = build(docker_client, base, tag, "2")  # takes the tag: the first build is now dangling
-	# an image of something else the host runs, dangling too: not ours to remove
-	foreign_tag = f"press-selfhosted-test/foreign:{uuid.uuid4().hex[:8]}"
-	foreign = build(docker_client, base, foreign_tag, "3", managed=False)
-	build(docker_client, base, foreign_tag, "4", managed=False)
+	# the operator's own image, untagged too: not the app's to prune
+	other_tag = f"press-selfhosted-test/not-ours:{uuid.uuid4().hex[:8]}"
+	not_ours = build(docker_client, base, other_tag, uuid.uuid4().hex, managed=False)
+	build(docker_client, base, other_tag, uuid.uuid4().hex, managed=False)  # not_ours is dangling now
 	# a sites volume Archive Bench kept (its bench has no containers any more) and a live bench's one
 	kept = docker_client.volumes.create(
 		f"{server.container_prefix}-old-sites", labels=naming.labels(server.name, "bench-sites", bench="old")
@@ -70,13 +70,12 @@ def test_cleanup_removes_untagged_images_and_names_kept_volumes(server, docker_c
 		with pytest.raises(docker.errors.ImageNotFound):
 			docker_client.images.get(replaced)
 		assert docker_client.images.get(tag).id == current
-		assert docker_client.images.get(foreign).id == foreign
+		assert docker_client.images.get(not_ours).id == not_ours, "only images with the app's labels go"
 		assert docker_client.volumes.get(kept.name)  # other people's data stays
 	finally:
 		backend.remove(force=True)
 		for volume in (kept, live):
 			volume.remove(force=True)
 		docker_client.images.remove(tag, force=True)
-		for image in (foreign_tag, foreign):
-			with contextlib.suppress(docker.errors.ImageNotFound):
-				docker_client.images.remove(image, force=True)
+		docker_client.images.remove(other_tag, force=True)
+		docker_client.images.remove(not_ours, force=True)

@@ -9,19 +9,19 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from site_cluster import Secrets, Topology, remove_cluster, start_bench, start_cluster
+from site_cluster import PressJobs, Secrets, Topology, remove_cluster, start_bench, start_cluster
 from test_agent_support import store_config  # noqa: F401 (the job store fixture)
 
 from press_selfhosted.engine import job_types
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.agent.router import Router
-from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
-HANDLERS = site_handlers(SiteSettings(proxy_timeout=2, proxy_interval=0.1))
+HANDLERS = site_handlers(SiteSettings())
 # Press calls these two with the app or nothing after the site (press.agent.Agent.uninstall_app_site /
 # archive_site); its Agent Job Type records leave the app out or carry no path.
 PATHS_BEYOND_THE_FIXTURE = {"Uninstall App from Site", "Archive Site"}
@@ -44,16 +44,17 @@ def agent(docker_client, endpoints, store_config):  # noqa: F811
 		start_bench(docker_client, endpoints, cluster, "bench-1")
 		secrets = Secrets({"mariadb_root_password": cluster.root_password, "admin_password": "adm-Pw-9"})
 		hosts = DockerHosts()
+		press = PressJobs()
 		executor = Executor(
 			JobStore(store_config),
 			index(HANDLERS),
-			Topology(cluster),
+			Topology(cluster, press),
 			secrets,
 			hosts,
-			ExecutorSettings(scope_wait=30),
+			ExecutorSettings(),
 		)
 		router = Router(HANDLERS, JobStore(store_config), executor.run, Topology(cluster), hosts)
-		yield cluster, router, JobStore(store_config)
+		yield cluster, router, JobStore(store_config), executor, press
 	finally:
 		remove_cluster(docker_client, prefix)
 
@@ -69,7 +70,7 @@ def post(router, cluster, path: str, data: dict, method: str = "POST") -> dict:
 
 
 def test_new_site_then_archive_through_the_router(agent):
-	cluster, router, store = agent
+	cluster, router, store, executor, press = agent
 	site = "e2e.example.com"
 	job = post(
 		router,
@@ -92,28 +93,25 @@ def test_new_site_then_archive_through_the_router(agent):
 	assert [line.split()[0] for line in apps["data"].splitlines()] == ["frappe", "testapp"]
 	assert cluster.db.database_exists(database_name("bench-1", site))
 
-	# The proxy has not removed the site yet: Archive Site must not report completion.
+	# Press has not recorded the proxy's removal yet: Archive Site waits, Running, without a worker.
 	archive = {"mariadb_root_password": "rootpw", "force": False}
-	job = post(router, cluster, f"benches/bench-1/sites/{site}/archive", archive)
-	assert job["status"] == "Failure"
-	assert [step["status"] for step in job["steps"]] == ["Success"] * 4 + ["Failure"]
-	assert "Remove Site from Upstream job for e2e.example.com is not received" in job["data"]["output"]
-
-	proxy_job = store.create(
-		NewJob(
-			"proxy.local",
-			"Proxy Server",
-			"Remove Site from Upstream",
-			"DELETE",
-			f"proxy/upstreams/10.0.0.1/sites/{site}",
-			None,
-			site,
-			"AJ-proxy",
-			{},
-		)
+	response = router.handle(
+		cluster.app_server.name, "POST", f"benches/bench-1/sites/{site}/archive", archive, agent_job_id="AJ-a"
 	)
-	store.finish(proxy_job, "Success", {})
-	job = post(router, cluster, f"benches/bench-1/sites/{site}/archive", archive)
-	assert job["status"] == "Success", job["data"]
+	job_id = response.json["job"]
+	job = router.handle(cluster.app_server.name, "GET", f"jobs/{job_id}").json
+	assert job["status"] == "Running"
+	# the Archive Site step waits: Press decides "Archived" from it, and must see the proxy's first
+	assert [step["status"] for step in job["steps"]] == ["Success"] * 2 + ["Running"]
+	assert (
+		"waiting for Press to record the proxy's Remove Site from Upstream"
+		in job["steps"][-1]["data"]["output"]
+	)
+	assert store.get(job_id).resume_after is not None  # the sweep's cue
+
+	press.statuses[site] = ["Success"]
+	assert executor.run(job_id) == "Success"  # what the sweep's enqueue runs
+	job = router.handle(cluster.app_server.name, "GET", f"jobs/{job_id}").json
+	assert [step["status"] for step in job["steps"]] == ["Success"] * 5
 	assert not cluster.db.database_exists(database_name("bench-1", site))
 	assert cluster.db.users("%\\_limited") == []

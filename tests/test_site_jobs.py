@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 from site_cluster import (
 	SITES,
-	ProxyJobs,
+	PressJobs,
 	put_file,
 	remove_cluster,
 	run_steps,
@@ -24,12 +24,13 @@ from site_cluster import (
 
 from press_selfhosted.engine import commands
 from press_selfhosted.engine.agent import handlers
+from press_selfhosted.engine.agent.handlers import StepWaiting
 from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.sites import ProxyNotDone, SiteBusy, SiteError, SiteSettings, site_handlers
 
 BENCH = "bench-1"
 ADMIN = "admin-Secret-42"
-SETTINGS = SiteSettings(idle_timeout=60, idle_interval=0.2, proxy_timeout=3, proxy_interval=0.1)
+SETTINGS = SiteSettings(idle_timeout=60, idle_interval=0.2)
 HANDLERS = handlers.index(site_handlers(SETTINGS))
 # gives up on a busy site quickly (a loaded host must not make the patient tests give up early)
 IMPATIENT = handlers.index(site_handlers(replace(SETTINGS, idle_timeout=3)))
@@ -55,7 +56,15 @@ def secrets(cluster) -> dict:
 
 
 def run(
-	docker_client, env, job_type: str, site: str | None, payload: dict, steps=None, jobs=None, found=HANDLERS
+	docker_client,
+	env,
+	job_type: str,
+	site: str | None,
+	payload: dict,
+	steps=None,
+	press=None,
+	found=HANDLERS,
+	waits=10,
 ) -> list[str]:
 	cluster, _ = env
 	return run_steps(
@@ -67,7 +76,8 @@ def run(
 		payload,
 		secrets(cluster),
 		steps=steps,
-		jobs=jobs,
+		press_jobs=press,
+		waits=waits,
 	)
 
 
@@ -316,10 +326,10 @@ def test_archive_site_waits_for_the_proxy_then_drops_everything(docker_client, e
 	cluster, backend = env
 	site = "arch.example.com"
 	run(docker_client, env, "New Site", None, new_site_payload(site))
-	jobs = ProxyJobs({site: ["Pending", "Running", "Success"]})
-	output = run(docker_client, env, "Archive Site", site, archive_payload(), jobs=jobs)
-	assert jobs.polls == 3
-	assert output[-1] == f"the proxy no longer routes {site}; the site is archived"
+	press = PressJobs({site: ["Pending", "Running", "Success"]})
+	output = run(docker_client, env, "Archive Site", site, archive_payload(), press=press)
+	assert press.looks == 3  # the step waited twice (without a worker: StepWaiting) before Press had it
+	assert f"Press has recorded that the proxy no longer routes {site}" in output
 	assert_site_gone(cluster, backend, site)
 	backups = backend.exec_run(["ls", f"{SITES}/archived/{site}/private/backups"]).output.decode()
 	assert "-database.sql.gz" in backups
@@ -330,13 +340,27 @@ def test_archive_site_failures_name_the_cause(docker_client, env):
 	cluster, backend = env
 	site = "arch-fail.example.com"
 	run(docker_client, env, "New Site", None, new_site_payload(site))
-	with pytest.raises(ProxyNotDone, match="Remove Site from Upstream job for arch-fail.example.com failed"):
-		run(docker_client, env, "Archive Site", site, archive_payload(), jobs=ProxyJobs({site: ["Failure"]}))
-	with pytest.raises(ProxyNotDone, match="is not received after 3s"):
-		run(docker_client, env, "Archive Site", site, archive_payload(), jobs=ProxyJobs())
+	with pytest.raises(
+		ProxyNotDone, match="Remove Site from Upstream job for arch-fail.example.com ended Failure"
+	):
+		run(docker_client, env, "Archive Site", site, archive_payload(), press=PressJobs({site: ["Failure"]}))
+	with pytest.raises(StepWaiting, match="arch-fail.example.com \\(not sent yet\\)"):
+		run(docker_client, env, "Archive Site", site, archive_payload(), press=PressJobs(), waits=0)
+	# a site the proxy may still route is not dropped
+	assert_site_database(cluster, site)
+	run(docker_client, env, "Archive Site", site, archive_payload(), press=PressJobs({site: ["Success"]}))
 	assert_site_gone(cluster, backend, site)
-	with pytest.raises(SiteError, match="Site nowhere.example.com does not exist in bench bench-1"):
-		run(docker_client, env, "Archive Site", "nowhere.example.com", archive_payload(), jobs=ProxyJobs())
+
+
+def test_a_site_whose_new_site_failed_before_making_it_can_be_archived(docker_client, env):
+	"""Press calls such a site Broken; archiving it (Press then archives its bench) finds nothing to lose."""
+	site = "never.example.com"
+	press = PressJobs({site: ["Success"]})
+	output = run(docker_client, env, "Archive Site", site, archive_payload(force=True), press=press)
+	assert f"site {site} was never made in bench {BENCH}: nothing to back up" in output
+	assert any("never made in this bench" in line for line in output)
+	with pytest.raises(SiteError, match="Site never.example.com does not exist in bench bench-1"):
+		run(docker_client, env, "Uninstall App from Site", site, {"path_args": {"app": "testapp"}})
 
 
 def test_archive_site_resumes_after_a_crash_at_every_step(docker_client, env):
@@ -352,9 +376,9 @@ def test_archive_site_resumes_after_a_crash_at_every_step(docker_client, env):
 			site,
 			archive_payload(),
 			steps=done,
-			jobs=ProxyJobs({site: ["Success"]}),
+			press=PressJobs({site: ["Success"]}),
 		)
-		run(docker_client, env, "Archive Site", site, archive_payload(), jobs=ProxyJobs({site: ["Success"]}))
+		run(docker_client, env, "Archive Site", site, archive_payload(), press=PressJobs({site: ["Success"]}))
 		assert_site_gone(cluster, backend, site)
 		archived = backend.exec_run(["ls", f"{SITES}/archived"]).output.decode().split()
 		assert [entry for entry in archived if entry.startswith(site)] == [site]
@@ -363,11 +387,11 @@ def test_archive_site_resumes_after_a_crash_at_every_step(docker_client, env):
 	run(docker_client, env, "New Site", None, new_site_payload(site))
 	db_name = database_name(BENCH, site)
 	cluster.db.drop_site_database(db_name)
-	proxy_done = ProxyJobs({site: ["Success"]})
+	proxy_done = PressJobs({site: ["Success"]})
 	with pytest.raises(
 		SiteError, match=f"(?s)database {db_name} of site {site} is gone.*Fix: archive the site again"
 	):
-		run(docker_client, env, "Archive Site", site, archive_payload(), jobs=proxy_done)
-	run(docker_client, env, "Archive Site", site, archive_payload(force=True), jobs=proxy_done)
+		run(docker_client, env, "Archive Site", site, archive_payload(), press=proxy_done)
+	run(docker_client, env, "Archive Site", site, archive_payload(force=True), press=proxy_done)
 	assert_site_gone(cluster, backend, site)
 	assert privileged_users(cluster) == []

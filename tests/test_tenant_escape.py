@@ -17,7 +17,7 @@ import uuid
 import pytest
 from site_cluster import (
 	SITES,
-	ProxyJobs,
+	PressJobs,
 	Secrets,
 	Topology,
 	put_file,
@@ -37,7 +37,7 @@ from press_selfhosted.engine.sites import SiteSettings, site_handlers
 BENCH = "bench-1"
 ADMIN = "adm-Tenant-Secret-91"
 USER_PASSWORD = "usr-Tenant-Secret-37"
-SETTINGS = SiteSettings(idle_timeout=30, idle_interval=0.2, proxy_timeout=3, proxy_interval=0.1)
+SETTINGS = SiteSettings(idle_timeout=30, idle_interval=0.2)
 HANDLERS = handlers.index([*site_handlers(SETTINGS), *restore_handlers()])
 
 
@@ -64,7 +64,7 @@ def secrets(cluster) -> dict:
 def run(docker_client, env, job_type: str, site: str | None, payload: dict, jobs=None) -> list[str]:
 	cluster, _ = env
 	return run_steps(
-		docker_client, cluster, HANDLERS[job_type], BENCH, site, payload, secrets(cluster), jobs=jobs
+		docker_client, cluster, HANDLERS[job_type], BENCH, site, payload, secrets(cluster), press_jobs=jobs
 	)
 
 
@@ -132,7 +132,7 @@ def test_naming_another_sites_database_does_not_reach_it(docker_client, env, vic
 	# its own database was reinstalled, and its config names it again
 	assert site_config(backend, site)["db_name"] == own["db_name"]
 	tenant_writes_config(backend, site, db_name=victim[1])
-	proxy_done = ProxyJobs({site: ["Success"]})
+	proxy_done = PressJobs({site: ["Success"]})
 	# its backup, made with its own login, cannot read the other database: the archive stops there
 	with pytest.raises(Exception, match="Access denied"):
 		run(docker_client, env, "Archive Site", site, {"force": False}, jobs=proxy_done)
@@ -237,7 +237,7 @@ def test_secrets_never_reach_command_lines_environments_or_docker_events(docker_
 	run(docker_client, env, "Run After Migrate Steps", site, {"admin_password": "********"})
 	run(docker_client, env, "Reinstall Site", site, {"admin_password": "********"})
 	config = site_config(backend, site)
-	run(docker_client, env, "Archive Site", site, {"force": False}, jobs=ProxyJobs({site: ["Success"]}))
+	run(docker_client, env, "Archive Site", site, {"force": False}, jobs=PressJobs({site: ["Success"]}))
 	seen, events = watch.finish()
 	assert seen, "the sniffer saw nothing"
 	hidden = {

@@ -4,6 +4,7 @@ properties checked with hypothesis."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import string
 
 import pytest
@@ -648,3 +649,56 @@ def test_validators_raise_only_validation_errors(text):
 			func(text)
 		except ValidationError as error:
 			assert error.fix and error.rule and error.field
+
+
+# --- a fix never suggests a value that is refused too ----------------------------------------------
+
+SUGGESTING = (
+	v.validate_fqdn,
+	v.validate_container_prefix,
+	v.validate_bucket_name,
+	v.validate_registry_namespace,
+)
+
+
+@given(st.sampled_from(SUGGESTING), st.text(max_size=40))
+def test_a_suggested_value_is_itself_accepted(validator, text):
+	try:
+		validator(text)
+	except ValidationError as error:
+		for suggested in re.findall(r"(?:use|e\.g\.) '([^']*)'", error.fix):
+			validator(suggested)
+
+
+@pytest.mark.parametrize(
+	"validator, value",
+	[
+		(v.validate_bucket_name, "Bad_Bucket!"),
+		(v.validate_fqdn, "Site_1.Example.com"),
+		(v.validate_registry_namespace, "Acme/Pr$ess"),
+	],
+)
+def test_lowercasing_is_not_suggested_when_it_does_not_make_the_value_valid(validator, value):
+	error = refused(validator, value)
+	assert repr(value.lower()) not in error.fix
+
+
+@pytest.mark.parametrize("value, expected", [("80", 80), (8080, 8080), (" 443 ", 443), (65535, 65535)])
+def test_port_accepted(value, expected):
+	assert v.validate_port(value, "press_selfhosted_proxy_http_port") == expected
+
+
+@pytest.mark.parametrize("value", ["http", "", None, 0, 65536, "-1", "8o"])
+def test_port_refused_names_the_setting(value):
+	error = refused(v.validate_port, value, "press_selfhosted_proxy_http_port")
+	assert error.field == "press_selfhosted_proxy_http_port" and "1 to 65535" in error.rule
+
+
+@pytest.mark.parametrize("value, expected", [("0.0.0.0", "0.0.0.0"), ("::", "::"), ("10.0.0.5", "10.0.0.5")])
+def test_bind_address_may_be_every_address_of_the_host(value, expected):
+	assert v.validate_bind_address(value, "press_selfhosted_proxy_bind_address") == expected
+
+
+@pytest.mark.parametrize("value", ["localhost", "224.0.0.1", "10.0.0.0/8", ""])
+def test_bind_address_refused(value):
+	assert refused(v.validate_bind_address, value, "bind").field == "bind"

@@ -48,6 +48,17 @@ def backup_bucket_values(config, cluster: str) -> dict:
 	}
 
 
+def press_settings_values(config, access_key: str | None, secret: str | None) -> dict:
+	"""Press Settings' offsite fields for the default Storage Configuration (the secret itself is
+	stored encrypted apart; the field only holds a mask, as a saved Password field does)."""
+	return {
+		"aws_s3_bucket": config.get("default_bucket"),
+		"backup_region": config.get("region") or "us-east-1",
+		"offsite_backups_access_key_id": access_key or "",
+		"offsite_backups_secret_access_key": "*" * len(secret or ""),
+	}
+
+
 def storage_fields(config) -> dict:
 	"""Non-secret fields of the Storage Configuration the engine reads from ``payload["storage"]``."""
 	return {
@@ -126,30 +137,49 @@ def retention_policy(settings) -> Policy:
 
 
 def _default_config():
-	import frappe
+	from press_selfhosted.press_selfhosted.doctype.storage_configuration.storage_configuration import (
+		find_default,
+	)
 
-	name = frappe.db.get_value("Storage Configuration", {"is_default": 1})
-	return frappe.get_doc("Storage Configuration", name) if name else None
+	return find_default()
 
 
 def sync_backup_bucket(doc, method=None) -> None:
+	"""Press's read side of offsite backups follows the default Storage Configuration.
+
+	A Backup Bucket is named by its (unique) bucket name, so one record can serve one cluster only:
+	it keeps the cluster it has, else takes the first one. Press falls back to Press Settings'
+	``aws_s3_bucket`` for the other clusters and finds endpoints by bucket name, so that record plus the
+	fallback serve every cluster. Press Settings is written field by field: its ``save()`` would ask for
+	fields unrelated to backups (``certbot_directory``…) that a fresh Press does not have."""
 	import frappe
+	from frappe.utils.password import set_encrypted_password
 
 	if not doc.get("is_default") or not doc.get("default_bucket"):
 		return
-	for cluster in frappe.get_all("Cluster", pluck="name"):
-		values = backup_bucket_values(doc, cluster)
-		existing = frappe.db.get_value("Backup Bucket", {"cluster": cluster})
-		if existing:
-			frappe.db.set_value(
-				"Backup Bucket", existing, {k: v for k, v in values.items() if k not in ("doctype", "name")}
-			)
-		elif not frappe.db.exists("Backup Bucket", values["name"]):
-			frappe.get_doc(values).insert(ignore_permissions=True)
-	settings = frappe.get_single("Press Settings")
-	settings.offsite_backups_access_key_id = doc.get_password("access_key", raise_exception=False)
-	settings.offsite_backups_secret_access_key = doc.get_password("secret_key", raise_exception=False)
-	settings.save(ignore_permissions=True)
+	clusters = frappe.get_all("Cluster", order_by="creation asc", pluck="name")
+	current = frappe.db.get_value("Backup Bucket", doc.default_bucket, "cluster")
+	values = backup_bucket_values(doc, current or (clusters[0] if clusters else None))
+	if frappe.db.exists("Backup Bucket", values["name"]):
+		frappe.db.set_value(
+			"Backup Bucket", values["name"], {k: v for k, v in values.items() if k not in ("doctype", "name")}
+		)
+	elif values["cluster"]:
+		frappe.get_doc(values).insert(ignore_permissions=True)
+	access_key = doc.get_password("access_key", raise_exception=False)
+	secret = doc.get_password("secret_key", raise_exception=False)
+	frappe.db.set_single_value("Press Settings", press_settings_values(doc, access_key, secret))
+	if secret:
+		set_encrypted_password(
+			"Press Settings", "Press Settings", secret, "offsite_backups_secret_access_key"
+		)
+
+
+def sync_default_backup_bucket(doc=None, method=None) -> None:
+	"""doc_events hook (Cluster ``after_insert``): a first cluster gets the default bucket's record."""
+	config = _default_config()
+	if config:
+		sync_backup_bucket(config)
 
 
 def storage_payload(job_type: str, site: str | None, payload: dict) -> dict:
@@ -173,6 +203,8 @@ def storage_payload(job_type: str, site: str | None, payload: dict) -> dict:
 
 
 def complete_site_backup(doc, method=None) -> None:
+	"""doc_events hook (Site Backup ``on_update``): a backup record Press inserts after the job ended
+	(the archive backup of Archive Site, Uninstall App's) gets its objects from the job's data."""
 	import frappe
 
 	if doc.status != "Success" or doc.get("minio_checksums") or not doc.job:
@@ -181,6 +213,19 @@ def complete_site_backup(doc, method=None) -> None:
 	fields = site_backup_fields(data)
 	if fields:
 		frappe.db.set_value("Site Backup", doc.name, fields)
+
+
+def record_backup_objects(agent_job: str | None, data: dict) -> None:
+	"""A finished backup job: its objects on the Site Backup Press made for it before the job ran.
+
+	Press marks that record Success with ``frappe.db.set_value`` (no document event), so the result is
+	recorded here, where the job ends; Press's own fields on it are left to Press."""
+	import frappe
+
+	fields = site_backup_fields(data)
+	backup = frappe.db.get_value("Site Backup", {"job": agent_job}) if agent_job else None
+	if fields and backup:
+		frappe.db.set_value("Site Backup", backup, fields)
 
 
 def apply_retention(dry_run: bool = False) -> list[str]:

@@ -21,7 +21,7 @@ from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.validations import infrastructure
 
 LOCAL_REGISTRY = "Local Registry"
-CONTEXTS_FOLDER = "press_selfhosted-build-contexts"
+BUILDS_FOLDER = "press_selfhosted-builds"
 
 
 def press_settings_values(registry, password: str | None = None) -> dict[str, str]:
@@ -83,22 +83,29 @@ def registry_target_for(url: str) -> RegistryTarget:
 
 
 def builder_settings() -> builds.BuilderSettings:
-	"""Uploaded build contexts live in the site's private folder until the build's Cleanup Context."""
-	directory = frappe.get_site_path("private", CONTEXTS_FOLDER)
+	"""The builder works in the site's private folder: the clone cache and the build directories
+	(removed by each build's Cleanup Context). ``press_selfhosted_docker_cli`` in site_config names
+	another docker CLI with BuildKit than Debian's ``/usr/bin/docker``."""
 	return builds.BuilderSettings(
-		contexts=builds.ContextStore(directory), registry_target=registry_target_for
+		workdir=frappe.get_site_path("private", BUILDS_FOLDER),
+		registry_target=registry_target_for,
+		docker_cli=frappe.conf.get("press_selfhosted_docker_cli") or "/usr/bin/docker",
 	)
 
 
 def save_build_context(build: str, files: dict) -> dict[str, str]:
-	"""Answers Press's ``POST builder/upload/<build>`` (``files={"build_context_file": file}``)."""
-	return builds.save_upload(builder_settings(), build, files["build_context_file"])
+	"""``POST builder/upload/<build>``: this Press sends clone instructions instead of a context."""
+	raise builds.BuildRequestError(
+		f"build context upload for {build} refused: press_selfhosted's builder clones the apps itself from "
+		"the clone instructions of builder/build, as the Agent does; no upload is used."
+	)
 
 
-# a failed build's context is kept for a retry; after a week nobody is coming back for it
-STALE_CONTEXT_SECONDS = 7 * 24 * 3600
+# a cached clone no build used for a month goes; a build directory a dead worker left, after a week
+STALE_CLONE_SECONDS = 30 * 24 * 3600
+STALE_BUILD_SECONDS = 7 * 24 * 3600
 
 
 def prune_build_contexts() -> list[str]:
-	"""Scheduler (daily): removes build contexts of builds that failed and were never run again."""
-	return builder_settings().contexts.prune(STALE_CONTEXT_SECONDS)
+	"""Scheduler (daily): the clone cache's unused commits and abandoned build directories."""
+	return builds.prune_workdir(builder_settings(), STALE_CLONE_SECONDS, STALE_BUILD_SECONDS)

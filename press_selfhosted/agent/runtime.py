@@ -14,8 +14,8 @@ from pathlib import Path
 
 import frappe
 
-from press_selfhosted.agent import backups, registry, transport
-from press_selfhosted.engine import acme
+from press_selfhosted.agent import backups, job_results, registry, transport
+from press_selfhosted.engine import acme, validation
 from press_selfhosted.engine.agent import catalog, handlers, jobs, timeouts
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
@@ -36,8 +36,12 @@ def apply_swap() -> None:
 
 
 def is_container_agent(agent) -> bool:
-	"""A container server has both ``container_prefix`` and ``docker_socket``; cached per request."""
-	cache = frappe.local.__dict__.setdefault("press_selfhosted_container_servers", {})
+	"""A container server has both ``container_prefix`` and ``docker_socket``; cached per request.
+
+	``frappe.local`` is a werkzeug ``Local``: it has attributes, not a ``__dict__``."""
+	cache = getattr(frappe.local, "press_selfhosted_container_servers", None)
+	if cache is None:
+		cache = frappe.local.press_selfhosted_container_servers = {}
 	key = (agent.server_type, agent.server)
 	if key not in cache:
 		values = frappe.db.get_value(agent.server_type, agent.server, ["container_prefix", "docker_socket"])
@@ -56,11 +60,18 @@ def store_config() -> StoreConfig:
 	)
 
 
+# The router's store, one per site for the life of the process (its connection reconnects after a
+# failure; it holds no locks: the executor's do, on a store of their own per job).
+_router_stores: dict[StoreConfig, JobStore] = {}
+
+
 def job_store() -> JobStore:
-	store = frappe.local.__dict__.get("press_selfhosted_job_store")
+	config = store_config()
+	store = _router_stores.get(config)
 	if store is None:
-		store = frappe.local.press_selfhosted_job_store = JobStore(store_config())
-		store.ensure_schema()
+		store = JobStore(config)
+		store.ensure_schema()  # made at install and migrate; here too, for a site restored from a backup
+		_router_stores[config] = store
 	return store
 
 
@@ -68,18 +79,38 @@ def all_handlers():
 	# host folders a Bench Mount may use (none unless the operator lists them)
 	roots = tuple(frappe.conf.get("press_selfhosted_bench_mount_roots") or ())
 	return catalog.all_handlers(
-		proxy_settings, registry.builder_settings(), benches=BenchSettings(mount_roots=roots)
+		proxy_settings,
+		registry.builder_settings(),
+		benches=BenchSettings(mount_roots=roots),
+		mariadb_image=mariadb_image,
 	)
+
+
+def mariadb_image() -> str:
+	"""What a container Database Server runs (site config, so that it can name the Local Registry)."""
+	return frappe.conf.get("press_selfhosted_mariadb_image") or "mariadb:10.6"
+
+
+# where each container proxy's Traefik listens on its host (site config keys)
+PROXY_BIND_ADDRESS = "press_selfhosted_proxy_bind_address"
+PROXY_HTTP_PORT = "press_selfhosted_proxy_http_port"
+PROXY_HTTPS_PORT = "press_selfhosted_proxy_https_port"
 
 
 def proxy_settings() -> ProxySettings:
 	"""Traefik and the page service of container proxy servers; images from the site config, so that
 	an operator points them at the Local Registry. TLS of sites from the keys engine.acme names: an
 	ACME resolver and/or a default certificate. Read when a proxy step runs."""
-	resolver, certificate = acme.from_site_config(frappe.conf)
+	conf = frappe.conf
+	resolver, certificate = acme.from_site_config(conf)
 	return ProxySettings(
 		traefik_image=frappe.conf.get("press_selfhosted_traefik_image") or "traefik:v3.1",
 		pages_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
+		bind_address=validation.validate_bind_address(
+			conf.get(PROXY_BIND_ADDRESS) or "0.0.0.0", PROXY_BIND_ADDRESS
+		),
+		http_port=validation.validate_port(conf.get(PROXY_HTTP_PORT) or 80, PROXY_HTTP_PORT),
+		https_port=validation.validate_port(conf.get(PROXY_HTTPS_PORT) or 443, PROXY_HTTPS_PORT),
 		acme=resolver,
 		default_certificate=certificate,
 	)
@@ -122,12 +153,15 @@ def enqueue(job_id: int) -> None:
 
 
 def run_job(job_id_int: int) -> str | None:
+	store = JobStore(store_config())
 	executor = Executor(
-		JobStore(store_config()),
+		store,
 		handlers.index(all_handlers()),
 		FrappeTopology(),
 		FrappeSecrets(),
 		_docker_hosts,
+		on_finished=job_results.recorder(store),
+		enqueue=enqueue,
 	)
 	try:
 		return executor.run(job_id_int)
@@ -177,6 +211,12 @@ class FrappeTopology:
 
 	def bench_for_site(self, site: str) -> str:
 		return frappe.db.get_value("Site", site, "bench")
+
+	def press_job_status(self, job_type: str, site: str) -> str | None:
+		# each run of a waiting step is a job of its own, so it reads what Press committed meanwhile
+		return frappe.db.get_value(
+			"Agent Job", {"job_type": job_type, "site": site}, "status", order_by="creation desc"
+		)
 
 	def proxy_for(self, app_server: str) -> ContainerServer | None:
 		doc = _container_server_doc("Proxy Server", frappe.db.get_value("Server", app_server, "proxy_server"))

@@ -42,6 +42,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.utils
+from docker.models.containers import Container
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
@@ -433,16 +434,31 @@ def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec, setting
 			environment=spec.environment,
 			volumes=volumes,
 			network=names.network,
-			networking_config={names.network: ctx.docker.api.create_endpoint_config(aliases=[spec.name])},
 			pids_limit=settings.backend_pids,
 			**HARDENING,
 			**spec.limits(),
 		)
 		ctx.log(f"container {names.backend} created from {spec.image}")
+	_ensure_alias(ctx, existing, spec.name, names.network)
 	if existing.status != "running":
 		existing.start()
 		ctx.log(f"container {names.backend} started")
 	return created
+
+
+def _ensure_alias(ctx: StepContext, container: Container, alias: str, network_name: str) -> None:
+	"""The bench's name answers for its backend on the bench's network (common_site_config names it).
+
+	Set by reconnecting, not at creation: docker-py 6.1 (Press's pin) cannot pass endpoint aliases to
+	``containers.create``; checked every run, so a crash between creation and reconnection heals."""
+	container.reload()
+	endpoint = (container.attrs["NetworkSettings"]["Networks"] or {}).get(network_name) or {}
+	if alias in (endpoint.get("Aliases") or []):
+		return
+	network = ctx.docker.networks.get(network_name)
+	if endpoint:
+		network.disconnect(container)
+	network.connect(container, aliases=[alias])
 
 
 def apply_limits(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> None:

@@ -1,7 +1,9 @@
-"""Press's Agent Job Types (step names, paths), read from Press's own fixture.
+"""Agent Job Types (step names, paths): Press's own, and the few this app adds.
 
-From the installed press app when it is importable (``press/fixtures/agent_job_type.json``), else
-from ``$PRESS_FIXTURES_DIR/agent_job_type.json`` (a copy of that fixture, for tests without Press).
+Press's from the installed press app when it is importable (``press/fixtures/agent_job_type.json``),
+else from ``$PRESS_FIXTURES_DIR/agent_job_type.json`` (a copy of that fixture, for tests without
+Press); this app's from ``press_selfhosted/fixtures/agent_job_type.json``, which Frappe also syncs
+into Press's Agent Job Type records on install and migrate (the ``fixtures`` hook).
 """
 
 from __future__ import annotations
@@ -45,8 +47,13 @@ def fixture_path() -> Path:
 	)
 
 
+# the job types this app adds to Press's (e.g. Setup Container Server)
+APP_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / FIXTURE
+
+
 def load(path: Path | None = None) -> dict[str, JobType]:
-	rows = json.loads((path or fixture_path()).read_text())
+	"""Press's job types (from ``path`` or Press's fixture) and this app's."""
+	rows = [*json.loads((path or fixture_path()).read_text()), *json.loads(APP_FIXTURE.read_text())]
 	return {
 		row["name"]: JobType(
 			name=row["name"],

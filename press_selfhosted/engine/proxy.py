@@ -69,6 +69,14 @@ class RoutesNotLoaded(EngineError):
 		)
 
 
+class ProxyNotReady(EngineError):
+	def __init__(self, server: str, container: str, status: str, logs: str):
+		super().__init__(
+			f"Traefik of proxy server {server} (container {container}, {status}) does not answer. "
+			f"Fix: look at its log, below, then set the server up again. Last log lines:\n{logs}"
+		)
+
+
 @dataclass(frozen=True)
 class ProxySettings:
 	"""How the Traefik and page containers of a proxy server run. Port 0 lets Docker pick a free port."""
@@ -458,6 +466,20 @@ class Proxy:
 			time.sleep(0.2)
 		ctx.log(f"Traefik loaded {len(expected)} route change(s); its file provider reloads by itself.")
 
+	def wait_until_answering(self) -> str:
+		"""Traefik's version once its API answers (within the reload timeout)."""
+		deadline = time.monotonic() + self.settings.reload_timeout
+		url = f"http://{API_ADDRESS}/api/version"
+		while True:
+			result = commands.run(self.traefik, ["wget", "-q", "-O", "-", url], ROOT, check=False)
+			if result.exit_code == 0:
+				return json.loads(result.stdout).get("Version", "?")
+			self.traefik.reload()
+			if self.traefik.status != "running" or time.monotonic() > deadline:
+				logs = self.traefik.logs(tail=20).decode(errors="replace")
+				raise ProxyNotReady(self.server.name, self.traefik.name, self.traefik.status, logs)
+			time.sleep(0.5)
+
 	def hosts_of(self, site: str) -> list[HostRoute]:
 		"""The host routes (custom domains with their certificates) that serve ``site``."""
 		marker = f'"site": {json.dumps(site)}'
@@ -477,7 +499,10 @@ class Proxy:
 		url = f"http://{API_ADDRESS}/api/http/{item}@file"
 		result = commands.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
 		if result.exit_code == 0:
-			answer = json.loads(result.stdout)
+			try:
+				answer = json.loads(result.stdout)
+			except ValueError:  # seen once: an empty answer while Traefik reloaded
+				return f"API answered no JSON: {result.stdout[:200]!r}"
 			return loaded_signature(answer) if item.startswith("routers/") else loaded_url(answer)
 		if "404" in result.stderr:
 			return None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
-from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.agent.handlers import Handler, StepContext, StepWaiting, handler
 from press_selfhosted.engine.database import (
 	MariaDB,
 	SQLFailed,
@@ -63,8 +63,6 @@ class ProxyNotDone(SiteError):
 class SiteSettings:
 	idle_timeout: float = 300.0  # the Agent waits up to 300 s for a site's queued jobs
 	idle_interval: float = 5.0
-	proxy_timeout: float = 600.0  # Archive Site waits this long for the proxy's Remove Site from Upstream
-	proxy_interval: float = 2.0
 
 
 # --- where things are -------------------------------------------------------------------------------
@@ -541,11 +539,16 @@ def remove_domain(ctx: StepContext) -> None:
 
 
 def _site_is_archived(ctx: StepContext) -> bool:
-	"""True when only the archived copy is left (a rerun after Archive Site); a missing site is an error."""
+	"""True when only the archived copy is left (a rerun after Archive Site), or when Archive Site finds
+	no site at all (its New Site failed before making it: Press calls it Broken); else a missing site
+	is an error."""
 	if read_site_config(ctx) is not None:
 		return False
 	if read_site_config(ctx, ARCHIVED) is not None:
 		ctx.log(f"site {site_name(ctx)} is already archived: nothing to back up")
+		return True
+	if ctx.job.job_type == "Archive Site":
+		ctx.log(f"site {site_name(ctx)} was never made in bench {ctx.job.bench}: nothing to back up")
 		return True
 	raise SiteError(
 		f"Site {site_name(ctx)} does not exist in bench {ctx.job.bench} on server {ctx.server.name}."
@@ -590,8 +593,15 @@ _MOVE_TO_ARCHIVE = (
 
 
 def archive_site(ctx: StepContext) -> None:
-	"""Frappe's drop-site done by the engine: the recorded database and its user dropped as root, the
-	site folder moved into ``sites/archived`` (the backup steps before have uploaded and checked it)."""
+	"""Drops the site once Press has recorded that the proxy no longer routes it: Frappe's drop-site
+	done by the engine, the recorded database and its user dropped as root, the site folder moved into
+	``sites/archived`` (the backup steps before have uploaded and checked it).
+
+	Press decides a site is Archived, and records the archive backup, from the *steps* of both jobs as
+	it has recorded them (``get_new_status_for_archive_attempted_site``): it must see this step succeed
+	only after the proxy's, else it processes the proxy's job last, archives the site from it and never
+	records the backup (findings, pitfall 7). So the step waits first, without holding a worker."""
+	wait_for_proxy_removal(ctx)
 	site = site_name(ctx)
 	db = mariadb(ctx)
 	db_name = site_database(ctx, db, missing_ok=True)
@@ -603,36 +613,28 @@ def archive_site(ctx: StepContext) -> None:
 			backend(ctx), ["sh", "-c", _MOVE_TO_ARCHIVE, "sh", f"{SITES}/{site}", f"{SITES}/{ARCHIVED}", site]
 		)
 	elif db_name is None:
-		ctx.log(f"site {site} is already archived (sites/{ARCHIVED})")
+		archived = read_site_config(ctx, ARCHIVED) is not None
+		where = f"already archived (sites/{ARCHIVED})" if archived else "never made in this bench"
+		ctx.log(f"site {site} is {where}; no database of it is left")
 	if db_name:
 		db.forget_database(site)
 
 
-def wait_for_proxy_removal(settings: SiteSettings) -> Callable[[StepContext], None]:
-	"""Press records the archive backup only if the proxy's half finished first (findings, pitfall 7)."""
-
-	def step(ctx: StepContext) -> None:
-		site = site_name(ctx)
-		if ctx.jobs is None:
-			raise ProxyNotDone(
-				f"Archive Site of {site}: this agent cannot see the proxy's jobs (no job store)."
-			)
-		deadline = time.monotonic() + settings.proxy_timeout
-		while (status := ctx.jobs.latest_status(REMOVE_FROM_UPSTREAM, site=site)) != "Success":
-			if status == "Failure":
-				raise ProxyNotDone(
-					f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} failed, so the site may still be routed. "
-					"Fix: look at that job's output on the proxy server, retry it, then retry Archive Site."
-				)
-			if time.monotonic() >= deadline:
-				raise ProxyNotDone(
-					f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} is {status or 'not received'} after "
-					f"{settings.proxy_timeout:.0f}s. Fix: check the proxy server's jobs, then retry Archive Site."
-				)
-			time.sleep(settings.proxy_interval)
-		ctx.log(f"the proxy no longer routes {site}; the site is archived")
-
-	return step
+def wait_for_proxy_removal(ctx: StepContext) -> None:
+	site = site_name(ctx)
+	status = ctx.topology.press_job_status(REMOVE_FROM_UPSTREAM, site)
+	if status == "Success":
+		ctx.log(f"Press has recorded that the proxy no longer routes {site}")
+		return
+	if status in ("Failure", "Delivery Failure"):
+		raise ProxyNotDone(
+			f"The proxy's {REMOVE_FROM_UPSTREAM} job for {site} ended {status}, so the site may still be "
+			"routed. Fix: look at that job's output on the proxy server, retry it, then retry Archive Site."
+		)
+	raise StepWaiting(
+		f"waiting for Press to record the proxy's {REMOVE_FROM_UPSTREAM} job for {site} "
+		f"({status or 'not sent yet'}): Press records the archive backup only after it"
+	)
 
 
 # --- handlers --------------------------------------------------------------------------------------------
@@ -726,7 +728,7 @@ def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
 				("Upload Site Backup to S3", upload_backup),
 				("Archive Site", archive_site),
 				("Bench Setup NGINX", setup_nginx),
-				("Reload NGINX", wait_for_proxy_removal(settings)),
+				("Reload NGINX", nothing_to_reload),
 			],
 		),
 	]

@@ -107,6 +107,21 @@ def _has_upper(value: str) -> bool:
 	return any(c.isupper() for c in value)
 
 
+def _valid(validator, candidate: str, field: str, refused: str) -> str | None:
+	"""``candidate`` when ``validator`` accepts it: a fix never suggests a value that would be refused too
+	(nor the ``refused`` value itself: some uppercase letters have no lowercase form)."""
+	if candidate == refused:
+		return None
+	try:
+		return validator(candidate, field)
+	except ValidationError:
+		return None
+
+
+def _use(suggestion: str | None, otherwise: str) -> str:
+	return f"use {suggestion!r}" if suggestion else otherwise
+
+
 def _text(value: object, field: str, what: str, example: str, *, required: bool = True) -> str:
 	"""The value as a string with surrounding whitespace removed; refuses non-strings and, when
 	``required``, empty values."""
@@ -138,10 +153,18 @@ def validate_fqdn(value: object, field: str = "name") -> str:
 		raise ValidationError(field, value, "a domain name has no spaces", "remove the spaces")
 	if _has_upper(value):
 		raise ValidationError(
-			field, value, "a site name must be lowercase", f"use {value.lower()!r} (lowercase letters only)"
+			field,
+			value,
+			"a site name must be lowercase",
+			_use(_valid(validate_fqdn, value.lower(), field, value), "use lowercase letters only"),
 		)
 	if value.endswith("."):
-		raise ValidationError(field, value, "the name must not end with a dot", f"use {value.rstrip('.')!r}")
+		raise ValidationError(
+			field,
+			value,
+			"the name must not end with a dot",
+			_use(_valid(validate_fqdn, value.rstrip("."), field, value), "remove the final dot"),
+		)
 	if len(value) > MAX_FQDN_LENGTH:
 		raise ValidationError(
 			field,
@@ -266,6 +289,16 @@ def validate_ip(value: object, field: str = "ip") -> str:
 	return str(address)
 
 
+def validate_bind_address(value: object, field: str) -> str:
+	"""Where a service listens on its host: an address of the host, or 0.0.0.0 / :: for all of them."""
+	text = _text(value, field, "a listening address", "0.0.0.0 or 10.0.0.5")
+	try:
+		unspecified = ipaddress.ip_address(text).is_unspecified
+	except ValueError:
+		unspecified = False
+	return str(ipaddress.ip_address(text)) if unspecified else validate_ip(text, field)
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -357,7 +390,9 @@ def validate_container_prefix(value: object, field: str = "container_prefix") ->
 	``<prefix>-<bench name><suffix>`` stays one DNS label and a valid Docker container name."""
 	text = _text(value, field, "a container prefix", "erp-cloud")
 	suggestion = _suggest_prefix(text)
-	fix_suffix = f" (e.g. {suggestion!r})" if suggestion and suggestion != text else ""
+	if suggestion:
+		suggestion = _valid(validate_container_prefix, suggestion, field, text)
+	fix_suffix = f" (e.g. {suggestion!r})" if suggestion else ""
 	if _has_upper(text):
 		raise ValidationError(
 			field, value, "a container prefix must be lowercase", f"use lowercase letters{fix_suffix}"
@@ -430,6 +465,19 @@ def _split(text: str, field: str, value: object, fix: str):
 		return urlsplit(text)
 	except ValueError as error:
 		raise ValidationError(field, value, f"not a valid URL ({error})", fix) from None
+
+
+def validate_port(value: object, field: str) -> int:
+	"""A TCP port, 1 to 65535 (as a number or its text, e.g. from a site config key)."""
+	try:
+		port = int(str(value).strip())
+	except ValueError:
+		port = 0
+	if not 1 <= port <= 65535:
+		raise ValidationError(
+			field, value, "a port is a number from 1 to 65535", "enter a number such as 80 or 8080"
+		)
+	return port
 
 
 def _format_host(host: str) -> str:
@@ -565,7 +613,12 @@ def validate_bucket_name(value: object, field: str = "default_bucket") -> str:
 	text = _text(value, field, "a bucket name", "press-backups")
 	fix = "use 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit, e.g. press-backups"
 	if _has_upper(text):
-		raise ValidationError(field, value, "a bucket name must be lowercase", f"use {text.lower()!r}")
+		raise ValidationError(
+			field,
+			value,
+			"a bucket name must be lowercase",
+			_use(_valid(validate_bucket_name, text.lower(), field, text), fix),
+		)
 	if not 3 <= len(text) <= 63:
 		raise ValidationError(
 			field, value, f"a bucket name has 3 to 63 characters (this one has {len(text)})", fix
@@ -851,7 +904,10 @@ def validate_registry_namespace(value: object, field: str = "namespace") -> str:
 	fix = "use lowercase letters and digits, joined by '.', '_', '__' or hyphens, components separated by '/', e.g. press or acme/press"
 	if _has_upper(text):
 		raise ValidationError(
-			field, value, "a repository namespace must be lowercase", f"use {text.lower()!r}"
+			field,
+			value,
+			"a repository namespace must be lowercase",
+			_use(_valid(validate_registry_namespace, text.lower(), field, text), fix),
 		)
 	if len(text) > MAX_NAMESPACE_LENGTH:
 		raise ValidationError(

@@ -10,7 +10,7 @@ from press_selfhosted.engine.benches import BenchSettings, bench_handlers
 from press_selfhosted.engine.builds import BuilderSettings, run_remote_builder
 from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
 from press_selfhosted.engine.restore import restore_handlers
-from press_selfhosted.engine.server_jobs import server_handlers
+from press_selfhosted.engine.server_jobs import server_handlers, server_setup_handler
 from press_selfhosted.engine.site_rename import rename_handlers
 from press_selfhosted.engine.site_tables import table_handlers
 from press_selfhosted.engine.site_updates import SiteUpdates
@@ -22,9 +22,12 @@ def all_handlers(
 	builder: BuilderSettings,
 	benches: BenchSettings | None = None,
 	sites: SiteSettings | None = None,
+	mariadb_image: str | Callable[[], str] = "mariadb:10.6",
 ) -> list[Handler]:
+	"""``mariadb_image``: what a container Database Server runs (asked when one is set up, if callable)."""
 	proxies = ProxyJobs(proxy)
 	return [
+		server_setup_handler(proxies, mariadb_image if callable(mariadb_image) else lambda: mariadb_image),
 		*bench_handlers(benches),
 		*site_handlers(sites),
 		*SiteUpdates(proxies, sites).handlers(),

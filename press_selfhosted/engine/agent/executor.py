@@ -3,8 +3,13 @@
 Locks (MariaDB named locks on the executor's own store connection, so they vanish with a dead worker):
 - ``job:<id>`` makes one job run once; a second worker given the same id returns at once;
 - ``bench:<server>:<bench>`` and ``site:<server>:<site>`` let one job at a time touch a bench or a
-  site, and a job waits for older open jobs of its bench/site (Press's order), while jobs of other
-  benches run in parallel.
+  site, and a job runs only when no older open job of its bench/site is left (Press's order), while
+  jobs of other benches run in parallel.
+
+A worker never waits inside a job: a job whose bench or site is busy returns at once and is enqueued
+again when the job before it ends; a step whose condition is not met (:class:`StepWaiting`) leaves the
+job Running for the sweep to resume. With Frappe's default layout (one worker for every queue) a
+waiting worker would hold the only slot that could run what it waits for.
 
 Exactly once: under those locks the job is read again (another worker may have finished it meanwhile)
 and taken with a lease in its row, which a heartbeat thread renews on a connection of its own while
@@ -36,10 +41,12 @@ import docker
 from press_selfhosted.engine.agent import jobs
 from press_selfhosted.engine.agent.handlers import (
 	ContainerServer,
+	EndJob,
 	Handler,
 	JobRecord,
 	SecretSource,
 	StepContext,
+	StepWaiting,
 	Topology,
 )
 from press_selfhosted.engine.agent.jobs import JobRow
@@ -47,11 +54,11 @@ from press_selfhosted.engine.agent.store import JobStore, JobStoreUnavailable, L
 from press_selfhosted.engine.docker_hosts import DockerHosts, docker_errors
 from press_selfhosted.engine.errors import EngineError
 
+WAITING = "Waiting"  # what run() returns for a job left Running until a step's condition is met
+
 
 @dataclass
 class ExecutorSettings:
-	scope_wait: float = 600.0  # how long a job waits for its bench/site before the sweep takes over
-	poll_interval: float = 0.5
 	flush_interval: float = 1.0  # how often a running step's output and the job's data reach the store
 	lease: float = 300.0  # a job stays its worker's this long after the last renewal
 	renew_interval: float = 30.0  # how often the worker renews its lease and checks its locks
@@ -100,7 +107,7 @@ class Lease:
 			raise LeaseLost(f"Job {self.job_id} stops on this worker: {self.lost}")
 
 	def end(self) -> None:
-		"""Stops renewing; a lease still running (a job stopped unfinished) is given back."""
+		"""Stops renewing; a lease still running (a job stopped unfinished, or waiting) is given back."""
 		self._stop.set()
 		if self._thread.is_alive():
 			self._thread.join()
@@ -142,17 +149,25 @@ class Executor:
 		secrets: SecretSource,
 		docker_hosts: DockerHosts,
 		settings: ExecutorSettings | None = None,
+		on_finished: Callable[[JobRecord, str], None] | None = None,
+		enqueue: Callable[[int], object] | None = None,
 	):
+		"""``on_finished(job, status)`` runs once a job has ended and its end is stored: where the Frappe
+		layer records what Press's own callbacks do not (e.g. that a server set up is Active).
+		``enqueue(job_id)`` hands the jobs that waited for an ended one to a worker."""
 		self.store = store
 		self.handlers = handlers
 		self.topology = topology
 		self.secrets = secrets
 		self.docker_hosts = docker_hosts
 		self.settings = settings or ExecutorSettings()
+		self.on_finished = on_finished
+		self.enqueue = enqueue
 
 	def run(self, job_id: int) -> str | None:
-		"""Run (or resume) job ``job_id``; returns its status, or None when another worker has it (or
-		this worker lost it: the job stops unrecorded and the sweep resumes it)."""
+		"""Run (or resume) job ``job_id``; returns its status, :data:`WAITING`, or None when it cannot
+		run now (another worker has it, or an older job of its bench or site is open) or this worker lost
+		it (the job stops unrecorded and the sweep resumes it)."""
 		job = self.store.get(job_id)
 		if job is None or job.status in jobs.FINISHED:
 			return job.status if job else None
@@ -185,29 +200,28 @@ class Executor:
 			self.store.forget_lost_locks()
 
 	def _acquire_scope(self, job: JobRow) -> list[str] | None:
+		"""The bench and site locks of ``job`` when they are free and no older job of its bench or site is
+		open; else None at once (the ending job before it enqueues it again)."""
 		names = [
 			self.store.lock_name(kind, job.server, value)
 			for kind, value in (("bench", job.bench), ("site", job.site))
 			if value
 		]
-		deadline = time.monotonic() + self.settings.scope_wait
-		while True:
-			got: list[str] = []
-			for name in names:
-				if not self.store.try_lock(name, 1):
-					break
-				got.append(name)
-			if len(got) == len(names) and not self.store.has_earlier_unfinished(job):
-				return got
-			for name in got:
-				self.store.release(name)
-			if time.monotonic() >= deadline:
-				return None
-			time.sleep(self.settings.poll_interval)
+		got: list[str] = []
+		for name in names:
+			if not self.store.try_lock(name):
+				break
+			got.append(name)
+		if len(got) == len(names) and not self.store.has_earlier_unfinished(job):
+			return got
+		for name in got:
+			self.store.release(name)
+		return None
 
 	def _execute(self, job: JobRow, lease: Lease) -> str:
 		owner = lease.owner
 		self.store.mark_running(job.id, owner=owner)
+		handler = self.handlers.get(job.job_type)
 		record = JobRecord(
 			id=job.id,
 			job_type=job.job_type,
@@ -219,9 +233,8 @@ class Executor:
 			site=job.site,
 			payload=job.payload,
 			agent_job_id=job.agent_job_id,
-			data=dict(job.data),
+			data={**(handler.initial_data if handler else {}), **job.data},
 		)
-		handler = self.handlers.get(job.job_type)
 		try:
 			if handler is None:
 				raise EngineError(f"press_selfhosted has no handler for job type {job.job_type!r}")
@@ -230,8 +243,9 @@ class Executor:
 		except Exception as error:  # noqa: BLE001 - any failure to start is the job's failure
 			return self._fail(record, _describe(error), tracebacks.format_exc(), owner)
 		done = {step.idx for step in job.steps if step.status == jobs.SUCCESS}
+		still_run: set[str] | None = None  # after an EndJob: the steps that run all the same
 		for idx, step in enumerate(handler.steps):
-			if idx in done:
+			if idx in done or (still_run is not None and step.name not in still_run):
 				continue
 			lease.check()
 			live = _LiveStep(self.store, record, idx, self.settings.flush_interval, lease)
@@ -243,12 +257,24 @@ class Executor:
 				self.secrets,
 				live.append,
 				self._docker_for,
-				jobs=self.store,
 			)
 			self.store.start_step(job.id, idx, step.name, owner=owner)
 			try:
 				with docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
 					step.run(ctx)
+			except StepWaiting as waiting:
+				lease.check()
+				text = "\n".join([*live.lines, ctx.redact(str(waiting))])
+				self.store.wait_step(job.id, idx, text, waiting.retry_after, owner=owner)
+				self.store.save_data(job.id, record.data, owner=owner)
+				return WAITING
+			except EndJob as end:
+				lease.check()
+				text = "\n".join([*live.lines, ctx.redact(str(end))])
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, "", ctx.step_data, owner=owner)
+				self.store.save_data(job.id, record.data, owner=owner)
+				still_run = set(end.run_after)
+				continue
 			except Exception as error:  # a step's failure is the job's failure (unless the job was lost)
 				if isinstance(error, LeaseLost | JobStoreUnavailable) or lease.lost:
 					raise LeaseLost(
@@ -257,13 +283,14 @@ class Executor:
 				message = ctx.redact(_describe(error))
 				trace = ctx.redact(tracebacks.format_exc())
 				text = "\n".join([*live.lines, message])
-				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace, owner=owner)
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace, ctx.step_data, owner=owner)
 				return self._fail(record, text, trace, owner)
 			lease.check()
-			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, owner=owner)
+			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data, owner=owner)
 			self.store.save_data(job.id, record.data, owner=owner)
 		lease.check()
 		self.store.finish(job.id, jobs.SUCCESS, record.data, owner=owner)
+		self._finished(record, jobs.SUCCESS)
 		return jobs.SUCCESS
 
 	def _fail(self, record: JobRecord, output: str, trace: str, owner: str) -> str:
@@ -275,7 +302,15 @@ class Executor:
 		else:
 			failure = {"output": output, "traceback": trace}
 		self.store.finish(record.id, jobs.FAILURE, {**record.data, **failure}, owner=owner)
+		self._finished(record, jobs.FAILURE)
 		return jobs.FAILURE
+
+	def _finished(self, record: JobRecord, status: str) -> None:
+		if self.on_finished:
+			self.on_finished(record, status)
+		if self.enqueue:
+			for successor in self.store.successors(record.server, record.id, record.bench, record.site):
+				self.enqueue(successor)
 
 	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:
 		return self.docker_hosts.client(server.docker)
@@ -288,8 +323,8 @@ def _describe(error: BaseException) -> str:
 
 
 def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60.0) -> list[int]:
-	"""Re-enqueue open jobs that no worker holds (the worker died, or the enqueue was lost): no named
-	lock and no running lease on them.
+	"""Re-enqueue open jobs that no worker holds (no named lock, no running lease): the worker died,
+	the enqueue was lost, or a step is waiting (:class:`StepWaiting`) and its time to look again has come.
 
 	``min_age`` (seconds since the job was recorded) leaves a freshly recorded job to the worker it
 	was enqueued for. Enqueueing a job that is already queued is harmless: the job lock and the lease
@@ -298,7 +333,12 @@ def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60
 	resumed = []
 	now = jobs.utcnow()
 	for job in store.unfinished():
-		if (now - job.enqueued).total_seconds() < min_age or not job.lease_free:
+		if not job.lease_free:
+			continue
+		if job.resume_after is not None:
+			if job.resume_after > now:
+				continue
+		elif (now - job.enqueued).total_seconds() < min_age:
 			continue
 		if store.is_free(store.lock_name("job", job.id)):
 			enqueue(job.id)

@@ -59,6 +59,13 @@ class Topology(Protocol):
 		"""The bench serving ``site`` (Press's Site.bench): proxy payloads do not carry it."""
 		...
 
+	def press_job_status(self, job_type: str, site: str) -> str | None:
+		"""The status Press has recorded for its latest Agent Job of ``job_type`` for ``site`` (None: none).
+
+		Press applies a job's result when it polls; some of its callbacks read another job's result
+		from its own records (Archive Site reads the proxy's), so a job may have to wait for that."""
+		...
+
 	def proxy_for(self, app_server: str) -> ContainerServer | None:
 		"""The container Proxy Server routing ``app_server``'s sites; None when it is not a container server."""
 		...
@@ -72,14 +79,6 @@ class SecretSource(Protocol):
 	"""
 
 	def secret(self, job: JobRecord, key: str) -> str: ...
-
-
-class JobQuery(Protocol):
-	"""Read-only view of other jobs, e.g. to wait for the proxy's half of a site archive."""
-
-	def latest_status(
-		self, job_type: str, *, server: str | None = None, bench: str | None = None, site: str | None = None
-	) -> str | None: ...
 
 
 @dataclass
@@ -111,7 +110,6 @@ class StepContext:
 		secrets: SecretSource,
 		log: Callable[[str], None],
 		docker_for: Callable[[ContainerServer], docker.DockerClient],
-		jobs: JobQuery | None = None,
 	):
 		self.job = job
 		self.server = server
@@ -121,7 +119,9 @@ class StepContext:
 		self._log = log
 		self._docker_for = docker_for
 		self._known_secrets: list[str] = []
-		self.jobs = jobs
+		# the step's ``data`` as Press reads it, when the handler owns its shape (Run Remote Builder's
+		# clone list and validation report); None reports the step's output and traceback
+		self.step_data: Any = None
 
 	@property
 	def payload(self) -> dict[str, Any]:
@@ -174,6 +174,33 @@ class StepContext:
 StepFunction = Callable[[StepContext], None]
 
 
+class EndJob(Exception):
+	"""Raised by a step whose outcome ends the job early without failing it.
+
+	The step is recorded Failure with this message in its output; of the steps after it only those
+	named in ``run_after`` still run (the others stay unreported: Press marks them Skipped) and the job
+	ends Success. Run Remote Builder ends this way when a Dockerfile stage fails, as the Agent does:
+	Press reads such a build's failure from the job's data (``build_failed`` and the build output),
+	which it ignores in a failed job."""
+
+	def __init__(self, message: str, run_after: Sequence[str] = ()):
+		super().__init__(message)
+		self.run_after = tuple(run_after)
+
+
+class StepWaiting(Exception):
+	"""Raised by a step whose condition is not met yet (another job must finish first).
+
+	The worker does not wait: the step stays Running with ``reason`` in its output, the job stays
+	Running, its bench and site are free again, and the scheduler's sweep runs the step again after
+	``retry_after`` seconds. With one worker for every queue (Frappe's default), a step that slept
+	instead would keep the job it waits for from ever running."""
+
+	def __init__(self, reason: str, retry_after: float = 20.0):
+		super().__init__(reason)
+		self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Step:
 	name: str  # exactly Press's step name for this job type
@@ -194,14 +221,25 @@ class Handler:
 	method: str
 	path: str
 	steps: tuple[Step, ...]
+	# the job's data before its first step: a handler whose ``output`` Press parses as JSON starts
+	# with one, so that even a failure before any step leaves Press something it can read
+	initial_data: Mapping[str, Any] = field(default_factory=dict)
 
 	@property
 	def step_names(self) -> list[str]:
 		return [step.name for step in self.steps]
 
 
-def handler(job_type: str, method: str, path: str, steps: Sequence[tuple[str, StepFunction]]) -> Handler:
-	return Handler(job_type, method, path, tuple(Step(name, run) for name, run in steps))
+def handler(
+	job_type: str,
+	method: str,
+	path: str,
+	steps: Sequence[tuple[str, StepFunction]],
+	initial_data: Mapping[str, Any] | None = None,
+) -> Handler:
+	return Handler(
+		job_type, method, path, tuple(Step(name, run) for name, run in steps), dict(initial_data or {})
+	)
 
 
 def index(handlers: Sequence[Handler]) -> Mapping[str, Handler]:

@@ -37,9 +37,21 @@ _SIGNED_QUERY = re.compile(
 )
 
 
+# a URL's credentials (``https://x-access-token:<token>@github.com/...``, Press's private app sources)
+_URL_CREDENTIALS = re.compile(
+	r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)(?P<secret>[^/@\s]+)(?P<tail>@.*)$", re.DOTALL
+)
+
+
 def lookup(payload: Any, path: str) -> Any:
-	"""The value at a dotted ``path`` (``create_user.password``, ``config.smtp_password``) of a payload,
-	None when absent. Keys may hold dots themselves, so the longest matching key wins."""
+	"""The value at a dotted ``path`` (``create_user.password``, ``config.smtp_password``,
+	``clone_instructions.0.url``) of a payload, None when absent. Keys may hold dots themselves, so the
+	longest matching key wins; a number indexes a list."""
+	if isinstance(payload, list):
+		head, _, rest = path.partition(".")
+		if not head.isdigit() or int(head) >= len(payload):
+			return None
+		return lookup(payload[int(head)], rest) if rest else payload[int(head)]
 	if not isinstance(payload, dict):
 		return None
 	if path in payload:
@@ -84,6 +96,8 @@ def _scrub_text(text: str) -> str:
 		if isinstance(found, dict):
 			cleaned = scrub(found)
 			return text if cleaned == found else json.dumps(cleaned)
+	if credentials := _URL_CREDENTIALS.match(text):
+		text = credentials["head"] + MASK + credentials["tail"]
 	text = _URL_PASSWORD.sub(lambda match: match.group("head") + MASK, text)
 	return _SIGNED_QUERY.sub(lambda match: match.group("head") + MASK, text)
 
@@ -91,6 +105,14 @@ def _scrub_text(text: str) -> str:
 def masked(value: Any) -> bool:
 	"""Does ``value`` (as the store kept it) hold a masked secret?"""
 	return isinstance(value, str) and MASK in value
+
+
+REPORTED = "reported"
+
+
+def step_data_column(data: Any) -> str:
+	"""A step's stored ``data``: ``{"reported": <data>}`` when its handler shaped it, else ``{}``."""
+	return json.dumps({REPORTED: data} if data is not None else {})
 
 
 def utcnow() -> datetime.datetime:
@@ -124,11 +146,15 @@ class StepRow:
 	end: datetime.datetime | None = None
 
 	def as_agent(self) -> dict[str, Any]:
+		if REPORTED in self.data:  # shaped by the handler for Press's parsers (a list, or a dict)
+			data = self.data[REPORTED]
+		else:
+			data = {**self.data, "output": self.output, "traceback": self.traceback}
 		return {
 			"id": self.id,
 			"name": self.name,
 			"status": self.status,
-			"data": {**self.data, "output": self.output, "traceback": self.traceback},
+			"data": data,
 			"start": format_time(self.start),
 			"end": format_time(self.end),
 			"duration": format_duration(self.start, self.end),
@@ -154,6 +180,7 @@ class JobRow:
 	start: datetime.datetime | None = None
 	end: datetime.datetime | None = None
 	steps: list[StepRow] = field(default_factory=list)
+	resume_after: datetime.datetime | None = None  # a waiting step runs again from then on
 	owner: str | None = None  # the worker running it (its lease)
 	lease_free: bool = True  # no worker's lease runs on it
 

@@ -18,6 +18,7 @@ answers 503); other database errors are :class:`JobStoreError`.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import threading
@@ -53,6 +54,7 @@ _SCHEMA = (
 		enqueued_at DATETIME(6) NOT NULL,
 		started_at DATETIME(6) NULL,
 		ended_at DATETIME(6) NULL,
+		resume_after DATETIME(6) NULL,
 		owner VARCHAR(64) NULL,
 		lease_until DATETIME(6) NULL,
 		KEY server_status (server, status),
@@ -72,7 +74,12 @@ _SCHEMA = (
 		ended_at DATETIME(6) NULL,
 		UNIQUE KEY job_step (job_id, idx)
 	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-	# tables made before leases existed
+)
+
+
+# columns added after the first release, for tables made before them
+_MIGRATIONS = (
+	f"ALTER TABLE `{JOB_TABLE}` ADD COLUMN IF NOT EXISTS resume_after DATETIME(6) NULL",
 	f"""ALTER TABLE `{JOB_TABLE}` ADD COLUMN IF NOT EXISTS owner VARCHAR(64) NULL,
 		ADD COLUMN IF NOT EXISTS lease_until DATETIME(6) NULL""",
 )
@@ -201,7 +208,7 @@ class JobStore:
 				self._connection = None
 
 	def ensure_schema(self) -> None:
-		for statement in _SCHEMA:
+		for statement in (*_SCHEMA, *_MIGRATIONS):
 			self._query(statement)
 
 	# --- jobs -------------------------------------------------------------------------------------
@@ -269,27 +276,41 @@ class JobStore:
 		)
 		return bool(rows)
 
-	def latest_status(
-		self, job_type: str, *, server: str | None = None, bench: str | None = None, site: str | None = None
-	) -> str | None:
-		conditions, args = ["job_type = %s"], [job_type]
-		for column, value in (("server", server), ("bench", bench), ("site", site)):
-			if value is not None:
-				conditions.append(f"{column} = %s")
-				args.append(value)
-		rows = self._query(
-			f"SELECT status FROM `{JOB_TABLE}` WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT 1",
-			args,
-		)
-		return rows[0]["status"] if rows else None
-
 	def mark_running(self, job_id: int, owner: str | None = None) -> None:
 		self._owned(
-			f"UPDATE `{JOB_TABLE}` SET status = %s, started_at = COALESCE(started_at, %s) WHERE id = %s",
+			f"UPDATE `{JOB_TABLE}` SET status = %s, started_at = COALESCE(started_at, %s), resume_after = NULL "
+			"WHERE id = %s",
 			(jobs.RUNNING, jobs.utcnow(), job_id),
 			job_id,
 			owner,
 		)
+
+	def wait_step(
+		self, job_id: int, idx: int, output: str, retry_after: float, owner: str | None = None
+	) -> None:
+		"""The step stays Running with ``output``; the sweep resumes the job ``retry_after`` seconds on."""
+		self.save_step_output(job_id, idx, output, owner=owner)
+		resume = jobs.utcnow() + datetime.timedelta(seconds=retry_after)
+		self._owned(
+			f"UPDATE `{JOB_TABLE}` SET resume_after = %s WHERE id = %s", (resume, job_id), job_id, owner
+		)
+
+	def successors(self, server: str, job_id: int, bench: str | None, site: str | None) -> list[int]:
+		"""Open jobs of ``server`` after ``job_id`` on the same bench or site, oldest first (they may have
+		been waiting for it)."""
+		scopes, args = [], [server, job_id, jobs.PENDING, jobs.RUNNING]
+		for column, value in (("bench", bench), ("site", site)):
+			if value:
+				scopes.append(f"{column} = %s")
+				args.append(value)
+		if not scopes:
+			return []
+		rows = self._query(
+			f"SELECT id FROM `{JOB_TABLE}` WHERE server = %s AND id > %s AND status IN (%s, %s) "
+			f"AND ({' OR '.join(scopes)}) ORDER BY id",
+			args,
+		)
+		return [row["id"] for row in rows]
 
 	def save_data(self, job_id: int, data: dict[str, Any], owner: str | None = None) -> None:
 		self._owned(
@@ -360,17 +381,25 @@ class JobStore:
 		self._query(
 			f"INSERT INTO `{STEP_TABLE}` (job_id, idx, name, status, output, traceback, data, started_at) "
 			"VALUES (%s,%s,%s,%s,'','','{}',%s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
-			"output = '', traceback = '', started_at = VALUES(started_at), ended_at = NULL",
+			"output = '', traceback = '', data = '{}', started_at = VALUES(started_at), ended_at = NULL",
 			(job_id, idx, name, jobs.RUNNING, jobs.utcnow()),
 		)
 
 	def finish_step(
-		self, job_id: int, idx: int, status: str, output: str, traceback: str = "", owner: str | None = None
+		self,
+		job_id: int,
+		idx: int,
+		status: str,
+		output: str,
+		traceback: str = "",
+		data: Any = None,
+		owner: str | None = None,
 	) -> None:
+		"""``data``: the step's data as the handler shaped it for Press (None: its output and traceback)."""
 		self._owned(
-			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, ended_at = %s "
+			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, data = %s, ended_at = %s "
 			"WHERE job_id = %s AND idx = %s",
-			(status, output, traceback, jobs.utcnow(), job_id, idx),
+			(status, output, traceback, jobs.step_data_column(data), jobs.utcnow(), job_id, idx),
 			job_id,
 			owner,
 		)
@@ -446,6 +475,7 @@ def _job_row(row: dict[str, Any]) -> JobRow:
 		enqueued=row["enqueued_at"],
 		start=row["started_at"],
 		end=row["ended_at"],
+		resume_after=row.get("resume_after"),
 		owner=row.get("owner"),
 		lease_free=bool(row.get("lease_free", 1)),
 	)

@@ -45,5 +45,11 @@ def get_default() -> StorageConfiguration:
 	return default_record.get_default(DOCTYPE, "Storage missing")
 
 
+def find_default() -> StorageConfiguration | None:
+	"""The default Storage Configuration, None when none is set up."""
+	name = frappe.db.get_value(DOCTYPE, {"is_default": 1})
+	return frappe.get_doc(DOCTYPE, name) if name else None
+
+
 def get_default_s3_target(bucket: str | None = None) -> storage.S3Target:
 	return get_default().s3_target(bucket)

@@ -1,0 +1,333 @@
+"""What the in-bench suite shares: the project's services, a cluster on them, and Press's side of a job.
+
+These tests run inside a real Frappe + Press bench (``bench --site S run-tests --app press_selfhosted``)
+next to the project's services (``scripts/services up``; ``scripts/services share PATH --owner USER``
+writes their endpoints where the bench's user can read them; the site config key
+``press_selfhosted_test_services`` names that file). Press's own code does everything Press does; the
+bench's background worker runs the agent jobs as in production. Only Press's scheduler is replaced:
+the tests poll the container servers' jobs themselves, with Press's ``poll_pending_jobs_server``, so
+that they do not wait for the next minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import frappe
+from frappe.installer import update_site_config
+from press.press.doctype.agent_job.agent_job import poll_pending_jobs_server
+
+from press_selfhosted.agent import cluster, runtime
+from press_selfhosted.engine import naming
+
+SERVICES = "press_selfhosted_test_services"
+
+
+def prepare() -> dict:
+	"""The services' endpoints, with this process's Agent calls swapped as a worker's are (a test process
+	runs neither ``before_request`` nor ``before_job``) and the site configured for them."""
+	runtime.apply_swap()
+	endpoints = services()
+	configure_site(endpoints)
+	return endpoints
+
+
+def services() -> dict:
+	path = frappe.conf.get(SERVICES)
+	if not path or not Path(path).exists():
+		raise AssertionError(
+			f"The in-bench suite needs the project's services: run `scripts/services up`, then "
+			f"`scripts/services share <file> --owner <bench user>` and `bench --site {frappe.local.site} "
+			f"set-config {SERVICES} <file>` (now: {path!r})."
+		)
+	return json.loads(Path(path).read_text())
+
+
+def docker_client(endpoints: dict) -> docker.DockerClient:
+	return docker.DockerClient(base_url=endpoints["docker"]["base_url"], timeout=120)
+
+
+def free_port() -> int:
+	with socket.socket() as probe:
+		probe.bind(("127.0.0.1", 0))
+		return probe.getsockname()[1]
+
+
+def configure_site(endpoints: dict) -> dict:
+	"""The site config keys the workers read: images from the project's local builds, the proxy on
+	loopback ports of its own. Written to site_config.json (the worker reads the file, not this process)."""
+	images = endpoints["images"]
+	values = {
+		"press_selfhosted_front_image": images["front"],
+		"press_selfhosted_traefik_image": images["traefik"],
+		"press_selfhosted_mariadb_image": images["mariadb"],
+		"press_selfhosted_proxy_bind_address": "127.0.0.1",
+		"press_selfhosted_proxy_http_port": free_port(),
+		"press_selfhosted_proxy_https_port": free_port(),
+	}
+	for key, value in values.items():
+		update_site_config(key, value)
+	frappe.local.conf.update(values)
+	return values
+
+
+def new_cluster(endpoints: dict) -> cluster.AllInOne:
+	"""An all-in-one cluster of its own for a test class: names nobody else uses."""
+	run = uuid.uuid4().hex[:6]
+	address = hashlib.sha1(run.encode()).digest()
+	return cluster.AllInOne(
+		cluster=f"t{run}",
+		domain=f"t{run}.test",
+		docker_socket=endpoints["docker"]["base_url"],
+		container_prefix=f"t{run}",
+		private_ip=f"10.{address[0]}.{address[1]}.{max(address[2], 1)}",
+	)
+
+
+def poll(servers: dict[str, str]) -> None:
+	"""What the scheduler does every minute for these servers: Press polls their jobs (and runs the
+	callbacks of those that ended), press_selfhosted's sweep resumes waiting ones."""
+	for doctype, name in servers.items():
+		poll_pending_jobs_server(frappe._dict(server=name, server_type=doctype))
+	frappe.db.commit()
+	runtime.sweep_jobs()
+
+
+def wait_until(
+	condition: Callable[[], object], servers: dict[str, str], timeout: float = 300, what: str = ""
+) -> object:
+	"""Polls Press's jobs of ``servers`` until ``condition()`` is true; its value is returned."""
+	deadline = time.monotonic() + timeout
+	while True:
+		poll(servers)
+		frappe.db.rollback()  # a fresh snapshot: the worker commits in another transaction
+		value = condition()
+		if value:
+			return value
+		if time.monotonic() > deadline:
+			raise AssertionError(f"still waiting after {timeout:.0f}s: {what or condition}")
+		time.sleep(1)
+
+
+def agent_job(name: str) -> dict:
+	return frappe.db.get_value("Agent Job", name, ["name", "status", "output", "job_type"], as_dict=True)
+
+
+def status_of(doctype: str, name: str) -> str | None:
+	return frappe.db.get_value(doctype, name, "status")
+
+
+def problems_since(moment, servers: dict[str, str], expected_failures=()) -> list[str]:
+	"""Error Logs, Agent Request Failures and failed Agent Jobs of these servers since ``moment`` (but the
+	jobs in ``expected_failures``, which a test made fail): a normal flow leaves none."""
+	found = [
+		f"Error Log {row.name}: {row.method}"
+		for row in frappe.get_all(
+			"Error Log", filters={"creation": (">=", moment)}, fields=["name", "method"]
+		)
+	]
+	found += [
+		f"Agent Request Failure for {row.server}"
+		for row in frappe.get_all(
+			"Agent Request Failure", filters={"server": ("in", list(servers.values()))}, fields=["server"]
+		)
+	]
+	found += [
+		f"Agent Job {row.name} ({row.job_type}) {row.status}"
+		for row in frappe.get_all(
+			"Agent Job",
+			filters={
+				"server": ("in", list(servers.values())),
+				"status": ("in", ("Failure", "Delivery Failure")),
+				"creation": (">=", moment),
+				"name": ("not in", [*expected_failures, ""]),
+			},
+			fields=["name", "job_type", "status"],
+		)
+	]
+	return found
+
+
+def remove_cluster_containers(endpoints: dict, servers: dict[str, str]) -> None:
+	"""Everything the engine made for these servers (exact server labels only)."""
+	client = docker_client(endpoints)
+	labels = [{"label": naming.label_filters(name)} for name in servers.values()]
+	# containers first: a network cannot go while a container of another server is attached to it
+	for label in labels:
+		for container in client.containers.list(all=True, filters=label):
+			container.remove(force=True, v=True)
+	for label in labels:
+		for volume in client.volumes.list(filters=label):
+			volume.remove(force=True)
+		for network in client.networks.list(filters=label):
+			network.remove()
+	client.close()
+
+
+# --- Press's records for a cluster of the suite ---------------------------------------------------------
+
+TEST_REGISTRY = "press-selfhosted-tests"
+TEST_STORAGE = "press-selfhosted-tests"
+TEST_BUCKET = "press-selfhosted-tests"
+
+
+def use_local_registry(endpoints: dict) -> str:
+	"""The project's anonymous registry as the default Local Registry (Press Settings follow it)."""
+	values = {"url": f"http://{endpoints['registry']['url']}", "is_default": 1, "insecure": 1}
+	if frappe.db.exists("Local Registry", TEST_REGISTRY):
+		doc = frappe.get_doc("Local Registry", TEST_REGISTRY)
+		doc.update(values)
+		doc.save()
+	else:
+		frappe.get_doc({"doctype": "Local Registry", "title": TEST_REGISTRY, **values}).insert()
+	return TEST_REGISTRY
+
+
+def use_local_storage(endpoints: dict) -> str:
+	"""The project's S3 server as the default Storage Configuration, its bucket made when missing."""
+	s3 = endpoints["s3"]
+	values = {
+		"endpoint_url": s3["endpoint_url"],
+		"region": s3["region"],
+		"access_key": s3["access_key"],
+		"secret_key": s3["secret_key"],
+		"default_bucket": TEST_BUCKET,
+		"minio_prefix": "backups",
+		"is_default": 1,
+	}
+	if frappe.db.exists("Storage Configuration", TEST_STORAGE):
+		doc = frappe.get_doc("Storage Configuration", TEST_STORAGE)
+		doc.update(values)
+		doc.save()
+	else:
+		doc = frappe.get_doc({"doctype": "Storage Configuration", "title": TEST_STORAGE, **values}).insert()
+	doc.test_connection(create_bucket=True)
+	return TEST_BUCKET
+
+
+def release_group_with_image(endpoints: dict, spec: cluster.AllInOne) -> tuple[str, str, str]:
+	"""A Release Group with frappe, a Deploy Candidate and a finished Deploy Candidate Build whose image
+	is the project's stand-in bench, pushed to the registry under the name Press gives it. Press's own
+	build is not what this suite tests (no image hub or git host is reachable from the bench)."""
+	team = cluster.operator_team()
+	version = "Version 15"
+	if not frappe.db.exists("App", "frappe"):
+		frappe.get_doc({"doctype": "App", "name": "frappe", "title": "Frappe Framework"}).insert()
+	source = frappe.db.get_value("App Source", {"app": "frappe", "branch": "version-15"})
+	if not source:
+		source = (
+			frappe.get_doc(
+				{
+					"doctype": "App Source",
+					"app": "frappe",
+					"app_title": "Frappe Framework",
+					"repository_url": "https://github.com/frappe/frappe",
+					"branch": "version-15",
+					"team": team,
+					"public": 1,
+					"enabled": 1,
+					"last_github_poll_failed": 1,  # this Press never asks GitHub for releases
+					"versions": [{"version": version}],
+				}
+			)
+			.insert()
+			.name
+		)
+	if not frappe.db.exists("App Release", {"source": source, "status": "Approved"}):
+		frappe.get_doc(
+			{
+				"doctype": "App Release",
+				"app": "frappe",
+				"source": source,
+				"team": team,
+				"hash": hashlib.sha1(source.encode()).hexdigest(),
+				"status": "Approved",
+				"deployable": 1,
+			}
+		).insert()
+	group = frappe.get_doc(
+		{
+			"doctype": "Release Group",
+			"title": f"{spec.cluster} group",
+			"team": team,
+			"version": version,
+			"public": 1,
+			"apps": [{"app": "frappe", "source": source}],
+			"servers": [{"server": spec.server_name("Server")}],
+		}
+	).insert()
+	candidate = group.create_deploy_candidate(validate_pre_candidate_checks=False)
+	build = frappe.get_doc(
+		{
+			"doctype": "Deploy Candidate Build",
+			"deploy_candidate": candidate.name,
+			"group": group.name,
+			"team": team,
+			"run_build": 0,
+		}
+	).insert()
+	registry = endpoints["registry"]["url"]
+	repository = f"{registry}/{spec.domain}/{group.name}"
+	client = docker_client(endpoints)
+	client.images.get(endpoints["images"]["bench"]).tag(repository, tag=build.name)
+	for line in client.images.push(repository, tag=build.name, stream=True, decode=True):
+		if "error" in line:
+			raise AssertionError(f"pushing the bench image failed: {line['error']}")
+	client.close()
+	frappe.db.set_value(
+		"Deploy Candidate Build",
+		build.name,
+		{
+			"status": "Success",
+			"docker_image_repository": repository,
+			"docker_image_tag": build.name,
+			"docker_image": f"{repository}:{build.name}",
+		},
+	)
+	return group.name, candidate.name, build.name
+
+
+def new_bench(server: str, group: str, candidate: str, build: str) -> str:
+	image = frappe.db.get_value("Deploy Candidate Build", build, "docker_image")
+	bench = frappe.get_doc(
+		{
+			"doctype": "Bench",
+			"server": server,
+			"group": group,
+			"candidate": candidate,
+			"build": build,
+			"docker_image": image,
+		}
+	).insert()
+	return bench.name
+
+
+def new_site(bench: str, group: str, spec: cluster.AllInOne, label: str, apps=("frappe",)) -> str:
+	site = frappe.get_doc(
+		{
+			"doctype": "Site",
+			"subdomain": f"{label}-{uuid.uuid4().hex[:6]}",
+			"domain": spec.domain,
+			"bench": bench,
+			"group": group,
+			"server": spec.server_name("Server"),
+			"cluster": spec.cluster,
+			"team": cluster.operator_team(),
+			"subscription_plan": "Unlimited",
+			"apps": [{"app": app} for app in apps],
+		}
+	).insert()
+	return site.name
+
+
+def backup(site: str) -> str:
+	"""A backup with files, offsite, as the dashboard asks for it; the Site Backup's name."""
+	frappe.get_doc("Site", site).backup(with_files=True, offsite=True)
+	return frappe.db.get_value("Site Backup", {"site": site}, "name", order_by="creation desc")

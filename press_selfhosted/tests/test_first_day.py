@@ -1,0 +1,193 @@
+"""An operator's first day on real Press, driven through Press's own code: an all-in-one cluster set up,
+a bench and a site made Active, the site reached through Traefik, backed up into S3 (MinIO fields and
+checksums recorded), verified and restore-drilled, suspended and unsuspended, archived (the archive
+backup recorded, older backups deleted), a Broken site archived, the bench archived; and nothing failing
+in the background: no Error Log, Agent Request Failure or failed Agent Job.
+
+One scenario, in order (unittest runs the steps by name). The bench image is the project's stand-in
+bench (tests/images/bench), pushed to the local registry under Press's image name.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import frappe
+import requests
+from frappe.tests import IntegrationTestCase
+from frappe.utils import now_datetime
+
+from press_selfhosted import api
+from press_selfhosted.agent import backups, cluster
+from press_selfhosted.tests import support
+
+
+class TestFirstDay(IntegrationTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.endpoints = support.prepare()
+		cls.config = frappe.conf
+		support.use_local_registry(cls.endpoints)
+		cls.bucket = support.use_local_storage(cls.endpoints)
+		cls.spec = support.new_cluster(cls.endpoints)
+		cls.servers = cluster.register(cls.spec)
+		frappe.db.commit()
+		cluster.set_up(cls.servers)
+		frappe.db.commit()
+		support.wait_until(
+			lambda: all(support.status_of(d, n) == "Active" for d, n in cls.servers.items()),
+			cls.servers,
+			what="the cluster's servers Active",
+		)
+		cls.group, cls.candidate, cls.build = support.release_group_with_image(cls.endpoints, cls.spec)
+		frappe.db.commit()
+		# Press's own record making (App Source, Release Group) may complain about GitHub: what counts
+		# is what happens from here on
+		cls.started = now_datetime()
+
+	@classmethod
+	def tearDownClass(cls):
+		support.remove_cluster_containers(cls.endpoints, cls.servers)
+		super().tearDownClass()
+
+	def wait(self, condition, what, timeout=300):
+		return support.wait_until(condition, self.servers, timeout=timeout, what=what)
+
+	def site_url(self) -> str:
+		return f"http://127.0.0.1:{self.config['press_selfhosted_proxy_http_port']}"
+
+	def get_through_traefik(self, site: str, path: str = "/api/method/ping") -> requests.Response:
+		return requests.get(self.site_url() + path, headers={"Host": site}, timeout=10)
+
+	def test_1_bench_becomes_active(self):
+		bench = support.new_bench(self.servers["Server"], self.group, self.candidate, self.build)
+		frappe.db.commit()
+		type(self).bench = bench
+		self.wait(lambda: support.status_of("Bench", bench) == "Active", f"Bench {bench} Active")
+		client = support.docker_client(self.endpoints)
+		running = {c.name for c in client.containers.list(filters={"label": f"press.bench={bench}"})}
+		self.assertEqual(
+			running, {f"{self.spec.container_prefix}-{bench}", f"{self.spec.container_prefix}-{bench}-front"}
+		)
+
+	def test_2_site_becomes_active_and_answers_through_traefik(self):
+		site = support.new_site(self.bench, self.group, self.spec, "first")
+		frappe.db.commit()
+		type(self).site = site
+		self.wait(lambda: support.status_of("Site", site) == "Active", f"Site {site} Active")
+		answer = self.get_through_traefik(site)
+		self.assertEqual(answer.status_code, 200, answer.text[:300])
+		self.assertEqual(answer.json(), {"message": "pong"})
+		apps = [row.app for row in frappe.get_doc("Site", site).apps]
+		self.assertEqual(apps, ["frappe"])
+
+	def test_3_backup_is_recorded_with_its_objects_and_checksums(self):
+		backup = support.backup(self.site)
+		frappe.db.commit()
+		type(self).first_backup = backup
+		done = self.wait(
+			lambda: (
+				frappe.db.get_value("Site Backup", backup, ["status", "minio_checksums"], as_dict=True)
+				if support.status_of("Site Backup", backup) == "Success"
+				else None
+			),
+			f"Site Backup {backup} Success",
+		)
+		self.assertTrue(done.minio_checksums, "the MinIO fields are recorded where the job ends")
+		record = frappe.get_doc("Site Backup", backup)
+		self.assertEqual(record.minio_bucket, self.bucket)
+		checksums = json.loads(record.minio_checksums)
+		self.assertEqual(
+			set(checksums),
+			{record.database_file, record.public_file, record.private_file, record.config_file},
+		)
+		s3 = boto3.client(
+			"s3",
+			endpoint_url=self.endpoints["s3"]["endpoint_url"],
+			aws_access_key_id=self.endpoints["s3"]["access_key"],
+			aws_secret_access_key=self.endpoints["s3"]["secret_key"],
+			region_name=self.endpoints["s3"]["region"],
+		)
+		for name in checksums:
+			found = s3.head_object(Bucket=self.bucket, Key=f"{record.minio_prefix}/{name}")
+			self.assertGreater(found["ContentLength"], 0)
+
+	def test_4_backup_verifies_and_its_restore_drill_passes(self):
+		report = api.verify_backup(self.first_backup)
+		self.assertEqual(report, {"backup": self.first_backup, "ok": True, "failed": []})
+		backups.run_restore_drills(site_name=self.site)
+		site = frappe.get_doc("Site", self.site)
+		self.assertTrue(site.last_verified_restore, site.last_restore_drill_result)
+
+	def test_5_suspended_site_serves_the_suspended_page_then_comes_back(self):
+		frappe.get_doc("Site", self.site).suspend(reason="test")
+		frappe.db.commit()
+		self.wait(lambda: self.get_through_traefik(self.site).status_code == 503, "the suspended page")
+		self.assertIn("suspended", self.get_through_traefik(self.site, "/").text.lower())
+		frappe.get_doc("Site", self.site).unsuspend(reason="test")
+		frappe.db.commit()
+		self.wait(lambda: self.get_through_traefik(self.site).status_code == 200, "the site again")
+		self.wait(
+			lambda: (
+				not frappe.db.exists(
+					"Agent Job", {"site": self.site, "status": ("in", ("Pending", "Running", "Undelivered"))}
+				)
+			),
+			"suspend and unsuspend jobs done",
+		)
+
+	def test_6_archive_records_the_archive_backup_and_deletes_older_ones(self):
+		frappe.get_doc("Site", self.site).archive()
+		frappe.db.commit()
+		archived = self.wait(
+			lambda: frappe.db.get_value("Site", {"name": ("like", f"{self.site}%"), "status": "Archived"}),
+			f"Site {self.site} Archived",
+			timeout=600,
+		)
+		archive_job = frappe.db.get_value("Agent Job", {"site": archived, "job_type": "Archive Site"})
+		backup = frappe.db.get_value(
+			"Site Backup", {"job": archive_job}, ["name", "minio_checksums"], as_dict=True
+		)
+		self.assertTrue(backup and backup.minio_checksums, "the archive backup is recorded with its objects")
+		self.assertEqual(
+			frappe.db.get_value("Site Backup", self.first_backup, "files_availability"), "Unavailable"
+		)
+		self.assertEqual(self.get_through_traefik(self.site).status_code, 404)
+
+	def test_7_a_broken_site_can_be_archived(self):
+		# New Site fails while the database server's MariaDB is down: Press calls the site Broken
+		client = support.docker_client(self.endpoints)
+		mariadb = client.containers.get(f"{self.spec.container_prefix}-mariadb")
+		mariadb.stop()
+		try:
+			site = support.new_site(self.bench, self.group, self.spec, "broken")
+			frappe.db.commit()
+			self.wait(lambda: support.status_of("Site", site) == "Broken", f"Site {site} Broken")
+		finally:
+			mariadb.start()
+		# the one failure this scenario makes on purpose
+		type(self).expected_failures = frappe.get_all(
+			"Agent Job", filters={"site": site, "status": "Failure"}, pluck="name"
+		)
+		frappe.get_doc("Site", site).archive(force=True)
+		frappe.db.commit()
+		self.wait(
+			lambda: frappe.db.get_value("Site", {"name": ("like", f"{site}%"), "status": "Archived"}),
+			f"Broken site {site} Archived",
+			timeout=600,
+		)
+
+	def test_8_bench_is_archived(self):
+		frappe.get_doc("Bench", self.bench).archive()
+		frappe.db.commit()
+		self.wait(
+			lambda: support.status_of("Bench", self.bench) == "Archived", f"Bench {self.bench} Archived"
+		)
+		client = support.docker_client(self.endpoints)
+		self.assertEqual(client.containers.list(all=True, filters={"label": f"press.bench={self.bench}"}), [])
+
+	def test_9_nothing_failed_in_the_background(self):
+		expected = getattr(self, "expected_failures", [])
+		self.assertEqual(support.problems_since(self.started, self.servers, expected), [])
