@@ -138,8 +138,18 @@ def bench(
 def read_site_config(ctx: StepContext, folder: str = "") -> dict | None:
 	"""``site_config.json`` of the site (under ``sites/<folder>`` when given), None when there is none."""
 	path = "/".join(part for part in (SITES, folder, site_name(ctx), "site_config.json") if part)
-	result = commands.run(backend(ctx), ["cat", path], check=False)
-	return json.loads(result.stdout) if result.exit_code == 0 else None
+	for attempt in range(5):
+		result = commands.run(backend(ctx), ["cat", path], check=False)
+		if result.exit_code != 0:
+			return None
+		try:
+			return json.loads(result.stdout)
+		except ValueError:
+			time.sleep(0.2 * (attempt + 1))  # a writer that does not replace the file atomically
+	raise SiteError(
+		f"{path} of site {site_name(ctx)} in bench {ctx.job.bench} is not valid JSON "
+		f"({len(result.stdout)} bytes). Fix: repair the file, then retry the job."
+	)
 
 
 def with_job(ctx: StepContext, **changes) -> StepContext:
@@ -221,7 +231,7 @@ for op, key, value in json.loads(sys.stdin.readline()):
 		config[key].append(value)
 	elif op == "discard":
 		config[key] = [item for item in config.get(key, []) if item != value]
-tmp = path + ".press-tmp"
+tmp = "%s.press-%d.tmp" % (path, os.getpid())
 with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
 	json.dump(config, handle, indent=1, sort_keys=True)
 os.chmod(tmp, 0o600)
