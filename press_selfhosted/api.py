@@ -6,7 +6,7 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
 - ``retention_plan()`` / ``apply_retention()``: the MinIO objects the backup retention would delete /
   deletes (Press's FIFO or grandfather-father-son policy);
 - ``registry_cleanup_plan()`` / ``registry_cleanup()`` (POST): tags of the default Local Registry that no
-  non-Archived Bench uses, listed / deleted;
+  non-Archived Bench uses and that are no successful build awaiting its deploy, listed / deleted;
 - ``verify_backup(site_backup)``: re-reads one backup's objects and checks size and SHA-256;
 - ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
 - ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits;
@@ -84,6 +84,7 @@ def _registry_cleanup(dry_run: bool) -> dict:
 	from press_selfhosted.engine.registry_cleanup import (
 		cleanup_summary,
 		delete_unreferenced_tags,
+		images_to_keep,
 		tags_by_repository,
 	)
 	from press_selfhosted.validations import infrastructure
@@ -96,9 +97,10 @@ def _registry_cleanup(dry_run: bool) -> dict:
 	host = infrastructure.image_host(target)
 	# Press records a build's image on its Deploy Candidate Build
 	pushed = tags_by_repository(host, frappe.get_all("Deploy Candidate Build", pluck="docker_image"))
-	used = tags_by_repository(
-		host, frappe.get_all("Bench", filters={"status": ("!=", "Archived")}, pluck="docker_image")
-	)
+	built = frappe.get_all("Deploy Candidate Build", filters={"status": "Success"}, pluck="docker_image")
+	benches = [(b.docker_image, b.status) for b in frappe.get_all("Bench", fields=["docker_image", "status"])]
+	# a build not yet deployed is kept: its deploy would pull it next
+	used = tags_by_repository(host, images_to_keep(built, benches))
 	reports = [
 		delete_unreferenced_tags(target, repository, used.get(repository, set()), dry_run=dry_run)
 		for repository in sorted(pushed)

@@ -25,10 +25,34 @@ ENDPOINTS = ROOT / ".services" / "endpoints.json"
 
 @pytest.fixture(scope="session")
 def endpoints() -> dict:
-	"""Endpoints of the running services; starts them (idempotently) when they are not written yet."""
+	"""Endpoints of the running services; starts them (idempotently) when they are not written yet.
+
+	The role images are those of this checkout: the services may have been started from another
+	checkout (a worktree sharing them), whose stand-ins differ. Images are tagged by the hash of
+	their inputs, so this builds only what this checkout changed (on top of the shared base image)."""
 	if not ENDPOINTS.exists():
 		subprocess.run([str(ROOT / "scripts" / "services"), "up"], check=True)
-	return json.loads(ENDPOINTS.read_text())
+	found = json.loads(ENDPOINTS.read_text())
+	found["images"] = {**found["images"], **checkout_images(found)}
+	return found
+
+
+def checkout_images(found: dict) -> dict:
+	import sys
+
+	import docker
+
+	sys.path.insert(0, str(ROOT / "scripts"))
+	try:
+		import test_images
+	finally:
+		sys.path.pop(0)
+	client = docker.DockerClient(base_url=found["docker"]["base_url"], timeout=600)
+	try:
+		base = found["images"]["base"]
+		return {role: test_images.ensure_role(client, role, base) for role in ("bench", "front", "mariadb")}
+	finally:
+		client.close()
 
 
 @pytest.fixture(scope="session")

@@ -270,12 +270,17 @@ def start_platform(
 
 def remove_platform(client, prefix: str) -> None:
 	"""Everything labelled for the cluster's three servers, then the network (exact labels only)."""
-	for server in (f"{prefix}-app.local", f"{prefix}-db.local", f"{prefix}-proxy.local"):
+	servers = (f"{prefix}-app.local", f"{prefix}-db.local", f"{prefix}-proxy.local")
+	for server in servers:
 		filters = {"label": naming.label_filters(server)}
 		for container in client.containers.list(all=True, filters=filters):
 			container.remove(force=True, v=True)
 		for volume in client.volumes.list(filters=filters):
 			volume.remove(force=True)
+	for server in servers:  # the benches' own networks, once no container is on them
+		for network in client.networks.list(filters={"label": naming.label_filters(server)}):
+			if network.name != naming.resource_name(prefix, "net"):
+				network.remove()
 	for network in client.networks.list(names=[naming.resource_name(prefix, "net")]):
 		network.remove()
 
@@ -393,4 +398,5 @@ def crash_executor() -> Executor:
 		Topology(app, db, proxy, world["site_benches"], StoreConfig(**world["store"])),
 		Secrets(world["secrets"]),
 		DockerHosts(),
+		ExecutorSettings(lease=3, renew_interval=0.5),
 	)

@@ -109,7 +109,7 @@ def start_bench_pair(client, endpoints: dict, app_server: ContainerServer, bench
 	front = client.containers.create(
 		endpoints["images"]["front"],
 		name=f"{backend}-front",
-		labels=naming.labels(app_server.name, "front", bench=bench),
+		labels=naming.labels(app_server.name, "bench-front", bench=bench),
 		network=app_server.network,
 	)
 	data = (FRONT_CONF % backend).encode()
@@ -129,5 +129,9 @@ def remove_servers(client, servers: list[str], network: str) -> None:
 			container.remove(force=True, v=True)
 		for volume in client.volumes.list(filters=filters):
 			volume.remove(force=True)
+	for server in servers:
+		for found in client.networks.list(filters={"label": f"{naming.SERVER}={server}"}):
+			if found.name != network:
+				found.remove()
 	for found in client.networks.list(names=[network]):
 		found.remove()

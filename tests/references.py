@@ -143,3 +143,10 @@ def schemas_dir() -> Path:
 @cache
 def schema(file_name: str) -> dict:
 	return json.loads((schemas_dir() / file_name).read_text())
+
+
+def frappe_cli_commands() -> Path:
+	"""Frappe's site-level bench commands and their options (``FRAPPE_CLI_DIR``/commands.json, else
+	``<repo>/../shared/frappe-cli/commands.json``)."""
+	found = _from_env("FRAPPE_CLI_DIR")
+	return (found or SHARED / "frappe-cli") / "commands.json"

@@ -104,7 +104,7 @@ def start_bench(
 		front_container = client.containers.create(
 			endpoints["images"]["front"],
 			name=f"{name}-front",
-			labels=naming.labels(cluster.app_server.name, "front", bench=bench),
+			labels=naming.labels(cluster.app_server.name, "bench-front", bench=bench),
 			volumes={sites: {"bind": SITES, "mode": "ro"}},
 			network=cluster.network,
 		)
@@ -119,12 +119,17 @@ def remove_cluster(client: docker.DockerClient, cluster_prefix: str) -> None:
 	Filtered by exact label: a broad listing would inspect other tests' containers, which may vanish
 	between the listing and the inspection.
 	"""
-	for server in (f"{cluster_prefix}-app.local", f"{cluster_prefix}-db.local"):
+	servers = (f"{cluster_prefix}-app.local", f"{cluster_prefix}-db.local")
+	for server in servers:
 		filters = {"label": naming.label_filters(server)}
 		for container in client.containers.list(all=True, filters=filters):
 			container.remove(force=True, v=True)
 		for volume in client.volumes.list(filters=filters):
 			volume.remove(force=True)
+	for server in servers:
+		for network in client.networks.list(filters={"label": naming.label_filters(server)}):
+			if network.name != naming.resource_name(cluster_prefix, "net"):
+				network.remove()
 	for network in client.networks.list(names=[naming.resource_name(cluster_prefix, "net")]):
 		network.remove()
 

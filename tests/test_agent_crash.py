@@ -51,6 +51,7 @@ def worker_executor() -> Executor:
 		support.Topology({(server.server_type, server.name): server}),
 		support.Secrets({}),
 		DockerHosts(),
+		support.CRASH_SETTINGS,
 	)
 
 
@@ -98,7 +99,7 @@ def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry
 		worker = spawn(server, store_config, job_id)
 		support.kill_at_step(agent.store, job_id, idx, worker)
 		assert agent.store.get(job_id).status == "Running"
-		# the dead worker's connection is gone, so its job lock is free: the sweep re-enqueues the job
+		# the dead worker's lock and lease are gone: the sweep re-enqueues the job
 		resumed = sweep(
 			agent.store, lambda job, server=server: spawn(server, store_config, job).wait(), min_age=0
 		)

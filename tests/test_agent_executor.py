@@ -59,7 +59,9 @@ def test_running_step_output_and_data_are_visible_while_it_runs(endpoints, store
 	polled = {}
 	while time.monotonic() < deadline:
 		polled = router.handle(server.name, "GET", f"jobs/{job_id}").json
-		if polled["steps"] and "stage 1 of 2 done" in polled["steps"][0]["data"].get("output", ""):
+		output = polled["steps"][0]["data"].get("output", "") if polled["steps"] else ""
+		# the output and the data of a running step reach the store together, at its next output line
+		if "stage 1 of 2 done" in output and "stages" in polled["data"]:
 			break
 		time.sleep(0.05)
 	release.set()

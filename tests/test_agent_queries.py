@@ -14,7 +14,8 @@ from press_selfhosted.engine.agent.queries import SiteFacts, bench_status, sites
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from tests.site_cluster import SITES, put_file, remove_cluster, start_bench, start_cluster
+from press_selfhosted.engine.sites import site_handlers
+from tests.site_cluster import SITES, put_file, remove_cluster, run_steps, start_bench, start_cluster
 
 store_config = support.store_config
 BENCH = "bench-q"
@@ -36,20 +37,11 @@ def env(endpoints, docker_client, store_config):
 	try:
 		cluster = start_cluster(docker_client, endpoints, prefix)
 		backend = start_bench(docker_client, endpoints, cluster, BENCH)
+		new_site = next(h for h in site_handlers() if h.job_type == "New Site")
+		secrets = {"mariadb_root_password": cluster.root_password, "admin_password": "admin"}
 		for site in (LIVE, PAUSED):
-			code, output = backend.exec_run(
-				[
-					"bench",
-					"new-site",
-					site,
-					"--mariadb-root-username=root",
-					f"--mariadb-root-password={cluster.root_password}",
-					"--admin-password=admin",
-				],
-				user="frappe",
-				workdir="/home/frappe/frappe-bench",
-			)
-			assert code == 0, output
+			# the engine's New Site step: database and user as root, then bench new-site --no-setup-db
+			run_steps(docker_client, cluster, new_site, BENCH, None, {"name": site}, secrets, steps=1)
 		backend.exec_run(["bench", "--site", LIVE, "scheduler", "enable"], user="frappe")
 		db_name = json.loads(backend.exec_run(["cat", f"{SITES}/{LIVE}/site_config.json"]).output.decode())[
 			"db_name"

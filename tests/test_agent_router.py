@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import test_agent_support as support
@@ -10,6 +11,8 @@ from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.benches import bench_handlers
 from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.proxy import ProxyJobs
+from press_selfhosted.engine.sites import site_handlers
 
 store_config = support.store_config
 
@@ -76,3 +79,60 @@ def test_latest_jobs_of_a_server_newest_first(store_config):
 	assert [job.id for job in latest] == queued[:0:-1]
 	assert [job.bench for job in latest] == ["b3", "b2"]
 	assert JobStore(store_config).latest("nobody.example.test", 5) == []
+
+
+def test_malformed_requests_are_refused_with_the_field_named(store_config):
+	"""Press retries a 5xx forever: what can never work is a 400 (Press fails the job at once)."""
+	queued = []
+	server, _ = make(store_config, queued)
+	found = [*bench_handlers(), *site_handlers(), *ProxyJobs(lambda: None).handlers()]
+	router = Router(found, JobStore(store_config), queued.append, support.Topology(), DockerHosts())
+	site = "s1.example.com"
+	bad = {
+		("benches/b1/sites", "name"): {"name": ["x.example.com"]},
+		("benches/b1/sites", "name "): {"name": {"a": 1}},
+		("benches/b1/sites", "name: 'aaa"): {"name": "a" * 290 + ".example.com"},
+		("benches/b1/sites", "name: '../sites'"): {"name": "../sites"},
+		("benches", "name"): {"name": ["b1"]},
+		("benches/B_1/sites", "bench: 'B_1'"): {"name": site},
+		(f"benches/b1/sites/{site}/domains/x%20y", "domain"): {},
+		("proxy/upstreams/not-an-ip/sites", "upstream: 'not-an-ip'"): {"name": site},
+		(f"benches/b1/sites/{site}/apps/Bad-App", "app: 'Bad-App'"): {},
+	}
+	for (path, field), body in bad.items():
+		method = "DELETE" if "/apps/" in path or "/domains/" in path else "POST"
+		answer = router.handle(server.name, method, path, body, agent_job_id="AJ-bad")
+		assert answer.status_code == 400, (path, answer.json)
+		assert (
+			answer.json["output"].startswith(field.split(":")[0].strip()) and field in answer.json["output"]
+		), (
+			path,
+			answer.json["output"],
+		)
+	assert queued == []
+	assert router.handle(server.name, "POST", "benches", ["b1"], agent_job_id="AJ-list").status_code == 400
+	assert router.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id=7).status_code == 400
+
+
+def test_only_a_store_outage_answers_503(store_config):
+	queued = []
+	server, _ = make(store_config, queued)
+
+	def unreachable():
+		return JobStore(StoreConfig("127.0.0.1", 1, "x", "y", "z")).ensure_schema()
+
+	lazy = Router(bench_handlers(), unreachable, queued.append, support.Topology(), DockerHosts())
+	down = lazy.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id="AJ-5")
+	assert down.status_code == 503 and "could not be reached" in down.json["output"]
+	# a store that answers but refuses the statement (no tables): no outage, so no endless retries
+	name = f"psa_empty_{uuid.uuid4().hex[:8]}"
+	empty = StoreConfig(store_config.host, store_config.port, store_config.user, store_config.password, name)
+	root = JobStore(dataclasses.replace(empty, database="mysql"))
+	root._query(f"CREATE DATABASE `{name}`")
+	try:
+		refused = Router(bench_handlers(), JobStore(empty), queued.append, support.Topology(), DockerHosts())
+		answer = refused.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id="AJ-6")
+		assert answer.status_code == 500 and "refused a statement" in answer.json["output"]
+	finally:
+		root._query(f"DROP DATABASE `{name}`")
+	assert queued == []

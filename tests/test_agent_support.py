@@ -225,6 +225,10 @@ def labelled(client: docker.DockerClient, server: str, kind: str = "containers",
 	return collection.list(filters={"label": naming.label_filters(server, **match)}, **args)
 
 
+# Workers the crash tests kill: a short lease, so that the sweep may resume their job seconds later.
+CRASH_SETTINGS = ExecutorSettings(lease=3, renew_interval=0.5)
+
+
 def spawn_worker(factory: str, job_id: int, **environment: str) -> subprocess.Popen:
 	"""The real worker entry point in a subprocess a test can SIGKILL; ``factory`` (``module:function``
 	importable from tests/) builds its executor from ``environment``."""
@@ -245,7 +249,8 @@ def wait_step_running(store: JobStore, job_id: int, idx: int, worker: subprocess
 
 
 def kill_at_step(store: JobStore, job_id: int, idx: int, worker: subprocess.Popen, timeout: float = 30):
-	"""SIGKILL the worker once step ``idx`` is Running; returns once MariaDB has freed the job's lock.
+	"""SIGKILL the worker once step ``idx`` is Running; returns once MariaDB has freed the job's lock
+	and the dead worker's lease has run out (CRASH_SETTINGS.lease).
 
 	The server frees a dead client's named locks only when its connection thread notices the closed
 	socket, a moment after the process is gone: a sweep run before that rightly leaves the job alone.
@@ -258,3 +263,6 @@ def kill_at_step(store: JobStore, job_id: int, idx: int, worker: subprocess.Pope
 	while not store.is_free(job_lock):
 		assert time.monotonic() < deadline, f"the killed worker's lock on job {job_id} was never freed"
 		time.sleep(0.05)
+	while not store.get(job_id).lease_free:
+		assert time.monotonic() < deadline, f"the killed worker's lease on job {job_id} never ran out"
+		time.sleep(0.1)

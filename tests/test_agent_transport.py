@@ -56,6 +56,24 @@ def test_container_servers_are_answered_in_process(agent_class):
 	assert agent.http == []
 
 
+def test_a_failure_before_the_router_is_an_answer_never_an_exception():
+	from press_selfhosted.engine.agent.store import JobStoreUnavailable
+
+	def broken(agent, method, path, data, agent_job_id, files):
+		if path == "benches":
+			raise JobStoreUnavailable("The agent job store at db:3306/x failed: gone")
+		raise KeyError("topology")
+
+	cls = type("Agent", (StandInAgent,), {})
+	transport.install(cls, lambda agent: True, broken)
+	agent = cls("c-1")
+	response = agent._make_req("POST", "benches", {}, None, "AJ-1")
+	assert response.status_code == 503 and "job store" in response.json()["output"]
+	response = agent._make_req("POST", "benches/b1/config", {}, None, "AJ-2")
+	assert response.status_code == 500 and "KeyError" in response.json()["output"]
+	assert agent.raw_request("GET", "ping", raises=False)["error"].startswith("press_selfhosted: KeyError")
+
+
 def test_other_servers_keep_http(agent_class):
 	agent = agent_class("vm-1")
 	assert agent._make_req("POST", "benches", {}, None, "AJ-1") == "http"

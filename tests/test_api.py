@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.registry_cleanup import CleanupReport, cleanup_summary, tags_by_repository
+from press_selfhosted.engine.registry_cleanup import (
+	CleanupReport,
+	cleanup_summary,
+	images_to_keep,
+	tags_by_repository,
+)
 from press_selfhosted.engine.validation import validate_limit
 
 API = Path(__file__).resolve().parent.parent / "press_selfhosted" / "api.py"
@@ -83,3 +88,9 @@ def test_cleanup_summary_counts_deleted_tags():
 	summary = cleanup_summary([report])
 	assert summary["deleted"] == 2
 	assert summary["repositories"][0]["message"].startswith("fc/bench: kept 1 tag(s), would delete 2")
+
+
+def test_a_cleanup_keeps_live_benches_and_builds_not_yet_deployed():
+	builds = ["r/fc/g:old", "r/fc/g:live", "r/fc/g:new-not-deployed", None]
+	benches = [("r/fc/g:old", "Archived"), ("r/fc/g:live", "Active"), (None, "Pending")]
+	assert sorted(images_to_keep(builds, benches)) == ["r/fc/g:live", "r/fc/g:new-not-deployed"]

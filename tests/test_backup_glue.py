@@ -84,6 +84,19 @@ def test_retention_rows_and_policy_mapping():
 			"SB-1", "s", datetime.datetime(2026, 1, 4, 3), ("backups/s/2026-01-04/d.sql.gz",), True
 		)
 	]
+	# an archived site's backups carry it, and every backup the bucket it was stored in
+	moved = [{**rows[0], "minio_bucket": "old-bucket"}]
+	assert glue.retention_backups(moved, set(), {"s"}) == [
+		retention.Backup(
+			"SB-1",
+			"s",
+			datetime.datetime(2026, 1, 4, 3),
+			("backups/s/2026-01-04/d.sql.gz",),
+			False,
+			site_archived=True,
+			bucket="old-bucket",
+		)
+	]
 	assert glue.retention_policy({"backup_rotation_scheme": "Grandfather-father-son"}).scheme == retention.GFS
 	assert glue.retention_policy({"offsite_backups_count": 5}) == retention.Policy(
 		retention.FIFO, keep_count=5

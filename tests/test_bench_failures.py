@@ -80,3 +80,21 @@ def test_failing_health_check(make, docker_client, registry_images):
 	assert "Bench b1 did not answer its health check" in output
 	assert "memory/CPU limits (bench_config)" in output
 	assert_nothing_unlabelled(docker_client, prefix)
+
+
+def test_a_mount_reaches_only_folders_the_operator_allows():
+	"""A Bench Mount is a host folder inside a tenant's bench: /, the Docker socket or /etc would be its
+	way out of the container. Only folders under the operator's roots are mounted (none by default)."""
+	from press_selfhosted.engine.benches import BenchError, BenchSpec
+
+	def spec(source: str, roots: tuple[str, ...] = ("/srv/press-mounts",)):
+		mount = {"source": source, "destination": "/home/frappe/shared", "is_absolute_path": True}
+		payload = {"bench_config": {"docker_image": "img:1"}, "mounts": [mount]}
+		return BenchSpec.from_payload("bench-1", payload, roots)
+
+	assert spec("/srv/press-mounts/bench-1/shared").mounts[0].source == "/srv/press-mounts/bench-1/shared"
+	for source in ("/", "/var/run/docker.sock", "/etc", "/srv/press-mounts/../../etc", "/srv/press-mounts"):
+		with pytest.raises(BenchError, match="is not under a folder benches may mount"):
+			spec(source)
+	with pytest.raises(BenchError, match=r"allowed: none\).*press_selfhosted_bench_mount_roots"):
+		spec("/srv/press-mounts/x", roots=())

@@ -49,6 +49,7 @@ def assert_press_shape(job: dict, steps: list[str]) -> None:
 		assert int(hours) == 0 and 0 <= int(minutes) < 60 and float(seconds) < 60
 
 
+REDIS_WITH_PASSWORD = "redis://:r3dis-Pw@redis-cache:13000"
 NEW_BENCH = ["Initialize Bench", "Update Bench Configuration", "Deploy Bench", "Bench Setup NGINX"]
 
 
@@ -58,7 +59,9 @@ def bench_world(endpoints, docker_client, store_config, registry_images):
 	prefix = "t" + __import__("uuid").uuid4().hex[:8]
 	server = support.app_server(endpoints, prefix)
 	tls = endpoints["registry_tls"]
-	agent = support.make_agent(store_config, server, {"registry_password": tls["password"]})
+	# Press's request as the glue reads masked values back from it (FrappeSecrets.from_press_request)
+	secrets = {"registry_password": tls["password"], "common_site_config.redis_cache": REDIS_WITH_PASSWORD}
+	agent = support.make_agent(store_config, server, secrets)
 	yield agent, prefix
 	support.remove_server_objects(docker_client, server.name)
 
@@ -95,8 +98,16 @@ def test_new_bench_through_tls_registry(bench_world, docker_client, registry_ima
 	assert host["MemorySwap"] == 1024 * 2**20 and host["CpuQuota"] == 150_000
 	assert not host["PortBindings"] and not front.attrs["HostConfig"]["PortBindings"]
 	assert "PRESS_TEST=1" in backend.attrs["Config"]["Env"]
+	# the backend is on its bench's own network only; the front also on the cluster network (the proxy)
 	networks = backend.attrs["NetworkSettings"]["Networks"]
-	assert list(networks) == [f"{prefix}-net"] and "bench-0001" in networks[f"{prefix}-net"]["Aliases"]
+	bench_net = f"{prefix}-bench-0001-net"
+	assert list(networks) == [bench_net] and "bench-0001" in networks[bench_net]["Aliases"]
+	assert sorted(front.attrs["NetworkSettings"]["Networks"]) == sorted([bench_net, f"{prefix}-net"])
+	assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and host["SecurityOpt"] == ["no-new-privileges"]
+	assert host["PidsLimit"] == 4096
+	front_host = front.attrs["HostConfig"]
+	assert front_host["CapDrop"] == ["ALL"] and front_host["SecurityOpt"] == ["no-new-privileges"]
+	assert "NET_BIND_SERVICE" in front_host["CapAdd"] and front_host["PidsLimit"] == 512
 	assert {v.name for v in support.labelled(docker_client, server, "volumes", bench="bench-0001")} == {
 		f"{prefix}-bench-0001-sites",
 		f"{prefix}-bench-0001-logs",
@@ -136,6 +147,7 @@ def test_update_bench_configuration_changes_limits_and_config(bench_world, docke
 		environment_variables={"PRESS_TEST": "1"},
 	)
 	payload["common_site_config"]["db_port"] = 3307
+	payload["common_site_config"]["redis_cache"] = REDIS_WITH_PASSWORD
 	del payload["registry"]
 	before = docker_client.containers.get(f"{prefix}-bench-0001").id
 	job = agent.poll(agent.post("benches/bench-0001/config", payload))
@@ -158,6 +170,9 @@ def test_update_bench_configuration_changes_limits_and_config(bench_world, docke
 	)
 	config = backend.exec_run(["cat", "sites/common_site_config.json"]).output
 	assert json.loads(config)["db_port"] == 3307 and json.loads(config)["frappe_cloud"] is True
+	# the store kept the Redis password masked; the bench got the real one
+	assert json.loads(config)["redis_cache"] == REDIS_WITH_PASSWORD
+	assert "r3dis-Pw" not in json.dumps(agent.store.get(job["id"]).payload)
 
 
 def test_bench_restart(bench_world, docker_client):

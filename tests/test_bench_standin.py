@@ -7,14 +7,26 @@ in MariaDB (databases, the site's own user and its grants).
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import importlib.machinery
 import json
 import re
+import types
 import uuid
+from pathlib import Path
 
 import pytest
-from site_cluster import SITES, remove_cluster, sql_as, start_bench, start_cluster
+from references import frappe_cli_commands
+from site_cluster import SITES, put_file, remove_cluster, sql_as, start_bench, start_cluster
 
-from press_selfhosted.engine.database import database_name, temporary_user
+from press_selfhosted.engine import commands
+from press_selfhosted.engine.database import database_name
+
+# A login with root's rights for the stand-in's own setup-db paths (new-site without --no-setup-db,
+# restore, reinstall, drop-site: real Frappe's root-only parts, which the engine no longer drives).
+ADMIN_LOGIN = ("standin_admin", "standin-admin-pw")
+STANDIN = Path(__file__).parent / "images" / "bench" / "bench"
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +34,25 @@ def env(docker_client, endpoints):
 	prefix = f"t{uuid.uuid4().hex[:8]}"
 	try:
 		cluster = start_cluster(docker_client, endpoints, prefix)
+		user, password = ADMIN_LOGIN
+		cluster.db.sql(
+			f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; "
+			f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION"
+		)
 		bench = start_bench(docker_client, endpoints, cluster, "bench-1", front=False)
 		yield cluster, bench
 	finally:
 		remove_cluster(docker_client, prefix)
 
 
-def bench(container, *argv: str) -> tuple[int, str, str]:
-	code, (out, err) = container.exec_run(["bench", *argv], workdir="/home/frappe/frappe-bench", demux=True)
-	return code, (out or b"").decode(), (err or b"").decode()
+def bench(container, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+	how = commands.Exec(stdin=stdin.encode() if stdin is not None else None)
+	result = commands.run(container, ["bench", *argv], how, check=False)
+	return result.exit_code, result.stdout, result.stderr
+
+
+def root_login() -> tuple[str, ...]:
+	return ("--mariadb-root-username", ADMIN_LOGIN[0], "--mariadb-root-password", ADMIN_LOGIN[1])
 
 
 def read(container, path: str) -> str:
@@ -40,23 +62,24 @@ def read(container, path: str) -> str:
 
 
 def new_site(cluster, container, site: str, *extra: str) -> str:
+	"""As the engine makes a site: database and user made as root, site_config.json written, then
+	``bench new-site --force --no-setup-db`` with the admin password on the prompt."""
 	db_name = database_name("bench-1", site)
-	with temporary_user(cluster.db, db_name) as login:
-		code, out, err = bench(
-			container,
-			"new-site",
-			"--no-mariadb-socket",
-			"--mariadb-root-username",
-			login.user,
-			"--mariadb-root-password",
-			login.password,
-			"--admin-password",
-			"admin-pw",
-			"--db-name",
-			db_name,
-			*extra,
-			site,
-		)
+	cluster.db.create_site_database(db_name, f"pw-{db_name}")
+	container.exec_run(["mkdir", "-p", f"{SITES}/{site}"], user="frappe")
+	config = {"db_name": db_name, "db_password": f"pw-{db_name}", "db_type": "mariadb", "db_user": db_name}
+	put_file(container, f"{SITES}/{site}", "site_config.json", json.dumps(config))
+	code, out, err = bench(
+		container,
+		"new-site",
+		site,
+		"--force",
+		"--no-setup-db",
+		"--db-name",
+		db_name,
+		*extra,
+		stdin="admin-pw\n",
+	)
 	assert code == 0, out + err
 	return db_name
 
@@ -74,7 +97,7 @@ def test_new_site_creates_database_user_and_files(env, site):
 	config = json.loads(read(container, f"{SITES}/{name}/site_config.json"))
 	assert config["db_name"] == db_name and len(config["db_password"]) >= 16
 	grants = cluster.db.grants(db_name)
-	assert any(f"ALL PRIVILEGES ON `{db_name}`.*" in grant for grant in grants)
+	assert any(f"ALL PRIVILEGES ON `\\{db_name}`.*" in grant for grant in grants)
 	assert not any("ON *.*" in grant and "USAGE" not in grant for grant in grants)
 	tables = {row[0] for row in cluster.db.sql("SHOW TABLES", database=db_name)}
 	assert {"tabDocType", "tabUser", "tabInstalled Application", "__Auth"} <= tables
@@ -94,14 +117,82 @@ def test_new_site_twice_is_refused(env, site):
 	assert code == 1 and f"Site {site[0]} already exists" in err
 
 
-def test_new_site_needs_the_root_login(env):
-	_, container = env
+def test_new_site_needs_the_root_login_to_set_the_database_up(env):
+	cluster, container = env
 	code, _, err = bench(
 		container, "new-site", "--mariadb-root-password", "wrong", "--db-name", "_x", "x.example.com"
 	)
 	assert code == 1 and "Access denied" in err
 	code, _, _ = bench(container, "--site", "x.example.com", "list-apps")
 	assert code == 1
+	# with one, Frappe's own path: it makes the database and its user, then bootstraps
+	db_name = database_name("bench-1", "setup.example.com")
+	code, out, err = bench(
+		container,
+		"new-site",
+		*root_login(),
+		"--admin-password",
+		"a",
+		"--db-name",
+		db_name,
+		"setup.example.com",
+	)
+	assert code == 0, out + err
+	assert cluster.db.database_exists(db_name) and cluster.db.users(db_name) == [db_name]
+
+
+def test_new_site_without_setup_keeps_the_config_and_reads_the_password_prompt(env, site):
+	"""Frappe's make_site_config keeps an existing site_config.json; with --no-setup-db no root login is
+	needed; the Administrator password comes from getpass (standard input without a terminal)."""
+	cluster, container = env
+	name, db_name = site
+	config = json.loads(read(container, f"{SITES}/{name}/site_config.json"))
+	assert config == {
+		"db_name": db_name,
+		"db_password": f"pw-{db_name}",
+		"db_type": "mariadb",
+		"db_user": db_name,
+	}
+	stored = cluster.db.sql("SELECT password FROM `__Auth` WHERE name = 'Administrator'", database=db_name)
+	salt, digest = stored[0][0].split("$")[3:5]
+	assert hashlib.pbkdf2_hmac("sha256", b"admin-pw", salt.encode(), 29000).hex() == digest
+	# no site_config.json and no root login: nothing to connect with
+	code, _, err = bench(container, "new-site", "--no-setup-db", "noconf.example.com", stdin="x\n")
+	assert code == 1 and "Access denied" in err
+
+
+def test_passwords_are_read_from_the_prompt(env, site):
+	cluster, container = env
+	name, db_name = site
+	assert (
+		bench(container, "--site", name, "add-system-manager", "p@example.com", "--first-name", "P")[0] == 0
+	)
+	code, out, err = bench(container, "--site", name, "set-password", "p@example.com", stdin="user-pw\n")
+	assert code == 0, out + err
+	code, out, err = bench(container, "--site", name, "set-admin-password", stdin="admin-pw-2\n")
+	assert code == 0, out + err
+	for user, password in (("p@example.com", "user-pw"), ("Administrator", "admin-pw-2")):
+		stored = cluster.db.sql(f"SELECT password FROM `__Auth` WHERE name = '{user}'", database=db_name)
+		salt, digest = stored[0][0].split("$")[3:5]
+		assert hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 29000).hex() == digest
+	code, _, err = bench(container, "--site", name, "set-password", "nobody@example.com", "x")
+	assert code == 1 and "User nobody@example.com does not exist" in err
+
+
+def test_every_option_of_the_stand_in_exists_in_frappe():
+	"""The stand-in accepts only what real Frappe accepts (shared/frappe-cli/commands.json)."""
+	frappe_commands = json.loads(frappe_cli_commands().read_text())
+	loader = importlib.machinery.SourceFileLoader("standin_bench", str(STANDIN))
+	module = types.ModuleType("standin_bench")
+	loader.exec_module(module)
+	subparsers = next(a for a in module.parser()._actions if isinstance(a, argparse._SubParsersAction))
+	checked = ("new-site", "set-password", "set-admin-password", "add-system-manager", "restore", "reinstall")
+	for name in checked:
+		real = {
+			opt for param in frappe_commands[name]["params"] for opt in param["opts"] if opt.startswith("-")
+		}
+		ours = {opt for action in subparsers.choices[name]._actions for opt in action.option_strings}
+		assert ours - {"-h", "--help"} <= real, (name, sorted(ours - real))
 
 
 def test_install_list_execute_uninstall(env, site):
@@ -208,23 +299,19 @@ def test_backup_names_layout_and_restore(env, site):
 	cluster.db.sql("DELETE FROM tabUser WHERE name = 'Guest'", database=db_name)
 	container.exec_run(["rm", f"{SITES}/{name}/public/files/a.txt", f"{SITES}/{name}/private/files/b.txt"])
 	backups = f"{SITES}/{name}/private/backups"
-	with temporary_user(cluster.db, db_name) as login:
-		code, out, err = bench(
-			container,
-			"--site",
-			name,
-			"--force",
-			"restore",
-			"--mariadb-root-username",
-			login.user,
-			"--mariadb-root-password",
-			login.password,
-			"--with-public-files",
-			f"{backups}/{public}",
-			"--with-private-files",
-			f"{backups}/{private}",
-			f"{backups}/{database}",
-		)
+	code, out, err = bench(
+		container,
+		"--site",
+		name,
+		"--force",
+		"restore",
+		*root_login(),
+		"--with-public-files",
+		f"{backups}/{public}",
+		"--with-private-files",
+		f"{backups}/{private}",
+		f"{backups}/{database}",
+	)
 	assert code == 0, out + err
 	assert cluster.db.sql("SELECT name FROM tabUser WHERE name = 'Guest'", database=db_name) == [["Guest"]]
 	assert read(container, f"{SITES}/{name}/public/files/a.txt") == "hello\n"
@@ -234,20 +321,19 @@ def test_backup_names_layout_and_restore(env, site):
 def test_drop_site_moves_to_archived_and_drops_database_and_user(env):
 	cluster, container = env
 	db_name = new_site(cluster, container, "gone.example.com")
-	with temporary_user(cluster.db, db_name) as login:
-		code, out, err = bench(
-			container,
-			"drop-site",
-			"--no-backup",
-			"--force",
-			"--root-login",
-			login.user,
-			"--root-password",
-			login.password,
-			"--archived-sites-path",
-			"archived",
-			"gone.example.com",
-		)
+	code, out, err = bench(
+		container,
+		"drop-site",
+		"--no-backup",
+		"--force",
+		"--root-login",
+		ADMIN_LOGIN[0],
+		"--root-password",
+		ADMIN_LOGIN[1],
+		"--archived-sites-path",
+		"archived",
+		"gone.example.com",
+	)
 	assert code == 0, out + err
 	assert not cluster.db.database_exists(db_name)
 	assert cluster.db.users(db_name) == []
@@ -257,21 +343,10 @@ def test_drop_site_moves_to_archived_and_drops_database_and_user(env):
 
 def test_reinstall_wipes_to_frappe(env):
 	cluster, container = env
-	db_name = new_site(cluster, container, "re.example.com", "--install-app", "testapp")
-	with temporary_user(cluster.db, db_name) as login:
-		code, out, err = bench(
-			container,
-			"--site",
-			"re.example.com",
-			"reinstall",
-			"--yes",
-			"--admin-password",
-			"a",
-			"--mariadb-root-username",
-			login.user,
-			"--mariadb-root-password",
-			login.password,
-		)
+	new_site(cluster, container, "re.example.com", "--install-app", "testapp")
+	code, out, err = bench(
+		container, "--site", "re.example.com", "reinstall", "--yes", "--admin-password", "a", *root_login()
+	)
 	assert code == 0, out + err
 	assert bench(container, "--site", "re.example.com", "list-apps")[1].split()[0::3] == ["frappe"]
 

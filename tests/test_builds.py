@@ -488,7 +488,8 @@ def worker_executor() -> Executor:
 		support.Topology({("Server", server.name): server}),
 		Secrets({"registry_password": tls["password"]}, world["requests"]),
 		DockerHosts(),
-		ExecutorSettings(flush_interval=0.2),
+		# a short lease: the killed worker's job may be resumed seconds later (support.kill_at_step)
+		ExecutorSettings(flush_interval=0.2, lease=support.CRASH_SETTINGS.lease, renew_interval=0.5),
 	)
 
 

@@ -97,7 +97,8 @@ def test_new_bench_pulls_from_the_tls_registry(world, docker_client, registry_im
 	container = backend(docker_client, platform)
 	assert container.status == "running"
 	assert container.image.id == docker_client.images.get(registry_images["tls"]).id
-	assert platform.topology.app.network in container.attrs["NetworkSettings"]["Networks"]
+	# its own network only (the cluster network holds the fronts and the proxy)
+	assert list(container.attrs["NetworkSettings"]["Networks"]) == [f"{platform.prefix}-{BENCH}-net"]
 	assert tls["password"] not in json.dumps(job) + json.dumps(container.attrs)
 	# Press sent the Database Server's private_ip; the bench reaches its MariaDB container by name instead
 	assert payload["common_site_config"]["db_host"] == "10.9.0.2"
@@ -146,6 +147,7 @@ def test_new_site_and_upstream_route_through_traefik(world, docker_client):
 		assert db.users(db_name) == [db_name]
 		assert site_config(docker_client, platform, name)["plan"] == "starter"
 	assert db.users("%\\_limited") == []
+	assert [row[0] for row in db.sql("SELECT Host FROM mysql.user WHERE User = 'root'")] == ["localhost"]
 
 
 def test_a_site_user_cannot_read_another_sites_database(world, docker_client):

@@ -160,6 +160,42 @@ def test_ensure_is_idempotent_and_labelled(cluster):
 	assert "--providers.file.directory=/etc/traefik/dynamic" in args and "--providers.file.watch=true" in args
 	pages = client.containers.get(f"{server.container_prefix}-pages")
 	assert pages.status == "running" and pages.labels[naming.ROLE] == "proxy-pages"
+	for container, capabilities in ((traefik_container, ["NET_BIND_SERVICE"]), (pages, None)):
+		host = container.attrs["HostConfig"]
+		assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+		assert host["PidsLimit"] == 512
+		if capabilities:
+			assert host["CapAdd"] == capabilities
+
+
+def test_an_operators_container_of_the_same_name_is_never_replaced(endpoints, docker_client):
+	"""A Traefik the operator runs as ``<prefix>-traefik`` (no press labels) is left alone, named."""
+	prefix = f"o{uuid.uuid4().hex[:7]}"
+	network = f"{prefix}-net"
+	server = container_server(endpoints, f"{prefix}-proxy.local", "Proxy Server", prefix, network)
+	docker_client.networks.create(network, labels=naming.labels(server.name, "network"))
+	theirs = docker_client.containers.run(
+		endpoints["images"]["base"], ["sleep", "300"], name=f"{prefix}-traefik", detach=True
+	)
+	try:
+		settings = ProxySettings(
+			traefik_image=endpoints["images"]["traefik"],
+			pages_image=endpoints["images"]["front"],
+			bind_address="127.0.0.1",
+			http_port=0,
+			https_port=0,
+		)
+		with pytest.raises(
+			naming.NotOwned, match=f"container {prefix}-traefik .* is not one press_selfhosted made"
+		):
+			Proxy.ensure(docker_client, server, settings)
+		theirs.reload()
+		assert (
+			theirs.status == "running" and docker_client.containers.get(f"{prefix}-traefik").id == theirs.id
+		)
+	finally:
+		theirs.remove(force=True)
+		remove_servers(docker_client, [server.name], network)
 
 
 def test_a_site_through_its_whole_proxy_life(cluster):
@@ -169,8 +205,9 @@ def test_a_site_through_its_whole_proxy_life(cluster):
 	document = valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
 	services = document["http"]["services"]
 	assert services["site1_example_com"]["loadBalancer"]["servers"][0]["url"].endswith(f"-{BENCH}-front:80")
+	# /socket.io too goes to the front (it passes it on): the proxy reaches no backend
 	assert services["site1_example_com-socketio"]["loadBalancer"]["servers"][0]["url"].endswith(
-		f"-{BENCH}:9000"
+		f"-{BENCH}-front:80"
 	)
 	answer = get(cluster, SITE)
 	assert answer.status_code == 200 and answer.json() == {"site": SITE}

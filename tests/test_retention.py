@@ -15,7 +15,7 @@ TODAY = datetime.date(2026, 3, 15)  # a Sunday
 
 
 def daily_backups(
-	site: str, first: datetime.date, last: datetime.date, active: bool = True
+	site: str, first: datetime.date, last: datetime.date, active: bool = True, **more
 ) -> list[retention.Backup]:
 	days = (last - first).days + 1
 	return [
@@ -25,6 +25,7 @@ def daily_backups(
 			created=datetime.datetime.combine(day, datetime.time(3, 0)),
 			keys=(f"p/{site}/{day:%Y-%m-%d}/db.sql.gz", f"p/{site}/{day:%Y-%m-%d}/config.json"),
 			site_active=active,
+			**more,
 		)
 		for day in (first + datetime.timedelta(days=n) for n in range(days))
 	]
@@ -75,15 +76,50 @@ def test_gfs_keeps_one_backup_per_day_the_newest():
 	assert [b.name for b in result.expire] == ["early"]
 
 
-def test_newest_backup_of_an_active_site_is_never_expired():
+def test_newest_backup_of_every_site_is_never_expired():
 	old = daily_backups("a", datetime.date(2025, 6, 10), datetime.date(2025, 6, 12))
 	result = retention.plan(old, retention.Policy(retention.GFS), TODAY)
 	assert [b.name for b in result.keep] == ["a-20250612"]
 	fifo = retention.plan(old, retention.Policy(retention.FIFO, keep_count=0), TODAY)
 	assert [b.name for b in fifo.keep] == ["a-20250612"]
-
+	# an Inactive or Broken site's last backup may be all that is left of it
 	inactive = daily_backups("z", datetime.date(2025, 6, 10), datetime.date(2025, 6, 12), active=False)
-	assert retention.plan(inactive, retention.Policy(retention.GFS), TODAY).keep == []
+	assert [b.name for b in retention.plan(inactive, retention.Policy(retention.GFS), TODAY).keep] == [
+		"z-20250612"
+	]
+
+
+def test_an_archived_sites_backups_are_not_rotated():
+	"""As Press's own rotation: the archive backup (here 14 days old, no Sunday) is the site's only copy."""
+	only = daily_backups("gone", datetime.date(2026, 3, 1), datetime.date(2026, 3, 1), site_archived=True)
+	assert retention.plan(only, retention.Policy(retention.GFS), TODAY).expire == []
+	many = daily_backups("gone", datetime.date(2026, 1, 2), datetime.date(2026, 3, 1), site_archived=True)
+	for policy in (retention.Policy(retention.GFS), retention.Policy(retention.FIFO, keep_count=3)):
+		assert retention.plan(many, policy, TODAY).expire == []
+
+
+def test_each_backup_is_deleted_in_the_bucket_it_recorded(endpoints):
+	other = f"t-retention-other-{uuid.uuid4().hex[:8]}"
+	backups = daily_backups("a", datetime.date(2026, 3, 1), datetime.date(2026, 3, 3)) + daily_backups(
+		"b", datetime.date(2026, 3, 1), datetime.date(2026, 3, 3), bucket=other
+	)
+	result = retention.plan(backups, retention.Policy(retention.FIFO, keep_count=1), TODAY)
+	assert result.buckets == ["", other]
+	with (
+		scratch_bucket(endpoints, f"t-retention-{uuid.uuid4().hex[:8]}") as default,
+		scratch_bucket(endpoints, other) as elsewhere,
+		open_client(default) as s3,
+	):
+		for backup in backups:
+			for key in backup.keys:
+				s3.put_object(Bucket=backup.bucket or default.bucket, Key=key, Body=b"x")
+		retention.delete_expired(s3, default, result)
+		assert object_keys(s3, default.bucket) == sorted(
+			k for b in result.keep if b.site == "a" for k in b.keys
+		)
+		assert len(object_keys(s3, other)) == 6  # not this bucket's: untouched
+		retention.delete_expired(s3, elsewhere, result)
+		assert object_keys(s3, other) == sorted(k for b in result.keep if b.site == "b" for k in b.keys)
 
 
 def test_unknown_scheme_is_refused():

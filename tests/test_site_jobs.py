@@ -104,15 +104,21 @@ def apps_of(backend, site: str) -> list[str]:
 	return [line.split()[0] for line in result.stdout.splitlines()]
 
 
-def limited_users(cluster) -> list[str]:
-	return cluster.db.users("%\\_limited")
+def privileged_users(cluster) -> list[str]:
+	"""Accounts other than root@localhost with a global privilege (a temporary user had RELOAD and
+	CREATE USER on *.*; none may exist)."""
+	rows = cluster.db.sql(
+		"SELECT User, Host FROM mysql.user WHERE Reload_priv = 'Y' OR Create_user_priv = 'Y' OR Grant_priv = 'Y'"
+	)
+	return [f"{user}@{host}" for user, host in rows if (user, host) != ("root", "localhost")]
 
 
 def assert_site_database(cluster, site: str) -> str:
 	db_name = database_name(BENCH, site)
 	assert cluster.db.database_exists(db_name)
+	assert cluster.db.recorded_database(site) == db_name
 	grants = cluster.db.grants(db_name)
-	assert grants[1:] == [f"GRANT ALL PRIVILEGES ON `{db_name}`.* TO `{db_name}`@`%`"], grants
+	assert grants[1:] == [f"GRANT ALL PRIVILEGES ON `\\{db_name}`.* TO `{db_name}`@`%`"], grants
 	assert "USAGE ON *.*" in grants[0]
 	return db_name
 
@@ -121,6 +127,7 @@ def assert_site_gone(cluster, backend, site: str) -> None:
 	db_name = database_name(BENCH, site)
 	assert not cluster.db.database_exists(db_name)
 	assert cluster.db.users(db_name) == []
+	assert cluster.db.recorded_database(site) is None
 	assert backend.exec_run(["test", "-e", f"{SITES}/{site}"]).exit_code == 1
 	assert site_config(backend, site, "archived")["db_name"] == db_name
 
@@ -152,7 +159,7 @@ def test_new_site_creates_everything_and_keeps_secrets_out_of_the_output(docker_
 	assert "bench --site new.example.com install-app testapp" in output
 	for secret in (ADMIN, cluster.root_password, "u-Pw-7"):
 		assert secret not in output
-	assert limited_users(cluster) == []
+	assert privileged_users(cluster) == []
 	# Press's step names, in order.
 	assert HANDLERS["New Site"].step_names == [
 		"New Site",
@@ -228,7 +235,7 @@ def test_site_lifecycle(docker_client, env):
 	run(docker_client, env, "Reinstall Site", site, {"admin_password": "********"})
 	assert cluster.db.sql("SELECT COUNT(*) FROM tabUser WHERE name = 'someone'", database=db_name) == [["0"]]
 	assert_site_database(cluster, site)
-	assert limited_users(cluster) == []
+	assert privileged_users(cluster) == []
 
 
 def test_deactivate_gives_up_on_a_busy_site_with_the_reason(docker_client, env):
@@ -271,15 +278,15 @@ def test_new_site_resumes_after_a_crash_at_every_step(docker_client, env):
 		assert_site_database(cluster, site)
 		assert apps_of(backend, site) == ["frappe", "testapp"]
 		assert site_config(backend, site)["host_name"] == f"https://{site}"
-	assert limited_users(cluster) == []
+	assert privileged_users(cluster) == []
 
 
 def test_new_site_repairs_half_created_sites(docker_client, env):
 	cluster, backend = env
-	# A database without a site directory (crash inside bench new-site), and a leftover temporary user.
+	# A database without a site directory (crash inside bench new-site).
 	site = "half-db.example.com"
 	db_name = database_name(BENCH, site)
-	cluster.db.sql(f"CREATE DATABASE `{db_name}`; CREATE USER '{db_name}_limited'@'%' IDENTIFIED BY 'x'")
+	cluster.db.sql(f"CREATE DATABASE `{db_name}`")
 	output = run(docker_client, env, "New Site", None, new_site_payload(site))
 	assert any("half created" in line for line in output)
 	assert_site_database(cluster, site)
@@ -292,10 +299,10 @@ def test_new_site_repairs_half_created_sites(docker_client, env):
 	run(docker_client, env, "New Site", None, new_site_payload(site))
 	assert_site_database(cluster, site)
 	assert apps_of(backend, site) == ["frappe"]
-	assert limited_users(cluster) == []
+	assert privileged_users(cluster) == []
 
 
-def test_failed_new_site_leaves_no_temporary_user_and_a_rerun_repairs(docker_client, env):
+def test_failed_new_site_leaves_no_privileged_user_and_a_rerun_repairs(docker_client, env):
 	cluster, backend = env
 	site = "dbdown.example.com"
 	common = json.loads(backend.exec_run(["cat", f"{SITES}/common_site_config.json"]).output)
@@ -304,7 +311,7 @@ def test_failed_new_site_leaves_no_temporary_user_and_a_rerun_repairs(docker_cli
 		with pytest.raises(commands.CommandFailed, match="(?s)exited with code 1.*Can.t connect") as failure:
 			run(docker_client, env, "New Site", None, new_site_payload(site))
 		assert ADMIN not in str(failure.value)
-		assert limited_users(cluster) == []
+		assert privileged_users(cluster) == []
 	finally:
 		put_file(backend, SITES, "common_site_config.json", json.dumps(common))
 	run(docker_client, env, "New Site", None, new_site_payload(site))
@@ -326,7 +333,7 @@ def test_archive_site_waits_for_the_proxy_then_drops_everything(docker_client, e
 	assert_site_gone(cluster, backend, site)
 	backups = backend.exec_run(["ls", f"{SITES}/archived/{site}/private/backups"]).output.decode()
 	assert "-database.sql.gz" in backups
-	assert limited_users(cluster) == []
+	assert privileged_users(cluster) == []
 
 
 def test_archive_site_failures_name_the_cause(docker_client, env):
@@ -375,12 +382,11 @@ def test_archive_site_resumes_after_a_crash_at_every_step(docker_client, env):
 		assert_site_gone(cluster, backend, site)
 		archived = backend.exec_run(["ls", f"{SITES}/archived"]).output.decode().split()
 		assert [entry for entry in archived if entry.startswith(site)] == [site]
-	# Crash inside drop-site: database dropped, directory not yet moved, temporary user left behind.
+	# Crash inside the archive: database dropped, directory not yet moved.
 	site = "arch-mid.example.com"
 	run(docker_client, env, "New Site", None, new_site_payload(site))
 	db_name = database_name(BENCH, site)
-	cluster.db.drop_database_and_user(db_name, db_name)
-	cluster.db.sql(f"CREATE USER '{db_name}_limited'@'%' IDENTIFIED BY 'x'")
+	cluster.db.drop_site_database(db_name)
 	proxy_done = PressJobs({site: ["Success"]})
 	with pytest.raises(
 		SiteError, match=f"(?s)database {db_name} of site {site} is gone.*Fix: archive the site again"
@@ -388,4 +394,4 @@ def test_archive_site_resumes_after_a_crash_at_every_step(docker_client, env):
 		run(docker_client, env, "Archive Site", site, archive_payload(), press=proxy_done)
 	run(docker_client, env, "Archive Site", site, archive_payload(force=True), press=proxy_done)
 	assert_site_gone(cluster, backend, site)
-	assert limited_users(cluster) == []
+	assert privileged_users(cluster) == []

@@ -240,6 +240,8 @@ def test_rename_site_renames_its_folder_and_route_together(world, docker_client)
 	assert site_config(docker_client, platform, OLD, site) is None
 	config = site_config(docker_client, platform, OLD, new)
 	assert (config["db_name"], config["host_name"], config["maintenance_mode"]) == (db, f"https://{new}", 0)
+	# the engine's record of the site's database follows its name
+	assert (platform.mariadb.recorded_database(new), platform.mariadb.recorded_database(site)) == (db, None)
 	enabled = (
 		"SELECT value FROM `tabSingles` WHERE doctype = 'System Settings' AND field = 'enable_scheduler'"
 	)

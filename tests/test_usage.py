@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 
-from press_selfhosted.engine.database import SQLFailed
+from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.usage import SiteNotInBench, measure
 from tests.proxy_helpers import remove_servers
 from tests.site_cluster import SITES, put_file, start_bench, start_cluster
 
 SITE = "usage.example.com"
-DB_NAME = "_usage0123456789ab"
+DB_NAME = database_name("bench-1", SITE)
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def setup(endpoints, docker_client):
 	try:
 		cluster = start_cluster(docker_client, endpoints, prefix)
 		bench = start_bench(docker_client, endpoints, cluster, "bench-1", front=False)
+		cluster.db.record_database(SITE, DB_NAME, cluster.app_server.name, "bench-1")
 		cluster.db.sql(
 			f"CREATE DATABASE `{DB_NAME}`; "
 			f"CREATE TABLE `{DB_NAME}`.`tabUser` (name VARCHAR(140) PRIMARY KEY, enabled INT, user_type VARCHAR(20)); "
@@ -75,9 +76,29 @@ def test_usage_is_measured_from_the_database_and_the_bench(setup):
 def test_a_site_without_private_files_counts_zero(setup):
 	cluster, bench = setup
 	site = "nofiles.example.com"
+	db_name = database_name("bench-1", site)
+	cluster.db.create_site_database(db_name, "pw")
+	cluster.db.sql(
+		f"CREATE TABLE `{db_name}`.`tabUser` (name VARCHAR(140), enabled INT, user_type VARCHAR(20))"
+	)
+	put_file(bench, SITES, f"{site}/site_config.json", json.dumps({"db_name": db_name}))
+	usage = measure(bench, cluster.db, site)  # recorded now: the database named for its bench and site
+	assert (usage.private, usage.backups, usage.users) == (0, 0, 0)
+	assert cluster.db.recorded_database(site) == db_name
+
+
+def test_the_database_measured_is_the_recorded_one_not_the_configs(setup):
+	"""A tenant naming another site's database in its site_config.json measures its own."""
+	cluster, bench = setup
+	site = "claims.example.com"
+	db_name = database_name("bench-1", site)
+	cluster.db.create_site_database(db_name, "pw")
+	cluster.db.sql(
+		f"CREATE TABLE `{db_name}`.`tabUser` (name VARCHAR(140), enabled INT, user_type VARCHAR(20))"
+	)
 	put_file(bench, SITES, f"{site}/site_config.json", json.dumps({"db_name": DB_NAME}))
 	usage = measure(bench, cluster.db, site)
-	assert (usage.private, usage.backups) == (0, 0)
+	assert usage.users == 0 and usage.database < 2000 * 4000
 
 
 def test_a_site_not_in_the_bench_is_named(setup):
@@ -88,9 +109,9 @@ def test_a_site_not_in_the_bench_is_named(setup):
 		measure(bench, cluster.db, "missing.example.com")
 
 
-def test_a_database_without_tables_fails_with_the_server_named(setup):
+def test_a_site_without_a_recorded_database_is_named(setup):
 	cluster, bench = setup
 	site = "nodb.example.com"
 	put_file(bench, SITES, f"{site}/site_config.json", json.dumps({"db_name": "_absent_db"}))
-	with pytest.raises(SQLFailed, match="MariaDB of database server .* refused SQL"):
+	with pytest.raises(SiteNotInBench, match="No database is recorded for site nodb.example.com"):
 		measure(bench, cluster.db, site)

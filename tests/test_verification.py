@@ -6,12 +6,15 @@ same); outcomes are checked with SQL as root and in the bench container.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from backup_support import BENCH, backed_up_site, bench_container, site_db, site_secrets
 from site_cluster import Secrets, Topology
 
 from press_selfhosted.engine import verification
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
+from press_selfhosted.engine.errors import StorageError
 from press_selfhosted.engine.storage import open_client
 
 SITE = "checked.example.com"
@@ -46,7 +49,18 @@ def test_recheck_reports_each_file_and_finds_a_changed_object(env):
 	assert f"The object {damaged} in bucket {target.bucket!r} has sha256" in checks[damaged].message
 
 
-def drill(docker_client, env, expected: dict[str, int]):
+def test_an_s3_outage_is_no_verdict_on_the_backups(env):
+	"""A re-check that cannot reach S3 raises: the daily re-check must not mark good backups Unavailable."""
+	_, target, data, _ = env
+	down = dataclasses.replace(target, endpoint_url="http://127.0.0.1:9", connect_timeout=1)
+	with open_client(down) as s3, pytest.raises(StorageError):
+		verification.recheck(s3, down, recorded(data))
+	wrong_keys = dataclasses.replace(target, secret_key="not-the-key")
+	with open_client(wrong_keys) as s3, pytest.raises(StorageError):
+		verification.recheck(s3, wrong_keys, recorded(data))
+
+
+def drill(docker_client, env, expected: dict[str, int], output: list[str] | None = None):
 	cluster, target, data, _ = env
 	source = JobRecord(
 		7, "Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
@@ -59,7 +73,7 @@ def drill(docker_client, env, expected: dict[str, int]):
 		for kind in ("database", "public", "private")
 	}
 	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
-	output: list[str] = []
+	output = [] if output is None else output
 
 	def make_ctx(job):
 		return StepContext(
@@ -89,8 +103,13 @@ def assert_drill_site_gone(docker_client, env, result) -> None:
 
 def test_restore_drill_passes_and_removes_the_throwaway_site(docker_client, env):
 	_, _, _, (_, counts) = env
-	result = drill(docker_client, env, counts)
+	output: list[str] = []
+	result = drill(docker_client, env, counts, output)
 	assert result.ok, result.message
+	# a copy of a production site in its production bench: no scheduler, no email
+	log = "\n".join(output)
+	assert "scheduler enable" not in log
+	assert "site_config.json: set pause_scheduler, set mute_emails" in log
 	assert result.drill_site.startswith("drill-") and result.drill_site.endswith(f".{SITE}")
 	assert {t: c for t, c in result.tables.items() if t != "tabPatch Log"} == {
 		t: c for t, c in counts.items() if t != "tabPatch Log"

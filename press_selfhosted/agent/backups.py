@@ -104,8 +104,11 @@ def recorded_backup(site_backup, payload: dict) -> dict:
 	return found
 
 
-def retention_backups(rows: list[dict], active_sites: set[str]) -> list[Backup]:
-	"""Site Backup rows (name, site, creation, minio_prefix, minio_checksums) as the engine's Backups."""
+def retention_backups(
+	rows: list[dict], active_sites: set[str], archived_sites: set[str] = frozenset()
+) -> list[Backup]:
+	"""Site Backup rows (name, site, creation, minio_bucket, minio_prefix, minio_checksums) as the
+	engine's Backups; an archived site's are never rotated."""
 	found = []
 	for row in rows:
 		names = sorted(json.loads(row.get("minio_checksums") or "{}"))
@@ -117,6 +120,8 @@ def retention_backups(rows: list[dict], active_sites: set[str]) -> list[Backup]:
 				created=row["creation"],
 				keys=tuple(f"{prefix}/{name}" for name in names),
 				site_active=row["site"] in active_sites,
+				site_archived=row["site"] in archived_sites,
+				bucket=row.get("minio_bucket") or "",
 			)
 		)
 	return found
@@ -239,14 +244,20 @@ def apply_retention(dry_run: bool = False) -> list[str]:
 		fields=["name", "site", "creation", "minio_prefix", "minio_checksums", "minio_bucket"],
 	)
 	active = set(frappe.get_all("Site", filters={"status": ("in", ("Active", "Suspended"))}, pluck="name"))
+	sites = sorted({row["site"] for row in rows})
+	archived = set(
+		frappe.get_all("Site", filters={"status": "Archived", "name": ("in", sites)}, pluck="name")
+	)
 	plan = retention.plan(
-		retention_backups(rows, active),
+		retention_backups(rows, active, archived),
 		retention_policy(frappe.get_single("Press Settings")),
 		datetime.date.today(),
 	)
-	target = config.s3_target()
-	with open_client(target) as s3:
-		keys = retention.delete_expired(s3, target, plan, dry_run=dry_run)
+	keys = []
+	for bucket in plan.buckets:  # each backup's objects are deleted in the bucket it recorded
+		target = config.s3_target(bucket or None)
+		with open_client(target) as s3:
+			keys += retention.delete_expired(s3, target, plan, dry_run=dry_run)
 	if not dry_run:
 		for backup in plan.expire:
 			frappe.db.set_value("Site Backup", backup.name, "files_availability", "Unavailable")

@@ -16,11 +16,12 @@ import frappe
 
 from press_selfhosted.agent import backups, job_results, registry, transport
 from press_selfhosted.engine import acme, validation
-from press_selfhosted.engine.agent import catalog, handlers, jobs
+from press_selfhosted.engine.agent import catalog, handlers, jobs, timeouts
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
 from press_selfhosted.engine.agent.router import Response, Router, error
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.proxy import ProxySettings
@@ -75,7 +76,14 @@ def job_store() -> JobStore:
 
 
 def all_handlers():
-	return catalog.all_handlers(proxy_settings, registry.builder_settings(), mariadb_image=mariadb_image)
+	# host folders a Bench Mount may use (none unless the operator lists them)
+	roots = tuple(frappe.conf.get("press_selfhosted_bench_mount_roots") or ())
+	return catalog.all_handlers(
+		proxy_settings,
+		registry.builder_settings(),
+		benches=BenchSettings(mount_roots=roots),
+		mariadb_image=mariadb_image,
+	)
 
 
 def mariadb_image() -> str:
@@ -115,8 +123,9 @@ def route(agent, method, path, data, agent_job_id, files=None):
 	upload = BUILD_CONTEXT_UPLOAD.match(path)
 	if upload and files:
 		return receive_build_context(upload["build"], files)
+	# the store opens inside the router, so that its outage is a 503, never an exception
 	router = Router(
-		all_handlers(), job_store(), enqueue, FrappeTopology(), _docker_hosts, enrich=backups.storage_payload
+		all_handlers(), job_store, enqueue, FrappeTopology(), _docker_hosts, enrich=backups.storage_payload
 	)
 	return router.handle(agent.server, method, path, data, agent_job_id, server_type=agent.server_type)
 
@@ -130,9 +139,12 @@ def receive_build_context(build: str, files) -> Response:
 
 
 def enqueue(job_id: int) -> None:
+	job = job_store().get(job_id)
 	frappe.enqueue(
 		"press_selfhosted.agent.runtime.run_job",
 		queue="long",
+		# RQ's default (25 minutes) would kill a backup or a build while its command goes on
+		timeout=timeouts.job_timeout(job.job_type, job.payload) if job else timeouts.DEFAULT,
 		job_id=f"press_selfhosted_agent_job:{job_id}",
 		deduplicate=True,
 		enqueue_after_commit=False,  # the job row is already committed by the store's own connection

@@ -37,6 +37,18 @@ class RoutedResponse:
 			raise requests.HTTPError(f"{self.status_code} {self.reason}: {self.text}", response=self)
 
 
+def failed(failure: Exception) -> RoutedResponse:
+	"""What Press gets when answering failed before the router could: 503 when the job store is out
+	(Press delivers again later), else 500; never an exception (Press would record an Agent Request
+	Failure and stop sending anything to the server)."""
+	from press_selfhosted.engine.agent.store import JobStoreUnavailable
+
+	status = 503 if isinstance(failure, JobStoreUnavailable) else 500
+	message = f"press_selfhosted: {type(failure).__name__}: {failure}"
+	reason = "Service Unavailable" if status == 503 else "Internal Server Error"
+	return RoutedResponse(status, reason, {"error": message, "output": message, "traceback": ""})
+
+
 # route(agent, method, path, data, agent_job_id, files) -> router Response (status_code, reason, json);
 # ``files`` carries uploads (Press's build context), None otherwise
 Route = Callable[[Any, str, str, Any, "str | None", Any], Any]
@@ -50,7 +62,10 @@ def install(agent_class: type, is_container: Callable[[Any], bool], route: Route
 	original_raw_request = agent_class.raw_request
 
 	def answer(agent, method, path, data, agent_job_id, files=None) -> RoutedResponse:
-		response = route(agent, method, path, data, agent_job_id, files)
+		try:
+			response = route(agent, method, path, data, agent_job_id, files)
+		except Exception as failure:  # noqa: BLE001 - an exception here would block the server in Press
+			return failed(failure)
 		return RoutedResponse(response.status_code, response.reason, response.json)
 
 	@functools.wraps(original_make_req)

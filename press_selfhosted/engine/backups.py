@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from press_selfhosted.engine import commands, sites, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.agent.jobs import MASK
-from press_selfhosted.engine.database import MariaDB, quote
+from press_selfhosted.engine.database import MariaDB, identifier, quote
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.storage import S3Target, open_client
 
@@ -157,7 +157,8 @@ def step_backup_site(ctx: StepContext) -> None:
 	sizes = _sizes(ctx, container, list(found.values()))
 	# What a restore drill compares with; counted right after the dump, so rows written in between
 	# (a busy site) show up as differences of those tables.
-	ctx.data["tables"] = table_counts(sites.mariadb(ctx), (sites.read_site_config(ctx) or {})["db_name"])
+	db = sites.mariadb(ctx)
+	ctx.data["tables"] = table_counts(db, sites.site_database(ctx, db))
 	ctx.data["backups"] = {
 		kind: {
 			"file": path.rsplit("/", 1)[-1],
@@ -180,7 +181,7 @@ def table_counts(db: MariaDB, db_name: str) -> dict[str, int]:
 	if not tables:
 		return {}
 	query = " UNION ALL ".join(
-		f"SELECT {quote(t)}, COUNT(*) FROM `{db_name}`.`{t.replace('`', '``')}`" for t in tables
+		f"SELECT {quote(t)}, COUNT(*) FROM {identifier(db_name)}.`{t.replace('`', '``')}`" for t in tables
 	)
 	return {row[0]: int(row[1]) for row in db.sql(query)}
 

@@ -4,26 +4,35 @@ Archive Bench, as handlers whose steps are Press's Agent Job Type steps.
 What a bench is on a container server (all names start with the server's ``container_prefix``, all
 objects carry the ``press.*`` labels):
 - ``<prefix>-<bench>``: the backend (the bench image from the registry, user ``frappe``, ``--init``,
-  restart always, CPU/memory limits from ``bench_config``, on the cluster network with the bench name
-  as alias, nothing published);
+  restart always, CPU/memory limits from ``bench_config``, nothing published), on the bench's own
+  network ``<prefix>-<bench>-net`` only, with the bench name as alias;
 - ``<prefix>-<bench>-front``: the static-file front (nginx) serving ``/assets`` and ``/files`` from the
-  shared sites volume and proxying the rest to the backend; the proxy routes sites to it on port 80;
+  shared sites volume and proxying the rest (``/socket.io`` included) to the backend; it is on the
+  bench's network and on the cluster network, where the proxy routes sites to it on port 80;
 - volumes ``<prefix>-<bench>-sites`` and ``<prefix>-<bench>-logs``, seeded from the image.
+
+Tenant isolation: the code of a bench runs in its backend, which reaches its own front, the database
+server's MariaDB (connected to each bench network) and the outside world, and nothing of another
+bench (Docker keeps bridge networks apart). Every container drops all capabilities but what its
+role needs (the backend none), runs with ``no-new-privileges`` and a pids limit.
 
 Volume rule on archive: the logs volume is dropped; the sites volume is dropped only when it holds
 no site data (no site directory and nothing under ``sites/archived``), otherwise it is kept, labelled,
 for the operator (archived sites' files live there).
 
 Every step is idempotent: it looks at the labelled containers and volumes that exist and does only
-what is missing, so the sweep's rerun of a job converges.
+what is missing, so the sweep's rerun of a job converges. Nothing is replaced or removed unless its
+labels say the engine made it for this server and bench.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
+import posixpath
 import tarfile
 import time
 from collections.abc import Iterator
@@ -38,6 +47,7 @@ from docker.models.containers import Container
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.commands import BENCH_DIRECTORY, Exec, run
+from press_selfhosted.engine.database import find_mariadb_container
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.naming import BenchNames
 
@@ -45,6 +55,13 @@ SITES = f"{BENCH_DIRECTORY}/sites"
 LOGS = f"{BENCH_DIRECTORY}/logs"
 _ROOT = Exec(user="root", workdir="/")  # nginx reload and the health probe in the front
 SPEC_LABEL = "press.spec"  # hash of what needs a new container when it changes (image, env, mounts)
+# How containers run; part of the spec hash, so that an older container is made again at its next job.
+HARDENING = {"security_opt": ["no-new-privileges"], "cap_drop": ["ALL"]}
+# nginx's master starts as root (port 80, its log files), then becomes www-data
+NGINX_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SETUID"]
+# the scratch container copies the image's sites into the volume keeping owners and modes
+SCRATCH_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+LAYOUT = "bench-net-1"  # the backend on its bench's own network only
 
 
 class BenchError(EngineError):
@@ -71,6 +88,11 @@ class BenchHasSites(BenchError):
 class BenchSettings:
 	health_timeout: float = 120.0  # seconds the bench gets to answer through its front
 	scratch_timeout: float = 600.0  # seeding a sites volume copies the image's assets
+	backend_pids: int = 4096  # gunicorn, workers, the scheduler, redis and node threads
+	front_pids: int = 512
+	# Host folders a Bench Mount may use (site config press_selfhosted_bench_mount_roots); none by
+	# default: a host path mounted into a tenant's bench (/, the Docker socket) would be its escape.
+	mount_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,21 +115,16 @@ class BenchSpec:
 	mounts: tuple[Mount, ...] = ()
 
 	@classmethod
-	def from_payload(cls, bench: str, payload: dict[str, Any]) -> BenchSpec:
+	def from_payload(
+		cls, bench: str, payload: dict[str, Any], mount_roots: tuple[str, ...] = ()
+	) -> BenchSpec:
 		config = payload.get("bench_config") or {}
 		image = config.get("docker_image")
 		if not image:
 			raise BenchError(
 				f"Bench {bench}: bench_config.docker_image is missing; Press sends it from the Bench"
 			)
-		mounts = []
-		for mount in payload.get("mounts") or []:
-			if not mount.get("is_absolute_path"):
-				raise BenchError(
-					f"Bench {bench}: mount {mount.get('source')!r} is relative to a bench directory, which a "
-					"container server does not have. Fix: use an absolute path (is_absolute_path)."
-				)
-			mounts.append(Mount(mount["source"], mount["destination"]))
+		mounts = [_mount(bench, mount, mount_roots) for mount in payload.get("mounts") or []]
 		return cls(
 			name=bench,
 			image=image,
@@ -121,7 +138,9 @@ class BenchSpec:
 
 	@property
 	def spec_hash(self) -> str:
-		key = json.dumps([self.image, self.environment, [vars(m) for m in self.mounts]], sort_keys=True)
+		key = json.dumps(
+			[self.image, self.environment, [vars(m) for m in self.mounts], HARDENING, LAYOUT], sort_keys=True
+		)
 		return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 	def limits(self) -> dict[str, Any]:
@@ -137,6 +156,28 @@ class BenchSpec:
 		if self.memory_swap and self.memory_max:
 			found["memswap_limit"] = -1 if self.memory_swap < 0 else f"{int(self.memory_swap)}m"
 		return found
+
+
+def _mount(bench: str, mount: dict, roots: tuple[str, ...]) -> Mount:
+	"""A Bench Mount whose host folder lies under one of ``roots`` (normalised: no way out with ``..``)."""
+	source, destination = mount.get("source"), mount.get("destination")
+	if not mount.get("is_absolute_path"):
+		raise BenchError(
+			f"Bench {bench}: mount {source!r} is relative to a bench directory, which a "
+			"container server does not have. Fix: use an absolute path (is_absolute_path)."
+		)
+	if not isinstance(source, str) or not isinstance(destination, str) or not destination.startswith("/"):
+		raise BenchError(f"Bench {bench}: mount {source!r} -> {destination!r} needs two absolute paths.")
+	normal = posixpath.normpath(source)
+	inside = [root for root in roots if normal == root or normal.startswith(root.rstrip("/") + "/")]
+	if not source.startswith("/") or not inside or normal in ("/", *roots):
+		allowed = ", ".join(roots) or "none"
+		raise BenchError(
+			f"Bench {bench}: the host folder {source!r} of a mount is not under a folder benches may mount "
+			f"(allowed: {allowed}): a tenant's bench must not see the host. Fix: put the folder under one, "
+			"or add its parent to the site config key press_selfhosted_bench_mount_roots."
+		)
+	return Mount(normal, posixpath.normpath(destination))
 
 
 def _number(value: Any) -> float | None:
@@ -195,12 +236,16 @@ def _ensure_local_image(ctx: StepContext, image: str) -> None:
 # --- network and volumes ----------------------------------------------------------------------------
 
 
-def ensure_network(ctx: StepContext) -> None:
-	name = ctx.server.network
-	if any(network.name == name for network in ctx.docker.networks.list(names=[name])):
-		return
+def _network(client: docker.DockerClient, name: str):
+	found = [network for network in client.networks.list(names=[name]) if network.name == name]
+	return found[0] if found else None
+
+
+def _create_network(ctx: StepContext, name: str, labels: dict[str, str], driver: str = "bridge") -> None:
 	try:
-		ctx.docker.networks.create(name, driver="bridge", labels=naming.labels(ctx.server.name, "network"))
+		ctx.docker.networks.create(
+			name, driver=driver, labels=labels, attachable=True if driver == "overlay" else None
+		)
 	except docker.errors.APIError as error:
 		# another job created it meanwhile
 		if error.status_code != 409:
@@ -208,11 +253,61 @@ def ensure_network(ctx: StepContext) -> None:
 	ctx.log(f"network {name} ready")
 
 
+def ensure_network(ctx: StepContext) -> None:
+	"""The cluster network: the proxy and the benches' fronts."""
+	if _network(ctx.docker, ctx.server.network) is None:
+		_create_network(ctx, ctx.server.network, naming.labels(ctx.server.name, "network"))
+
+
+def ensure_bench_network(ctx: StepContext, names: BenchNames, bench: str) -> None:
+	"""The bench's own network (the cluster network's driver: overlay clusters span hosts), joined by
+	the database server's MariaDB container so that the bench reaches it and nothing else."""
+	network = _network(ctx.docker, names.network)
+	if network is None:
+		cluster = _network(ctx.docker, ctx.server.network)
+		driver = (cluster.attrs.get("Driver") if cluster else None) or "bridge"
+		_create_network(ctx, names.network, _labels(ctx, "bench-network", bench), driver)
+		network = _network(ctx.docker, names.network)
+	else:
+		naming.require_owned(network, "network", ctx.server.name, "bench-network", bench)
+	connect_database(ctx, names.network)
+
+
+def connect_database(ctx: StepContext, network_name: str) -> None:
+	database = ctx.topology.database_for(ctx.server.name)
+	if database is None:
+		return  # not a container database server: the bench reaches it by its address
+	db_server = ctx.topology.server("Database Server", database.server)
+	client = ctx.docker_of(db_server)
+	container = find_mariadb_container(client, db_server, database.host)
+	if network_name in (container.attrs["NetworkSettings"]["Networks"] or {}):
+		return
+	network = _network(client, network_name)
+	if network is None:
+		raise BenchError(
+			f"The MariaDB container {container.name} of database server {db_server.name} runs on another "
+			f"Docker host than bench network {network_name}. Fix: run the cluster on a swarm overlay network "
+			"(bench networks then span hosts), or the database server on the app server's Docker host."
+		)
+	network.connect(container)
+	ctx.log(f"{container.name} of database server {db_server.name} joined {network_name}")
+
+
+def disconnect_database(ctx: StepContext, network) -> None:
+	for container in network.containers:
+		with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+			network.disconnect(container, force=True)
+
+
 def ensure_volumes(ctx: StepContext, names: BenchNames, bench: str) -> None:
 	for volume, role in ((names.sites, "bench-sites"), (names.logs, "bench-logs")):
-		if _get(ctx.docker.volumes, volume) is None:
+		found = _get(ctx.docker.volumes, volume)
+		if found is None:
 			ctx.docker.volumes.create(volume, labels=_labels(ctx, role, bench))
 			ctx.log(f"volume {volume} created")
+		else:
+			# a volume of that name someone else made would hand its data to this bench
+			naming.require_owned(found, "volume", ctx.server.name, role, bench)
 
 
 @contextlib.contextmanager
@@ -225,6 +320,7 @@ def scratch(
 	"""
 	stale = _get(ctx.docker.containers, names.scratch)
 	if stale is not None:
+		naming.require_owned(stale, "container", ctx.server.name, "scratch", bench)
 		stale.remove(force=True)
 	container = ctx.docker.containers.create(
 		image,
@@ -239,6 +335,9 @@ def scratch(
 			names.sites: {"bind": "/seed/sites", "mode": "rw"},
 			names.logs: {"bind": "/seed/logs", "mode": "rw"},
 		},
+		cap_add=SCRATCH_CAPABILITIES,
+		pids_limit=256,
+		**HARDENING,
 	)
 	try:
 		yield container
@@ -284,7 +383,8 @@ def write_common_site_config(ctx: StepContext, names: BenchNames, spec: BenchSpe
 			with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
 				member = archive.next()
 				current = json.load(archive.extractfile(member)) if member else {}
-		current.update(ctx.payload.get("common_site_config") or {})
+		sent = ctx.payload.get("common_site_config") or {}
+		current.update({key: ctx.unmasked(f"common_site_config.{key}", value) for key, value in sent.items()})
 		database = ctx.topology.database_for(ctx.server.name)
 		if database is not None:
 			# Press writes the Database Server's private_ip; sites reach its MariaDB container by name
@@ -307,12 +407,14 @@ def _tar(name: str, text: str, uid: int = 1000) -> bytes:
 # --- containers ---------------------------------------------------------------------------------
 
 
-def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> bool:
+def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec, settings: BenchSettings) -> bool:
 	"""Backend container up with ``spec``; replaced when image/env/mounts changed. True if (re)created."""
 	existing = _get(ctx.docker.containers, names.backend)
+	if existing is not None:
+		naming.require_owned(existing, "container", ctx.server.name, "bench", spec.name)
 	if existing is not None and existing.labels.get(SPEC_LABEL) != spec.spec_hash:
 		existing.remove(force=True)
-		ctx.log(f"container {names.backend} replaced (image, environment or mounts changed)")
+		ctx.log(f"container {names.backend} replaced (image, environment, mounts or hardening changed)")
 		existing = None
 	created = existing is None
 	if created:
@@ -331,27 +433,29 @@ def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec) -> bool
 			labels=_labels(ctx, "bench", spec.name, **{SPEC_LABEL: spec.spec_hash}),
 			environment=spec.environment,
 			volumes=volumes,
-			network=ctx.server.network,
+			network=names.network,
+			pids_limit=settings.backend_pids,
+			**HARDENING,
 			**spec.limits(),
 		)
 		ctx.log(f"container {names.backend} created from {spec.image}")
-	_ensure_alias(ctx, existing, spec.name)
+	_ensure_alias(ctx, existing, spec.name, names.network)
 	if existing.status != "running":
 		existing.start()
 		ctx.log(f"container {names.backend} started")
 	return created
 
 
-def _ensure_alias(ctx: StepContext, container: Container, alias: str) -> None:
-	"""The bench's name answers for its backend on the cluster network (common_site_config names it).
+def _ensure_alias(ctx: StepContext, container: Container, alias: str, network_name: str) -> None:
+	"""The bench's name answers for its backend on the bench's network (common_site_config names it).
 
 	Set by reconnecting, not at creation: docker-py 6.1 (Press's pin) cannot pass endpoint aliases to
 	``containers.create``; checked every run, so a crash between creation and reconnection heals."""
 	container.reload()
-	endpoint = (container.attrs["NetworkSettings"]["Networks"] or {}).get(ctx.server.network) or {}
+	endpoint = (container.attrs["NetworkSettings"]["Networks"] or {}).get(network_name) or {}
 	if alias in (endpoint.get("Aliases") or []):
 		return
-	network = ctx.docker.networks.get(ctx.server.network)
+	network = ctx.docker.networks.get(network_name)
 	if endpoint:
 		network.disconnect(container)
 	network.connect(container, aliases=[alias])
@@ -421,21 +525,34 @@ def front_image(ctx: StepContext) -> str:
 	return ctx.server.front_image
 
 
-def ensure_front(ctx: StepContext, names: BenchNames, bench: str) -> None:
+def ensure_front(ctx: StepContext, names: BenchNames, bench: str, settings: BenchSettings) -> None:
 	"""The static-file front with this bench's nginx config; reloaded when it was already running."""
 	image = front_image(ctx)
 	_ensure_local_image(ctx, image)
 	conf = _tar(FRONT_CONF_NAME, FRONT_CONF.format(sites=SITES, backend=names.backend), uid=0)
+	described = json.dumps([image, HARDENING, NGINX_CAPABILITIES, settings.front_pids, LAYOUT])
+	digest = hashlib.sha256(described.encode()).hexdigest()[:16]
 	container = _get(ctx.docker.containers, names.front)
+	if container is not None:
+		naming.require_owned(container, "container", ctx.server.name, "bench-front", bench)
+		if container.labels.get(SPEC_LABEL) != digest:
+			container.remove(force=True)
+			ctx.log(f"container {names.front} replaced (image or hardening changed)")
+			container = None
 	if container is None:
 		container = ctx.docker.containers.create(
 			image,
 			name=names.front,
 			restart_policy={"Name": "always"},
-			labels=_labels(ctx, "bench-front", bench),
+			labels=_labels(ctx, "bench-front", bench, **{SPEC_LABEL: digest}),
 			volumes={names.sites: {"bind": SITES, "mode": "ro"}},
-			network=ctx.server.network,
+			network=names.network,
+			cap_add=NGINX_CAPABILITIES,
+			pids_limit=settings.front_pids,
+			**HARDENING,
 		)
+		# the proxy reaches the front on the cluster network; the backend is only on the bench's
+		ctx.docker.networks.get(ctx.server.network).connect(container)
 		ctx.log(f"container {names.front} created")
 	container.put_archive(FRONT_CONF_PATH, conf)
 	if container.status == "running":
@@ -502,9 +619,10 @@ def inventory(ctx: StepContext, names: BenchNames, bench: str, timeout: float) -
 	return sites, archived
 
 
-def remove_container(ctx: StepContext, name: str) -> None:
+def remove_container(ctx: StepContext, name: str, role: str, bench: str) -> None:
 	container = _get(ctx.docker.containers, name)
 	if container is not None:
+		naming.require_owned(container, "container", ctx.server.name, role, bench)
 		container.remove(force=True)
 		ctx.log(f"container {name} removed")
 
@@ -516,8 +634,14 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 	settings = settings or BenchSettings()
 
 	def spec(ctx: StepContext) -> tuple[BenchNames, BenchSpec]:
-		return BenchNames.of(ctx.server.container_prefix, ctx.job.bench), BenchSpec.from_payload(
-			ctx.job.bench, ctx.payload
+		wanted = BenchSpec.from_payload(ctx.job.bench, ctx.payload, settings.mount_roots)
+		# an environment variable named like a secret (*_KEY, *_PASSWORD) is masked in the store
+		environment = {
+			key: ctx.unmasked(f"bench_config.environment_variables.{key}", value)
+			for key, value in wanted.environment.items()
+		}
+		return BenchNames.of(ctx.server.container_prefix, ctx.job.bench), dataclasses.replace(
+			wanted, environment=environment
 		)
 
 	def initialize(ctx: StepContext) -> None:
@@ -536,13 +660,15 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		names, wanted = spec(ctx)
 		_ensure_local_image(ctx, wanted.image)
 		ensure_network(ctx)
+		ensure_bench_network(ctx, names, wanted.name)
 		ensure_volumes(ctx, names, wanted.name)
-		ensure_backend(ctx, names, wanted)
+		ensure_backend(ctx, names, wanted, settings)
 
 	def redeploy(ctx: StepContext) -> None:
 		names, wanted = spec(ctx)
 		_ensure_local_image(ctx, wanted.image)
-		if not ensure_backend(ctx, names, wanted):
+		ensure_bench_network(ctx, names, wanted.name)
+		if not ensure_backend(ctx, names, wanted, settings):
 			# common_site_config changes reach workers and the scheduler only on restart
 			ctx.docker.containers.get(names.backend).restart()
 			ctx.log(f"container {names.backend} restarted")
@@ -550,7 +676,9 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 
 	def setup_front(ctx: StepContext) -> None:
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
-		ensure_front(ctx, names, ctx.job.bench)
+		ensure_network(ctx)
+		ensure_bench_network(ctx, names, ctx.job.bench)
+		ensure_front(ctx, names, ctx.job.bench, settings)
 
 	def setup_front_and_wait(ctx: StepContext) -> None:
 		setup_front(ctx)
@@ -581,8 +709,8 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		if sites:
 			# Press keeps the Bench Active when the traceback contains exactly this text
 			raise BenchHasSites(f"Bench has sites: {', '.join(sites)}")
-		remove_container(ctx, names.front)
-		remove_container(ctx, names.backend)
+		remove_container(ctx, names.front, "bench-front", ctx.job.bench)
+		remove_container(ctx, names.backend, "bench", ctx.job.bench)
 
 	def archive_volumes(ctx: StepContext) -> None:
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
@@ -592,8 +720,14 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 		if archived:
 			ctx.log(f"volume {names.sites} kept: it holds archived sites ({', '.join(archived)})")
 		else:
-			_remove_volume(ctx, names.sites)
-		_remove_volume(ctx, names.logs)
+			_remove_volume(ctx, names.sites, "bench-sites")
+		_remove_volume(ctx, names.logs, "bench-logs")
+		network = _network(ctx.docker, names.network)
+		if network is not None:
+			naming.require_owned(network, "network", ctx.server.name, "bench-network", ctx.job.bench)
+			disconnect_database(ctx, network)
+			network.remove()
+			ctx.log(f"network {names.network} removed")
 
 	def rebuild_assets(ctx: StepContext) -> None:
 		# the assets live in the sites volume, which the front serves: nothing to restart
@@ -649,8 +783,9 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 	]
 
 
-def _remove_volume(ctx: StepContext, name: str) -> None:
+def _remove_volume(ctx: StepContext, name: str, role: str) -> None:
 	volume = _get(ctx.docker.volumes, name)
 	if volume is not None:
+		naming.require_owned(volume, "volume", ctx.server.name, role, ctx.job.bench)
 		volume.remove(force=True)
 		ctx.log(f"volume {name} removed")

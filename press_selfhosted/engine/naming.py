@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from press_selfhosted.engine.errors import EngineError
+
 MANAGED = "press.managed"
 SERVER = "press.server"
 ROLE = "press.role"
@@ -22,6 +24,48 @@ def labels(server: str, role: str, bench: str | None = None, site: str | None = 
 		found[BENCH] = bench
 	if site:
 		found[SITE] = site
+	return found
+
+
+def owned(
+	found: dict | None,
+	server: str,
+	role: str | None = None,
+	bench: str | None = None,
+	site: str | None = None,
+) -> bool:
+	"""Do the labels ``found`` say the engine made this object for ``server`` (and the role, bench and
+	site given)? Nothing is removed or replaced without it: an object of the same name the operator
+	made, or another server's, is left alone."""
+	found = found or {}
+	wanted = {MANAGED: "1", SERVER: server, ROLE: role, BENCH: bench, SITE: site}
+	return all(found.get(key) == value for key, value in wanted.items() if value is not None)
+
+
+class NotOwned(EngineError):
+	"""A container or volume in the way of a destructive step carries no label saying it is ours."""
+
+
+def require_owned(
+	obj, kind: str, server: str, role: str | None = None, bench: str | None = None, site: str | None = None
+) -> None:
+	"""Raises NotOwned (naming the object, its labels and the fix) unless ``obj`` is ours."""
+	labels = (obj.labels if kind == "container" else obj.attrs.get("Labels")) or {}
+	if not owned(labels, server, role, bench, site):
+		expected = labels_of(server, role, bench, site)
+		raise NotOwned(
+			f"The {kind} {obj.name} on server {server} is not one press_selfhosted made for it "
+			f"(labels {dict(sorted(labels.items())) or 'none'}, expected {expected}), so it is left alone. "
+			f"Fix: rename or remove that {kind} yourself if it is not needed, or change the server's "
+			"container_prefix, then retry the job."
+		)
+
+
+def labels_of(server: str, role: str | None, bench: str | None, site: str | None) -> dict[str, str]:
+	found = {MANAGED: "1", SERVER: server}
+	for key, value in ((ROLE, role), (BENCH, bench), (SITE, site)):
+		if value is not None:
+			found[key] = value
 	return found
 
 
@@ -39,13 +83,15 @@ def resource_name(prefix: str, *parts: str) -> str:
 @dataclass(frozen=True)
 class BenchNames:
 	"""What a bench is made of on an app server: the backend (the bench image), the static-file front,
-	the sites and logs volumes, and the scratch container that seeds volumes from the image."""
+	the sites and logs volumes, the scratch container that seeds volumes from the image, and the
+	bench's own network (its backend, its front and the database server's MariaDB: nothing else)."""
 
 	backend: str
 	front: str
 	sites: str
 	logs: str
 	scratch: str
+	network: str
 
 	@classmethod
 	def of(cls, prefix: str, bench: str) -> BenchNames:
@@ -55,4 +101,5 @@ class BenchNames:
 			sites=resource_name(prefix, bench, "sites"),
 			logs=resource_name(prefix, bench, "logs"),
 			scratch=resource_name(prefix, bench, "scratch"),
+			network=resource_name(prefix, bench, "net"),
 		)

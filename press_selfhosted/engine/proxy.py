@@ -12,8 +12,12 @@ Containers (all labelled, on the cluster network):
 Which bench serves a site is not in Press's proxy payloads: it comes from
 ``Topology.bench_for_site`` (the Site's ``bench`` in Press), which is known before the bench has
 created the site's directory (Press sends ``New Site`` and ``Add Site to Upstream`` together).
-The proxy and the app servers must share the cluster network: routes name containers
-(``http://<app prefix>-<bench>-front:80``, ``http://<app prefix>-<bench>:9000``).
+The proxy and the app servers must share the cluster network: routes name the benches' fronts
+(``http://<app prefix>-<bench>-front:80``, which also passes ``/socket.io`` to its backend); the
+backends themselves are on their benches' own networks, out of the proxy's and other benches' reach.
+Traefik and the page service keep only the capabilities they need (binding ports 80/443; nginx's
+switch to its worker user), with ``no-new-privileges`` and a pids limit. A container of the same
+name that the engine did not make for this server is never replaced or removed.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ class ContainerSpec:
 	volumes: dict[str, str] = field(default_factory=dict)  # volume name → mount point
 	ports: dict[str, tuple] = field(default_factory=dict)  # "80/tcp" → (address,) or (address, port)
 	content: str = ""  # a digest of files the engine writes into the container before it starts
+	cap_add: tuple[str, ...] = ()  # every other capability is dropped
+	pids_limit: int = 512
 
 	@property
 	def digest(self) -> str:
@@ -107,6 +113,9 @@ class ContainerSpec:
 			sorted(self.volumes.items()),
 			sorted(self.ports.items()),
 			self.content,
+			sorted(self.cap_add),
+			self.pids_limit,
+			"no-new-privileges",
 		]
 		return hashlib.sha256(json.dumps(described, default=list).encode()).hexdigest()[:16]
 
@@ -197,13 +206,21 @@ def _ensure_container(
 			container = client.containers.get(spec.name)
 		except docker.errors.NotFound:
 			container = None
+		if container is not None:
+			# an operator's container of the same name (or another server's) is left alone
+			naming.require_owned(container, "container", server.name, spec.labels[naming.ROLE])
 		if container is not None and container.labels.get(SPEC_LABEL) != spec.digest:
 			container.remove(force=True)
 			container = None
 		if container is None:
 			_ensure_network(client, server)
 			for volume in spec.volumes:
-				client.volumes.create(volume, labels=naming.labels(server.name, spec.labels[naming.ROLE]))
+				try:
+					found = client.volumes.get(volume)
+				except docker.errors.NotFound:
+					client.volumes.create(volume, labels=naming.labels(server.name, spec.labels[naming.ROLE]))
+				else:
+					naming.require_owned(found, "volume", server.name, spec.labels[naming.ROLE])
 			container = client.containers.create(
 				spec.image,
 				command=list(spec.command),
@@ -213,6 +230,10 @@ def _ensure_container(
 				ports=spec.ports,
 				network=spec.network,
 				restart_policy={"Name": "unless-stopped"},
+				cap_drop=["ALL"],
+				cap_add=list(spec.cap_add),
+				security_opt=["no-new-privileges"],
+				pids_limit=spec.pids_limit,
 			)
 			if prepare:
 				prepare(container)
@@ -248,6 +269,7 @@ def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerS
 		network=server.network,
 		volumes=volumes,
 		content=settings.acme.content_digest if settings.acme else "",
+		cap_add=("NET_BIND_SERVICE",),
 		ports={
 			"80/tcp": _binding(settings.bind_address, settings.http_port),
 			"443/tcp": _binding(settings.bind_address, settings.https_port),
@@ -267,6 +289,7 @@ def pages_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpe
 		network=server.network,
 		volumes={naming.resource_name(server.container_prefix, "pages"): PAGES_DIRECTORY},
 		content=content.hexdigest(),
+		cap_add=("CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SETUID"),
 	)
 
 
@@ -532,7 +555,7 @@ class ProxyJobs:
 			app_server=app.name,
 			bench=bench,
 			front=f"http://{names.front}:80",
-			socketio=f"http://{names.backend}:9000",
+			socketio=f"http://{names.front}:80",  # the front passes /socket.io on to its backend
 			pages=proxy.pages_url,
 			status=current.status if current else traefik.ACTIVE,
 			domains=current.domains if current else (),

@@ -100,6 +100,15 @@ def tags_by_repository(registry_host: str, images: Iterable[str | None]) -> dict
 	return found
 
 
+def images_to_keep(builds: Iterable[str | None], benches: Iterable[tuple[str | None, str]]) -> list[str]:
+	"""Images a registry cleanup keeps: every non-Archived Bench's, and every successful build's that no
+	Bench has used yet (built, not yet deployed). ``benches`` holds (docker_image, status)."""
+	benches = list(benches)
+	deployed = {image for image, _status in benches if image}
+	live = [image for image, status in benches if image and status != "Archived"]
+	return live + [image for image in builds if image and image not in deployed]
+
+
 def cleanup_summary(reports: Iterable[CleanupReport]) -> dict:
 	"""The reports as the operator API answers them."""
 	reports = list(reports)

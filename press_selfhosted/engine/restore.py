@@ -7,6 +7,12 @@ sends (``payload[kind]``). Its sha256 is computed while it streams into
 touches the site: a mismatch or a missing object fails ``Download Backup Files`` naming the file.
 Then the Agent's sequence (press-facts §3.5); the job's output is ``bench --site S list-apps``,
 from which Press rebuilds the site's apps.
+
+``bench restore`` needs a root login (it always sets the database up again); here the engine empties
+the site's recorded database and makes its user again as root inside the MariaDB container, and
+bench loads the dump with the site's own login (``bench new-site --force --no-setup-db --source-sql``,
+what ``bench restore`` runs after that part); the files' tars are extracted as Frappe's
+``extract_files`` does (``tar -xf --strip 2`` in the site folder).
 """
 
 from __future__ import annotations
@@ -15,9 +21,7 @@ import json
 
 from press_selfhosted.engine import commands, sites, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
-from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.backups import storage_target
-from press_selfhosted.engine.database import temporary_user
 from press_selfhosted.engine.storage import open_client
 
 FILE_KINDS = ("database", "public", "private")
@@ -34,8 +38,9 @@ def _sources(ctx: StepContext) -> dict[str, dict]:
 	for kind in FILE_KINDS:
 		entry = dict(recorded.get(kind) or {})
 		url = ctx.payload.get(kind)
-		if not entry.get("key") and url and url != MASK:
-			entry["url"] = url
+		if not entry.get("key") and url:
+			# a presigned URL is kept with its signature masked: the real one is in Press's request
+			entry["url"] = ctx.unmasked(kind, url)
 		if entry.get("key") or entry.get("url"):
 			found[kind] = entry
 	if "database" not in found:
@@ -86,49 +91,57 @@ def download_backup_files(ctx: StepContext) -> None:
 		)
 
 
-def _apply_config(ctx: StepContext, config: dict | str | None) -> None:
+def _apply_config(ctx: StepContext, key: str) -> None:
+	"""The site_config Press sends with a restore (``key``: a dict or JSON text, kept with its secrets,
+	e.g. encryption_key, masked: the real one is read back)."""
+	config = ctx.unmasked(key, ctx.payload.get(key))
 	if isinstance(config, str):
 		config = json.loads(config) if config.strip() else None
 	if config:
-		sites.edit_site_config(ctx, sites.config_changes(ctx, config))
+		changes = [("set", name, value) for name, value in config.items() if name not in sites.ENGINE_KEYS]
+		sites.edit_site_config(ctx, changes)
 
 
 def restore_database(with_files: bool):
-	"""``bench --force restore`` through a temporary DB user (with the file tars for New Site from Backup)."""
+	"""The dump loaded into the site's emptied database (and the file tars, for New Site from Backup)."""
 
 	def step(ctx: StepContext) -> None:
 		downloads = ctx.data["downloads"]
+		_check_dump(ctx, downloads["database"]["path"])
 		# the backup's site_config (e.g. backup_encryption_key) is needed before the restore
-		_apply_config(ctx, ctx.payload.get("sanitized_config_content"))
-		config = sites.read_site_config(ctx) or {}
-		admin_password = ctx.secret("admin_password")
-		files = []
-		for kind, option in (("public", "--with-public-files"), ("private", "--with-private-files")):
-			if with_files and kind in downloads:
-				files += [option, downloads[kind]["path"]]
-		with temporary_user(sites.mariadb(ctx), config["db_name"]) as login:
-			sites.bench(
-				ctx,
-				"--force",
-				"restore",
-				"--mariadb-root-username",
-				login.user,
-				"--mariadb-root-password",
-				login.password,
-				"--admin-password",
-				admin_password,
-				*files,
-				downloads["database"]["path"],
-				secrets=(login.password, admin_password),
-			)
-		_apply_config(ctx, ctx.payload.get("site_config"))
+		_apply_config(ctx, "sanitized_config_content")
+		db = sites.mariadb(ctx)
+		db_name = sites.site_database(ctx, db)
+		sites.make_site_database(ctx, db, db_name)
+		sites.bootstrap(ctx, db_name, "--source-sql", downloads["database"]["path"])
+		if with_files:
+			extract_files(ctx, downloads)
+		_apply_config(ctx, "site_config")
 
 	return step
 
 
-def restore_files(ctx: StepContext) -> None:
-	"""Files-only restore as the Agent does it: the tars' ``./<site>/<folder>/files`` with 2 components stripped."""
-	downloads = ctx.data["downloads"]
+# A dump is gzip'd SQL or plain SQL text; anything else (a backup Frappe encrypted with gpg) would be
+# loaded as garbage after the site's database was emptied: refused before.
+_DUMP_KIND = (
+	"import sys; head = open(sys.argv[1], 'rb').read(512); "
+	"print('gzip' if head[:2] == b'\\x1f\\x8b' else 'text' if head.strip() == b'' or all("
+	"32 <= c < 127 or c in (9, 10, 13) for c in head[:64]) else 'other')"
+)
+
+
+def _check_dump(ctx: StepContext, path: str) -> None:
+	kind = commands.run(sites.backend(ctx), ["python3", "-c", _DUMP_KIND, path]).stdout.strip()
+	if kind not in ("gzip", "text"):
+		raise transfer.TransferError(
+			f"The database backup file {path.rsplit('/', 1)[-1]} of {sites.site_name(ctx)} is neither gzip nor SQL "
+			"text (an encrypted backup?): it was not loaded and the site was not touched. Fix: restore from an "
+			"unencrypted backup, or decrypt the file with the site's backup_encryption_key first."
+		)
+
+
+def extract_files(ctx: StepContext, downloads: dict) -> None:
+	"""Frappe's extract_files: the tars' ``./<site>/<folder>/files`` with 2 components stripped."""
 	site_dir = f"{sites.SITES}/{sites.site_name(ctx)}"
 	for kind in ("public", "private"):
 		if kind in downloads:
@@ -137,6 +150,11 @@ def restore_files(ctx: StepContext) -> None:
 				["tar", "-xf", downloads[kind]["path"], "--strip", "2"],
 				commands.Exec(workdir=site_dir),
 			)
+
+
+def restore_files(ctx: StepContext) -> None:
+	"""Files-only restore as the Agent does it."""
+	extract_files(ctx, ctx.data["downloads"])
 
 
 def log_checksums(ctx: StepContext) -> None:
@@ -158,11 +176,6 @@ def uninstall_unavailable_apps(ctx: StepContext) -> None:
 		sites.bench(ctx, "clear-cache")
 
 
-def set_admin_password(ctx: StepContext) -> None:
-	password = ctx.secret("admin_password")
-	sites.bench(ctx, "set-admin-password", password, secrets=(password,))
-
-
 def check_and_report_apps(ctx: StepContext) -> None:
 	"""Reload NGINX (the front answers) and the apps list as the job's output, one app per line."""
 	sites.check_front(ctx)
@@ -173,7 +186,7 @@ _AFTER_RESTORE = (
 	("Delete Downloaded Backup Files", delete_downloads),
 	("Uninstall Unavailable Apps", uninstall_unavailable_apps),
 	("Migrate Site", sites.migrate),
-	("Set Administrator Password", set_admin_password),
+	("Set Administrator Password", sites.set_admin_password),
 	("Enable Scheduler", sites.enable_scheduler),
 	("Bench Setup NGINX", sites.setup_nginx),
 	("Reload NGINX", check_and_report_apps),

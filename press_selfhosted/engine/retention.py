@@ -1,8 +1,13 @@
 """Which backups to keep (Press's FIFO and grandfather-father-son schemes) and deleting the rest in S3.
 
 ``plan`` is pure: backups in, the kept and the expired out, per site. ``delete_expired`` removes the
-objects of the expired backups (or, with ``dry_run``, only lists them). The newest successful backup
-of an active site is never expired, whatever the scheme says.
+objects of the expired backups in one bucket (or, with ``dry_run``, only lists them); each backup
+names the bucket it was stored in (``Plan.buckets``).
+
+Whatever the scheme says, the newest verified backup of every site is kept, whatever the site's
+status (an Inactive or Broken site's last backup may be all that is left of it), and an archived
+site's backups are not rotated at all, as Press's own rotation skips archived sites: its archive
+backup is the copy a restore of the site would need.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ class Backup:
 	site: str
 	created: datetime.datetime
 	keys: tuple[str, ...] = ()  # its objects in the bucket
-	site_active: bool = True
+	site_active: bool = True  # informational: the newest backup is kept whatever the site's status
+	site_archived: bool = False  # an archived site's backups are never rotated
+	bucket: str = ""  # where its objects are ("": the default Storage Configuration's bucket)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class Plan:
 	def expired_keys(self) -> list[str]:
 		return [key for backup in self.expire for key in backup.keys]
 
+	@property
+	def buckets(self) -> list[str]:
+		"""The buckets holding expired objects ("" for the default one)."""
+		return sorted({backup.bucket for backup in self.expire})
+
 
 def _months_between(newer: datetime.date, older: datetime.date) -> int:
 	return (newer.year - older.year) * 12 + newer.month - older.month
@@ -63,9 +75,13 @@ def _gfs_keeps(day: datetime.date, today: datetime.date, policy: Policy) -> bool
 
 def _site_plan(backups: list[Backup], policy: Policy, today: datetime.date) -> Plan:
 	newest_first = sorted(backups, key=lambda b: b.created, reverse=True)
+	if policy.scheme not in (FIFO, GFS):
+		raise ValueError(f"unknown retention scheme {policy.scheme!r}; use {FIFO!r} or {GFS!r}")
+	if any(backup.site_archived for backup in newest_first):
+		return Plan(keep=newest_first)
 	if policy.scheme == FIFO:
 		keep = newest_first[: policy.keep_count]
-	elif policy.scheme == GFS:
+	else:
 		# one backup per kept day: the newest of that day
 		seen: set[datetime.date] = set()
 		keep = []
@@ -74,9 +90,7 @@ def _site_plan(backups: list[Backup], policy: Policy, today: datetime.date) -> P
 			if day not in seen and _gfs_keeps(day, today, policy):
 				keep.append(backup)
 			seen.add(day)
-	else:
-		raise ValueError(f"unknown retention scheme {policy.scheme!r}; use {FIFO!r} or {GFS!r}")
-	if newest_first and newest_first[0].site_active and newest_first[0] not in keep:
+	if newest_first and newest_first[0] not in keep:
 		keep.insert(0, newest_first[0])
 	return Plan(keep=keep, expire=[b for b in newest_first if b not in keep])
 
@@ -95,10 +109,11 @@ def plan(backups: Iterable[Backup], policy: Policy, today: datetime.date) -> Pla
 
 
 def delete_expired(s3, target: S3Target, expired: Plan, dry_run: bool = False) -> list[str]:
-	"""Deletes the expired backups' objects (1000 per request); returns the keys (only lists them on a dry run).
+	"""Deletes the expired backups' objects in ``target.bucket`` (1000 per request): those recorded in
+	that bucket, or in none (the default's); returns the keys (only lists them on a dry run).
 
 	Keys already gone count as deleted, so a rerun after a partial failure converges."""
-	keys = expired.expired_keys
+	keys = [key for backup in expired.expire if backup.bucket in ("", target.bucket) for key in backup.keys]
 	if dry_run:
 		return keys
 	for start in range(0, len(keys), 1000):

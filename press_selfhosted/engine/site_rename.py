@@ -1,6 +1,6 @@
 """Rename Site on a container bench: the site's folder takes the new name in the bench's sites volume;
-its database keeps its name (site_config.json says which it is). Press renames the route on the proxy
-with its own job (``Rename Site on Upstream``, engine/proxy.py).
+its database keeps its name, and the engine's record of it (on the database server) follows the new
+name. Press renames the route on the proxy with its own job (``Rename Site on Upstream``, engine/proxy.py).
 
 Steps after ``Rename Site`` work on the new name. A rerun after a crash finds the folder under one of
 the two names and goes on from there; both names holding a site is refused rather than guessed at.
@@ -20,6 +20,7 @@ from press_selfhosted.engine.sites import (
 	enable_scheduler,
 	has_site_config,
 	maintenance,
+	mariadb,
 	nothing_to_reload,
 	set_aside_incomplete,
 	setup_nginx,
@@ -56,11 +57,30 @@ def rename_site(ctx: StepContext) -> None:
 				"other would lose a site. Fix: archive or move the site that should not be there, then retry."
 			)
 		ctx.log(f"{old} is named {new} already")
-		return
-	if not has_old:
+	elif not has_old:
 		raise SiteError(f"Bench {ctx.job.bench} has no site {old} (no site_config.json) to rename.")
-	set_aside_incomplete(ctx, container, new)
-	ctx.run(container, ["mv", "--", f"{SITES}/{old}", f"{SITES}/{new}"])
+	else:
+		_database_of(ctx, old)  # recorded before the folder moves (a site from before the records)
+		set_aside_incomplete(ctx, container, new)
+		ctx.run(container, ["mv", "--", f"{SITES}/{old}", f"{SITES}/{new}"])
+	_rename_record(ctx, old, new)
+
+
+def _database_of(ctx: StepContext, site: str) -> str | None:
+	return mariadb(ctx).database_of(site, ctx.job.bench, ctx.server.name)
+
+
+def _rename_record(ctx: StepContext, old: str, new: str) -> None:
+	db = mariadb(ctx)
+	if db.recorded_database(new):
+		return
+	if _database_of(ctx, old) is None:
+		raise SiteError(
+			f"No database is recorded for {old} on database server {db.server}: the renamed site {new} "
+			"cannot be given one. Fix: record its database (README, Security model), then retry."
+		)
+	db.move_record(old, new)
+	ctx.log(f"the database record of {old} now names {new}")
 
 
 def rename_handlers(settings: SiteSettings | None = None) -> list[Handler]:

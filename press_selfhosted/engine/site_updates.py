@@ -5,7 +5,11 @@ On an Agent server a site moves with one directory rename between two bench fold
 has its own ``sites`` volume, so ``Move Site`` copies the site directory from the source bench's
 backend container into the target's (Docker's archive, streamed), renames it into place, and only
 then removes the source copy: a crash at any point leaves a complete copy somewhere, and the next
-run finishes the move from what it finds.
+run finishes the move from what it finds. When both benches hold a complete copy, the source copy is
+removed only if the two are the same (every file's path, size and time); otherwise the copy with the
+newest change is the site (e.g. a file uploaded after an earlier move failed and the site went on
+serving from the source), and the other one is set aside in its bench's ``sites/archived``, never
+deleted.
 
 A container Proxy Server routes each site straight to its bench's front container, so the steps
 Press names after nginx re-point the site's Traefik route at the target bench (``Bench Setup NGINX
@@ -39,6 +43,7 @@ from press_selfhosted.engine.sites import (
 	has_site_config,
 	if_activate,
 	maintenance,
+	mariadb,
 	set_aside_incomplete,
 	setup_nginx,
 	site_name,
@@ -82,18 +87,30 @@ def move_site(ctx: StepContext) -> None:
 	site = validate_fqdn(site_name(ctx), "site")
 	source_bench, destination_bench = ctx.job.bench, target_bench(ctx)
 	source, target = backend(ctx), backend(on_target(ctx))
+	_record_bench(ctx, destination_bench)
 	directory = f"{SITES}/{site}"
 	in_source = has_site_config(source, site)
 	if has_site_config(target, site):
 		# A copy is renamed into place only once complete, so a site_config.json there means a whole site.
-		if in_source:
+		if not in_source:
+			ctx.log(f"{site} is on bench {destination_bench} already")
+			return
+		newest = _newest_copy(ctx, source, target, directory)
+		if newest is None:
 			ctx.log(
 				f"{site} was copied to bench {destination_bench} by an earlier run; removing the source copy"
 			)
 			ctx.run(source, ["rm", "-rf", "--", directory])
-		else:
-			ctx.log(f"{site} is on bench {destination_bench} already")
-		return
+			return
+		if newest is target:
+			ctx.log(f"the copy of {site} on bench {destination_bench} has the newest changes: it is kept")
+			set_aside_incomplete(ctx, source, site, "superseded")
+			return
+		ctx.log(
+			f"the copy of {site} an earlier run left on bench {destination_bench} is older than the site on "
+			f"bench {source_bench}: it is set aside and the site is copied again"
+		)
+		set_aside_incomplete(ctx, target, site, "superseded")
 	if not in_source:
 		raise SiteError(
 			f"Site {site} has no site_config.json in bench {source_bench} nor in bench {destination_bench} on "
@@ -111,6 +128,67 @@ def move_site(ctx: StepContext) -> None:
 	ctx.run(target, ["sh", "-c", 'mv -- "$1/$2" "$3" && rmdir -- "$1"', "sh", staging, site, directory])
 	ctx.log(f"copied {directory} from bench {source_bench} to bench {destination_bench}")
 	ctx.run(source, ["rm", "-rf", "--", directory])
+
+
+def _record_bench(ctx: StepContext, bench_name: str) -> None:
+	"""The site's database record names the bench it goes to (a site recorded before: as found now)."""
+	db = mariadb(ctx)
+	if db.database_of(site_name(ctx), ctx.job.bench, ctx.server.name):
+		db.move_record(site_name(ctx), site_name(ctx), bench=bench_name)
+
+
+# Every regular file below the site folder: path, size and modification time (seconds: Docker's
+# archive keeps whole seconds).
+_MANIFEST = 'cd "$1" && find . -type f -printf "%P\\t%s\\t%T@\\n"'
+
+
+def _manifest(container, directory: str) -> dict[str, tuple[int, int]]:
+	listed = commands.run(container, ["sh", "-c", _MANIFEST, "sh", directory]).stdout
+	found = {}
+	for line in listed.splitlines():
+		path, size, mtime = line.rsplit("\t", 2)
+		found[path] = (int(size), int(float(mtime)))
+	return found
+
+
+def _hashes(container, directory: str, paths: list[str]) -> dict[str, str]:
+	found = {}
+	for start in range(0, len(paths), 200):
+		script = 'cd "$1" && shift && sha256sum -- "$@"'
+		listed = commands.run(container, ["sh", "-c", script, "sh", directory, *paths[start : start + 200]])
+		for line in listed.stdout.splitlines():
+			digest, _, path = line.partition("  ")
+			found[path] = digest
+	return found
+
+
+def _newest_copy(ctx: StepContext, source, target, directory: str):
+	"""None when both copies hold the same files; else the container whose copy changed last (the
+	source on a tie: it is the copy the site was served from). A file of the same size whose time
+	alone differs (a config file written again with the same content) is compared by its sha256."""
+	mine, theirs = _manifest(source, directory), _manifest(target, directory)
+	touched = [
+		path
+		for path, (size, mtime) in mine.items()
+		if path in theirs and theirs[path][0] == size and theirs[path][1] != mtime
+	]
+	if touched:
+		same = _hashes(source, directory, touched)
+		other = _hashes(target, directory, touched)
+		for path in touched:
+			if same.get(path) is not None and same.get(path) == other.get(path):
+				theirs[path] = mine[path]
+	if mine == theirs:
+		return None
+
+	def latest(copy: dict, other: dict) -> int:
+		return max(
+			(mtime for path, (size, mtime) in copy.items() if other.get(path) != (size, mtime)), default=-1
+		)
+
+	changed = sorted(path for path in set(mine) | set(theirs) if mine.get(path) != theirs.get(path))
+	ctx.log(f"the two copies differ in {len(changed)} file(s), e.g. {', '.join(changed[:5])}")
+	return target if latest(theirs, mine) > latest(mine, theirs) else source
 
 
 def app_scripts(key: str) -> Callable[[StepContext], None]:
@@ -175,7 +253,7 @@ class SiteUpdates:
 			current,
 			bench=bench_name,
 			front=f"http://{names.front}:80",
-			socketio=f"http://{names.backend}:9000",
+			socketio=f"http://{names.front}:80",
 		)
 		if route == current:
 			ctx.log(f"{route.file_name} already routes {route.site} to bench {bench_name}")

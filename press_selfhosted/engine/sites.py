@@ -2,8 +2,15 @@
 
 Each handler's steps carry Press's step names; each step is idempotent, looking at what exists (the
 site directory and its ``site_config.json`` in the sites volume, the database and users in MariaDB,
-the apps ``bench list-apps`` reports) before doing what is missing. Databases are created and
-dropped through a temporary ``<db_name>_limited`` user that never outlives its step.
+the apps ``bench list-apps`` reports) before doing what is missing.
+
+A site's database is the one the engine recorded for it on the database server
+(``engine.database``), never the ``db_name`` its ``site_config.json`` names: code running in the
+bench can rewrite that file. The engine makes, empties and drops databases and site users itself, as
+root inside the MariaDB container; bench only bootstraps the empty database with the site's own
+login (``bench new-site --force --no-setup-db``, Frappe's path that skips its root-only part), so no
+temporary user with global privileges exists. Passwords reach bench on its standard input (the
+prompt ``getpass`` falls back to without a terminal), never in its arguments.
 
 Container benches have no per-bench nginx to regenerate: the bench's front serves every site of the
 bench by its Host header. So ``Bench Setup NGINX`` says so, and ``Reload NGINX`` checks that the
@@ -23,17 +30,16 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, StepWaiting, handler
-from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.database import (
-	LIMITED_SUFFIX,
 	MariaDB,
 	SQLFailed,
 	database_name,
 	find_mariadb,
+	identifier,
 	quote,
-	temporary_user,
 )
 from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.validation import validate_fqdn
 
 SITES = f"{commands.BENCH_DIRECTORY}/sites"
 ARCHIVED = "archived"
@@ -63,14 +69,15 @@ class SiteSettings:
 
 
 def site_name(ctx: StepContext) -> str:
-	return ctx.job.site or ctx.payload["name"]
+	"""The job's site, checked: it becomes part of paths the engine removes (``sites/<site>``)."""
+	return validate_fqdn(ctx.job.site or ctx.payload.get("name"), "name")
 
 
 def path_arg(ctx: StepContext, key: str) -> str:
 	return (ctx.payload.get("path_args") or {}).get(key) or ctx.payload[key]
 
 
-def _container(ctx: StepContext, name: str, what: str) -> Container:
+def _container(ctx: StepContext, name: str, what: str, role: str) -> Container:
 	found = ctx.docker.containers.list(all=True, filters={"name": f"^{name}$"})
 	if not found or found[0].status != "running":
 		state = found[0].status if found else "missing"
@@ -78,17 +85,19 @@ def _container(ctx: StepContext, name: str, what: str) -> Container:
 			f"The {what} container {name} of bench {ctx.job.bench} on server {ctx.server.name} is {state}. "
 			"Fix: start the bench (Press: Update Bench Configuration or Bench Restart), then retry the job."
 		)
+	# site steps remove folders in it: it must be this bench's, not a container that took its name
+	naming.require_owned(found[0], "container", ctx.server.name, role, ctx.job.bench)
 	return found[0]
 
 
 def backend(ctx: StepContext) -> Container:
-	return _container(
-		ctx, naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench).backend, "backend"
-	)
+	names = naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
+	return _container(ctx, names.backend, "backend", "bench")
 
 
 def front(ctx: StepContext) -> Container:
-	return _container(ctx, naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench).front, "front")
+	names = naming.BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
+	return _container(ctx, names.front, "front", "bench-front")
 
 
 def mariadb(ctx: StepContext) -> MariaDB:
@@ -105,17 +114,42 @@ def mariadb(ctx: StepContext) -> MariaDB:
 	)
 
 
-def bench(ctx: StepContext, *argv: str, secrets: tuple[str, ...] = (), site: bool = True, check: bool = True):
-	"""``bench [--site S] argv`` in the backend; the job's output keeps it with secrets masked."""
+def bench(
+	ctx: StepContext,
+	*argv: str,
+	secrets: tuple[str, ...] = (),
+	site: bool = True,
+	check: bool = True,
+	prompted: str | None = None,
+):
+	"""``bench [--site S] argv`` in the backend; the job's output keeps it with secrets masked.
+	``prompted`` is the answer to the password prompt of the command (its standard input)."""
 	prefix = ["bench", "--site", site_name(ctx)] if site else ["bench"]
-	return ctx.run(backend(ctx), [*prefix, *argv], commands.Exec(secrets=secrets), check=check)
+	how = commands.Exec(secrets=(*secrets, *([prompted] if prompted else [])))
+	if prompted is not None:
+		if "\n" in prompted or "\r" in prompted:
+			raise SiteError(
+				f"A password for {site_name(ctx)} holds a line break, which a prompt cannot take."
+			)
+		how.stdin = prompted.encode() + b"\n"
+	return ctx.run(backend(ctx), [*prefix, *argv], how, check=check)
 
 
 def read_site_config(ctx: StepContext, folder: str = "") -> dict | None:
 	"""``site_config.json`` of the site (under ``sites/<folder>`` when given), None when there is none."""
 	path = "/".join(part for part in (SITES, folder, site_name(ctx), "site_config.json") if part)
-	result = commands.run(backend(ctx), ["cat", path], check=False)
-	return json.loads(result.stdout) if result.exit_code == 0 else None
+	for attempt in range(5):
+		result = commands.run(backend(ctx), ["cat", path], check=False)
+		if result.exit_code != 0:
+			return None
+		try:
+			return json.loads(result.stdout)
+		except ValueError:
+			time.sleep(0.2 * (attempt + 1))  # a writer that does not replace the file atomically
+	raise SiteError(
+		f"{path} of site {site_name(ctx)} in bench {ctx.job.bench} is not valid JSON "
+		f"({len(result.stdout)} bytes). Fix: repair the file, then retry the job."
+	)
 
 
 def with_job(ctx: StepContext, **changes) -> StepContext:
@@ -132,14 +166,15 @@ def has_site_config(container: Container, site: str) -> bool:
 	return found.exit_code == 0
 
 
-def set_aside_incomplete(ctx: StepContext, container: Container, site: str) -> None:
+def set_aside_incomplete(ctx: StepContext, container: Container, site: str, why: str = "incomplete") -> None:
 	"""A ``sites/<site>`` without site_config.json in the way is not a site: moved into ``archived``,
-	as the Agent does, rather than merged into or deleted."""
+	as the Agent does, rather than merged into or deleted (so is a superseded copy of a site)."""
+	site = validate_fqdn(site, "site")
 	directory = f"{SITES}/{site}"
 	if commands.run(container, ["test", "-e", directory], check=False).exit_code != 0:
 		return
-	aside = f"{SITES}/{ARCHIVED}/{site}-incomplete-{ctx.job.id}"
-	ctx.log(f"{container.name} has an incomplete {directory}: moving it to {aside}")
+	aside = f"{SITES}/{ARCHIVED}/{site}-{why}-{ctx.job.id}"
+	ctx.log(f"{container.name} has an {why} {directory}: moving it to {aside}")
 	script = 'mkdir -p -- "$(dirname -- "$2")" && rm -rf -- "$2" && mv -- "$1" "$2"'
 	ctx.run(container, ["sh", "-c", script, "sh", directory, aside])
 
@@ -174,12 +209,20 @@ def installed_apps(ctx: StepContext) -> list[str]:
 # --- site_config.json ----------------------------------------------------------------------------------
 
 # Runs inside the backend: one read-modify-rename, so bench commands never see half a file. The
-# changes travel in the exec environment because values may be secrets (kept out of the job output).
+# changes come on standard input (one JSON line): values may be secrets (a database password). The file
+# is the bench user's alone (0600): it holds the site's database password.
 _EDIT_CONFIG = """
 import json, os, sys
-path = sys.argv[1]
-config = json.load(open(path))
-for op, key, value in json.loads(os.environ["PRESS_CONFIG_CHANGES"]):
+path, create = sys.argv[1], sys.argv[2] == "create"
+if create:
+	os.makedirs(os.path.dirname(path), exist_ok=True)
+try:
+	config = json.load(open(path))
+except FileNotFoundError:
+	if not create:
+		raise
+	config = {}
+for op, key, value in json.loads(sys.stdin.readline()):
 	if op == "set":
 		config[key] = value
 	elif op == "unset":
@@ -188,20 +231,24 @@ for op, key, value in json.loads(os.environ["PRESS_CONFIG_CHANGES"]):
 		config[key].append(value)
 	elif op == "discard":
 		config[key] = [item for item in config.get(key, []) if item != value]
-tmp = path + ".press-tmp"
-with open(tmp, "w") as handle:
+tmp = "%s.press-%d.tmp" % (path, os.getpid())
+with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
 	json.dump(config, handle, indent=1, sort_keys=True)
+os.chmod(tmp, 0o600)
 os.replace(tmp, path)
 """
+# Keys only the engine writes: the database a site uses and its login are the recorded ones.
+ENGINE_KEYS = ("db_name", "db_password", "db_user")
 
 
-def edit_site_config(ctx: StepContext, changes: list[tuple[str, str, object]]) -> None:
+def edit_site_config(ctx: StepContext, changes: list[tuple[str, str, object]], create: bool = False) -> None:
 	if not changes:
 		ctx.log("site_config.json: nothing to change")
 		return
 	path = f"{SITES}/{site_name(ctx)}/site_config.json"
-	how = commands.Exec(environment={"PRESS_CONFIG_CHANGES": json.dumps(changes)})
-	result = commands.run(backend(ctx), ["python3", "-c", _EDIT_CONFIG, path], how, check=False)
+	how = commands.Exec(stdin=json.dumps(changes).encode() + b"\n")
+	argv = ["python3", "-c", _EDIT_CONFIG, path, "create" if create else "edit"]
+	result = commands.run(backend(ctx), argv, how, check=False)
 	if result.exit_code != 0:
 		raise SiteError(
 			f"Could not update {path} of site {site_name(ctx)} in bench {ctx.job.bench}: "
@@ -211,23 +258,101 @@ def edit_site_config(ctx: StepContext, changes: list[tuple[str, str, object]]) -
 
 
 def config_changes(ctx: StepContext, config: dict, remove: list[str] = ()) -> list[tuple[str, str, object]]:
-	"""Press's ``config``/``remove``; a value the job store masked is read back from the SecretSource."""
+	"""Press's ``config``/``remove``; a value the job store masked is read back from the SecretSource.
+	The database keys are the engine's (ENGINE_KEYS): a request never changes them."""
+	kept = [key for key in (*config, *remove) if key in ENGINE_KEYS]
+	if kept:
+		ctx.log(f"site_config.json: {', '.join(sorted(set(kept)))} left as the engine wrote them")
 	changes = [
-		("set", key, ctx.secret(f"config.{key}") if value == MASK else value) for key, value in config.items()
+		("set", key, ctx.unmasked(f"config.{key}", value))
+		for key, value in config.items()
+		if key not in ENGINE_KEYS
 	]
-	return changes + [("unset", key, None) for key in remove]
+	return changes + [("unset", key, None) for key in remove if key not in ENGINE_KEYS]
+
+
+# --- the site's database ----------------------------------------------------------------------------
+
+
+def site_database(ctx: StepContext, db: MariaDB, missing_ok: bool = False) -> str | None:
+	"""The database recorded for the job's site. A site created before the engine recorded databases
+	is recorded on first use when its database is the one the engine named for this bench and site;
+	otherwise the operator records it (README, Security model)."""
+	site = site_name(ctx)
+	found = db.database_of(site, ctx.job.bench, ctx.server.name)
+	if found or missing_ok:
+		return found
+	named = database_name(ctx.job.bench, site)
+	raise SiteError(
+		f"No database is recorded for site {site} on database server {db.server}, and {named} (the name "
+		f"the engine gives a site of bench {ctx.job.bench}) does not exist. Fix: record the site's database "
+		f"as root on the database server (INSERT INTO press_selfhosted.site_databases, see the README's "
+		"Security model), then retry; its site_config.json is not trusted for this."
+	)
+
+
+def new_database_name(ctx: StepContext, db: MariaDB) -> str:
+	"""The recorded database of a site being created, recorded now when it has none."""
+	site = site_name(ctx)
+	found = db.recorded_database(site)
+	if found:
+		return found
+	for attempt in range(100):
+		name = database_name(ctx.job.bench, site, attempt)
+		if db.recorded_site(name) is None and (attempt == 0 or not db.database_exists(name)):
+			db.record_database(site, name, ctx.server.name, ctx.job.bench)
+			return name
+	raise SiteError(f"No free database name for {site} on database server {db.server}.")
+
+
+def make_site_database(ctx: StepContext, db: MariaDB, db_name: str, create: bool = False) -> None:
+	"""An empty ``db_name`` with a new site user, and the site's config naming both (the only
+	passwords of it: the old user is dropped with the database)."""
+	import secrets as tokens
+
+	password = tokens.token_hex(16)
+	db.create_site_database(db_name, password)
+	ctx.log(f"database {db_name} and its user made on database server {db.server}")
+	edit_site_config(
+		ctx,
+		[
+			("set", "db_name", db_name),
+			("set", "db_user", db_name),
+			("set", "db_password", password),
+			("set", "db_type", "mariadb"),
+		],
+		create=create,
+	)
+
+
+def bootstrap(ctx: StepContext, db_name: str, *argv: str) -> None:
+	"""Frappe's new-site without its root-only part: the database exists, empty, with the site's user."""
+	bench(
+		ctx,
+		"new-site",
+		site_name(ctx),
+		"--force",
+		"--no-setup-db",
+		"--db-name",
+		db_name,
+		*argv,
+		site=False,
+		prompted=ctx.secret("admin_password"),
+	)
 
 
 # --- steps -----------------------------------------------------------------------------------------------
 
 
 def _site_exists(ctx: StepContext, db: MariaDB, db_name: str) -> bool:
-	"""A complete site: its config names our database, which exists and has frappe installed."""
+	"""A complete site: its config names its database, which exists and has frappe installed."""
 	config = read_site_config(ctx)
 	if config and config.get("db_name") == db_name:
 		try:
 			return bool(
-				db.sql(f"SELECT 1 FROM `{db_name}`.`tabInstalled Application` WHERE app_name = 'frappe'")
+				db.sql(
+					f"SELECT 1 FROM {identifier(db_name)}.`tabInstalled Application` WHERE app_name = 'frappe'"
+				)
 			)
 		except SQLFailed:
 			return False
@@ -240,36 +365,20 @@ def _clear_half_created(ctx: StepContext, db: MariaDB, db_name: str) -> None:
 		ctx.log(
 			f"site {site} was half created (earlier run interrupted): removing its directory and database"
 		)
-	db.drop_database_and_user(db_name, db_name)
-	ctx.run(backend(ctx), ["rm", "-rf", f"{SITES}/{site}"])
+	db.drop_site_database(db_name)
+	ctx.run(backend(ctx), ["rm", "-rf", "--", f"{SITES}/{site}"])
 
 
 def new_site(ctx: StepContext) -> None:
-	site, db_name = site_name(ctx), database_name(ctx.job.bench, site_name(ctx))
+	site = site_name(ctx)
 	db = mariadb(ctx)
+	db_name = new_database_name(ctx, db)
 	if _site_exists(ctx, db, db_name):
-		db.drop_user(db_name + LIMITED_SUFFIX)
 		ctx.log(f"site {site} already exists with database {db_name}")
 		return
 	_clear_half_created(ctx, db, db_name)
-	admin_password = ctx.secret("admin_password")
-	with temporary_user(db, db_name) as login:
-		bench(
-			ctx,
-			"new-site",
-			"--no-mariadb-socket",
-			"--mariadb-root-username",
-			login.user,
-			"--mariadb-root-password",
-			login.password,
-			"--admin-password",
-			admin_password,
-			"--db-name",
-			db_name,
-			site,
-			secrets=(login.password, admin_password),
-			site=False,
-		)
+	make_site_database(ctx, db, db_name, create=True)
+	bootstrap(ctx, db_name)
 
 
 def install_apps(ctx: StepContext) -> None:
@@ -305,37 +414,33 @@ def create_user_from_payload(ctx: StepContext) -> None:
 
 
 def _user_exists(ctx: StepContext, email: str) -> bool:
-	db_name = (read_site_config(ctx) or {}).get("db_name")
-	if not db_name:
-		return False
-	rows = mariadb(ctx).sql(f"SELECT COUNT(*) FROM `{db_name}`.`tabUser` WHERE name = {quote(email)}")
+	db = mariadb(ctx)
+	db_name = site_database(ctx, db)
+	rows = db.sql(f"SELECT COUNT(*) FROM {identifier(db_name)}.`tabUser` WHERE name = {quote(email)}")
 	return rows[0][0] != "0"
 
 
 def _add_system_manager(ctx: StepContext, user: dict, password_key: str) -> None:
-	# Frappe's add-system-manager fails on an existing user: a rerun after a crash must not.
+	# Frappe's add-system-manager fails on an existing user: a rerun after a crash must not. The
+	# password is set apart, on set-password's prompt: it never appears in a command line.
 	if _user_exists(ctx, user["email"]):
 		ctx.log(f"user {user['email']} exists on {site_name(ctx)} already")
-		return
-	argv = [
-		"add-system-manager",
-		user["email"],
-		"--first-name",
-		user["first_name"],
-		"--last-name",
-		user["last_name"],
-	]
-	secrets: tuple[str, ...] = ()
+	else:
+		bench(
+			ctx,
+			"add-system-manager",
+			user["email"],
+			"--first-name",
+			user["first_name"],
+			"--last-name",
+			user["last_name"],
+		)
 	if user.get("password"):
-		password = ctx.secret(password_key)
-		argv += ["--password", password]
-		secrets = (password,)
-	bench(ctx, *argv, secrets=secrets)
+		bench(ctx, "set-password", user["email"], prompted=ctx.secret(password_key))
 
 
 def set_admin_password(ctx: StepContext) -> None:
-	password = ctx.secret("admin_password")
-	bench(ctx, "set-admin-password", password, secrets=(password,))
+	bench(ctx, "set-admin-password", prompted=ctx.secret("admin_password"))
 
 
 def nothing_to_reload(ctx: StepContext) -> None:
@@ -394,22 +499,17 @@ def migrate(ctx: StepContext) -> None:
 
 
 def reinstall(ctx: StepContext) -> None:
-	config = read_site_config(ctx) or {}
-	db_name = config.get("db_name") or database_name(ctx.job.bench, site_name(ctx))
-	admin_password = ctx.secret("admin_password")
-	with temporary_user(mariadb(ctx), db_name) as login:
-		bench(
-			ctx,
-			"reinstall",
-			"--yes",
-			"--admin-password",
-			admin_password,
-			"--mariadb-root-username",
-			login.user,
-			"--mariadb-root-password",
-			login.password,
-			secrets=(login.password, admin_password),
-		)
+	"""Frappe's reinstall (a fresh database with the apps the site had), the database made by the engine."""
+	db = mariadb(ctx)
+	db_name = site_database(ctx, db)
+	if "apps" not in ctx.data:
+		try:
+			ctx.data["apps"] = installed_apps(ctx)
+		except EngineError:
+			ctx.data["apps"] = ["frappe"]  # a database an earlier run emptied: as Frappe, frappe only
+	make_site_database(ctx, db, db_name)
+	apps = [app for app in ctx.data["apps"] if app != "frappe"]
+	bootstrap(ctx, db_name, *(option for app in apps for option in ("--install-app", app)))
 
 
 def bench_command(*argv: str) -> Callable[[StepContext], None]:
@@ -473,15 +573,16 @@ def backup_site(ctx: StepContext) -> None:
 	try:
 		backups.step_backup_site(ctx)
 	except EngineError:
-		db_name = (read_site_config(ctx) or {}).get("db_name", "")
-		if mariadb(ctx).database_exists(db_name):
+		db = mariadb(ctx)
+		db_name = site_database(ctx, db, missing_ok=True)
+		if db_name and db.database_exists(db_name):
 			raise
 		if not ctx.payload.get("force"):
 			raise SiteError(
 				f"The database {db_name} of site {site_name(ctx)} is gone (an earlier archive was interrupted "
 				"after dropping it), so there is nothing left to back up. Fix: archive the site again with force."
 			) from None
-		ctx.log(f"database {db_name} is already dropped: no backup (forced archive)")
+		ctx.log(f"database {db_name or '(none recorded)'} is already dropped: no backup (forced archive)")
 
 
 def upload_backup(ctx: StepContext) -> None:
@@ -494,8 +595,17 @@ def upload_backup(ctx: StepContext) -> None:
 # --- archive ---------------------------------------------------------------------------------------------
 
 
+# Frappe's drop-site move: sites/archived/<site>, or <site>1, <site>2... when that exists.
+_MOVE_TO_ARCHIVE = (
+	'n=""; while [ -e "$2/$3$n" ]; do n=$(( ${n:-0} + 1 )); done; '
+	'mkdir -p -- "$2" && mv -- "$1" "$2/$3$n" && echo "$2/$3$n"'
+)
+
+
 def archive_site(ctx: StepContext) -> None:
-	"""Drops the site once Press has recorded that the proxy no longer routes it.
+	"""Drops the site once Press has recorded that the proxy no longer routes it: Frappe's drop-site
+	done by the engine, the recorded database and its user dropped as root, the site folder moved into
+	``sites/archived`` (the backup steps before have uploaded and checked it).
 
 	Press decides a site is Archived, and records the archive backup, from the *steps* of both jobs as
 	it has recorded them (``get_new_status_for_archive_attempted_site``): it must see this step succeed
@@ -504,31 +614,20 @@ def archive_site(ctx: StepContext) -> None:
 	wait_for_proxy_removal(ctx)
 	site = site_name(ctx)
 	db = mariadb(ctx)
-	config = read_site_config(ctx)
-	if config is None:
-		archived = read_site_config(ctx, ARCHIVED) or {}
-		db_name = archived.get("db_name") or database_name(ctx.job.bench, site)
-		db.drop_database_and_user(db_name, archived.get("db_user") or db_name)
-		db.drop_user(db_name + LIMITED_SUFFIX)
-		where = f"already archived (sites/{ARCHIVED})" if archived else "never made in this bench"
-		ctx.log(f"site {site} is {where}; no database {db_name} is left")
-		return
-	with temporary_user(db, config["db_name"]) as login:
-		bench(
-			ctx,
-			"drop-site",
-			"--no-backup",
-			*(["--force"] if ctx.payload.get("force") else []),
-			"--root-login",
-			login.user,
-			"--root-password",
-			login.password,
-			"--archived-sites-path",
-			ARCHIVED,
-			site,
-			secrets=(login.password,),
-			site=False,
+	db_name = site_database(ctx, db, missing_ok=True)
+	if db_name:
+		db.drop_site_database(db_name)
+		ctx.log(f"database {db_name} of {site} and its user dropped")
+	if read_site_config(ctx) is not None:
+		ctx.run(
+			backend(ctx), ["sh", "-c", _MOVE_TO_ARCHIVE, "sh", f"{SITES}/{site}", f"{SITES}/{ARCHIVED}", site]
 		)
+	elif db_name is None:
+		archived = read_site_config(ctx, ARCHIVED) is not None
+		where = f"already archived (sites/{ARCHIVED})" if archived else "never made in this bench"
+		ctx.log(f"site {site} is {where}; no database of it is left")
+	if db_name:
+		db.forget_database(site)
 
 
 def wait_for_proxy_removal(ctx: StepContext) -> None:

@@ -1,8 +1,8 @@
 """Traefik dynamic configuration for a container Proxy Server: one document per site and per host.
 
 A site document routes the site name and its extra domains to the site's bench (the static-file front
-for everything, the bench's socketio port for ``/socket.io``), or to the proxy's static page service
-while the site is suspended or deactivated. A host document carries a custom domain's certificate.
+for everything, ``/socket.io`` included: the front passes it on to the bench's socketio port), or to
+the proxy's static page service while the site is suspended or deactivated. A host document carries a custom domain's certificate.
 Everything here is pure: dataclasses in, ``{file name: text}`` out.
 
 Each document starts with a comment line holding the dataclass it was rendered from, so the proxy
@@ -77,7 +77,7 @@ class SiteRoute:
 	app_server: str
 	bench: str
 	front: str  # http://<prefix>-<bench>-front:80
-	socketio: str  # http://<prefix>-<bench>:9000
+	socketio: str  # http://<prefix>-<bench>-front:80 (the front passes /socket.io to the backend)
 	pages: str  # http://<proxy prefix>-pages:80
 	status: str = ACTIVE
 	domains: tuple[str, ...] = ()

@@ -6,7 +6,8 @@ its files in its bench container.
   size), kept apart because Press's storage limit covers public and private files, not backups;
 - users: enabled System Users other than Administrator and Guest, what a per-plan user limit counts.
 
-The site's database name is read from its ``site_config.json`` in the bench, never guessed.
+The site's database is the one the engine recorded for it on the database server, never the name in
+its ``site_config.json`` (code in the bench can rewrite that file).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 
 from docker.models.containers import Container
 
-from press_selfhosted.engine import commands
-from press_selfhosted.engine.database import MariaDB, quote
+from press_selfhosted.engine import commands, naming
+from press_selfhosted.engine.database import MariaDB, checked_name, quote
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.validation import validate_fqdn
 
@@ -75,12 +76,18 @@ def database_usage(db: MariaDB, db_name: str) -> tuple[int, int]:
 		"SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES "
 		f"WHERE TABLE_SCHEMA = {quote(db_name)}"
 	)
-	users = db.sql(USERS_QUERY, database=db_name)
+	users = db.sql(USERS_QUERY, database=checked_name(db_name))
 	return int(size[0][0]), int(users[0][0])
 
 
 def measure(bench: Container, db: MariaDB, site: str) -> SiteUsage:
-	db_name = site_config(bench, site)["db_name"]
+	site_config(bench, site)  # the site lives on this bench
+	db_name = db.database_of(site, bench.labels.get(naming.BENCH, ""), bench.labels.get(naming.SERVER, ""))
+	if db_name is None:
+		raise SiteNotInBench(
+			f"No database is recorded for site {site} on database server {db.server}. Fix: record it (README, "
+			"Security model); its site_config.json is not trusted for this."
+		)
 	public, private, backups = file_sizes(bench, site)
 	database, users = database_usage(db, db_name)
 	return SiteUsage(site, database, public, private, backups, users)

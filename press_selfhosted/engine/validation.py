@@ -50,6 +50,8 @@ __all__ = [
 	"parse_internal_networks",
 	"validate_access_key",
 	"validate_addressing_style",
+	"validate_app_name",
+	"validate_bench_name",
 	"validate_bucket_name",
 	"validate_ca_bundle",
 	"validate_connect_timeout",
@@ -213,6 +215,37 @@ def validate_fqdn(value: object, field: str = "name") -> str:
 			value,
 			"the last label is all digits, so the name reads as an IP address",
 			"end the name with a real domain, e.g. .example.com",
+		)
+	return value
+
+
+# --- bench and app names -------------------------------------------------------------------------
+
+_BENCH_NAME = re.compile(rf"[a-z0-9](?:[a-z0-9-]{{0,{MAX_BENCH_NAME_LENGTH - 2}}}[a-z0-9])?")
+_APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,139}")
+
+
+def validate_bench_name(value: object, field: str = "bench") -> str:
+	"""A Press bench name (``bench-0001-000001-f1``): it becomes part of container, volume and host
+	names, so lowercase letters, digits and inner hyphens, at most 32 characters (Press's own limit)."""
+	if not isinstance(value, str) or not _BENCH_NAME.fullmatch(value):
+		raise ValidationError(
+			field,
+			value if isinstance(value, str) and len(value) <= 80 else type(value).__name__,
+			f"a bench name is 1 to {MAX_BENCH_NAME_LENGTH} lowercase letters, digits and inner hyphens",
+			"send the Bench's name as Press makes it, e.g. bench-0001-000001-f1",
+		)
+	return value
+
+
+def validate_app_name(value: object, field: str = "app") -> str:
+	"""A Frappe app (a Python package name: lowercase letters, digits, underscores)."""
+	if not isinstance(value, str) or not _APP_NAME.fullmatch(value):
+		raise ValidationError(
+			field,
+			value if isinstance(value, str) and len(value) <= 80 else type(value).__name__,
+			"an app name is a Python package name: a lowercase letter, then letters, digits or underscores",
+			"send the App's name, e.g. erpnext",
 		)
 	return value
 

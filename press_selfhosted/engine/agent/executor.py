@@ -11,6 +11,14 @@ again when the job before it ends; a step whose condition is not met (:class:`St
 job Running for the sweep to resume. With Frappe's default layout (one worker for every queue) a
 waiting worker would hold the only slot that could run what it waits for.
 
+Exactly once: under those locks the job is read again (another worker may have finished it meanwhile)
+and taken with a lease in its row, which a heartbeat thread renews on a connection of its own while
+the steps run. The owner is checked before each step and every write of a step or of the job's end
+is conditional on it. When the locks' connection ends (the locks are gone with it) or the lease
+cannot be renewed, the worker stops its job at the next step boundary or output line, without
+recording anything, and gives the lease back; the sweep resumes the job only when no lock and no
+running lease hold it. A worker that dies keeps its lease until it runs out (``lease`` seconds).
+
 Resuming: a rerun skips the steps already recorded Success and runs again the step that was Running
 when the worker died. Steps are idempotent (they look at what exists and do only what is missing), so
 that rerun converges; a job whose steps must all run again is simply a new job from Press.
@@ -18,8 +26,13 @@ that rerun converges; a job whose steps must all run again is simply a new job f
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
 import time
 import traceback as tracebacks
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -37,7 +50,7 @@ from press_selfhosted.engine.agent.handlers import (
 	Topology,
 )
 from press_selfhosted.engine.agent.jobs import JobRow
-from press_selfhosted.engine.agent.store import JobStore
+from press_selfhosted.engine.agent.store import JobStore, JobStoreUnavailable, LeaseLost
 from press_selfhosted.engine.docker_hosts import DockerHosts, docker_errors
 from press_selfhosted.engine.errors import EngineError
 
@@ -47,22 +60,79 @@ WAITING = "Waiting"  # what run() returns for a job left Running until a step's 
 @dataclass
 class ExecutorSettings:
 	flush_interval: float = 1.0  # how often a running step's output and the job's data reach the store
+	lease: float = 300.0  # a job stays its worker's this long after the last renewal
+	renew_interval: float = 30.0  # how often the worker renews its lease and checks its locks
+
+
+class Lease:
+	"""A job's lease, renewed by a thread on a store connection of its own; ``lost`` once the lease
+	could not be renewed in time or the connection holding the job's locks has ended."""
+
+	def __init__(self, store: JobStore, job_id: int, job_lock: str, settings: ExecutorSettings):
+		self.store, self.job_id, self.job_lock, self.settings = store, job_id, job_lock, settings
+		self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+		self.own = JobStore(store.config)  # the heartbeat's connection: it holds no lock
+		self.lost: str | None = None
+		self._valid_until = 0.0
+		self._stop = threading.Event()
+		self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
+
+	def take(self) -> bool:
+		if not self.own.take_lease(self.job_id, self.owner, self.settings.lease):
+			self.own.close()
+			return False
+		self._valid_until = time.monotonic() + self.settings.lease
+		self._thread.start()
+		return True
+
+	def _beat(self) -> None:
+		while not self._stop.wait(self.settings.renew_interval):
+			try:
+				if not self.store.holds_lock(self.job_lock):
+					self.lost = "the job's lock is not this worker's any more"
+			except JobStoreUnavailable as error:
+				self.lost = str(error)
+			try:
+				if self.own.renew_lease(self.job_id, self.owner, self.settings.lease):
+					self._valid_until = time.monotonic() + self.settings.lease
+				else:
+					self.lost = self.lost or "another worker holds the job's lease"
+			except JobStoreUnavailable:
+				# keep trying: the lease holds until it runs out, and the job stops before that
+				if time.monotonic() > self._valid_until - 2 * self.settings.renew_interval:
+					self.lost = self.lost or "the lease could not be renewed in time"
+
+	def check(self) -> None:
+		if self.lost:
+			raise LeaseLost(f"Job {self.job_id} stops on this worker: {self.lost}")
+
+	def end(self) -> None:
+		"""Stops renewing; a lease still running (a job stopped unfinished, or waiting) is given back."""
+		self._stop.set()
+		if self._thread.is_alive():
+			self._thread.join()
+		with contextlib.suppress(JobStoreUnavailable):
+			self.own.release_lease(self.job_id, self.owner)
+		self.own.close()
 
 
 class _LiveStep:
 	"""A running step's output, written to the store while the step runs (throttled), so that Press's
 	polls show progress (build stages, long commands) and not only the end result."""
 
-	def __init__(self, store: JobStore, record: JobRecord, idx: int, interval: float):
+	def __init__(self, store: JobStore, record: JobRecord, idx: int, interval: float, lease: Lease):
 		self.lines: list[str] = []
 		self._store, self._record, self._idx, self._interval = store, record, idx, interval
+		self._lease = lease
 		self._flushed = time.monotonic()
 
 	def append(self, text: str) -> None:
 		self.lines.append(text)
+		self._lease.check()  # a job this worker lost stops at its next line of output
 		if time.monotonic() - self._flushed >= self._interval:
-			self._store.save_step_output(self._record.id, self._idx, self.text)
-			self._store.save_data(self._record.id, self._record.data)
+			owner = self._lease.owner
+			self._store.save_step_output(self._record.id, self._idx, self.text, owner=owner)
+			self._store.save_data(self._record.id, self._record.data, owner=owner)
 			self._flushed = time.monotonic()
 
 	@property
@@ -96,23 +166,38 @@ class Executor:
 
 	def run(self, job_id: int) -> str | None:
 		"""Run (or resume) job ``job_id``; returns its status, :data:`WAITING`, or None when it cannot
-		run now (another worker has it, or an older job of its bench or site is open)."""
+		run now (another worker has it, or an older job of its bench or site is open) or this worker lost
+		it (the job stops unrecorded and the sweep resumes it)."""
 		job = self.store.get(job_id)
 		if job is None or job.status in jobs.FINISHED:
 			return job.status if job else None
 		job_lock = self.store.lock_name("job", job.id)
 		if not self.store.try_lock(job_lock):
 			return None
-		held = [job_lock]
+		held, lease = [job_lock], None
 		try:
 			scope = self._acquire_scope(job)
 			if scope is None:
 				return None
 			held += scope
-			return self._execute(job)
+			# the row read before the locks may be stale: another worker may have run the job meanwhile
+			job = self.store.get(job_id)
+			if job is None or job.status in jobs.FINISHED:
+				return job.status if job else None
+			lease = Lease(self.store, job.id, job_lock, self.settings)
+			if not lease.take():
+				lease = None
+				return None
+			return self._execute(job, lease)
+		except (LeaseLost, JobStoreUnavailable):
+			return None
 		finally:
+			if lease is not None:
+				lease.end()
 			for name in reversed(held):
-				self.store.release(name)
+				with contextlib.suppress(JobStoreUnavailable):
+					self.store.release(name)
+			self.store.forget_lost_locks()
 
 	def _acquire_scope(self, job: JobRow) -> list[str] | None:
 		"""The bench and site locks of ``job`` when they are free and no older job of its bench or site is
@@ -133,8 +218,9 @@ class Executor:
 			self.store.release(name)
 		return None
 
-	def _execute(self, job: JobRow) -> str:
-		self.store.mark_running(job.id)
+	def _execute(self, job: JobRow, lease: Lease) -> str:
+		owner = lease.owner
+		self.store.mark_running(job.id, owner=owner)
 		handler = self.handlers.get(job.job_type)
 		record = JobRecord(
 			id=job.id,
@@ -155,13 +241,14 @@ class Executor:
 			server = self.topology.server(job.server_type, job.server)
 			client = self.docker_hosts.client(server.docker)
 		except Exception as error:  # noqa: BLE001 - any failure to start is the job's failure
-			return self._fail(record, _describe(error), tracebacks.format_exc())
+			return self._fail(record, _describe(error), tracebacks.format_exc(), owner)
 		done = {step.idx for step in job.steps if step.status == jobs.SUCCESS}
 		still_run: set[str] | None = None  # after an EndJob: the steps that run all the same
 		for idx, step in enumerate(handler.steps):
 			if idx in done or (still_run is not None and step.name not in still_run):
 				continue
-			live = _LiveStep(self.store, record, idx, self.settings.flush_interval)
+			lease.check()
+			live = _LiveStep(self.store, record, idx, self.settings.flush_interval, lease)
 			ctx = StepContext(
 				record,
 				server,
@@ -171,34 +258,42 @@ class Executor:
 				live.append,
 				self._docker_for,
 			)
-			self.store.start_step(job.id, idx, step.name)
+			self.store.start_step(job.id, idx, step.name, owner=owner)
 			try:
 				with docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
 					step.run(ctx)
 			except StepWaiting as waiting:
+				lease.check()
 				text = "\n".join([*live.lines, ctx.redact(str(waiting))])
-				self.store.wait_step(job.id, idx, text, waiting.retry_after)
-				self.store.save_data(job.id, record.data)
+				self.store.wait_step(job.id, idx, text, waiting.retry_after, owner=owner)
+				self.store.save_data(job.id, record.data, owner=owner)
 				return WAITING
 			except EndJob as end:
+				lease.check()
 				text = "\n".join([*live.lines, ctx.redact(str(end))])
-				self.store.finish_step(job.id, idx, jobs.FAILURE, text, "", ctx.step_data)
-				self.store.save_data(job.id, record.data)
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, "", ctx.step_data, owner=owner)
+				self.store.save_data(job.id, record.data, owner=owner)
 				still_run = set(end.run_after)
 				continue
-			except Exception as error:  # noqa: BLE001 - a step's failure is the job's failure
+			except Exception as error:  # a step's failure is the job's failure (unless the job was lost)
+				if isinstance(error, LeaseLost | JobStoreUnavailable) or lease.lost:
+					raise LeaseLost(
+						f"job {job.id} stopped in step {step.name!r}: {lease.lost or error}"
+					) from error
 				message = ctx.redact(_describe(error))
 				trace = ctx.redact(tracebacks.format_exc())
 				text = "\n".join([*live.lines, message])
-				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace, ctx.step_data)
-				return self._fail(record, text, trace)
-			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data)
-			self.store.save_data(job.id, record.data)
-		self.store.finish(job.id, jobs.SUCCESS, record.data)
+				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace, ctx.step_data, owner=owner)
+				return self._fail(record, text, trace, owner)
+			lease.check()
+			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data, owner=owner)
+			self.store.save_data(job.id, record.data, owner=owner)
+		lease.check()
+		self.store.finish(job.id, jobs.SUCCESS, record.data, owner=owner)
 		self._finished(record, jobs.SUCCESS)
 		return jobs.SUCCESS
 
-	def _fail(self, record: JobRecord, output: str, trace: str) -> str:
+	def _fail(self, record: JobRecord, output: str, trace: str, owner: str) -> str:
 		"""Press takes a failed job's ``output`` and ``traceback`` from its data. A handler that set
 		``output`` itself owns it (Run Remote Builder's is JSON that Press parses): then the failure's
 		text goes before the traceback instead."""
@@ -206,7 +301,7 @@ class Executor:
 			failure = {"traceback": f"{output}\n\n{trace}"}
 		else:
 			failure = {"output": output, "traceback": trace}
-		self.store.finish(record.id, jobs.FAILURE, {**record.data, **failure})
+		self.store.finish(record.id, jobs.FAILURE, {**record.data, **failure}, owner=owner)
 		self._finished(record, jobs.FAILURE)
 		return jobs.FAILURE
 
@@ -228,15 +323,18 @@ def _describe(error: BaseException) -> str:
 
 
 def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60.0) -> list[int]:
-	"""Re-enqueue open jobs that no worker holds: the worker died, the enqueue was lost, or a step is
-	waiting (:class:`StepWaiting`) and its time to look again has come.
+	"""Re-enqueue open jobs that no worker holds (no named lock, no running lease): the worker died,
+	the enqueue was lost, or a step is waiting (:class:`StepWaiting`) and its time to look again has come.
 
 	``min_age`` (seconds since the job was recorded) leaves a freshly recorded job to the worker it
-	was enqueued for. Enqueueing a job that is already queued is harmless: the job lock makes it run once.
+	was enqueued for. Enqueueing a job that is already queued is harmless: the job lock and the lease
+	make it run once.
 	"""
 	resumed = []
 	now = jobs.utcnow()
 	for job in store.unfinished():
+		if not job.lease_free:
+			continue
 		if job.resume_after is not None:
 			if job.resume_after > now:
 				continue

@@ -138,6 +138,13 @@ class StepContext:
 			self._known_secrets.append(value)
 		return value
 
+	def unmasked(self, path: str, value: Any) -> Any:
+		"""``value`` as Press sent it: the store keeps payloads with secrets masked (jobs.scrub), so a
+		masked one is read from the SecretSource under its dotted ``path`` in the payload."""
+		from press_selfhosted.engine.agent.jobs import masked
+
+		return self.secret(path) if masked(value) else value
+
 	def log(self, text: str) -> None:
 		self._log(self.redact(text))
 

@@ -22,8 +22,19 @@ FINISHED = (SUCCESS, FAILURE)
 
 MASK = "********"
 # Press puts root DB passwords, admin passwords, registry passwords and S3 keys in payloads;
-# none of them is kept: handlers read secrets from Password fields when they run.
-_SECRET_KEY = re.compile(r"pass|secret|token|access_key|private|privkey|credential", re.IGNORECASE)
+# none of them is kept: handlers read secrets from Password fields when they run. A key named like a
+# secret (``*_KEY`` environment variables, ``encryption_key``) has its value masked; so has, in any
+# text, the password of a URL (``redis://:pw@host``) and the signature parts of a presigned URL.
+_SECRET_KEY = re.compile(
+	r"pass|secret|token|access_key|private|privkey|credential|encryption|_key$|signature",
+	re.IGNORECASE,
+)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)", re.IGNORECASE)
+_SIGNED_QUERY = re.compile(
+	r"(?P<head>[?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId"
+	r"|x-goog-signature|sig)=)[^&#\s\"]+",
+	re.IGNORECASE,
+)
 
 
 # a URL's credentials (``https://x-access-token:<token>@github.com/...``, Press's private app sources)
@@ -52,7 +63,12 @@ def lookup(payload: Any, path: str) -> Any:
 
 
 def scrub(value: Any) -> Any:
-	"""A copy of ``value`` with the value of every secret-looking key replaced by a mask, at any depth."""
+	"""A copy of ``value`` with the value of every secret-looking key replaced by a mask, at any depth;
+	in text, URL passwords and presigned signatures are masked, and a JSON object held as text (a
+	site_config Press sends as a string) is scrubbed inside. A handler that needs a masked value
+	reads it from its SecretSource under the value's dotted path."""
+	if isinstance(value, str):
+		return _scrub_text(value)
 	if isinstance(value, dict):
 		# a secret is a scalar: a secret-looking key holding a dict or list (the glue's
 		# ``storage.backup.private`` = {key, sha256}) is scrubbed inside, not thrown away
@@ -68,9 +84,27 @@ def scrub(value: Any) -> Any:
 		}
 	if isinstance(value, list):
 		return [scrub(item) for item in value]
-	if isinstance(value, str) and (credentials := _URL_CREDENTIALS.match(value)):
-		return credentials["head"] + MASK + credentials["tail"]
 	return value
+
+
+def _scrub_text(text: str) -> str:
+	if text.lstrip().startswith("{"):
+		try:
+			found = json.loads(text)
+		except ValueError:
+			found = None
+		if isinstance(found, dict):
+			cleaned = scrub(found)
+			return text if cleaned == found else json.dumps(cleaned)
+	if credentials := _URL_CREDENTIALS.match(text):
+		text = credentials["head"] + MASK + credentials["tail"]
+	text = _URL_PASSWORD.sub(lambda match: match.group("head") + MASK, text)
+	return _SIGNED_QUERY.sub(lambda match: match.group("head") + MASK, text)
+
+
+def masked(value: Any) -> bool:
+	"""Does ``value`` (as the store kept it) hold a masked secret?"""
+	return isinstance(value, str) and MASK in value
 
 
 REPORTED = "reported"
@@ -147,6 +181,8 @@ class JobRow:
 	end: datetime.datetime | None = None
 	steps: list[StepRow] = field(default_factory=list)
 	resume_after: datetime.datetime | None = None  # a waiting step runs again from then on
+	owner: str | None = None  # the worker running it (its lease)
+	lease_free: bool = True  # no worker's lease runs on it
 
 	def as_agent(self) -> dict[str, Any]:
 		# Pending steps are never reported: Press marks the ones left as Skipped when the job ends

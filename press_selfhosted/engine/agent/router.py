@@ -5,7 +5,10 @@ Agent Request Failure row that blocks the server). Every outcome is a :class:`Re
 - a job-creating request is recorded, enqueued, and answered ``{"job": <id>}``;
 - a job-creating request this agent does not implement is answered 404 (a 4xx makes Press fail the
   Agent Job at once instead of retrying a request that can never work);
-- a failure of the job store itself is answered 503 (5xx makes Press retry the delivery later);
+- a malformed request (a body that is no JSON object, a bench, site, domain, app or upstream that is
+  not one) is answered 400 naming the field: retrying it could never work either;
+- only an outage of the job store is answered 503 (Press retries the delivery later); any other
+  failure is 500 with its message;
 - a direct query we do not answer is 501 with a message saying so.
 Polls (``jobs/...``, ``agent-jobs/...``) only read the store: a poll never advances a job.
 """
@@ -21,10 +24,17 @@ from typing import Any
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Handler, Topology
 from press_selfhosted.engine.agent.queries import Queries, QueryFailed
-from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.agent.store import JobStore, JobStoreUnavailable, NewJob
 from press_selfhosted.engine.commands import Exec
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import EngineError, ValidationError
+from press_selfhosted.engine.traefik import validate_host_name
+from press_selfhosted.engine.validation import (
+	validate_app_name,
+	validate_bench_name,
+	validate_fqdn,
+	validate_ip,
+)
 
 REASONS = {
 	200: "OK",
@@ -43,6 +53,17 @@ NOT_IMPLEMENTED = (
 	re.compile(r"^benches/[^/]+/sites/[^/]+/analytics$"),
 	re.compile(r"^(server/status|version|process-snapshot/.+)$"),
 )
+
+
+# What each segment of a job's path must be: it names containers, folders and route files.
+PATH_ARGS: dict[str, Callable[[object, str], str]] = {
+	"bench": validate_bench_name,
+	"site": validate_fqdn,
+	"domain": validate_fqdn,
+	"host": validate_host_name,
+	"app": validate_app_name,
+	"upstream": validate_ip,
+}
 
 
 @dataclass
@@ -70,6 +91,10 @@ class _Route:
 	pattern: re.Pattern[str]
 
 
+def _no_check(value: object, field: str) -> str:
+	return value  # type: ignore[return-value]
+
+
 def _compile(handler: Handler) -> _Route:
 	parts = []
 	for segment in handler.path.strip("/").split("/"):
@@ -82,16 +107,17 @@ class Router:
 	def __init__(
 		self,
 		handlers: Sequence[Handler],
-		store: JobStore,
+		store: JobStore | Callable[[], JobStore],
 		enqueue: Callable[[int], object],
 		topology: Topology,
 		docker_hosts: DockerHosts,
 		enrich: Callable[[str, str | None, dict[str, Any]], dict[str, Any]] | None = None,
 	):
 		"""``enrich(job_type, site, payload)`` returns keys to add to a job's payload before it is
-		recorded: what the job needs that Press does not send (e.g. the S3 storage of backups)."""
+		recorded: what the job needs that Press does not send (e.g. the S3 storage of backups).
+		``store`` may be a function opening the store: then an outage while opening it is a 503 too."""
 		self._routes = [_compile(handler) for handler in handlers]
-		self.store = store
+		self._store = store
 		self.enqueue = enqueue
 		self.topology = topology
 		self.docker_hosts = docker_hosts
@@ -108,11 +134,27 @@ class Router:
 		server_type: str = "Server",
 	) -> Response:
 		try:
+			if not isinstance(path, str) or not isinstance(method, str):
+				raise ValidationError("path", path, "the request has no path and method", "send both")
+			if agent_job_id is not None and not isinstance(agent_job_id, str):
+				raise ValidationError(
+					"X-Agent-Job-Id", agent_job_id, "the Agent Job's name is text", "send its name"
+				)
 			return self._dispatch(server, server_type, method.upper(), path.strip("/"), data, agent_job_id)
-		except EngineError as failure:
+		except ValidationError as failure:
+			return error(400, str(failure))
+		except JobStoreUnavailable as failure:
 			return error(503, str(failure))
+		except EngineError as failure:
+			return error(500, str(failure))
 		except Exception as failure:  # noqa: BLE001 - the router must never raise (module docstring)
 			return error(500, f"press_selfhosted agent router: {type(failure).__name__}: {failure}")
+
+	@property
+	def store(self) -> JobStore:
+		if not isinstance(self._store, JobStore):
+			self._store = self._store()
+		return self._store
 
 	def _dispatch(self, server, server_type, method, path, data, agent_job_id) -> Response:
 		if agent_job_id is None:
@@ -143,15 +185,17 @@ class Router:
 	) -> Response:
 		if data is not None and not isinstance(data, dict):
 			return error(400, f"{handler.job_type}: the request body must be a JSON object")
+		for key, value in args.items():
+			PATH_ARGS.get(key, _no_check)(value, key)
 		payload = dict(data or {})
 		payload["path_args"] = dict(args)
 		bench = args.get("bench")
 		site = args.get("site")
 		# the bench or site being created is named in the body, not in the path
 		if handler.path == "benches":
-			bench = payload.get("name")
+			bench = validate_bench_name(payload.get("name"), "name")
 		elif handler.path.endswith(("/sites", "/sites/restore")):
-			site = payload.get("name")
+			site = validate_fqdn(payload.get("name"), "name")
 		if self.enrich:
 			payload.update(self.enrich(handler.job_type, site, payload))
 		job_id = self.store.create(

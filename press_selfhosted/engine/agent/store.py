@@ -5,7 +5,15 @@ survives Press rolling back its own transaction (the router runs inside Press's 
 Ids are auto-increment integers, > 0 and unique, as Press needs for ``Agent Job.job_id``.
 
 The same connection holds the executor's MariaDB named locks (``GET_LOCK``): they are released by
-the server when the connection ends, so a worker that dies frees its job for the sweep.
+the server when the connection ends. A connection that ends while it holds locks is never silently
+replaced: every later call raises :class:`LocksLost`, and the executor stops the job (a lock that
+vanished with its connection may already be another worker's). Besides the locks, a running job
+carries a lease in its row (``owner``, ``lease_until``, by the database's clock) that its worker
+renews; another worker takes the job only once the lease has run out, and every write of a step or
+of the job's end is conditional on the writer still being the owner.
+
+Only a lost or refused connection is an outage (:class:`JobStoreUnavailable`, which the router
+answers 503); other database errors are :class:`JobStoreError`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+import pymysql.constants.CLIENT
 import pymysql.cursors
 
 from press_selfhosted.engine.agent import jobs
@@ -46,6 +55,8 @@ _SCHEMA = (
 		started_at DATETIME(6) NULL,
 		ended_at DATETIME(6) NULL,
 		resume_after DATETIME(6) NULL,
+		owner VARCHAR(64) NULL,
+		lease_until DATETIME(6) NULL,
 		KEY server_status (server, status),
 		KEY agent_job (agent_job_id),
 		KEY job_type_site (job_type, site)
@@ -67,11 +78,28 @@ _SCHEMA = (
 
 
 # columns added after the first release, for tables made before them
-_MIGRATIONS = (f"ALTER TABLE `{JOB_TABLE}` ADD COLUMN IF NOT EXISTS resume_after DATETIME(6) NULL",)
+_MIGRATIONS = (
+	f"ALTER TABLE `{JOB_TABLE}` ADD COLUMN IF NOT EXISTS resume_after DATETIME(6) NULL",
+	f"""ALTER TABLE `{JOB_TABLE}` ADD COLUMN IF NOT EXISTS owner VARCHAR(64) NULL,
+		ADD COLUMN IF NOT EXISTS lease_until DATETIME(6) NULL""",
+)
+OPEN = (jobs.PENDING, jobs.RUNNING)
+
+
+class JobStoreError(EngineError):
+	"""The job store's database refused a statement (not an outage)."""
 
 
 class JobStoreUnavailable(EngineError):
-	"""The job store's database could not be used."""
+	"""The job store's database could not be reached, or the connection ended."""
+
+
+class LocksLost(JobStoreUnavailable):
+	"""The connection that held this worker's named locks ended: the locks are gone with it."""
+
+
+class LeaseLost(EngineError):
+	"""The job's lease is no longer this worker's: it must not write or run anything more of it."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,8 @@ class StoreConfig:
 				charset="utf8mb4",
 				cursorclass=pymysql.cursors.DictCursor,
 				connect_timeout=10,
+				# an UPDATE's row count is the rows it matched (a renewed lease may change nothing)
+				client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
 			)
 		except pymysql.err.MySQLError as error:
 			raise JobStoreUnavailable(
@@ -124,9 +154,20 @@ class JobStore:
 		self.config = config
 		self._connection: pymysql.connections.Connection | None = None
 		self._lock = threading.RLock()
+		self._held: set[str] = set()  # named locks this connection holds
+		self._lost = False
+
+	@property
+	def where(self) -> str:
+		return f"{self.config.host}:{self.config.port}/{self.config.database}"
 
 	def _query(self, sql: str, args: Sequence[Any] | None = None) -> list[dict[str, Any]]:
 		with self._lock:
+			if self._lost:
+				raise LocksLost(
+					f"The connection to the agent job store at {self.where} that held this worker's locks "
+					"ended; the job stops here and the sweep resumes it."
+				)
 			if self._connection is None:
 				self._connection = self.config.connect()
 			try:
@@ -135,13 +176,27 @@ class JobStore:
 					if cursor.description is None:
 						return [{"lastrowid": cursor.lastrowid, "rowcount": cursor.rowcount}]
 					return list(cursor.fetchall())
-			except pymysql.err.OperationalError as error:
-				# a dropped connection would silently free our named locks: never reconnect behind them
+			except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as error:
+				# a dropped connection frees our named locks: never reconnect behind them
 				self.close()
-				raise JobStoreUnavailable(
-					f"The agent job store at {self.config.host}:{self.config.port}/{self.config.database} "
-					f"failed: {error.args[-1] if error.args else error}"
+				reason = error.args[-1] if error.args else error
+				if self._held:
+					self._lost = True
+					raise LocksLost(
+						f"The agent job store at {self.where} failed while this worker held locks on it: {reason}"
+					) from error
+				raise JobStoreUnavailable(f"The agent job store at {self.where} failed: {reason}") from error
+			except pymysql.err.MySQLError as error:
+				raise JobStoreError(
+					f"The agent job store at {self.where} refused a statement: "
+					f"{error.args[-1] if error.args else error}"
 				) from error
+
+	def forget_lost_locks(self) -> None:
+		"""After a LocksLost the executor has stopped its job: the store may serve the next one."""
+		with self._lock:
+			self._lost = False
+			self._held.clear()
 
 	def close(self) -> None:
 		with self._lock:
@@ -221,18 +276,24 @@ class JobStore:
 		)
 		return bool(rows)
 
-	def mark_running(self, job_id: int) -> None:
-		self._query(
+	def mark_running(self, job_id: int, owner: str | None = None) -> None:
+		self._owned(
 			f"UPDATE `{JOB_TABLE}` SET status = %s, started_at = COALESCE(started_at, %s), resume_after = NULL "
 			"WHERE id = %s",
 			(jobs.RUNNING, jobs.utcnow(), job_id),
+			job_id,
+			owner,
 		)
 
-	def wait_step(self, job_id: int, idx: int, output: str, retry_after: float) -> None:
+	def wait_step(
+		self, job_id: int, idx: int, output: str, retry_after: float, owner: str | None = None
+	) -> None:
 		"""The step stays Running with ``output``; the sweep resumes the job ``retry_after`` seconds on."""
-		self.save_step_output(job_id, idx, output)
+		self.save_step_output(job_id, idx, output, owner=owner)
 		resume = jobs.utcnow() + datetime.timedelta(seconds=retry_after)
-		self._query(f"UPDATE `{JOB_TABLE}` SET resume_after = %s WHERE id = %s", (resume, job_id))
+		self._owned(
+			f"UPDATE `{JOB_TABLE}` SET resume_after = %s WHERE id = %s", (resume, job_id), job_id, owner
+		)
 
 	def successors(self, server: str, job_id: int, bench: str | None, site: str | None) -> list[int]:
 		"""Open jobs of ``server`` after ``job_id`` on the same bench or site, oldest first (they may have
@@ -251,19 +312,72 @@ class JobStore:
 		)
 		return [row["id"] for row in rows]
 
-	def save_data(self, job_id: int, data: dict[str, Any]) -> None:
-		self._query(f"UPDATE `{JOB_TABLE}` SET data = %s WHERE id = %s", (json.dumps(data), job_id))
+	def save_data(self, job_id: int, data: dict[str, Any], owner: str | None = None) -> None:
+		self._owned(
+			f"UPDATE `{JOB_TABLE}` SET data = %s WHERE id = %s", (json.dumps(data), job_id), job_id, owner
+		)
 
-	def finish(self, job_id: int, status: str, data: dict[str, Any]) -> None:
-		self._query(
+	def finish(self, job_id: int, status: str, data: dict[str, Any], owner: str | None = None) -> None:
+		self._owned(
 			f"UPDATE `{JOB_TABLE}` SET status = %s, data = %s, ended_at = %s, "
-			"started_at = COALESCE(started_at, %s) WHERE id = %s",
+			"started_at = COALESCE(started_at, %s), owner = NULL, lease_until = NULL WHERE id = %s",
 			(status, json.dumps(data), jobs.utcnow(), jobs.utcnow(), job_id),
+			job_id,
+			owner,
+		)
+
+	def _owned(self, sql: str, args: tuple, job_id: int, owner: str | None) -> None:
+		"""Runs an UPDATE of job ``job_id`` (its row or its steps' rows) only while ``owner`` holds
+		its lease (always when no owner is given); raises LeaseLost when the lease is another's."""
+		if owner is None:
+			self._query(sql, args)
+			return
+		if sql.startswith(f"UPDATE `{JOB_TABLE}`"):
+			guarded, more = f"{sql} AND owner = %s", (owner,)
+		else:
+			guarded = f"{sql} AND EXISTS (SELECT 1 FROM `{JOB_TABLE}` WHERE id = %s AND owner = %s)"
+			more = (job_id, owner)
+		if not self._query(guarded, (*args, *more))[0]["rowcount"]:
+			raise LeaseLost(f"Job {job_id} is no longer this worker's ({owner}): it stops here.")
+
+	# --- leases -----------------------------------------------------------------------------------
+
+	def take_lease(self, job_id: int, owner: str, seconds: float) -> bool:
+		"""The open job becomes ``owner``'s for ``seconds`` unless another worker's lease runs still."""
+		found = self._query(
+			f"UPDATE `{JOB_TABLE}` SET owner = %s, lease_until = UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND "
+			"WHERE id = %s AND status IN (%s, %s) AND (owner IS NULL OR owner = %s OR lease_until IS NULL "
+			"OR lease_until < UTC_TIMESTAMP(6))",
+			(owner, int(seconds * 1e6), job_id, *OPEN, owner),
+		)
+		return bool(found[0]["rowcount"])
+
+	def renew_lease(self, job_id: int, owner: str, seconds: float) -> bool:
+		found = self._query(
+			f"UPDATE `{JOB_TABLE}` SET lease_until = UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND "
+			"WHERE id = %s AND owner = %s AND status IN (%s, %s)",
+			(int(seconds * 1e6), job_id, owner, *OPEN),
+		)
+		return bool(found[0]["rowcount"])
+
+	def holds_lease(self, job_id: int, owner: str) -> bool:
+		rows = self._query(
+			f"SELECT 1 FROM `{JOB_TABLE}` WHERE id = %s AND owner = %s AND lease_until >= UTC_TIMESTAMP(6)",
+			(job_id, owner),
+		)
+		return bool(rows)
+
+	def release_lease(self, job_id: int, owner: str) -> None:
+		self._query(
+			f"UPDATE `{JOB_TABLE}` SET owner = NULL, lease_until = NULL WHERE id = %s AND owner = %s",
+			(job_id, owner),
 		)
 
 	# --- steps ------------------------------------------------------------------------------------
 
-	def start_step(self, job_id: int, idx: int, name: str) -> None:
+	def start_step(self, job_id: int, idx: int, name: str, owner: str | None = None) -> None:
+		if owner is not None and not self.holds_lease(job_id, owner):
+			raise LeaseLost(f"Job {job_id} is no longer this worker's ({owner}): it stops here.")
 		self._query(
 			f"INSERT INTO `{STEP_TABLE}` (job_id, idx, name, status, output, traceback, data, started_at) "
 			"VALUES (%s,%s,%s,%s,'','','{}',%s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
@@ -272,18 +386,30 @@ class JobStore:
 		)
 
 	def finish_step(
-		self, job_id: int, idx: int, status: str, output: str, traceback: str = "", data: Any = None
+		self,
+		job_id: int,
+		idx: int,
+		status: str,
+		output: str,
+		traceback: str = "",
+		data: Any = None,
+		owner: str | None = None,
 	) -> None:
 		"""``data``: the step's data as the handler shaped it for Press (None: its output and traceback)."""
-		self._query(
+		self._owned(
 			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, data = %s, ended_at = %s "
 			"WHERE job_id = %s AND idx = %s",
 			(status, output, traceback, jobs.step_data_column(data), jobs.utcnow(), job_id, idx),
+			job_id,
+			owner,
 		)
 
-	def save_step_output(self, job_id: int, idx: int, output: str) -> None:
-		self._query(
-			f"UPDATE `{STEP_TABLE}` SET output = %s WHERE job_id = %s AND idx = %s", (output, job_id, idx)
+	def save_step_output(self, job_id: int, idx: int, output: str, owner: str | None = None) -> None:
+		self._owned(
+			f"UPDATE `{STEP_TABLE}` SET output = %s WHERE job_id = %s AND idx = %s",
+			(output, job_id, idx),
+			job_id,
+			owner,
 		)
 
 	# --- named locks ------------------------------------------------------------------------------
@@ -295,10 +421,19 @@ class JobStore:
 
 	def try_lock(self, name: str, timeout: float = 0) -> bool:
 		rows = self._query("SELECT GET_LOCK(%s, %s) AS got", (name, timeout))
-		return rows[0]["got"] == 1
+		if rows[0]["got"] == 1:
+			self._held.add(name)
+			return True
+		return False
 
 	def release(self, name: str) -> None:
 		self._query("SELECT RELEASE_LOCK(%s)", (name,))
+		self._held.discard(name)
+
+	def holds_lock(self, name: str) -> bool:
+		"""Is ``name`` held by this very connection? (Raises LocksLost when the connection is gone.)"""
+		rows = self._query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID() AS mine", (name,))
+		return rows[0]["mine"] == 1
 
 	def is_free(self, name: str) -> bool:
 		rows = self._query("SELECT IS_FREE_LOCK(%s) AS free", (name,))
@@ -307,7 +442,11 @@ class JobStore:
 	# --- reading ----------------------------------------------------------------------------------
 
 	def _jobs(self, where: str, args: Sequence[Any], with_steps: bool = True) -> list[JobRow]:
-		rows = self._query(f"SELECT * FROM `{JOB_TABLE}` WHERE {where} ORDER BY id", args)
+		rows = self._query(
+			"SELECT *, (owner IS NULL OR lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6)) AS lease_free "
+			f"FROM `{JOB_TABLE}` WHERE {where} ORDER BY id",
+			args,
+		)
 		found = [_job_row(row) for row in rows]
 		if with_steps and found:
 			by_id = {job.id: job for job in found}
@@ -337,6 +476,8 @@ def _job_row(row: dict[str, Any]) -> JobRow:
 		start=row["started_at"],
 		end=row["ended_at"],
 		resume_after=row.get("resume_after"),
+		owner=row.get("owner"),
+		lease_free=bool(row.get("lease_free", 1)),
 	)
 
 

@@ -13,9 +13,15 @@ if [ ! -d "$datadir/mysql" ]; then
     sleep 0.5
   done
   escaped=$(printf '%s' "$password" | sed "s/'/''/g")
+  # as the official image: root@MARIADB_ROOT_HOST (default %) besides root@localhost
+  host=$(printf '%s' "${MARIADB_ROOT_HOST:-%}" | sed "s/'/''/g")
+  remote=""
+  if [ "$host" != "localhost" ]; then
+    remote="CREATE USER IF NOT EXISTS 'root'@'$host' IDENTIFIED BY '$escaped';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'$host' WITH GRANT OPTION;"
+  fi
   mariadb --socket=/run/mysqld/init.sock -uroot <<SQL
-CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '$escaped';
-GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
+$remote
 ALTER USER 'root'@'localhost' IDENTIFIED BY '$escaped';
 FLUSH PRIVILEGES;
 SQL
