@@ -433,3 +433,20 @@ def test_built_image_becomes_a_bench_with_a_site(world, docker_client, endpoints
 	finally:
 		for tag in [t for i in docker_client.images.list(name=repository) for t in i.tags]:
 			docker_client.images.remove(tag, force=True)
+
+
+def test_archive_bench_takes_its_network_away_from_the_database_server(world, docker_client, registry_images):
+	"""MariaDB joins every bench's own network: archiving the bench must take it out again, or Docker
+	refuses to remove the network (seen with Press's docker-py 6.1, whose listed networks hold no containers)."""
+	platform = world["platform"]
+	bench = "bench-gone"
+	platform.run(platform.topology.app, "benches", support.new_bench_payload(bench, registry_images["plain"]))
+	network = naming.BenchNames.of(platform.prefix, bench).network
+	mariadb = platform.mariadb.container
+	mariadb.reload()
+	assert network in mariadb.attrs["NetworkSettings"]["Networks"]
+	job = platform.run(platform.topology.app, f"benches/{bench}/archive", {})
+	assert job["status"] == "Success"
+	assert docker_client.networks.list(names=[network]) == []
+	mariadb.reload()
+	assert mariadb.status == "running" and network not in mariadb.attrs["NetworkSettings"]["Networks"]

@@ -294,6 +294,10 @@ def connect_database(ctx: StepContext, network_name: str) -> None:
 
 
 def disconnect_database(ctx: StepContext, network) -> None:
+	"""Whatever still joins the bench's network (the database server's MariaDB) leaves it, so that it can go.
+
+	The network is inspected afresh: a listed network carries no containers (docker-py 6.1, Press's pin)."""
+	network.reload()
 	for container in network.containers:
 		with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
 			network.disconnect(container, force=True)
