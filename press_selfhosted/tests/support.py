@@ -377,3 +377,17 @@ def bench_command(*argv: str) -> subprocess.CompletedProcess:
 		timeout=600,
 		check=False,
 	)
+
+
+def save_with_latest(doctype: str, name: str, action: Callable, attempts: int = 3) -> None:
+	"""``action(doc)`` on a fresh copy, committed; again on a fresher copy when a background write got in
+	between (Frappe's optimistic locking: the desk would ask the operator to refresh and retry)."""
+	for attempt in range(attempts):
+		try:
+			action(frappe.get_doc(doctype, name))
+			frappe.db.commit()
+			return
+		except frappe.TimestampMismatchError:
+			frappe.db.rollback()
+			if attempt == attempts - 1:
+				raise

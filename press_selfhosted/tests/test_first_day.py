@@ -154,12 +154,10 @@ class TestFirstDay(IntegrationTestCase):
 			self.assertIn(expected, answer.stdout, argv)
 
 	def test_5_suspended_site_serves_the_suspended_page_then_comes_back(self):
-		frappe.get_doc("Site", self.site).suspend(reason="test")
-		frappe.db.commit()
+		support.save_with_latest("Site", self.site, lambda site: site.suspend(reason="test"))
 		self.wait(lambda: self.get_through_traefik(self.site).status_code == 503, "the suspended page")
 		self.assertIn("suspended", self.get_through_traefik(self.site, "/").text.lower())
-		frappe.get_doc("Site", self.site).unsuspend(reason="test")
-		frappe.db.commit()
+		support.save_with_latest("Site", self.site, lambda site: site.unsuspend(reason="test"))
 		self.wait(lambda: self.get_through_traefik(self.site).status_code == 200, "the site again")
 		self.wait(
 			lambda: (
