@@ -27,6 +27,9 @@ doctype_js = {
 	"Server": "public/js/container_server.js",
 	"Proxy Server": "public/js/container_server.js",
 	"Database Server": "public/js/container_server.js",
+	# backups verified and drilled, usage against the plan, on container servers' sites
+	"Site": "public/js/container_site.js",
+	"Site Backup": "public/js/container_site.js",
 }
 
 # Rules for records on container servers; records on agent servers keep Press's rules

@@ -356,15 +356,15 @@ def run_restore_drills(site_name: str | None = None) -> None:
 	``site_name`` alone; records the result on the Site (``last_verified_restore``, ``last_restore_drill_result``)."""
 	import frappe
 
-	from press_selfhosted.agent import runtime
+	from press_selfhosted.agent import topology
 	from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
 	from press_selfhosted.engine.verification import restore_drill
 
 	config = _default_config()
 	if config is None:
 		return
-	topology, secrets = runtime.FrappeTopology(), DrillSecrets(runtime.FrappeSecrets())
-	hosts = runtime._docker_hosts
+	topology, secrets = topology.FrappeTopology(), DrillSecrets(topology.FrappeSecrets())
+	hosts = topology.docker_hosts
 
 	def make_ctx(job):
 		server = topology.server("Server", job.server)

@@ -14,20 +14,18 @@ import datetime
 
 import frappe
 
-from press_selfhosted.agent import runtime
+from press_selfhosted.agent import settings, topology
 from press_selfhosted.engine import acme
-from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.proxy import Proxy
 
 TITLE = "press_selfhosted: site certificates on {proxy}"
-_docker_hosts = DockerHosts()
 
 
 def site_certificates(proxy_server: str) -> list[dict]:
 	"""The report of one container Proxy Server (empty when its Traefik has no ACME resolver)."""
-	server = runtime.FrappeTopology().server("Proxy Server", proxy_server)
-	client = _docker_hosts.client(server.docker)
-	proxy = Proxy.existing(client, server, runtime.proxy_settings())
+	server = topology.FrappeTopology().server("Proxy Server", proxy_server)
+	client = topology.docker_hosts.client(server.docker)
+	proxy = Proxy.existing(client, server, settings.proxy_settings())
 	if proxy is None:
 		return []
 	return acme.certificate_rows(proxy.site_certificates(), datetime.datetime.now(datetime.timezone.utc))

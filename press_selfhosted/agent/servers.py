@@ -13,6 +13,8 @@ to use instead, and route Press's own ``setup_server`` to the container setup.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import frappe
 from frappe import _
 from press.agent import Agent
@@ -21,8 +23,11 @@ from press.press.doctype.database_server.database_server import DatabaseServer
 from press.press.doctype.proxy_server.proxy_server import ProxyServer
 from press.press.doctype.server.server import Server
 
+from press_selfhosted.agent import topology
 from press_selfhosted.engine.agent import jobs
 from press_selfhosted.engine.agent.handlers import JobRecord
+from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.server_jobs import docker_report, server_containers
 
 SETUP_JOB_TYPE = "Setup Container Server"
 SETUP_PATH = "server/container-setup"
@@ -34,6 +39,7 @@ SERVER_DOCTYPES = ("Server", "Proxy Server", "Database Server")
 AGENT_ACTIONS = frozenset(
 	{
 		"setup_server",  # routed to the container setup below
+		"container_status",
 		"ping_agent",
 		"ping_agent_job",
 		"ping_mariadb",
@@ -78,6 +84,15 @@ def record_setup(job: JobRecord, status: str, polled: dict) -> None:
 	frappe.db.commit()
 
 
+def docker_status(doc) -> dict:
+	"""What the server's Docker Engine says of itself and of this server's containers (for its form)."""
+	server = topology.FrappeTopology().server(doc.doctype, doc.name)
+	hosts = topology.docker_hosts
+	report = hosts.call(server.docker, "checking the Docker Engine", lambda c: docker_report(c, server))
+	containers = hosts.call(server.docker, "listing the containers", lambda c: server_containers(c, server))
+	return {"docker": asdict(report), "containers": [asdict(item) for item in containers]}
+
+
 class ContainerServerActions:
 	"""Press's server actions on container servers (mixed into Press's three server classes)."""
 
@@ -92,6 +107,18 @@ class ContainerServerActions:
 				title=_("Not for container servers"),
 			)
 		return super().run_method(method, *args, **kwargs)
+
+	@frappe.whitelist()
+	def container_status(self):
+		"""The desk's view of a container server: its Docker Engine and its containers with their health."""
+		self.check_permission("read")
+		frappe.only_for("System Manager")
+		if not is_container_server(self):
+			frappe.throw(_("{0} is not a container server.").format(self.name))
+		try:
+			return docker_status(self)
+		except EngineError as error:
+			frappe.throw(str(error), title=_("Docker not reachable"))
 
 	@frappe.whitelist()
 	def setup_server(self):

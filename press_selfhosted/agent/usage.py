@@ -16,10 +16,9 @@ import frappe
 from frappe.utils import now_datetime
 from frappe.utils.password import get_decrypted_password
 
-from press_selfhosted.agent.runtime import FrappeTopology
+from press_selfhosted.agent.topology import FrappeTopology
 from press_selfhosted.engine import naming, usage
 from press_selfhosted.engine.database import MariaDB
-from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.plan_limits import (
 	MIB,
 	Action,
@@ -34,7 +33,6 @@ from press_selfhosted.engine.plan_limits import (
 
 REASON = "Site usage over the plan's limits"
 MEASURED_STATUSES = ("Active", "Inactive", "Suspended")
-_docker_hosts = DockerHosts()
 
 
 def _is_container_server(server: str) -> bool:
@@ -45,14 +43,14 @@ def _is_container_server(server: str) -> bool:
 def measure_site(site) -> usage.SiteUsage:
 	topology = FrappeTopology()
 	app = topology.server("Server", site.server)
-	bench = _docker_hosts.call(
+	bench = topology.docker_hosts.call(
 		app.docker,
 		f"finding the bench container of {site.bench}",
 		lambda client: client.containers.get(naming.resource_name(app.container_prefix, site.bench)),
 	)
 	endpoint = topology.database_for(site.server)
 	db_server = topology.server("Database Server", endpoint.server)
-	db_container = _docker_hosts.call(
+	db_container = topology.docker_hosts.call(
 		db_server.docker, "finding the MariaDB container", lambda client: client.containers.get(endpoint.host)
 	)
 	password = get_decrypted_password("Database Server", endpoint.server, "mariadb_root_password")

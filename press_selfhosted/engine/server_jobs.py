@@ -18,9 +18,12 @@ the images that carry the app's labels only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import docker
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
 from press_selfhosted.engine.benches import ensure_network
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb, find_mariadb
 from press_selfhosted.engine.errors import EngineError
@@ -35,23 +38,72 @@ class DockerTooOld(EngineError):
 	pass
 
 
-def check_docker(ctx: StepContext) -> None:
+@dataclass(frozen=True)
+class DockerReport:
+	version: str
+	api_version: str
+	platform: str  # os/arch
+	containers: int  # of this server's, running or not
+
+
+def docker_report(client: docker.DockerClient, server: ContainerServer) -> DockerReport:
 	"""The engine answers, is recent enough, and lets us list what we manage (a socket we may open but
 	not use fails here, naming the server, rather than halfway through a bench)."""
-	version = ctx.docker.version()
+	version = client.version()
 	api = tuple(int(part) for part in str(version.get("ApiVersion", "0.0")).split(".")[:2])
 	if api < MIN_API_VERSION:
 		raise DockerTooOld(
-			f"Server {ctx.server.name}: Docker Engine {version.get('Version')} at {ctx.server.docker.socket} "
+			f"Server {server.name}: Docker Engine {version.get('Version')} at {server.docker.socket} "
 			f"speaks API {version.get('ApiVersion')}; press_selfhosted needs {'.'.join(map(str, MIN_API_VERSION))} "
 			"(Docker 20.10) or newer. Fix: upgrade Docker Engine on that host."
 		)
-	ctx.docker.containers.list(limit=1, filters={"label": naming.label_filters(ctx.server.name)})
-	ctx.docker.networks.list(names=[ctx.server.network])
-	ctx.log(
-		f"Docker Engine {version.get('Version')} (API {version.get('ApiVersion')}, {version.get('Os')}/"
-		f"{version.get('Arch')}) at {ctx.server.docker.socket}: containers and networks can be managed"
+	ours = client.containers.list(all=True, filters={"label": naming.label_filters(server.name)})
+	client.networks.list(names=[server.network])
+	return DockerReport(
+		version=str(version.get("Version")),
+		api_version=str(version.get("ApiVersion")),
+		platform=f"{version.get('Os')}/{version.get('Arch')}",
+		containers=len(ours),
 	)
+
+
+def check_docker(ctx: StepContext) -> None:
+	report = docker_report(ctx.docker, ctx.server)
+	ctx.log(
+		f"Docker Engine {report.version} (API {report.api_version}, {report.platform}) at "
+		f"{ctx.server.docker.socket}: containers and networks can be managed"
+	)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+	name: str
+	role: str
+	bench: str | None
+	image: str
+	state: str  # running, exited, ...
+	health: str | None  # healthy, unhealthy, starting; None without a health check
+	started_at: str | None
+
+
+def server_containers(client: docker.DockerClient, server: ContainerServer) -> list[ContainerState]:
+	"""Every container this app runs for ``server``, with its state and health, by name."""
+	found = client.containers.list(all=True, filters={"label": naming.label_filters(server.name)})
+	states = []
+	for container in found:
+		state = container.attrs.get("State") or {}
+		states.append(
+			ContainerState(
+				name=container.name,
+				role=container.labels.get(naming.ROLE, ""),
+				bench=container.labels.get(naming.BENCH),
+				image=(container.attrs.get("Config") or {}).get("Image", ""),
+				state=state.get("Status", container.status),
+				health=(state.get("Health") or {}).get("Status"),
+				started_at=state.get("StartedAt"),
+			)
+		)
+	return sorted(states, key=lambda item: item.name)
 
 
 # --- what Press sends to every server, which a container server answers plainly ---------------------

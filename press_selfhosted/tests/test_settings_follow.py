@@ -10,7 +10,7 @@ from frappe.tests import IntegrationTestCase
 from frappe.utils.password import get_decrypted_password
 from press.press.doctype.site_backup.site_backup import get_backup_bucket
 
-from press_selfhosted.agent import runtime
+from press_selfhosted.agent import settings
 from press_selfhosted.engine import acme
 from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.tests import support
@@ -64,19 +64,19 @@ class TestSettingsFollow(IntegrationTestCase):
 	def test_proxy_settings_come_from_the_site_config_and_a_wrong_value_is_named(self):
 		conf = frappe.local.conf
 		saved = {
-			key: conf.get(key) for key in (acme.CONFIG_EMAIL, acme.CONFIG_DIRECTORY, runtime.PROXY_HTTP_PORT)
+			key: conf.get(key) for key in (acme.CONFIG_EMAIL, acme.CONFIG_DIRECTORY, settings.PROXY_HTTP_PORT)
 		}
 		try:
 			conf[acme.CONFIG_EMAIL] = "ops@example.com"
 			conf[acme.CONFIG_DIRECTORY] = "https://acme.internal/dir"
-			settings = runtime.proxy_settings()
+			proxy = settings.proxy_settings()
 			self.assertEqual(
-				(settings.acme.email, settings.acme.directory_url),
+				(proxy.acme.email, proxy.acme.directory_url),
 				("ops@example.com", "https://acme.internal/dir"),
 			)
-			conf[runtime.PROXY_HTTP_PORT] = "eighty"
+			conf[settings.PROXY_HTTP_PORT] = "eighty"
 			with self.assertRaises(ValidationError) as refused:
-				runtime.proxy_settings()
-			self.assertEqual(refused.exception.field, runtime.PROXY_HTTP_PORT)
+				settings.proxy_settings()
+			self.assertEqual(refused.exception.field, settings.PROXY_HTTP_PORT)
 		finally:
 			conf.update(saved)
