@@ -363,16 +363,16 @@ def run_restore_drills(site_name: str | None = None) -> None:
 	config = _default_config()
 	if config is None:
 		return
-	topology, secrets = topology.FrappeTopology(), DrillSecrets(topology.FrappeSecrets())
+	press, secrets = topology.FrappeTopology(), DrillSecrets(topology.FrappeSecrets())
 	hosts = topology.docker_hosts
 
 	def make_ctx(job):
-		server = topology.server("Server", job.server)
+		server = press.server("Server", job.server)
 		return StepContext(
 			job,
 			server,
 			hosts.client(server.docker),
-			topology,
+			press,
 			secrets,
 			lambda text: None,
 			lambda other: hosts.client(other.docker),

@@ -16,6 +16,7 @@ import frappe
 from frappe.utils import now_datetime
 from frappe.utils.password import get_decrypted_password
 
+from press_selfhosted.agent import topology
 from press_selfhosted.agent.topology import FrappeTopology
 from press_selfhosted.engine import naming, usage
 from press_selfhosted.engine.database import MariaDB
@@ -41,15 +42,15 @@ def _is_container_server(server: str) -> bool:
 
 
 def measure_site(site) -> usage.SiteUsage:
-	topology = FrappeTopology()
-	app = topology.server("Server", site.server)
+	press = FrappeTopology()
+	app = press.server("Server", site.server)
 	bench = topology.docker_hosts.call(
 		app.docker,
 		f"finding the bench container of {site.bench}",
 		lambda client: client.containers.get(naming.resource_name(app.container_prefix, site.bench)),
 	)
-	endpoint = topology.database_for(site.server)
-	db_server = topology.server("Database Server", endpoint.server)
+	endpoint = press.database_for(site.server)
+	db_server = press.server("Database Server", endpoint.server)
 	db_container = topology.docker_hosts.call(
 		db_server.docker, "finding the MariaDB container", lambda client: client.containers.get(endpoint.host)
 	)
