@@ -131,8 +131,15 @@ def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.d
 		domain = entry.get("domain") or {}
 		for name in (domain.get("main"), *(domain.get("sans") or ())):
 			if name:
-				found[name] = max(found.get(name, leaf.not_valid_after_utc), leaf.not_valid_after_utc)
+				found[name] = max(found.get(name, not_after(leaf)), not_after(leaf))
 	return found
+
+
+def not_after(certificate: x509.Certificate) -> datetime.datetime:
+	"""When the certificate expires, timezone-aware."""
+	# the aware property came with cryptography 42; Press's pyOpenSSL 23.2 keeps its bench below 42
+	aware = getattr(certificate, "not_valid_after_utc", None)
+	return aware or certificate.not_valid_after.replace(tzinfo=datetime.timezone.utc)
 
 
 @dataclass(frozen=True)
