@@ -11,6 +11,7 @@ required_apps = ["frappe/press"]
 # Install / migrate / uninstall: custom fields on Press DocTypes and indexes (press_selfhosted/install.py)
 after_install = "press_selfhosted.install.after_install"
 after_migrate = "press_selfhosted.install.after_migrate"
+after_sync = "press_selfhosted.install.after_sync"
 before_uninstall = "press_selfhosted.install.before_uninstall"
 
 # Agent Job Types this app adds to Press's (Setup Container Server), synced on install and migrate

@@ -31,6 +31,19 @@ def after_migrate() -> None:
 	create_job_store()
 
 
+def after_sync() -> None:
+	"""At the end of install-app. Frappe's install keeps the hooks of the apps installed before this one in
+	its caches and writes them back to the shared cache after its own clear (seen on Frappe 16.0.0-dev of
+	2024-12-24): its sync of scheduled jobs then registers none of this app's, and every process reading
+	the shared cache would run without this app's hooks (no transport swap) until the key is deleted by
+	hand. Delete it, and sync the scheduled jobs again from every app's hooks."""
+	import frappe
+	from frappe.core.doctype.scheduled_job_type.scheduled_job_type import sync_jobs
+
+	frappe.cache.delete_value("app_hooks")
+	sync_jobs()
+
+
 def create_job_store() -> None:
 	"""The agent's job tables, so that the first job (or ``press-selfhosted run-job``) finds them."""
 	from press_selfhosted.agent.runtime import job_store
