@@ -1,5 +1,5 @@
-"""Bench commands: ``bench --site S press-selfhosted sweep | run-job ID | retention [--dry-run] |
-registry-cleanup [--dry-run] | verify-backups | restore-drill SITE | jobs SERVER``.
+"""Bench commands: ``bench --site S press-selfhosted set-up-cluster … | sweep | run-job ID |
+retention [--dry-run] | registry-cleanup [--dry-run] | verify-backups | restore-drill SITE | jobs SERVER``.
 
 They apply the transport swap explicitly: bench commands run neither ``before_request`` nor ``before_job``.
 """
@@ -22,6 +22,75 @@ def _connect(context):
 	from press_selfhosted.agent.runtime import apply_swap
 
 	apply_swap()
+
+
+@press_selfhosted.command("set-up-cluster")
+@click.option("--cluster", required=True, help="The Press Cluster to make or use, e.g. local.")
+@click.option("--domain", required=True, help="The root domain sites are named under, e.g. platform.local.")
+@click.option("--docker-socket", required=True, help="Where the host's Docker Engine answers.")
+@click.option("--private-ip", required=True, help="The host's address on its internal network.")
+@click.option("--container-prefix", help="Starts every container of the cluster [default: the cluster].")
+@click.option("--ram", type=int, default=4096, show_default=True, help="MiB Press plans benches against.")
+@click.option("--platform", default="x86_64", show_default=True, help="Of the host: x86_64 or arm64.")
+@click.option("--timeout", type=int, default=600, show_default=True, help="Seconds to wait for Active.")
+@click.pass_obj
+def set_up_cluster_command(
+	context, cluster, domain, docker_socket, private_ip, container_prefix, ram, platform, timeout
+):
+	"""Register one Docker host as an all-in-one cluster (app, database and proxy servers) and set its
+	servers up; waits until they are Active. A second run changes nothing."""
+	import frappe
+
+	from press_selfhosted.agent import cluster as all_in_one
+	from press_selfhosted.engine.errors import ValidationError
+
+	_connect(context)
+	spec = all_in_one.AllInOne(
+		cluster=cluster,
+		domain=domain,
+		docker_socket=docker_socket,
+		container_prefix=container_prefix or cluster,
+		private_ip=private_ip,
+		ram=ram,
+		platform=platform,
+	)
+	try:
+		names = all_in_one.register(spec)
+	except ValidationError as error:
+		raise click.ClickException(str(error)) from None
+	frappe.db.commit()
+	for name, job in all_in_one.set_up(names).items():
+		click.echo(f"{name}: {'setting up (Agent Job ' + job + ')' if job else 'Active already'}")
+	frappe.db.commit()
+	if not _wait_until_active(names, timeout):
+		raise click.ClickException(
+			f"not Active after {timeout} s. See the servers' Agent Jobs (bench --site {context.sites[0]} "
+			"press-selfhosted jobs SERVER) for the failing step, fix it, then run this command again."
+		)
+	click.echo(f"cluster {cluster} is Active: create sites under {domain} on {spec.server_name('Server')}")
+
+
+def _wait_until_active(names: dict[str, str], timeout: int) -> bool:
+	"""Prints each server's status as it changes; False when one is Broken or time runs out."""
+	import time
+
+	import frappe
+
+	shown: dict[str, str] = {}
+	deadline = time.monotonic() + timeout
+	while time.monotonic() < deadline:
+		frappe.db.rollback()  # a fresh snapshot: the workers commit the setup jobs' results
+		for doctype, name in names.items():
+			status = frappe.db.get_value(doctype, name, "status")
+			if shown.get(name) != status:
+				click.echo(f"{name}: {status}")
+				shown[name] = status
+		if "Broken" in shown.values():
+			return False
+		if set(shown.values()) == {"Active"}:
+			return True
+		time.sleep(2)
+	return False
 
 
 @press_selfhosted.command("sweep")

@@ -73,3 +73,52 @@ class TestContainerServers(IntegrationTestCase):
 		with self.assertRaises(frappe.ValidationError) as refused:
 			doc.run_method("update_agent_ansible")
 		self.assertIn("Set Up Container Server", str(refused.exception))
+
+
+class TestSetUpClusterCommand(IntegrationTestCase):
+	"""``bench --site S press-selfhosted set-up-cluster``: an operator's one command for a Docker host."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.endpoints = support.prepare()
+		cls.spec = support.new_cluster(cls.endpoints)
+		cls.servers = {doctype: cls.spec.server_name(doctype) for doctype in cluster.HOSTNAMES}
+
+	@classmethod
+	def tearDownClass(cls):
+		support.remove_cluster_containers(cls.endpoints, cls.servers)
+		super().tearDownClass()
+
+	def set_up_cluster(self, **changes) -> object:
+		options = {
+			"cluster": self.spec.cluster,
+			"domain": self.spec.domain,
+			"docker-socket": self.spec.docker_socket,
+			"private-ip": self.spec.private_ip,
+			"container-prefix": self.spec.container_prefix,
+			"timeout": "300",
+			**changes,
+		}
+		argv = [part for key, value in options.items() for part in (f"--{key}", value)]
+		return support.bench_command("press-selfhosted", "set-up-cluster", *argv)
+
+	def test_1_one_command_makes_the_cluster_active_and_a_second_run_changes_nothing(self):
+		first = self.set_up_cluster()
+		self.assertEqual(first.returncode, 0, first.stdout + first.stderr)
+		for name in self.servers.values():
+			self.assertIn(f"{name}: setting up (Agent Job ", first.stdout)
+			self.assertIn(f"{name}: Active", first.stdout)
+		frappe.db.rollback()
+		self.assertEqual({support.status_of(d, n) for d, n in self.servers.items()}, {"Active"})
+		again = self.set_up_cluster()
+		self.assertEqual(again.returncode, 0, again.stdout + again.stderr)
+		for name in self.servers.values():
+			self.assertIn(f"{name}: Active already", again.stdout)
+		self.assertIn(f"cluster {self.spec.cluster} is Active", again.stdout)
+
+	def test_2_a_bad_value_is_named_with_its_fix_and_nothing_is_made(self):
+		refused = self.set_up_cluster(domain="not a domain", cluster=f"{self.spec.cluster}x")
+		self.assertNotEqual(refused.returncode, 0)
+		self.assertIn("domain", refused.stderr)
+		self.assertFalse(frappe.db.exists("Cluster", f"{self.spec.cluster}x"))

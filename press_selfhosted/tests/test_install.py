@@ -66,6 +66,7 @@ class TestBenchCommands(IntegrationTestCase):
 		listed = support.bench_command("press-selfhosted", "--help")
 		self.assertEqual(listed.returncode, 0, listed.stderr)
 		for command in (
+			"set-up-cluster",
 			"sweep",
 			"run-job",
 			"retention",
