@@ -182,6 +182,7 @@ def remove_cluster_containers(endpoints: dict, servers: dict[str, str]) -> None:
 TEST_REGISTRY = "press-selfhosted-tests"
 TEST_STORAGE = "press-selfhosted-tests"
 TEST_BUCKET = "press-selfhosted-tests"
+VERSION = "Version 15"
 
 
 def use_local_registry(endpoints: dict) -> str:
@@ -220,13 +221,22 @@ def use_local_storage(endpoints: dict) -> str:
 
 def release_group_with_image(endpoints: dict, spec: cluster.AllInOne) -> tuple[str, str, str]:
 	"""A Release Group with frappe, a Deploy Candidate and a finished Deploy Candidate Build whose image
-	is the project's stand-in bench, pushed to the registry under the name Press gives it. Press's own
-	build is not what this suite tests (no image hub or git host is reachable from the bench)."""
+	is the project's stand-in bench, pushed to the registry under the name Press gives it (Press's own
+	build path is test_press_builds')."""
+	url = "https://github.com/frappe/frappe"
+	source = frappe_source(url, "version-15", hashlib.sha1(url.encode()).hexdigest())
+	group = release_group(spec, source)
+	candidate, build = new_build(endpoints, spec, group)
+	return group, candidate, build
+
+
+def frappe_source(repository_url: str, branch: str, commit: str) -> str:
+	"""An App Source of frappe at ``repository_url`` that Press never polls on GitHub, with an Approved
+	App Release at ``commit``; the source's name."""
 	team = cluster.operator_team()
-	version = "Version 15"
 	if not frappe.db.exists("App", "frappe"):
 		frappe.get_doc({"doctype": "App", "name": "frappe", "title": "Frappe Framework"}).insert()
-	source = frappe.db.get_value("App Source", {"app": "frappe", "branch": "version-15"})
+	source = frappe.db.get_value("App Source", {"app": "frappe", "repository_url": repository_url})
 	if not source:
 		source = (
 			frappe.get_doc(
@@ -234,43 +244,51 @@ def release_group_with_image(endpoints: dict, spec: cluster.AllInOne) -> tuple[s
 					"doctype": "App Source",
 					"app": "frappe",
 					"app_title": "Frappe Framework",
-					"repository_url": "https://github.com/frappe/frappe",
-					"branch": "version-15",
+					"repository_url": repository_url,
+					"branch": branch,
 					"team": team,
 					"public": 1,
 					"enabled": 1,
 					"last_github_poll_failed": 1,  # this Press never asks GitHub for releases
-					"versions": [{"version": version}],
+					"versions": [{"version": VERSION}],
 				}
 			)
 			.insert()
 			.name
 		)
-	if not frappe.db.exists("App Release", {"source": source, "status": "Approved"}):
+	if not frappe.db.exists("App Release", {"source": source, "hash": commit}):
 		frappe.get_doc(
 			{
 				"doctype": "App Release",
 				"app": "frappe",
 				"source": source,
 				"team": team,
-				"hash": hashlib.sha1(source.encode()).hexdigest(),
+				"hash": commit,
 				"status": "Approved",
 				"deployable": 1,
 			}
 		).insert()
-	group = frappe.get_doc(
-		{
-			"doctype": "Release Group",
-			"title": f"{spec.cluster} group",
-			"team": team,
-			"version": version,
-			"public": 1,
-			"apps": [{"app": "frappe", "source": source}],
-			"servers": [{"server": spec.server_name("Server")}],
-		}
-	).insert()
-	candidate, build = new_build(endpoints, spec, group.name)
-	return group.name, candidate, build
+	return source
+
+
+def release_group(spec: cluster.AllInOne, source: str, build_server: str | None = None) -> str:
+	"""A Release Group of frappe from ``source`` on the cluster's app server."""
+	return (
+		frappe.get_doc(
+			{
+				"doctype": "Release Group",
+				"title": f"{spec.cluster} group {uuid.uuid4().hex[:4]}",
+				"team": cluster.operator_team(),
+				"version": VERSION,
+				"public": 1,
+				"apps": [{"app": "frappe", "source": source}],
+				"servers": [{"server": spec.server_name("Server")}],
+				"build_server": build_server,
+			}
+		)
+		.insert()
+		.name
+	)
 
 
 def new_build(endpoints: dict, spec: cluster.AllInOne, group: str) -> tuple[str, str]:
