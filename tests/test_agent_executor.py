@@ -72,6 +72,40 @@ def test_running_step_output_and_data_are_visible_while_it_runs(endpoints, store
 	assert router.handle(server.name, "GET", f"jobs/{job_id}").json["status"] == "Success"
 
 
+def test_the_last_lines_of_a_step_that_goes_quiet_reach_the_store(endpoints, store_config):
+	"""A stage that starts right after another ended, then runs silently (a long ``RUN``): its start is
+	visible while it runs, not only at the next line minutes later."""
+	release = threading.Event()
+
+	def quiet_step(ctx):
+		ctx.log("stage 1 done")
+		ctx.log("stage 2 started")  # within the write interval of the line before
+		ctx.data["stage"] = 2
+		release.wait(10)
+
+	handler = handlers.handler(
+		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", quiet_step)]
+	)
+	router, server, job_id, worker = run_handler(endpoints, store_config, handler)
+	deadline = time.monotonic() + 10
+	polled = {}
+	while time.monotonic() < deadline:
+		polled = router.handle(server.name, "GET", f"jobs/{job_id}").json
+		output = polled["steps"][0]["data"].get("output", "") if polled["steps"] else ""
+		if "stage 2 started" in output and polled["data"].get("stage") == 2:
+			break
+		time.sleep(0.05)
+	release.set()
+	worker.join()
+	assert polled["steps"][0]["status"] == "Running"
+	assert polled["steps"][0]["data"]["output"] == "stage 1 done\nstage 2 started"
+	assert polled["data"]["stage"] == 2
+	done = router.handle(server.name, "GET", f"jobs/{job_id}").json
+	assert (
+		done["status"] == "Success" and done["steps"][0]["data"]["output"] == "stage 1 done\nstage 2 started"
+	)
+
+
 def test_a_handler_that_owns_output_keeps_it_when_the_job_fails(endpoints, store_config):
 	def failing_build(ctx):
 		ctx.data["output"] = json.dumps({"build": ["step 1"], "push": []})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -283,6 +284,34 @@ def test_build_push_with_buildkit_from_cloned_apps(apps, builder, docker_client)
 		for image in docker_client.images.list(name=repository):
 			for tag in image.tags:
 				docker_client.images.remove(tag, force=True)
+
+
+def test_stages_show_while_the_build_runs(apps, builder):
+	"""What Press reads during the build (the running Build Image step's first command, as the Agent lists
+	it): the stages done and the one running, also when that stage then runs silently."""
+	group = f"bench-{uuid.uuid4().hex[:6]}"
+	names = ["frappe"]
+	dockerfile = press_dockerfile(builder.bench_image, names, fresh=group, sleep_at="apps-frappe", seconds=8)
+	payload = build_payload(
+		"dcb-live", group, [apps[a] for a in names], dockerfile, builder.registry, builder.repository(group)
+	)
+	job_id = builder.post(payload, run=False)
+	worker = threading.Thread(target=builder.executor().run, args=(job_id,))
+	worker.start()
+	seen: dict = {}
+	deadline = time.monotonic() + 120
+	while worker.is_alive() and time.monotonic() < deadline:
+		job = builder.poll(job_id)
+		running = [s for s in job["steps"] if s["name"] == "Build Image" and s["status"] == "Running"]
+		if running and running[0]["commands"]:
+			seen = press_build_steps({"data": {"output": running[0]["commands"][0]["output"]}})
+			if seen.get(("apps", "frappe"), {}).get("status") == "Running":
+				break
+		time.sleep(0.2)
+	worker.join()
+	assert seen[("pre", "essentials")]["status"] == "Success", seen
+	assert seen[("apps", "frappe")]["status"] == "Running", seen
+	assert builder.poll(job_id)["status"] == "Success"
 
 
 def test_failing_stage_is_named_and_nothing_is_pushed(apps, builder, docker_client):

@@ -834,21 +834,22 @@ class BuildKitLog:
 		self.trailer: list[str] = []  # what the CLI prints after the vertices (the error summary)
 		self.image_id: str | None = None
 
-	def feed(self, raw: str) -> None:
+	def feed(self, raw: str) -> bool:
+		"""Reads one line; True when it starts or ends a vertex (a stage Press shows changed)."""
 		line = raw.rstrip("\n")
 		self.lines.append(line + "\n")
 		found = re.match(r"^#(\d+) (.*)$", line)
 		if not found:
 			if line.strip():
 				self.trailer.append(line)
-			return
+			return False
 		number, text = int(found[1]), found[2]
 		vertex = self.vertices.get(number)
 		if vertex is None:
 			self.vertices[number] = Vertex(number, text)
-			return
+			return True
 		if text == vertex.name or text.startswith("sha256:"):
-			return
+			return False
 		if text.startswith("DONE "):
 			vertex.status = "Done"
 		elif text == "CACHED":
@@ -861,6 +862,8 @@ class BuildKitLog:
 				self.image_id = image[1]
 			timed = re.match(r"^\d+\.\d+ (.*)$", text)
 			vertex.output.append(timed[1] if timed else text)
+			return False
+		return True
 
 	@property
 	def failed(self) -> Vertex | None:
@@ -1124,19 +1127,23 @@ class _Job:
 	def publish(
 		self, build: list[str] | None = None, push: list[dict] | None = None, force: bool = False
 	) -> None:
-		"""Job data ``output`` as Press parses it, at most once a second unless ``force`` (the executor
-		saves the job's data with the step's output, and after the step)."""
+		"""Job data ``output`` as Press parses it, and the step's command output it reads while the job
+		runs; at most once a second unless ``force`` (the executor saves both with the step's output)."""
 		now = time.monotonic()
 		if not force and now - self._published < PUBLISH_INTERVAL:
 			return
 		self._published = now
 		current = self.output()
-		self.ctx.data["output"] = json.dumps(
+		text = json.dumps(
 			{
 				"build": current["build"] if build is None else build,
 				"push": current["push"] if push is None else push,
 			}
 		)
+		self.ctx.data["output"] = text
+		# while the job runs, Press reads the output from the running step's first command (its job data
+		# is read again only when the job ends)
+		self.ctx.commands = [{"command": "docker push" if build is None else "docker build", "output": text}]
 
 	def target(self) -> RegistryTarget:
 		base = self.settings.registry_target(self.request.registry_url)
@@ -1236,7 +1243,8 @@ def _build_image(ctx: StepContext, settings: BuilderSettings) -> None:
 			tarball,
 			naming.labels(ctx.server.name, "build"),
 			token_file,
-			lambda line: (log.feed(line), job.publish(build=log.lines), ctx.log(line.rstrip("\n"))),
+			# a stage that starts or ends is published at once: the next line may come minutes later
+			lambda line: (job.publish(build=log.lines, force=log.feed(line)), ctx.log(line.rstrip("\n"))),
 		)
 	finally:
 		tarball.unlink(missing_ok=True)

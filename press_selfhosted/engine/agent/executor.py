@@ -35,6 +35,7 @@ import traceback as tracebacks
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 
@@ -117,23 +118,62 @@ class Lease:
 
 
 class _LiveStep:
-	"""A running step's output, written to the store while the step runs (throttled), so that Press's
-	polls show progress (build stages, long commands) and not only the end result."""
+	"""A running step's output, written to the store while the step runs, so that Press's polls show
+	progress (build stages, long commands) and not only the end result. Writes are at most every
+	``interval``; a thread on a store connection of its own writes the last lines once the step goes quiet
+	(a stage that starts and then runs silently for minutes shows as started). Used as a context around
+	the step: the thread has stopped before the step's end is recorded."""
 
 	def __init__(self, store: JobStore, record: JobRecord, idx: int, interval: float, lease: Lease):
 		self.lines: list[str] = []
 		self._store, self._record, self._idx, self._interval = store, record, idx, interval
 		self._lease = lease
 		self._flushed = time.monotonic()
+		self._pending = False
+		self._lock = threading.Lock()  # the step's thread and the flusher share lines and _pending
+		self._writing = threading.Lock()  # one write at a time: an older text never lands after a newer
+		self._stop = threading.Event()
+		self._flusher = threading.Thread(target=self._flush_when_quiet, name=f"live-{record.id}", daemon=True)
+		self._own: JobStore | None = None  # opened when the step first goes quiet with lines unwritten
+		# the step's commands (StepContext.commands), once it has a context
+		self.commands: Callable[[], list[dict[str, Any]] | None] = lambda: None
+
+	def __enter__(self) -> None:
+		self._flusher.start()
+
+	def __exit__(self, *exc_info) -> None:
+		self._stop.set()
+		self._flusher.join()
+		if self._own is not None:
+			self._own.close()
 
 	def append(self, text: str) -> None:
-		self.lines.append(text)
+		with self._lock:
+			self.lines.append(text)
+			self._pending = True
 		self._lease.check()  # a job this worker lost stops at its next line of output
 		if time.monotonic() - self._flushed >= self._interval:
+			self._write(self._store)
+
+	def _write(self, store: JobStore) -> None:
+		with self._writing:
+			with self._lock:
+				text, self._pending = self.text, False
+				self._flushed = time.monotonic()
 			owner = self._lease.owner
-			self._store.save_step_output(self._record.id, self._idx, self.text, owner=owner)
-			self._store.save_data(self._record.id, self._record.data, owner=owner)
-			self._flushed = time.monotonic()
+			store.save_step_output(self._record.id, self._idx, text, owner=owner, commands=self.commands())
+			# a copy: the step's thread may change its data meanwhile (dict() copies under the GIL)
+			store.save_data(self._record.id, dict(self._record.data), owner=owner)
+
+	def _flush_when_quiet(self) -> None:
+		while not self._stop.wait(self._interval):
+			if not self._pending or time.monotonic() - self._flushed < self._interval:
+				continue
+			try:
+				self._own = self._own or JobStore(self._store.config)
+				self._write(self._own)
+			except (JobStoreUnavailable, RuntimeError):
+				pass  # a later write, or the step's end, records the same lines
 
 	@property
 	def text(self) -> str:
@@ -258,9 +298,10 @@ class Executor:
 				live.append,
 				self._docker_for,
 			)
+			live.commands = lambda ctx=ctx: ctx.commands
 			self.store.start_step(job.id, idx, step.name, owner=owner)
 			try:
-				with docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
+				with live, docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
 					step.run(ctx)
 			except StepWaiting as waiting:
 				lease.check()
@@ -271,7 +312,9 @@ class Executor:
 			except EndJob as end:
 				lease.check()
 				text = "\n".join([*live.lines, ctx.redact(str(end))])
-				self.store.finish_step(job.id, idx, jobs.FAILURE, text, "", ctx.step_data, owner=owner)
+				self.store.finish_step(
+					job.id, idx, jobs.FAILURE, text, "", ctx.step_data, owner=owner, commands=ctx.commands
+				)
 				self.store.save_data(job.id, record.data, owner=owner)
 				still_run = set(end.run_after)
 				continue
@@ -283,10 +326,14 @@ class Executor:
 				message = ctx.redact(_describe(error))
 				trace = ctx.redact(tracebacks.format_exc())
 				text = "\n".join([*live.lines, message])
-				self.store.finish_step(job.id, idx, jobs.FAILURE, text, trace, ctx.step_data, owner=owner)
+				self.store.finish_step(
+					job.id, idx, jobs.FAILURE, text, trace, ctx.step_data, owner=owner, commands=ctx.commands
+				)
 				return self._fail(record, text, trace, owner)
 			lease.check()
-			self.store.finish_step(job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data, owner=owner)
+			self.store.finish_step(
+				job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data, owner=owner, commands=ctx.commands
+			)
 			self.store.save_data(job.id, record.data, owner=owner)
 		lease.check()
 		self.store.finish(job.id, jobs.SUCCESS, record.data, owner=owner)

@@ -122,6 +122,9 @@ class StepContext:
 		# the step's ``data`` as Press reads it, when the handler owns its shape (Run Remote Builder's
 		# clone list and validation report); None reports the step's output and traceback
 		self.step_data: Any = None
+		# the commands the step ran with their output, as the Agent lists a step's commands: Press reads
+		# a running Build Image's output from the first; None lists none
+		self.commands: list[dict[str, Any]] | None = None
 
 	@property
 	def payload(self) -> dict[str, Any]:

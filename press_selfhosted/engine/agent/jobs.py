@@ -108,11 +108,18 @@ def masked(value: Any) -> bool:
 
 
 REPORTED = "reported"
+COMMANDS = "commands"
 
 
-def step_data_column(data: Any) -> str:
-	"""A step's stored ``data``: ``{"reported": <data>}`` when its handler shaped it, else ``{}``."""
-	return json.dumps({REPORTED: data} if data is not None else {})
+def step_data_column(data: Any, commands: list[dict[str, Any]] | None = None) -> str:
+	"""A step's stored ``data``: ``{"reported": <data>}`` when its handler shaped it, ``{"commands": [...]}``
+	when the step listed the commands it ran; else ``{}``."""
+	column: dict[str, Any] = {}
+	if data is not None:
+		column[REPORTED] = data
+	if commands:
+		column[COMMANDS] = commands
+	return json.dumps(column)
 
 
 def utcnow() -> datetime.datetime:
@@ -149,7 +156,7 @@ class StepRow:
 		if REPORTED in self.data:  # shaped by the handler for Press's parsers (a list, or a dict)
 			data = self.data[REPORTED]
 		else:
-			data = {**self.data, "output": self.output, "traceback": self.traceback}
+			data = {"output": self.output, "traceback": self.traceback}
 		return {
 			"id": self.id,
 			"name": self.name,
@@ -158,7 +165,8 @@ class StepRow:
 			"start": format_time(self.start),
 			"end": format_time(self.end),
 			"duration": format_duration(self.start, self.end),
-			"commands": [],
+			# Press reads a running Build Image's output from its first command, as the Agent lists them
+			"commands": self.data.get(COMMANDS, []),
 		}
 
 

@@ -394,23 +394,33 @@ class JobStore:
 		traceback: str = "",
 		data: Any = None,
 		owner: str | None = None,
+		commands: list[dict[str, Any]] | None = None,
 	) -> None:
-		"""``data``: the step's data as the handler shaped it for Press (None: its output and traceback)."""
+		"""``data``: the step's data as the handler shaped it for Press (None: its output and traceback);
+		``commands``: what the step ran, with its output, as the Agent lists a step's commands."""
 		self._owned(
 			f"UPDATE `{STEP_TABLE}` SET status = %s, output = %s, traceback = %s, data = %s, ended_at = %s "
 			"WHERE job_id = %s AND idx = %s",
-			(status, output, traceback, jobs.step_data_column(data), jobs.utcnow(), job_id, idx),
+			(status, output, traceback, jobs.step_data_column(data, commands), jobs.utcnow(), job_id, idx),
 			job_id,
 			owner,
 		)
 
-	def save_step_output(self, job_id: int, idx: int, output: str, owner: str | None = None) -> None:
-		self._owned(
-			f"UPDATE `{STEP_TABLE}` SET output = %s WHERE job_id = %s AND idx = %s",
-			(output, job_id, idx),
-			job_id,
-			owner,
-		)
+	def save_step_output(
+		self,
+		job_id: int,
+		idx: int,
+		output: str,
+		owner: str | None = None,
+		commands: list[dict[str, Any]] | None = None,
+	) -> None:
+		"""A running step's output so far (and its commands, when it lists them)."""
+		if commands is None:
+			sql, values = f"UPDATE `{STEP_TABLE}` SET output = %s WHERE job_id = %s AND idx = %s", (output,)
+		else:
+			sql = f"UPDATE `{STEP_TABLE}` SET output = %s, data = %s WHERE job_id = %s AND idx = %s"
+			values = (output, jobs.step_data_column(None, commands))
+		self._owned(sql, (*values, job_id, idx), job_id, owner)
 
 	# --- named locks ------------------------------------------------------------------------------
 
