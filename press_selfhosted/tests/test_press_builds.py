@@ -55,13 +55,16 @@ def frappe_repository(root: Path) -> tuple[str, str]:
 	return f"file://{bare}", git("rev-parse", "HEAD", cwd=work)
 
 
-def dockerfile(base: str, fail_stage: str = ""):
+def dockerfile(base: str, fail_stage: str = "", slow_stage: str = ""):
 	"""``DeployCandidateBuild._generate_dockerfile`` for this machine (see the module's docstring)."""
 
 	def generate(build: DeployCandidateBuild) -> str:
 		def run(command: str, stage: str) -> str:
-			failing = ' && echo "ERROR: this stage was made to fail" && exit 3' if stage == fail_stage else ""
-			return f"{command}{failing} `#stage-{stage}`"
+			if stage == fail_stage:
+				command += ' && echo "ERROR: this stage was made to fail" && exit 3'
+			if stage == slow_stage:  # the build's name keeps BuildKit from reusing the stage of a former run
+				command += f" && echo {build.name} && sleep 20"
+			return f"{command} `#stage-{stage}`"
 
 		lines = [f"FROM {base}", "USER root"]
 		lines.append(
@@ -114,13 +117,13 @@ class TestPressBuilds(IntegrationTestCase):
 		subprocess.run(["rm", "-rf", str(cls.git_root)], check=False)
 		super().tearDownClass()
 
-	def start_build(self, fail_stage: str = "") -> str:
+	def start_build(self, fail_stage: str = "", slow_stage: str = "") -> str:
 		"""Press's build of a new Deploy Candidate of the group, deployed when it succeeds (as the
 		dashboard's Deploy does); the Deploy Candidate Build's name."""
 		candidate = frappe.get_doc("Release Group", self.group).create_deploy_candidate(
 			validate_pre_candidate_checks=False
 		)
-		with dockerfile(self.endpoints["images"]["bench"], fail_stage):
+		with dockerfile(self.endpoints["images"]["bench"], fail_stage, slow_stage):
 			build = frappe.get_doc(
 				{
 					"doctype": "Deploy Candidate Build",
@@ -153,7 +156,18 @@ class TestPressBuilds(IntegrationTestCase):
 		}
 
 	def test_1_press_builds_pushes_and_deploys_the_image(self):
-		build = self.start_build()
+		build = self.start_build(slow_stage="apps-frappe")
+		# the desk shows the stages as they run: Press reads them from the job's output while it builds
+		support.wait_until(
+			lambda: (
+				(steps := self.steps(build)).get("pre-essentials") == "Success"
+				and steps.get("apps-frappe") == "Running"
+				and support.status_of("Deploy Candidate Build", build) == "Running"
+			),
+			self.servers,
+			timeout=120,
+			what=f"Deploy Candidate Build {build} showing its stages while it builds",
+		)
 		self.assertEqual(
 			self.wait_for_build(build),
 			"Success",
