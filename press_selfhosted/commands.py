@@ -1,4 +1,5 @@
-"""Bench commands: ``bench --site S press-selfhosted set-up-cluster … | sweep | run-job ID |
+"""Bench commands: ``bench --site S press-selfhosted set-up-cluster … | use-registry … | use-storage … |
+sweep | run-job ID |
 retention [--dry-run] | registry-cleanup [--dry-run] | verify-backups | restore-drill SITE | jobs SERVER``.
 
 They apply the transport swap explicitly: bench commands run neither ``before_request`` nor ``before_job``.
@@ -91,6 +92,100 @@ def _wait_until_active(names: dict[str, str], timeout: int) -> bool:
 			return True
 		time.sleep(2)
 	return False
+
+
+@press_selfhosted.command("use-registry")
+@click.option(
+	"--url", required=True, help="Where Docker Engines reach the registry, e.g. http://127.0.0.1:5000."
+)
+@click.option("--insecure", is_flag=True, help="Plain HTTP: a registry on loopback or a private network.")
+@click.option(
+	"--credentials-file",
+	type=click.Path(exists=True, dir_okay=False),
+	help="A file with the username on its first line and the password on its second.",
+)
+@click.option("--title", default="default", show_default=True, help="The Local Registry record's title.")
+@click.pass_obj
+def use_registry_command(context, url, insecure, credentials_file, title):
+	"""Make (or update) the default Local Registry and check that it answers; Press's registry settings
+	follow it."""
+	username, password = _credentials(credentials_file)
+	values = {"url": url, "insecure": int(insecure), "username": username, "password": password}
+	_connect(context)
+	doc = _save_default("Local Registry", title, values)
+	_checked(doc.test_connection)
+	_commit(dry_run=False)
+	click.echo(f"Local Registry {doc.name}: {url} answers; it is the default")
+
+
+@press_selfhosted.command("use-storage")
+@click.option("--endpoint", required=True, help="The S3 endpoint (MinIO), e.g. http://127.0.0.1:9000.")
+@click.option("--bucket", required=True, help="The bucket backups go to; made when missing.")
+@click.option(
+	"--credentials-file",
+	required=True,
+	type=click.Path(exists=True, dir_okay=False),
+	help="A file with the access key on its first line and the secret key on its second.",
+)
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--prefix", default="backups", show_default=True, help="Where in the bucket backups go.")
+@click.option("--title", default="default", show_default=True, help="The Storage Configuration's title.")
+@click.pass_obj
+def use_storage_command(context, endpoint, bucket, credentials_file, region, prefix, title):
+	"""Make (or update) the default Storage Configuration, its bucket made when missing; Press's Backup
+	Bucket and offsite keys follow it."""
+	access_key, secret_key = _credentials(credentials_file)
+	values = {
+		"endpoint_url": endpoint,
+		"default_bucket": bucket,
+		"region": region,
+		"minio_prefix": prefix,
+		"access_key": access_key,
+		"secret_key": secret_key,
+	}
+	_connect(context)
+	doc = _save_default("Storage Configuration", title, values)
+	_checked(lambda: doc.test_connection(create_bucket=True))
+	_commit(dry_run=False)
+	click.echo(
+		f"Storage Configuration {doc.name}: bucket {bucket} at {endpoint} is writable; it is the default"
+	)
+
+
+def _credentials(path: str | None) -> tuple[str, str]:
+	"""Two lines of a file: secrets never travel in a command's arguments."""
+	if not path:
+		return "", ""
+	from pathlib import Path
+
+	lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+	if len(lines) != 2:
+		raise click.BadParameter(
+			f"{path} has {len(lines)} non-empty lines; write two: the name, then the secret."
+		)
+	return lines[0], lines[1]
+
+
+def _save_default(doctype: str, title: str, values: dict):
+	"""The record titled ``title``, made or updated with ``values`` and marked the default; committed by
+	the caller once the record's connection check passed (a failed check changes nothing)."""
+	import frappe
+
+	name = frappe.db.get_value(doctype, {"title": title})
+	doc = frappe.get_doc(doctype, name) if name else frappe.new_doc(doctype)
+	doc.update({"title": title, "is_default": 1, **{k: v for k, v in values.items() if v or k == "insecure"}})
+	_checked(doc.save)
+	return doc
+
+
+def _checked(action):
+	"""Runs ``action``; a validation failure becomes the command's error, with the record's own message."""
+	import frappe
+
+	try:
+		return action()
+	except frappe.ValidationError as error:
+		raise click.ClickException(frappe.utils.strip_html(str(error))) from None
 
 
 @press_selfhosted.command("sweep")

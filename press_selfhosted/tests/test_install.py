@@ -67,6 +67,8 @@ class TestBenchCommands(IntegrationTestCase):
 		self.assertEqual(listed.returncode, 0, listed.stderr)
 		for command in (
 			"set-up-cluster",
+			"use-registry",
+			"use-storage",
 			"sweep",
 			"run-job",
 			"retention",

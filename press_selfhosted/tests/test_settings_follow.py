@@ -5,6 +5,9 @@ clusters."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import frappe
 from frappe.tests import IntegrationTestCase
 from frappe.utils.password import get_decrypted_password
@@ -80,3 +83,57 @@ class TestSettingsFollow(IntegrationTestCase):
 			self.assertEqual(refused.exception.field, settings.PROXY_HTTP_PORT)
 		finally:
 			conf.update(saved)
+
+
+class TestRegistryAndStorageCommands(IntegrationTestCase):
+	"""``press-selfhosted use-registry`` / ``use-storage``: the default records from the command line, the
+	secrets read from a file (never an argument), checked against the real registry and S3 server."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.endpoints = support.prepare()
+
+	def credentials(self, *lines: str) -> str:
+		path = Path(tempfile.mkdtemp()) / "credentials"
+		path.write_text("\n".join(lines) + "\n")
+		return str(path)
+
+	def test_use_registry_makes_the_default_local_registry_that_press_follows(self):
+		url = f"http://{self.endpoints['registry']['url']}"
+		done = support.bench_command("press-selfhosted", "use-registry", "--url", url, "--insecure")
+		self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+		self.assertIn("answers; it is the default", done.stdout)
+		frappe.db.rollback()
+		self.assertEqual(frappe.db.get_value("Local Registry", {"is_default": 1}, "url"), url)
+		self.assertEqual(
+			frappe.db.get_single_value("Press Settings", "docker_registry_url"),
+			self.endpoints["registry"]["url"],
+		)
+		again = support.bench_command("press-selfhosted", "use-registry", "--url", url, "--insecure")
+		self.assertEqual(again.returncode, 0, again.stdout + again.stderr)
+		self.assertEqual(frappe.db.count("Local Registry", {"title": "default"}), 1)
+
+	def test_use_storage_makes_the_default_storage_with_its_bucket_and_names_what_is_wrong(self):
+		s3 = self.endpoints["s3"]
+		keys = self.credentials(s3["access_key"], s3["secret_key"])
+		argv = ["press-selfhosted", "use-storage", "--endpoint", s3["endpoint_url"], "--region", s3["region"]]
+		done = support.bench_command(*argv, "--bucket", support.TEST_BUCKET, "--credentials-file", keys)
+		self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+		self.assertIn("is writable; it is the default", done.stdout)
+		self.assertNotIn(s3["secret_key"], done.stdout + done.stderr)
+		frappe.db.rollback()
+		name = frappe.db.get_value("Storage Configuration", {"is_default": 1})
+		self.assertEqual(
+			get_decrypted_password("Storage Configuration", name, "secret_key"), s3["secret_key"]
+		)
+		wrong = self.credentials(s3["access_key"], "not-the-secret")
+		refused = support.bench_command(*argv, "--bucket", support.TEST_BUCKET, "--credentials-file", wrong)
+		self.assertNotEqual(refused.returncode, 0)
+		self.assertIn("Error:", refused.stderr)
+		self.assertNotIn("not-the-secret", refused.stdout + refused.stderr)
+		frappe.db.rollback()
+		# a failed check changes nothing: the keys that work stay stored
+		self.assertEqual(
+			get_decrypted_password("Storage Configuration", name, "secret_key"), s3["secret_key"]
+		)
