@@ -41,6 +41,19 @@ def run_handler(endpoints, store_config, handler, started=None):
 	return router, server, job_id, worker
 
 
+def poll_until(router, server, job_id, condition, timeout: float = 10) -> dict:
+	"""Polls the job as Press does until ``condition(first step's output, job data)``; the last poll."""
+	deadline = time.monotonic() + timeout
+	polled: dict = {}
+	while time.monotonic() < deadline:
+		polled = router.handle(server.name, "GET", f"jobs/{job_id}").json
+		output = polled["steps"][0]["data"].get("output", "") if polled["steps"] else ""
+		if condition(output, polled["data"]):
+			break
+		time.sleep(0.05)
+	return polled
+
+
 def test_running_step_output_and_data_are_visible_while_it_runs(endpoints, store_config):
 	release = threading.Event()
 
@@ -55,15 +68,10 @@ def test_running_step_output_and_data_are_visible_while_it_runs(endpoints, store
 		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", long_step)]
 	)
 	router, server, job_id, worker = run_handler(endpoints, store_config, handler)
-	deadline = time.monotonic() + 10
-	polled = {}
-	while time.monotonic() < deadline:
-		polled = router.handle(server.name, "GET", f"jobs/{job_id}").json
-		output = polled["steps"][0]["data"].get("output", "") if polled["steps"] else ""
-		# the output and the data of a running step reach the store together, at its next output line
-		if "stage 1 of 2 done" in output and "stages" in polled["data"]:
-			break
-		time.sleep(0.05)
+	# the output and the data of a running step reach the store together, at its next output line
+	polled = poll_until(
+		router, server, job_id, lambda output, data: "stage 1 of 2 done" in output and "stages" in data
+	)
 	release.set()
 	worker.join()
 	assert polled["status"] == "Running" and polled["steps"][0]["status"] == "Running"
@@ -87,14 +95,9 @@ def test_the_last_lines_of_a_step_that_goes_quiet_reach_the_store(endpoints, sto
 		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", quiet_step)]
 	)
 	router, server, job_id, worker = run_handler(endpoints, store_config, handler)
-	deadline = time.monotonic() + 10
-	polled = {}
-	while time.monotonic() < deadline:
-		polled = router.handle(server.name, "GET", f"jobs/{job_id}").json
-		output = polled["steps"][0]["data"].get("output", "") if polled["steps"] else ""
-		if "stage 2 started" in output and polled["data"].get("stage") == 2:
-			break
-		time.sleep(0.05)
+	polled = poll_until(
+		router, server, job_id, lambda output, data: "stage 2 started" in output and data.get("stage") == 2
+	)
 	release.set()
 	worker.join()
 	assert polled["steps"][0]["status"] == "Running"

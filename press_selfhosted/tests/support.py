@@ -95,6 +95,21 @@ def new_cluster(endpoints: dict) -> cluster.AllInOne:
 	)
 
 
+def active_cluster(endpoints: dict) -> tuple[cluster.AllInOne, dict[str, str]]:
+	"""A cluster of its own, registered and set up: its three servers Active; its spec and servers."""
+	spec = new_cluster(endpoints)
+	servers = cluster.register(spec)
+	frappe.db.commit()
+	cluster.set_up(servers)
+	frappe.db.commit()
+	wait_until(
+		lambda: all(status_of(d, n) == "Active" for d, n in servers.items()),
+		servers,
+		what="the cluster's servers Active",
+	)
+	return spec, servers
+
+
 def poll(servers: dict[str, str]) -> None:
 	"""What the scheduler does every minute for these servers: Press polls their jobs (and runs the
 	callbacks of those that ended) and makes the benches deploys queued; press_selfhosted's sweep resumes

@@ -19,7 +19,7 @@ from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
 from press_selfhosted import api
-from press_selfhosted.agent import backups, cluster
+from press_selfhosted.agent import backups
 from press_selfhosted.tests import support
 
 
@@ -31,16 +31,7 @@ class TestFirstDay(IntegrationTestCase):
 		cls.config = frappe.conf
 		support.use_local_registry(cls.endpoints)
 		cls.bucket = support.use_local_storage(cls.endpoints)
-		cls.spec = support.new_cluster(cls.endpoints)
-		cls.servers = cluster.register(cls.spec)
-		frappe.db.commit()
-		cluster.set_up(cls.servers)
-		frappe.db.commit()
-		support.wait_until(
-			lambda: all(support.status_of(d, n) == "Active" for d, n in cls.servers.items()),
-			cls.servers,
-			what="the cluster's servers Active",
-		)
+		cls.spec, cls.servers = support.active_cluster(cls.endpoints)
 		cls.group, cls.candidate, cls.build = support.release_group_with_image(cls.endpoints, cls.spec)
 		frappe.db.commit()
 		# Press's own record making (App Source, Release Group) may complain about GitHub: what counts

@@ -24,7 +24,6 @@ from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 from press.press.doctype.deploy_candidate_build.deploy_candidate_build import DeployCandidateBuild
 
-from press_selfhosted.agent import cluster
 from press_selfhosted.tests import support
 
 FRAPPE_VERSION = "15.99.0"
@@ -92,18 +91,10 @@ class TestPressBuilds(IntegrationTestCase):
 		cls.endpoints = support.prepare()
 		support.use_local_registry(cls.endpoints)
 		support.use_local_storage(cls.endpoints)
-		cls.spec = support.new_cluster(cls.endpoints)
-		cls.servers = cluster.register(cls.spec)
-		cls.build_server = cls.spec.server_name("Server")
+		cls.spec, cls.servers = support.active_cluster(cls.endpoints)
+		cls.build_server = cls.servers["Server"]
 		frappe.db.set_value("Server", cls.build_server, "use_for_build", 1)
 		frappe.db.commit()
-		cluster.set_up(cls.servers)
-		frappe.db.commit()
-		support.wait_until(
-			lambda: all(support.status_of(d, n) == "Active" for d, n in cls.servers.items()),
-			cls.servers,
-			what="the cluster's servers Active",
-		)
 		cls.git_root = Path(tempfile.mkdtemp(prefix="press-selfhosted-git-"))
 		url, cls.commit = frappe_repository(cls.git_root)
 		source = support.frappe_source(url, "develop", cls.commit)
