@@ -2,9 +2,11 @@
 
 The two steps are shared with Archive Site and Uninstall App from Site (same Press step names).
 ``Backup Site`` records the produced files in the job's ``data["backups"]`` (Press's shape);
-``Upload Site Backup to S3`` streams each one to ``<prefix>/<site>/<YYYY-MM-DD>/<file>``, reads it
-back to check size and sha256, and only then records it under ``data["offsite"]``/``["checksums"]``.
-Re-reading costs one more pass over the object but is the only check that proves the stored bytes:
+``Upload Site Backup to S3`` uploads each one to ``<prefix>/<site>/<YYYY-MM-DD>/<file>`` (read from
+the sites volume on this host when the Docker host is provably this machine, else streamed through
+Docker: volume_files), checks its size and content, and only then records it under
+``data["offsite"]``/``["checksums"]``. The content check is S3's own SHA256 checksum of the parts
+it received (transfer.verify_object), or the object read back and hashed where S3 keeps none:
 ETags are not content hashes for multipart uploads and differ between S3 servers.
 
 Where the bucket is: Press's ``offsite`` payload (bucket, ``auth.ENDPOINT_URL``, ``auth.REGION``,

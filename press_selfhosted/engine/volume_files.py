@@ -34,7 +34,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from press_selfhosted.engine import transfer
+from press_selfhosted.engine import commands, transfer
 from press_selfhosted.engine.storage import S3Target
 from press_selfhosted.engine.transfer import TransferError
 
@@ -133,8 +133,6 @@ def _volume_mount(container, path: str) -> dict | None:
 def container_identities(container, paths: list[str]) -> dict[str, Identity]:
 	"""Device, inode and size of each path as the container sees it (one ``stat`` in the container;
 	a path it cannot stat is left out)."""
-	from press_selfhosted.engine import commands
-
 	# as root: stat reads no content, and a folder the site's code made unreadable still answers
 	how = commands.Exec(user="root", workdir="/")
 	result = commands.run(container, ["stat", "-c", "%d %i %s %n", "--", *paths], how, check=False)
