@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from concurrent.futures import Future
 
 import docker
 import pytest
@@ -195,4 +196,28 @@ def test_a_remote_docker_host_streams_through_docker(docker_client, tcp_docker, 
 	in_bench(docker_client, env, f"rm {database} && ln -s /etc/hostname {database}")
 	with pytest.raises(transfer.TransferError, match="is not a regular file"):
 		run.run()
+	in_bench(docker_client, env, f"rm -f {BACKUPS}/*")
+
+
+def test_an_upload_from_the_host_is_abandoned_unless_the_container_sees_that_very_file(docker_client, env):
+	"""The container's stat runs while the file uploads: the object is completed only when it names the
+	file opened on this host (device, inode, size); otherwise nothing stays in S3 and the caller streams."""
+	cluster, target = env
+	container = bench_container(docker_client, cluster)
+	path, other = f"{BACKUPS}/probe.bin", f"{BACKUPS}/other.bin"
+	in_bench(
+		docker_client, env, f"head -c 12582912 /dev/urandom > {path}; head -c 12582912 /dev/urandom > {other}"
+	)
+	volume = volume_files.host_volume(container, path)
+	seen_elsewhere: Future = Future()  # what a container on another machine would answer for the path
+	seen_elsewhere.set_result({path: volume_files.container_identities(container, [other])[other]})
+	with open_client(target, checksummed_bodies=True) as s3:
+		assert volume_files.upload_from_host(volume, path, seen_elsewhere, s3, target, "p/abandoned") is None
+		assert object_keys(s3, target.bucket, "p/abandoned") == []
+		assert s3.list_multipart_uploads(Bucket=target.bucket).get("Uploads", []) == []
+
+		seen = volume_files.identities_meanwhile(container, [path])
+		stored = volume_files.upload_from_host(volume, path, seen, s3, target, "p/confirmed")
+		assert stored.sha256 == sha256_in(container, path)
+		assert object_keys(s3, target.bucket, "p/confirmed") == ["p/confirmed"]
 	in_bench(docker_client, env, f"rm -f {BACKUPS}/*")

@@ -215,7 +215,9 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 	ctx.data.update(bucket=target.bucket, prefix=storage.folder)
 	offsite = ctx.data.setdefault("offsite", {})
 	checksums = ctx.data.setdefault("checksums", {})
-	source = None
+	missing = [entry["path"] for entry in backups.values() if not checksums.get(entry["file"])]
+	# before the S3 client: the container's stat of the files runs meanwhile (volume_files)
+	source = _source(ctx, missing) if missing else None
 	with open_client(target, checksummed_bodies=True) as s3:
 		for kind, entry in backups.items():
 			name, key = entry["file"], f"{storage.folder}/{entry['file']}"
@@ -223,9 +225,6 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 				transfer.verify_object(s3, target, key, entry["size"], checksums[name], tuning)
 				ctx.log(f"{name}: already in s3://{target.bucket}/{key}, checked")
 				continue
-			source = source or _source(
-				ctx, [e["path"] for e in backups.values() if not checksums.get(e["file"])]
-			)
 			stored, route = _upload_file(ctx, source, entry["path"], s3, target, key, tuning)
 			if stored.size != entry["size"]:
 				raise BackupError(

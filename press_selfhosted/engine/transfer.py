@@ -200,7 +200,7 @@ def upload_stream(
 		_abort_leftovers(s3, target.bucket, key)
 		if size <= tuning.part_size:
 			body = parts.next(size)
-			checksum = _b64(hashlib.sha256(body).digest())
+			checksum = _b64(parts.digest.digest())  # the body is the whole file
 			if confirm:
 				confirm()
 			s3.put_object(Bucket=target.bucket, Key=key, Body=body, ChecksumSHA256=checksum)
