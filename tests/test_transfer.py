@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import uuid
 from urllib.parse import urlsplit
@@ -159,3 +161,52 @@ def test_source_ending_early_aborts_the_upload(bucket):
 			transfer.upload_stream(short, 20 * MiB, s3, bucket, "p/short/big", SMALL_PARTS, source="the dump")
 		assert object_keys(s3, bucket.bucket, "p/short/") == []
 		assert open_uploads(s3, bucket.bucket, "p/short/big") == []
+
+
+def test_an_upload_is_verified_by_s3s_own_checksum_without_reading_it_back(box, bucket):
+	"""S3 checks each part against the sha256 sent with it and keeps the composite of those: equal to
+	what the upload computed, it proves the object without a GET; anything else is read back."""
+	reads = []
+	with open_client(bucket, checksummed_bodies=True) as s3:
+		s3.meta.events.register("before-call.s3.GetObject", lambda **_: reads.append(1))
+		stored = transfer.upload_from_container(box, "/tmp/big", s3, bucket, "p/ck/big", SMALL_PARTS)
+		body = s3.get_object(Bucket=bucket.bucket, Key="p/ck/big")["Body"].read()
+		parts = [hashlib.sha256(body[i : i + 5 * MiB]).digest() for i in range(0, len(body), 5 * MiB)]
+		assert stored.s3_checksum == transfer.composite_checksum(parts)
+		assert stored.s3_checksum.endswith("-5")
+		reads.clear()
+		args = (s3, bucket, "p/ck/big", stored.size, stored.sha256)
+		assert transfer.verify_object(*args, s3_checksum=stored.s3_checksum).s3_checksum == stored.s3_checksum
+		assert reads == []
+
+		wrong = transfer.composite_checksum(parts[::-1])  # the same parts in another order
+		with pytest.raises(transfer.ChecksumMismatch, match=r"p/ck/big .* has the S3 checksum .*-5, but"):
+			transfer.verify_object(*args, s3_checksum=wrong)
+		transfer.verify_object(*args)  # without it (a rerun, the daily verification): read back
+		assert reads == [1]
+
+		small = transfer.upload_from_container(box, "/tmp/small", s3, bucket, "p/ck/small", SMALL_PARTS)
+		assert base64.b64decode(small.s3_checksum) == bytes.fromhex(small.sha256)
+		reads.clear()
+		transfer.verify_object(s3, bucket, "p/ck/small", 6, small.sha256, s3_checksum=small.s3_checksum)
+		assert reads == []
+
+
+def test_a_part_whose_bytes_do_not_match_its_checksum_is_refused_by_s3(bucket):
+	"""What the S3 checksum proves rests on this: the server refuses a body that is not the one hashed."""
+	with open_client(bucket, checksummed_bodies=True) as s3:
+		upload = s3.create_multipart_upload(
+			Bucket=bucket.bucket, Key="p/bad/part", ChecksumAlgorithm="SHA256"
+		)
+		try:
+			with pytest.raises(Exception, match="BadDigest"):
+				s3.upload_part(
+					Bucket=bucket.bucket,
+					Key="p/bad/part",
+					UploadId=upload["UploadId"],
+					PartNumber=1,
+					Body=b"x" * MiB,
+					ChecksumSHA256=base64.b64encode(hashlib.sha256(b"y" * MiB).digest()).decode(),
+				)
+		finally:
+			s3.abort_multipart_upload(Bucket=bucket.bucket, Key="p/bad/part", UploadId=upload["UploadId"])

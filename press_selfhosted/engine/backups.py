@@ -2,9 +2,11 @@
 
 The two steps are shared with Archive Site and Uninstall App from Site (same Press step names).
 ``Backup Site`` records the produced files in the job's ``data["backups"]`` (Press's shape);
-``Upload Site Backup to S3`` streams each one to ``<prefix>/<site>/<YYYY-MM-DD>/<file>``, reads it
-back to check size and sha256, and only then records it under ``data["offsite"]``/``["checksums"]``.
-Re-reading costs one more pass over the object but is the only check that proves the stored bytes:
+``Upload Site Backup to S3`` uploads each one to ``<prefix>/<site>/<YYYY-MM-DD>/<file>`` (read from
+the sites volume on this host when the Docker host is provably this machine, else streamed through
+Docker: volume_files), checks its size and content, and only then records it under
+``data["offsite"]``/``["checksums"]``. The content check is S3's own SHA256 checksum of the parts
+it received (transfer.verify_object), or the object read back and hashed where S3 keeps none:
 ETags are not content hashes for multipart uploads and differ between S3 servers.
 
 Where the bucket is: Press's ``offsite`` payload (bucket, ``auth.ENDPOINT_URL``, ``auth.REGION``,
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import datetime
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-from press_selfhosted.engine import commands, sites, transfer
+from press_selfhosted.engine import commands, sites, transfer, volume_files
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.database import MariaDB, identifier, quote
@@ -114,13 +117,14 @@ def _run_marker(ctx: StepContext) -> str:
 
 def _remove_unrecorded_files(ctx: StepContext, container) -> None:
 	"""A run killed after ``bench backup`` but before the step recorded its files leaves them behind:
-	nobody would ever upload or remove them, so they go before the next backup is made."""
-	marker = _run_marker(ctx)
-	if commands.run(container, ["test", "-f", marker], check=False).exit_code != 0:
-		ctx.run(container, ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && touch -- "$1"', "sh", marker])
-		return
-	leftovers = 'find "$(dirname -- "$1")" -maxdepth 1 -type f -newer "$1" ! -name ".press-selfhosted-*" -print -delete'
-	found = ctx.run(container, ["sh", "-c", leftovers, "sh", marker]).stdout.split()
+	nobody would ever upload or remove them, so they go before the next backup is made. The first
+	run only leaves its marker (one command either way: each ``docker exec`` costs tens of ms)."""
+	script = (
+		'if [ -f "$1" ]; then find "$(dirname -- "$1")" -maxdepth 1 -type f -newer "$1" '
+		'! -name ".press-selfhosted-*" -print -delete; '
+		'else mkdir -p -- "$(dirname -- "$1")" && touch -- "$1"; fi'
+	)
+	found = ctx.run(container, ["sh", "-c", script, "sh", _run_marker(ctx)]).stdout.split()
 	if found:
 		ctx.log(f"removed {len(found)} file(s) an interrupted run of this job left unrecorded")
 
@@ -171,17 +175,17 @@ def step_backup_site(ctx: StepContext) -> None:
 
 
 def table_counts(db: MariaDB, db_name: str) -> dict[str, int]:
-	"""Exact row counts of every table (one statement; ``TABLE_ROWS`` is only an estimate for InnoDB)."""
-	tables = [
-		row[0]
-		for row in db.sql(
-			f"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {quote(db_name)}"
-		)
-	]
-	if not tables:
-		return {}
-	query = " UNION ALL ".join(
-		f"SELECT {quote(t)}, COUNT(*) FROM {identifier(db_name)}.`{t.replace('`', '``')}`" for t in tables
+	"""Exact row counts of every table (``TABLE_ROWS`` is only an estimate for InnoDB), in one round
+	trip: the statement counting every table is built and run inside MariaDB."""
+	each_table = (
+		f"CONCAT('SELECT ', QUOTE(TABLE_NAME), ', COUNT(*) FROM ', {quote(identifier(db_name) + '.`')}, "
+		"REPLACE(TABLE_NAME, '`', '``'), '`')"
+	)
+	query = (
+		"SET SESSION group_concat_max_len = 1073741824; "
+		f"SELECT COALESCE(GROUP_CONCAT({each_table} SEPARATOR ' UNION ALL '), 'SELECT NULL, 0 FROM DUAL WHERE 0') "
+		f"INTO @press_counts FROM information_schema.TABLES WHERE TABLE_SCHEMA = {quote(db_name)}; "
+		"PREPARE press_counts FROM @press_counts; EXECUTE press_counts; DEALLOCATE PREPARE press_counts"
 	)
 	return {row[0]: int(row[1]) for row in db.sql(query)}
 
@@ -211,33 +215,67 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 	ctx.data.update(bucket=target.bucket, prefix=storage.folder)
 	offsite = ctx.data.setdefault("offsite", {})
 	checksums = ctx.data.setdefault("checksums", {})
-	container = None
-	with open_client(target) as s3:
+	missing = [entry["path"] for entry in backups.values() if not checksums.get(entry["file"])]
+	# before the S3 client: the container's stat of the files runs meanwhile (volume_files)
+	source = _source(ctx, missing) if missing else None
+	with open_client(target, checksummed_bodies=True) as s3:
 		for kind, entry in backups.items():
 			name, key = entry["file"], f"{storage.folder}/{entry['file']}"
 			if checksums.get(name):
 				transfer.verify_object(s3, target, key, entry["size"], checksums[name], tuning)
 				ctx.log(f"{name}: already in s3://{target.bucket}/{key}, checked")
 				continue
-			container = container or sites.backend(ctx)
-			stored = transfer.upload_from_container(container, entry["path"], s3, target, key, tuning)
+			stored, route = _upload_file(ctx, source, entry["path"], s3, target, key, tuning)
 			if stored.size != entry["size"]:
 				raise BackupError(
 					f"{entry['path']} changed while it was uploaded ({entry['size']} bytes at backup, {stored.size} "
 					"read). Fix: take the backup again."
 				)
-			transfer.verify_object(s3, target, key, stored.size, stored.sha256, tuning)
+			transfer.verify_object(s3, target, key, stored.size, stored.sha256, tuning, stored.s3_checksum)
 			offsite[name] = key
 			checksums[name] = stored.sha256
 			ctx.log(
-				f"{kind}: {name} -> s3://{target.bucket}/{key} ({stored.size} bytes, sha256 {stored.sha256})"
+				f"{kind}: {name} -> s3://{target.bucket}/{key} ({stored.size} bytes, sha256 {stored.sha256}, "
+				f"{route})"
 			)
-	container = container or sites.backend(ctx)
+	container = source.container if source else sites.backend(ctx)
+	local_copies = [entry["path"] for entry in backups.values()]
 	if storage.keep_local:
 		ctx.log("local copies kept (keep files locally after offsite backup)")
-	else:
-		ctx.run(container, ["rm", "-f", *[entry["path"] for entry in backups.values()]])
-	_forget_run_marker(ctx, container)
+		local_copies = []
+	ctx.run(container, ["rm", "-f", *local_copies, _run_marker(ctx)])
+
+
+@dataclass(frozen=True)
+class _Source:
+	"""Where the files to upload are read: the backend, and its sites volume when it is on this host."""
+
+	container: object
+	volume: volume_files.HostVolume | None
+	identities: Future | None  # what the container's stat says of each file (volume_files)
+
+
+def _source(ctx: StepContext, paths: list[str]) -> _Source:
+	container = sites.backend(ctx)
+	volume = volume_files.host_volume(container, paths[0])
+	identities = volume_files.identities_meanwhile(container, paths) if volume else None
+	return _Source(container, volume, identities)
+
+
+def _upload_file(
+	ctx: StepContext, source: _Source, path: str, s3, target: S3Target, key: str, tuning: transfer.Tuning
+) -> tuple[transfer.StoredObject, str]:
+	"""Reads the file from the sites volume on this host's disk when it is provably the file the
+	container sees (volume_files: same device, inode and size, no link on the way), as the Agent
+	reads it from its disk; otherwise streams it through Docker's archive API."""
+	volume = source.volume
+	if volume is not None and volume.holds(path):
+		stored = volume_files.upload_from_host(volume, path, source.identities, s3, target, key, tuning)
+		if stored is not None:
+			return stored, f"read from volume {volume.name} on this host"
+		ctx.log(f"{path}: not the same file under {volume.mountpoint} on this host; streamed through Docker")
+	stored = transfer.upload_from_container(source.container, path, s3, target, key, tuning)
+	return stored, "streamed through Docker"
 
 
 def backup_handlers() -> list[Handler]:

@@ -102,17 +102,25 @@ class ConnectionReport:
 
 
 @contextlib.contextmanager
-def open_client(target: S3Target) -> Iterator:
+def open_client(target: S3Target, checksummed_bodies: bool = False) -> Iterator:
 	"""A boto3 S3 client for ``target`` with bounded timeouts and no retries; a CA bundle given as
-	PEM text lives in a temporary file for the duration of the block."""
+	PEM text lives in a temporary file for the duration of the block.
+
+	``checksummed_bodies``: every request body the caller sends carries its ``x-amz-checksum-sha256``
+	(transfer.upload_stream), which the signature covers and S3 checks. Then the signature does not
+	hash the body again (SigV4 payload signing, which botocore does on every plain-http request): one
+	sha256 pass over every byte less, with the same protection of the content."""
 	import boto3
 	from botocore.config import Config
 
+	s3_options = {"addressing_style": target.addressing_style}
+	if checksummed_bodies:
+		s3_options["payload_signing_enabled"] = False
 	options = {
 		"connect_timeout": target.connect_timeout,
 		"read_timeout": target.read_timeout,
 		"retries": {"mode": "standard", "total_max_attempts": 1},
-		"s3": {"addressing_style": target.addressing_style},
+		"s3": s3_options,
 		"signature_version": "s3v4",
 		# S3-compatible servers do not all accept the CRC checksums newer boto3 adds by default.
 		"request_checksum_calculation": "when_required",

@@ -11,6 +11,7 @@ aborted, and uploads a crashed run left incomplete under the same key are aborte
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import tarfile
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.storage import S3Target, storage_error
@@ -62,6 +63,18 @@ class StoredObject:
 	key: str
 	size: int
 	sha256: str
+	# The SHA256 checksum S3 computed from the parts it received, as HeadObject answers it
+	# (``<base64>`` for one PUT, ``<base64>-<parts>`` for a multipart upload); "" when not known.
+	s3_checksum: str = field(default="", compare=False)
+
+
+def _b64(digest: bytes) -> str:
+	return base64.b64encode(digest).decode()
+
+
+def composite_checksum(part_digests: list[bytes]) -> str:
+	"""S3's checksum of a multipart object: the sha256 of the parts' sha256 digests, then the part count."""
+	return f"{_b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
 
 
 def _read_exactly(reader, size: int) -> bytes:
@@ -168,8 +181,16 @@ def upload_stream(
 	key: str,
 	tuning: Tuning = TUNING,
 	source: str = "",
+	confirm: Callable[[], None] | None = None,
 ) -> StoredObject:
 	"""Uploads exactly ``size`` bytes from ``reader`` to ``target.bucket``/``key`` and returns their sha256.
+
+	Every request carries the sha256 of its body (``x-amz-checksum-sha256``): S3 refuses a part whose
+	bytes do not match it (BadDigest), and keeps the checksum of the whole object that
+	:func:`verify_object` compares instead of reading the object back.
+
+	``confirm`` runs before the object is completed (before its one PUT when it is small) and may
+	raise to abandon the upload: a check that the source is the right one runs meanwhile.
 
 	Raises a StorageError (S3 refused or unreachable) or TransferError (the source ended early); in
 	both cases no object is left under ``key`` by this upload.
@@ -178,14 +199,18 @@ def upload_stream(
 	try:
 		_abort_leftovers(s3, target.bucket, key)
 		if size <= tuning.part_size:
-			s3.put_object(Bucket=target.bucket, Key=key, Body=parts.next(size))
+			body = parts.next(size)
+			checksum = _b64(parts.digest.digest())  # the body is the whole file
+			if confirm:
+				confirm()
+			s3.put_object(Bucket=target.bucket, Key=key, Body=body, ChecksumSHA256=checksum)
 		else:
-			_multipart(s3, target.bucket, key, size, tuning, parts.next)
+			checksum = _multipart(s3, target.bucket, key, size, tuning, parts.next, confirm)
 	except EngineError:
 		raise
 	except Exception as error:
 		raise storage_error(error, target, f"upload {key} to") from error
-	return StoredObject(target.bucket, key, size, parts.digest.hexdigest())
+	return StoredObject(target.bucket, key, size, parts.digest.hexdigest(), checksum)
 
 
 class _HashingParts:
@@ -219,18 +244,32 @@ class _HashingParts:
 
 
 def _multipart(
-	s3, bucket: str, key: str, size: int, tuning: Tuning, next_part: Callable[[int], bytes]
-) -> None:
-	upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+	s3,
+	bucket: str,
+	key: str,
+	size: int,
+	tuning: Tuning,
+	next_part: Callable[[int], bytes],
+	confirm: Callable[[], None] | None = None,
+) -> str:
+	"""The upload's parts in parallel; returns the composite checksum S3 computes for the object."""
+	upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
 	slots = threading.BoundedSemaphore(tuning.parallel_parts)
 	futures: list[Future] = []
 
-	def send(number: int, body: bytes) -> dict:
+	def send(number: int, body: bytes) -> tuple[dict, bytes]:
 		try:
-			etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)[
-				"ETag"
-			]
-			return {"PartNumber": number, "ETag": etag}
+			# hashed here, in the part's thread (hashlib lets go of the GIL), not in the reading loop
+			digest = hashlib.sha256(body).digest()
+			answer = s3.upload_part(
+				Bucket=bucket,
+				Key=key,
+				UploadId=upload_id,
+				PartNumber=number,
+				Body=body,
+				ChecksumSHA256=_b64(digest),
+			)
+			return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": _b64(digest)}, digest
 		finally:
 			slots.release()
 
@@ -249,10 +288,13 @@ def _multipart(
 					failed[0].result()
 				futures.append(pool.submit(send, number, body))
 				del body
-			parts = [f.result() for f in futures]
+			sent = [f.result() for f in futures]
+		if confirm:
+			confirm()
 		s3.complete_multipart_upload(
-			Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+			Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": [part for part, _ in sent]}
 		)
+		return composite_checksum([digest for _, digest in sent])
 	except BaseException:
 		for future in futures:
 			future.cancel()
@@ -343,11 +385,19 @@ def _missing_or(error: Exception, target: S3Target, key: str) -> EngineError:
 
 
 def verify_object(
-	s3, target: S3Target, key: str, size: int, sha256: str, tuning: Tuning = TUNING
+	s3, target: S3Target, key: str, size: int, sha256: str, tuning: Tuning = TUNING, s3_checksum: str = ""
 ) -> StoredObject:
-	"""Checks that the object has ``size`` bytes (HEAD) and then the ``sha256`` (read back)."""
+	"""Checks that the object has ``size`` bytes (HEAD) and then its content.
+
+	Right after an upload, ``s3_checksum`` (what :func:`upload_stream` sent) is compared with the
+	SHA256 checksum S3 keeps for the object, when it keeps one: S3 checked every part against the
+	sha256 sent with it (BadDigest otherwise), and its checksum of a multipart object is the
+	composite of those parts' checksums in order, so the object holds exactly the bytes whose
+	``sha256`` the upload computed; no byte is read again. Without it (a rerun that knows only
+	``sha256``, the daily verification, which must see what the disks now hold) or on a server
+	that keeps no checksum, the object is read back and hashed."""
 	try:
-		head = s3.head_object(Bucket=target.bucket, Key=key)
+		head = s3.head_object(Bucket=target.bucket, Key=key, ChecksumMode="ENABLED")
 	except Exception as error:
 		raise _missing_or(error, target, key) from error
 	if head["ContentLength"] != size:
@@ -355,6 +405,14 @@ def verify_object(
 			f"The object {key} in bucket {target.bucket!r} has {head['ContentLength']} bytes, "
 			f"but {size} were recorded for it."
 		)
+	kept = head.get("ChecksumSHA256") or ""
+	if _comparable(kept, s3_checksum):
+		if kept != s3_checksum:
+			raise ChecksumMismatch(
+				f"The object {key} in bucket {target.bucket!r} has the S3 checksum {kept}, but the upload "
+				f"sent bytes whose checksum is {s3_checksum}."
+			)
+		return StoredObject(target.bucket, key, size, sha256, kept)
 	found = hash_object(s3, target, key, tuning)
 	if found.sha256 != sha256:
 		raise ChecksumMismatch(
@@ -362,6 +420,12 @@ def verify_object(
 			f"but {sha256} was recorded for it."
 		)
 	return found
+
+
+def _comparable(kept: str, s3_checksum: str) -> bool:
+	"""Both are S3 SHA256 checksums of the same kind (whole object, or composite ``-<parts>``; base64
+	has no "-"). A server computing another kind is not wrong: the caller reads the object back."""
+	return bool(kept and s3_checksum) and ("-" in kept) == ("-" in s3_checksum)
 
 
 # --- S3 (or a presigned URL) -> container ---------------------------------------------------------
