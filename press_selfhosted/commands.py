@@ -56,23 +56,26 @@ def set_up_cluster_command(
 		platform=platform,
 	)
 	try:
-		names = all_in_one.register(spec)
+		names = _checked(lambda: all_in_one.register(spec))
 	except ValidationError as error:
 		raise click.ClickException(str(error)) from None
 	frappe.db.commit()
 	for name, job in all_in_one.set_up(names).items():
 		click.echo(f"{name}: {'setting up (Agent Job ' + job + ')' if job else 'Active already'}")
 	frappe.db.commit()
-	if not _wait_until_active(names, timeout):
+	statuses = _wait_until_active(names, timeout)
+	if set(statuses.values()) != {"Active"}:
+		waiting = ", ".join(f"{name} {status}" for name, status in statuses.items() if status != "Active")
 		raise click.ClickException(
-			f"not Active after {timeout} s. See the servers' Agent Jobs (bench --site {context.sites[0]} "
-			"press-selfhosted jobs SERVER) for the failing step, fix it, then run this command again."
+			f"{waiting} (waited up to {timeout} s). The server's Agent Jobs name the failing step (bench "
+			f"--site {context.sites[0]} press-selfhosted jobs SERVER): fix it, then run this command again."
 		)
 	click.echo(f"cluster {cluster} is Active: create sites under {domain} on {spec.server_name('Server')}")
 
 
-def _wait_until_active(names: dict[str, str], timeout: int) -> bool:
-	"""Prints each server's status as it changes; False when one is Broken or time runs out."""
+def _wait_until_active(names: dict[str, str], timeout: int) -> dict[str, str]:
+	"""Prints each server's status as it changes, until all are Active, one is Broken or time runs out;
+	the last statuses."""
 	import time
 
 	import frappe
@@ -86,12 +89,10 @@ def _wait_until_active(names: dict[str, str], timeout: int) -> bool:
 			if shown.get(name) != status:
 				click.echo(f"{name}: {status}")
 				shown[name] = status
-		if "Broken" in shown.values():
-			return False
-		if set(shown.values()) == {"Active"}:
-			return True
+		if "Broken" in shown.values() or set(shown.values()) == {"Active"}:
+			return shown
 		time.sleep(2)
-	return False
+	return shown
 
 
 @press_selfhosted.command("use-registry")

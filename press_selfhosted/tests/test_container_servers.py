@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import frappe
 from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
@@ -122,3 +124,26 @@ class TestSetUpClusterCommand(IntegrationTestCase):
 		self.assertNotEqual(refused.returncode, 0)
 		self.assertIn("domain", refused.stderr)
 		self.assertFalse(frappe.db.exists("Cluster", f"{self.spec.cluster}x"))
+
+	def test_3_a_host_whose_docker_does_not_answer_ends_the_command_with_where_to_look(self):
+		spec = support.new_cluster(self.endpoints)
+		failed = self.set_up_cluster(
+			cluster=spec.cluster,
+			domain=spec.domain,
+			**{
+				"docker-socket": "unix:///tmp/press-selfhosted-no-docker.sock",
+				"container-prefix": spec.container_prefix,
+			},
+		)
+		self.assertNotEqual(failed.returncode, 0)
+		# the command stops at the first server whose setup failed, and says where to read why
+		broken = re.search(r"(\S+) Broken", failed.stderr)
+		self.assertTrue(broken, failed.stderr)
+		self.assertIn("press-selfhosted jobs SERVER", failed.stderr)
+		frappe.db.rollback()
+		jobs = frappe.get_all(
+			"Agent Job",
+			filters={"server": broken[1], "job_type": "Setup Container Server"},
+			fields=["status"],
+		)
+		self.assertEqual([row.status for row in jobs], ["Failure"])
