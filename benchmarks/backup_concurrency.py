@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
+
+from child_run import report_figures, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -123,8 +123,7 @@ def run_mode(mode: str, benches: int, sites: int, public_mib: int) -> dict:
 			seconds = time.perf_counter() - started
 		finally:
 			remove_cluster(client, prefix)
-	peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-	return {"seconds": seconds, "peak_mib": peak, "load": load}
+	return {"seconds": seconds, "load": load}
 
 
 def main() -> None:
@@ -135,16 +134,19 @@ def main() -> None:
 	parser.add_argument("--child", choices=("parallel", "serial"))
 	args = parser.parse_args()
 	if args.child:
-		print(json.dumps(run_mode(args.child, args.benches, args.sites, args.public_mib)))
+		report_figures(run_mode(args.child, args.benches, args.sites, args.public_mib))
 		return
 	results = {}
 	for mode in ("parallel", "serial"):
-		argv = [sys.executable, __file__, "--child", mode, "--sites", str(args.sites)]
-		argv += ["--benches", str(args.benches), "--public-mib", str(args.public_mib)]
-		done = subprocess.run(argv, check=False, capture_output=True, text=True)
-		if done.returncode:
-			raise SystemExit(f"the {mode} run failed:\n{done.stderr[-3000:]}")
-		results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+		options = [
+			"--sites",
+			str(args.sites),
+			"--benches",
+			str(args.benches),
+			"--public-mib",
+			str(args.public_mib),
+		]
+		results[mode] = run_child(__file__, mode, mode, *options)
 	print(
 		f"{args.sites} New Site + {args.sites} Backup Site jobs ({args.public_mib} MiB of public files each) "
 		f"on {args.benches} benches of one server, {os.cpu_count()} cores"

@@ -23,11 +23,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+from child_run import report_figures, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,20 +109,11 @@ def child(side: str, prefix: str, bucket: str, date: str) -> None:
 	cpu_started, started = cpu_seconds(), time.perf_counter()
 	size = run(client, cluster, target, date)
 	seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
-	peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-	print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mib": peak, "bytes": size}))
+	report_figures({"seconds": seconds, "cpu": cpu, "bytes": size})
 
 
 def measure(side: str, prefix: str, bucket: str, date: str) -> dict:
-	done = subprocess.run(
-		[sys.executable, __file__, "--child", side, prefix, bucket, date],
-		check=False,
-		capture_output=True,
-		text=True,
-	)
-	if done.returncode:
-		raise SystemExit(f"the {side} run failed:\n{done.stderr[-3000:]}")
-	return json.loads(done.stdout.strip().splitlines()[-1])
+	return run_child(__file__, side, side, prefix, bucket, date)
 
 
 def compare(prefix: str, bucket: str, repeat: int) -> dict:

@@ -23,13 +23,14 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from child_run import report_figures, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,8 +79,7 @@ def child(mode: str, bucket: str, key: str, source: str) -> None:
 			transfer.verify_object(s3, where, key, stored.size, stored.sha256, s3_checksum=stored.s3_checksum)
 			extra = {"sha256": stored.sha256}
 		seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
-	peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-	print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mib": peak_kib / 1024, **extra}))
+	report_figures({"seconds": seconds, "cpu": cpu, **extra})
 
 
 def upload(mode: str, container, s3, where: S3Target, key: str) -> transfer.StoredObject:
@@ -95,15 +95,7 @@ def upload(mode: str, container, s3, where: S3Target, key: str) -> transfer.Stor
 
 
 def measure(mode: str, bucket: str, key: str, source: str) -> dict:
-	done = subprocess.run(
-		[sys.executable, __file__, "--child", mode, bucket, key, source],
-		check=False,
-		capture_output=True,
-		text=True,
-	)
-	if done.returncode:
-		raise SystemExit(f"the {mode} run failed:\n{done.stderr[-3000:]}")
-	return json.loads(done.stdout.strip().splitlines()[-1])
+	return run_child(__file__, mode, mode, bucket, key, source)
 
 
 def put_file(container, local: Path) -> None:
