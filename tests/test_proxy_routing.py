@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from references import schema
 
-from press_selfhosted.engine import naming, traefik
+from press_selfhosted.engine import naming, platform_ca, traefik
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
 from press_selfhosted.engine.agent.router import Router
@@ -142,6 +142,16 @@ def served_certificate(cluster, server_name: str) -> bytes:
 		context.wrap_socket(raw, server_hostname=server_name) as tls,
 	):
 		return tls.getpeercert(binary_form=True)
+
+
+def served_within(cluster, server_name: str, condition, timeout: float = 20) -> bool:
+	"""Whether the certificate served for ``server_name`` meets ``condition`` within ``timeout``."""
+	deadline = time.monotonic() + timeout
+	while not condition(served_certificate(cluster, server_name)):
+		if time.monotonic() > deadline:
+			return False
+		time.sleep(0.3)
+	return True
 
 
 def test_ensure_is_idempotent_and_labelled(cluster):
@@ -276,6 +286,44 @@ def test_custom_host_with_certificate(cluster):
 	assert served_certificate(cluster, domain) != expected
 	assert get(cluster, domain).status_code == 404
 	assert get(cluster, site).json() == {"site": site}
+
+
+def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(cluster):
+	"""The platform's own CA (no ACME reachable): the root domain's wildcard, sent as Press sends a host's
+	certificate, serves every site under the domain with a chain clients verify against the CA alone."""
+	site, root = "shop.platform.test", "platform.test"
+	cluster["topology"].benches[site] = BENCH
+	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
+	authority = platform_ca.Authority.create("press_selfhosted test CA")
+	port = cluster["proxy"].published_port("443/tcp")
+	for _ in range(2):  # the first issue, then a renewal: the new certificate replaces the old one
+		issued = authority.issue(platform_ca.root_domain_names(root))
+		payload = {
+			"name": f"*.{root}",
+			"certificate": {
+				"fullchain.pem": issued.full_chain,
+				"chain.pem": issued.chain,
+				"privkey.pem": "********",
+			},
+		}
+		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": issued.private_key}))
+		leaf = x509.load_pem_x509_certificate(issued.certificate.encode()).public_bytes(
+			serialization.Encoding.DER
+		)
+		assert served_within(cluster, site, lambda served, leaf=leaf: served == leaf)
+		verified = ssl.create_default_context(cadata=authority.certificate)
+		with (
+			socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+			verified.wrap_socket(raw, server_hostname=site) as tls,
+		):
+			assert (
+				x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+				== issued.serial
+			)
+	assert get(cluster, site).json() == {"site": site}
+	job(cluster, "Remove Host from Proxy", {"path_args": {"host": f"*.{root}"}})
+	# a wildcard has no router of its own to wait for: Traefik drops it on its next reload
+	assert served_within(cluster, site, lambda served: served != leaf)
 
 
 def test_rename_site_on_upstream_moves_route_certificate_and_domains(cluster):
