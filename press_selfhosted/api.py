@@ -11,7 +11,10 @@ Thin over the glue in press_selfhosted/agent and the engine; every method checks
 - ``run_restore_drill(site)``: enqueues a restore drill of the site's latest backup with files;
 - ``site_usage(site)``: measures a site now (database, files, users) and applies its plan's limits;
 - ``site_certificates(proxy_server)``: the sites a container proxy certifies by ACME, each with its
-  certificate's expiry and what is wrong (no certificate after the grace period, renewal overdue).
+  certificate's expiry and what is wrong (no certificate after the grace period, renewal overdue);
+- ``certify_root_domain(domain, renew=0)`` (POST): the root domain's wildcard from the platform's own CA,
+  kept as Press's TLS Certificate and sent to the domain's container proxies;
+- ``platform_ca_certificate()``: the platform CA's certificate (PEM), for clients to trust.
 """
 
 from __future__ import annotations
@@ -173,3 +176,24 @@ def setup_container_server(doctype: str, name: str) -> str:
 	doc = frappe.get_doc(doctype, name)
 	doc.check_permission("write")
 	return servers.setup(doc)
+
+
+@frappe.whitelist(methods=["POST"])
+def certify_root_domain(domain: str, renew: int = 0) -> dict:
+	"""The root domain's certificate from the platform's own CA (issued when missing or due): the TLS
+	Certificate's name, whether one was issued, and the Agent Jobs that send it to the proxies."""
+	_only_operators()
+	from press_selfhosted.agent.platform_certificates import certify_root_domain as certify
+
+	return _call(certify, domain, renew=bool(int(renew)))
+
+
+@frappe.whitelist()
+def platform_ca_certificate() -> str:
+	"""The platform CA's certificate (PEM; made on first use)."""
+	_only_operators()
+	from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
+		authority,
+	)
+
+	return authority().certificate

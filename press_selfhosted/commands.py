@@ -1,5 +1,5 @@
 """Bench commands: ``bench --site S press-selfhosted set-up-cluster … | use-registry … | use-storage … |
-sweep | run-job ID |
+certify-root-domain DOMAIN [--renew] | platform-ca-certificate | sweep | run-job ID |
 retention [--dry-run] | registry-cleanup [--dry-run] | verify-backups | restore-drill SITE | jobs SERVER``.
 
 They apply the transport swap explicitly: bench commands run neither ``before_request`` nor ``before_job``.
@@ -187,6 +187,41 @@ def _checked(action):
 		return action()
 	except frappe.ValidationError as error:
 		raise click.ClickException(frappe.utils.strip_html(str(error))) from None
+
+
+@press_selfhosted.command("certify-root-domain")
+@click.argument("domain")
+@click.option("--renew", is_flag=True, help="Issue a new certificate even if the current one is not due.")
+@click.pass_obj
+def certify_root_domain_command(context, domain, renew):
+	"""The root domain's wildcard from the platform's own CA (for hosts no ACME server reaches), kept as
+	Press's TLS Certificate and sent to the domain's container proxies."""
+	import frappe
+
+	from press_selfhosted.agent.platform_certificates import certify_root_domain
+
+	_connect(context)
+	done = _checked(lambda: certify_root_domain(domain, renew=renew))
+	frappe.db.commit()
+	expires = frappe.db.get_value("TLS Certificate", done["certificate"], "expires_on")
+	state = "issued" if done["issued"] else "current, not due for renewal"
+	click.echo(f"TLS Certificate {done['certificate']}: {state}; expires {expires}")
+	for job in done["jobs"]:
+		click.echo(f"sent to the proxy by Agent Job {job}")
+
+
+@press_selfhosted.command("platform-ca-certificate")
+@click.pass_obj
+def platform_ca_certificate_command(context):
+	"""Print the platform CA's certificate (PEM), for the clients that must trust its certificates."""
+	from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
+		authority,
+	)
+
+	_connect(context)
+	certificate = authority().certificate
+	_commit(dry_run=False)  # the CA is made on first use
+	click.echo(certificate, nl=False)
 
 
 @press_selfhosted.command("sweep")

@@ -73,6 +73,8 @@ scheduler_events = {
 		"press_selfhosted.agent.backups.recheck_backups",
 		# build contexts kept after failed builds
 		"press_selfhosted.agent.registry.prune_build_contexts",
+		# the platform CA's certificates that lapse within 30 days
+		"press_selfhosted.agent.platform_certificates.renew_platform_certificates",
 	],
 	"weekly_long": ["press_selfhosted.agent.backups.run_restore_drills"],
 }

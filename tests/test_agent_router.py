@@ -49,6 +49,28 @@ def test_jobs_are_recorded_without_secrets_and_polled_without_advancing(store_co
 	assert router.handle("other.server", "GET", f"jobs/{first}").status_code == 404
 
 
+def test_a_json_array_body_is_kept_as_items_without_its_secrets(store_config):
+	"""Press sends Add Wildcard Hosts to Proxy's body as a JSON array."""
+	queued = []
+	server, _ = make(store_config, queued)
+	router = Router(
+		ProxyJobs(lambda: None).handlers(),
+		JobStore(store_config),
+		queued.append,
+		support.Topology(),
+		DockerHosts(),
+	)
+	body = [
+		{"domain": "platform.example.com", "certificate": {"privkey.pem": "KEY-s3cret", "chain.pem": "C"}}
+	]
+	answer = router.handle(server.name, "POST", "proxy/wildcards", body, agent_job_id="AJ-w")
+	assert answer.status_code == 200, answer.json
+	stored = JobStore(store_config).get(answer.json["job"])
+	assert stored.job_type == "Add Wildcard Hosts to Proxy"
+	assert stored.payload["items"][0]["domain"] == "platform.example.com"
+	assert "KEY-s3cret" not in str(stored.payload)
+
+
 def test_ping_unknown_and_failures_never_raise(store_config):
 	queued = []
 	server, router = make(store_config, queued)

@@ -289,8 +289,9 @@ def test_custom_host_with_certificate(cluster):
 
 
 def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(cluster):
-	"""The platform's own CA (no ACME reachable): the root domain's wildcard, sent as Press sends a host's
-	certificate, serves every site under the domain with a chain clients verify against the CA alone."""
+	"""The platform's own CA (no ACME reachable): the root domain's wildcard, sent as Press sends a root
+	domain's wildcard certificate, serves every site under the domain with a chain clients verify against
+	the CA alone."""
 	site, root = "shop.platform.test", "platform.test"
 	cluster["topology"].benches[site] = BENCH
 	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
@@ -298,15 +299,14 @@ def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(
 	port = cluster["proxy"].published_port("443/tcp")
 	for _ in range(2):  # the first issue, then a renewal: the new certificate replaces the old one
 		issued = authority.issue(platform_ca.root_domain_names(root))
-		payload = {
-			"name": f"*.{root}",
-			"certificate": {
-				"fullchain.pem": issued.full_chain,
-				"chain.pem": issued.chain,
-				"privkey.pem": "********",
-			},
+		certificate = {
+			"fullchain.pem": issued.full_chain,
+			"chain.pem": issued.chain,
+			"privkey.pem": "********",
 		}
-		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": issued.private_key}))
+		payload = {"items": [{"domain": root, "certificate": certificate, "code_server": False}]}
+		key = FakeSecrets({"0.certificate.privkey.pem": issued.private_key})
+		job(cluster, "Add Wildcard Hosts to Proxy", payload, secrets=key)
 		leaf = x509.load_pem_x509_certificate(issued.certificate.encode()).public_bytes(
 			serialization.Encoding.DER
 		)

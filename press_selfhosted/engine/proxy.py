@@ -676,19 +676,49 @@ class ProxyJobs:
 			site=None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target"),
 		)
 		certificate = ctx.payload.get("certificate") or {}
+		self._install_certificate(ctx, proxy, host, certificate, ctx.secret("privkey.pem"), "certificate")
+		if host.site:
+			current = self._existing(proxy, host.site)
+			if host.name not in current.domains:
+				proxy.publish(ctx, current.with_domains(added=(host.name,)))
+
+	def add_wildcard_hosts(self, ctx: StepContext) -> None:
+		"""Press's wildcard certificates of root domains (a JSON array: ``domain``, ``certificate``), each
+		served by SNI for every site under its domain."""
+		proxy = self.proxy(ctx)
+		items = ctx.payload.get("items")
+		if not isinstance(items, list):
+			raise ValidationError(
+				"body",
+				type(items).__name__,
+				"not a list of wildcard domains",
+				"send Press's wildcard domains",
+			)
+		for index, item in enumerate(items):
+			domain = validate_fqdn((item or {}).get("domain"), f"{index}.domain")
+			host = HostRoute(name=f"*.{domain}", site=None)
+			private_key = ctx.secret(f"{index}.certificate.privkey.pem")
+			self._install_certificate(
+				ctx, proxy, host, item.get("certificate") or {}, private_key, f"{index}.certificate"
+			)
+		if not items:
+			ctx.log("no wildcard domain was sent: nothing to install")
+
+	def _install_certificate(
+		self, ctx: StepContext, proxy: Proxy, host: HostRoute, certificate: dict, private_key: str, field: str
+	) -> None:
 		chains = {key: certificate.get(key) for key in ("fullchain.pem", "chain.pem")}
 		for key, value in chains.items():
 			if not value or "BEGIN CERTIFICATE" not in value:
 				raise ValidationError(
-					f"certificate.{key}",
+					f"{field}.{key}",
 					value,
 					"a PEM certificate is required",
 					"send the TLS Certificate's chain",
 				)
-		private_key = ctx.secret("privkey.pem")
 		if "PRIVATE KEY" not in (private_key or ""):
 			raise ValidationError(
-				"certificate.privkey.pem",
+				f"{field}.privkey.pem",
 				"",
 				"a PEM private key is required",
 				"check the TLS Certificate's private key",
@@ -700,10 +730,6 @@ class ProxyJobs:
 		ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
 		proxy.write(ctx, files)
 		proxy.publish(ctx, host)
-		if host.site:
-			current = self._existing(proxy, host.site)
-			if host.name not in current.domains:
-				proxy.publish(ctx, current.with_domains(added=(host.name,)))
 
 	def remove_host(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
@@ -777,6 +803,15 @@ class ProxyJobs:
 				"POST",
 				"proxy/hosts",
 				[("Add Host to Proxy", self.add_host), ("Reload NGINX", self.reload(host_site))],
+			),
+			handler(
+				"Add Wildcard Hosts to Proxy",
+				"POST",
+				"proxy/wildcards",
+				[
+					("Add Wildcard Hosts to Proxy", self.add_wildcard_hosts),
+					("Reload NGINX", self.reload(lambda ctx: None)),
+				],
 			),
 			handler(
 				"Rename Site on Upstream",

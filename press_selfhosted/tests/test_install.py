@@ -26,7 +26,7 @@ class TestInstall(IntegrationTestCase):
 				self.assertEqual(found.fieldtype, field["fieldtype"], f"{doctype}.{field['fieldname']}")
 
 	def test_app_doctypes_exist(self):
-		for doctype in ("Storage Configuration", "Local Registry"):
+		for doctype in ("Storage Configuration", "Local Registry", "Platform Certificate Authority"):
 			self.assertEqual(frappe.db.get_value("DocType", doctype, "module"), "Press Selfhosted")
 
 	def test_the_queries_the_app_makes_are_indexed(self):
@@ -69,6 +69,8 @@ class TestBenchCommands(IntegrationTestCase):
 			"set-up-cluster",
 			"use-registry",
 			"use-storage",
+			"certify-root-domain",
+			"platform-ca-certificate",
 			"sweep",
 			"run-job",
 			"retention",

@@ -183,8 +183,10 @@ class Router:
 	def _create(
 		self, server, server_type, handler: Handler, path, args: Mapping[str, str], data, agent_job_id
 	) -> Response:
+		if isinstance(data, list):  # Press sends some bodies as a JSON array (Add Wildcard Hosts to Proxy)
+			data = {"items": data}
 		if data is not None and not isinstance(data, dict):
-			return error(400, f"{handler.job_type}: the request body must be a JSON object")
+			return error(400, f"{handler.job_type}: the request body must be a JSON object or array")
 		for key, value in args.items():
 			PATH_ARGS.get(key, _no_check)(value, key)
 		payload = dict(data or {})

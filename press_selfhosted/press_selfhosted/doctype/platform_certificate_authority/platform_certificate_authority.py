@@ -1,0 +1,27 @@
+# Copyright (c) 2026, press_selfhosted developers
+# For license information, please see license.txt
+"""The platform's own CA, kept as one record: its certificate in the clear, its key encrypted."""
+
+import frappe
+from frappe.model.document import Document
+
+from press_selfhosted.engine import platform_ca
+
+DOCTYPE = "Platform Certificate Authority"
+
+
+class PlatformCertificateAuthority(Document):
+	pass
+
+
+def authority() -> platform_ca.Authority:
+	"""The CA, made on first use."""
+	doc = frappe.get_single(DOCTYPE)
+	if doc.certificate:
+		return platform_ca.Authority(doc.certificate, doc.get_password("private_key"))
+	made = platform_ca.Authority.create(f"press_selfhosted platform CA of {frappe.local.site}")
+	doc.common_name = f"press_selfhosted platform CA of {frappe.local.site}"
+	doc.certificate = made.certificate
+	doc.private_key = made.private_key
+	doc.save(ignore_permissions=True)
+	return made
