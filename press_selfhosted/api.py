@@ -190,10 +190,10 @@ def certify_root_domain(domain: str, renew: int = 0) -> dict:
 
 @frappe.whitelist()
 def platform_ca_certificate() -> str:
-	"""The platform CA's certificate (PEM; made on first use)."""
+	"""The platform CA's certificate (PEM), once ``certify_root_domain`` has made the CA."""
 	_only_operators()
 	from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
-		authority,
+		ca_certificate,
 	)
 
-	return authority().certificate
+	return ca_certificate()

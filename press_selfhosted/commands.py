@@ -215,13 +215,11 @@ def certify_root_domain_command(context, domain, renew):
 def platform_ca_certificate_command(context):
 	"""Print the platform CA's certificate (PEM), for the clients that must trust its certificates."""
 	from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
-		authority,
+		ca_certificate,
 	)
 
 	_connect(context)
-	certificate = authority().certificate
-	_commit(dry_run=False)  # the CA is made on first use
-	click.echo(certificate, nl=False)
+	click.echo(_checked(ca_certificate), nl=False)
 
 
 @press_selfhosted.command("sweep")

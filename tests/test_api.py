@@ -42,6 +42,8 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 		"site_usage",
 		"site_certificates",
 		"setup_container_server",
+		"certify_root_domain",
+		"platform_ca_certificate",
 	}
 	for function in public:
 		body = [
@@ -59,6 +61,7 @@ def test_every_function_is_whitelisted_and_checks_permission_first():
 			"run_restore_drill",
 			"site_usage",
 			"setup_container_server",
+			"certify_root_domain",
 		):
 			assert "methods=['POST']" in ast.unparse(function.decorator_list[0]), function.name
 

@@ -25,3 +25,14 @@ def authority() -> platform_ca.Authority:
 	doc.private_key = made.private_key
 	doc.save(ignore_permissions=True)
 	return made
+
+
+def ca_certificate() -> str:
+	"""The CA's certificate (PEM); reading it never makes the CA."""
+	certificate = frappe.db.get_single_value(DOCTYPE, "certificate")
+	if not certificate:
+		frappe.throw(
+			"The platform has no CA yet: it is made with the first certificate it issues "
+			"(bench --site <site> press-selfhosted certify-root-domain <root domain>)."
+		)
+	return certificate
