@@ -20,8 +20,9 @@ from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.pl
 
 
 def certify_root_domain(domain: str, renew: bool = False) -> dict:
-	"""The root domain's certificate from the platform CA, issued when missing, not the CA's, due for
-	renewal or ``renew``; then sent to the domain's container proxies. What was done."""
+	"""The root domain's certificate from the platform CA, issued when missing, due for renewal or
+	``renew``; then sent to the domain's container proxies. A certificate of the name that the CA did not
+	issue is refused, never replaced. What was done."""
 	if not frappe.db.exists("Root Domain", domain):
 		frappe.throw(
 			f"No Root Domain {domain}: the certificate covers the sites under a root domain of Press."
@@ -29,7 +30,13 @@ def certify_root_domain(domain: str, renew: bool = False) -> dict:
 	name = f"*.{domain}"
 	ca = authority()
 	current = frappe.db.get_value("TLS Certificate", name, "certificate")
-	if current and ca.issued(current) and not platform_ca.renewal_due(current) and not renew:
+	if frappe.db.exists("TLS Certificate", name) and not ca.issued(current or ""):
+		# the operator's own certificate (Let's Encrypt through Press, or uploaded): never replaced here
+		frappe.throw(
+			f"TLS Certificate {name} was not issued by the platform CA. Fix: keep it, or delete it first "
+			"if the platform CA is to certify this domain."
+		)
+	if current and not platform_ca.renewal_due(current) and not renew:
 		return {"certificate": name, "issued": False, "jobs": []}
 	issued = ca.issue(platform_ca.root_domain_names(domain))
 	values = {

@@ -15,7 +15,9 @@ from cryptography import x509
 from frappe.tests import IntegrationTestCase
 from frappe.utils import get_datetime, now_datetime
 
+from press_selfhosted.agent import cluster
 from press_selfhosted.agent.platform_certificates import certify_root_domain
+from press_selfhosted.engine import platform_ca
 from press_selfhosted.tests import support
 
 
@@ -107,6 +109,41 @@ class TestPlatformCertificates(IntegrationTestCase):
 		unknown = support.bench_command("press-selfhosted", "certify-root-domain", "nowhere.example.com")
 		self.assertNotEqual(unknown.returncode, 0)
 		self.assertIn("No Root Domain nowhere.example.com", unknown.stderr)
+
+	def test_4b_a_certificate_the_ca_did_not_issue_is_never_replaced(self):
+		domain = f"operator.{self.spec.domain}"
+		frappe.get_doc(
+			{
+				"doctype": "Root Domain",
+				"name": domain,
+				"dns_provider": "Generic",
+				"default_cluster": self.spec.cluster,
+			}
+		).insert(ignore_permissions=True)
+		own = platform_ca.Authority.create("the operator's own CA").issue(
+			platform_ca.root_domain_names(domain)
+		)
+		frappe.get_doc(
+			{
+				"doctype": "TLS Certificate",
+				"domain": domain,
+				"wildcard": 1,
+				"provider": "Other",
+				"team": cluster.operator_team(),
+				"rsa_key_size": str(platform_ca.LEAF_KEY_BITS),
+				"certificate": own.certificate,
+				"intermediate_chain": own.chain,
+				"private_key": own.private_key,
+			}
+		).insert(ignore_permissions=True)
+		frappe.db.commit()
+		with self.assertRaises(frappe.ValidationError) as refused:
+			certify_root_domain(domain, renew=True)
+		self.assertIn("not issued by the platform CA", str(refused.exception))
+		frappe.db.rollback()
+		self.assertEqual(
+			frappe.db.get_value("TLS Certificate", f"*.{domain}", "certificate"), own.certificate
+		)
 
 	def test_5_nothing_failed_in_the_background(self):
 		self.assertEqual(support.problems_since(self.started, self.servers), [])
