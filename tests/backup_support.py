@@ -320,24 +320,16 @@ class JobRun:
 
 	def run(self) -> dict:
 		"""Runs the steps not yet done (a retry resumes where the failure was, like the executor)."""
-		from site_cluster import Secrets, Topology
+		from site_cluster import Secrets, Topology, contexts
 
-		from press_selfhosted.engine.agent.handlers import StepContext
+		from press_selfhosted.engine.agent import jobs, runner
 
-		for step in self.handler.steps:
-			if step.name in self.done:
-				continue
-			ctx = StepContext(
-				self.job,
-				self.cluster.app_server,
-				self.client,
-				Topology(self.cluster),
-				Secrets(self.secrets),
-				self.output.append,
-				lambda server: self.client,
-			)
-			step.run(ctx)
-			self.done.add(step.name)
+		steps = self.handler.steps
+		context = contexts(self.client, Topology(self.cluster), Secrets(self.secrets)).for_job(self.job)
+		done = {idx for idx, step in enumerate(steps) if step.name in self.done}
+		run = runner.run_steps(self.job, steps, context, runner.Journal(self.output.append), done)
+		self.done |= {step.name for step in run.steps if step.status == jobs.SUCCESS}
+		run.check()
 		return self.job.data
 
 

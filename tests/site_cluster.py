@@ -16,15 +16,11 @@ from dataclasses import dataclass, field
 import docker
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent.handlers import (
-	ContainerServer,
-	DatabaseEndpoint,
-	JobRecord,
-	StepContext,
-	StepWaiting,
-)
+from press_selfhosted.engine.agent import jobs, runner
+from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
+from press_selfhosted.engine.agent.runner import Contexts
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
-from press_selfhosted.engine.docker_hosts import DockerHost
+from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
 
 SITES = "/home/frappe/frappe-bench/sites"
 
@@ -151,7 +147,7 @@ def sql_as(cluster: Cluster, user: str, password: str, query: str, bench_contain
 	return exit_code, output.decode(errors="replace")
 
 
-# --- running handlers' steps directly (the executor's part is played here) ---------------------------
+# --- running handlers' steps with the executor's runner (no job store) ---------------------------
 
 
 @dataclass
@@ -195,6 +191,11 @@ class Secrets:
 		return self.values[key]
 
 
+def contexts(client: docker.DockerClient, topology, secrets) -> Contexts:
+	"""StepContexts as the executor makes them, every server's Docker being ``client``."""
+	return Contexts(topology, secrets, DockerHosts(lambda host: client))
+
+
 def run_steps(
 	client,
 	cluster: Cluster,
@@ -207,8 +208,9 @@ def run_steps(
 	press_jobs: PressJobs | None = None,
 	waits: int = 10,
 ) -> list[str]:
-	"""Run the first ``steps`` steps of ``handler`` (all by default) as the executor would; returns the
-	output. A waiting step runs again, as the sweep would, up to ``waits`` times."""
+	"""Run the first ``steps`` steps of ``handler`` (all by default) with the executor's step runner;
+	returns the output and raises a failed step's error. A waiting step runs again, as the sweep would,
+	up to ``waits`` times."""
 	record = JobRecord(
 		id=1,
 		job_type=handler.job_type,
@@ -222,21 +224,12 @@ def run_steps(
 	)
 	output: list[str] = []
 	topology = Topology(cluster, press_jobs or PressJobs())
-	for step in handler.steps[:steps]:
-		ctx = StepContext(
-			record,
-			cluster.app_server,
-			client,
-			topology,
-			Secrets(secrets),
-			output.append,
-			lambda server: client,
-		)
-		for look in range(waits + 1):
-			try:
-				step.run(ctx)
-				break
-			except StepWaiting:
-				if look == waits:
-					raise
-	return output
+	context = contexts(client, topology, Secrets(secrets)).for_job(record)
+	done: set[int] = set()
+	for _ in range(waits + 1):
+		run = runner.run_steps(record, handler.steps[:steps], context, runner.Journal(output.append), done)
+		run.check()
+		if run.status != runner.WAITING:
+			return output
+		done |= {step.idx for step in run.steps if step.status == jobs.SUCCESS}
+	raise run.steps[-1].error

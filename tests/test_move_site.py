@@ -16,6 +16,7 @@ from site_cluster import (
 	SITES,
 	Secrets,
 	Topology,
+	contexts,
 	put_file,
 	remove_cluster,
 	run_steps,
@@ -24,7 +25,7 @@ from site_cluster import (
 )
 
 from press_selfhosted.engine import transfer
-from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
+from press_selfhosted.engine.agent.handlers import JobRecord
 from press_selfhosted.engine.site_updates import move_site
 from press_selfhosted.engine.sites import site_handlers
 
@@ -59,16 +60,9 @@ def move(docker_client, env, site: str, job_id: int = 7) -> list[str]:
 	job = JobRecord(
 		job_id, "Update Site Pull", cluster.app_server.name, "Server", "POST", "", OLD, site, {"target": NEW}
 	)
-	ctx = StepContext(
-		job,
-		cluster.app_server,
-		docker_client,
-		Topology(cluster),
-		Secrets(secrets(cluster)),
-		output.append,
-		lambda server: docker_client,
+	move_site(
+		contexts(docker_client, Topology(cluster), Secrets(secrets(cluster))).for_job(job)(output.append)
 	)
-	move_site(ctx)
 	return output
 
 

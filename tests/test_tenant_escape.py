@@ -20,6 +20,7 @@ from site_cluster import (
 	PressJobs,
 	Secrets,
 	Topology,
+	contexts,
 	put_file,
 	remove_cluster,
 	run_steps,
@@ -277,14 +278,8 @@ def test_restore_and_new_site_from_backup_need_no_privileged_user(docker_client,
 		data={"downloads": {"database": {"path": dump, "size": 0, "sha256": "", "checked": False}}},
 	)
 	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]
-	ctx = handlers.StepContext(
-		record,
-		cluster.app_server,
-		docker_client,
-		Topology(cluster),
-		Secrets(secrets(cluster)),
-		lambda text: None,
-		lambda server: docker_client,
+	ctx = contexts(docker_client, Topology(cluster), Secrets(secrets(cluster))).for_job(record)(
+		lambda text: None
 	)
 	step(ctx)
 	seen, events = watch.finish()
@@ -333,14 +328,8 @@ def test_a_restore_refuses_a_file_that_is_no_dump_before_emptying_the_database(d
 		{"apps": ["frappe"]},
 		data={"downloads": {"database": {"path": f"{SITES}/{site}/private/backups/x-database.sql.gz"}}},
 	)
-	ctx = handlers.StepContext(
-		record,
-		cluster.app_server,
-		docker_client,
-		Topology(cluster),
-		Secrets(secrets(cluster)),
-		lambda text: None,
-		lambda server: docker_client,
+	ctx = contexts(docker_client, Topology(cluster), Secrets(secrets(cluster))).for_job(record)(
+		lambda text: None
 	)
 	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]
 	with pytest.raises(Exception, match="x-database.sql.gz of .* is neither gzip nor SQL text"):

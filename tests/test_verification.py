@@ -1,7 +1,7 @@
 """Checksum re-checks in the real S3 server and restore drills on a real bench.
 
-The drill gets a StepContext factory built as the executor builds one (the Frappe glue does the
-same); outcomes are checked with SQL as root and in the bench container.
+The drill gets its StepContexts from the executor's Contexts (the Frappe glue does the same);
+outcomes are checked with SQL as root and in the bench container.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import dataclasses
 
 import pytest
 from backup_support import BENCH, backed_up_site, bench_container, site_db, site_secrets
-from site_cluster import Secrets, Topology
+from site_cluster import Secrets, Topology, contexts
 
 from press_selfhosted.engine import verification
-from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
+from press_selfhosted.engine.agent.handlers import JobRecord
 from press_selfhosted.engine.errors import StorageError
 from press_selfhosted.engine.storage import open_client
 
@@ -73,20 +73,9 @@ def drill(docker_client, env, expected: dict[str, int], output: list[str] | None
 		for kind in ("database", "public", "private")
 	}
 	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
-	output = [] if output is None else output
-
-	def make_ctx(job):
-		return StepContext(
-			job,
-			cluster.app_server,
-			docker_client,
-			Topology(cluster),
-			Secrets(site_secrets(cluster, target)),
-			output.append,
-			lambda server: docker_client,
-		)
-
-	return verification.restore_drill(source, backup, expected, make_ctx, storage)
+	found = contexts(docker_client, Topology(cluster), Secrets(site_secrets(cluster, target)))
+	echo = None if output is None else output.append
+	return verification.restore_drill(source, backup, expected, found, storage, echo)
 
 
 def assert_drill_site_gone(docker_client, env, result) -> None:
@@ -133,19 +122,8 @@ def test_failed_restore_drill_is_reported_and_cleaned_up(docker_client, env):
 	)
 	broken = {"database": {"key": data["offsite"][data["backups"]["database"]["file"]], "sha256": "0" * 64}}
 	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
-
-	def make_ctx(job):
-		return StepContext(
-			job,
-			cluster.app_server,
-			docker_client,
-			Topology(cluster),
-			Secrets(site_secrets(cluster, target)),
-			lambda text: None,
-			lambda server: docker_client,
-		)
-
-	result = verification.restore_drill(source, broken, counts, make_ctx, storage)
+	found = contexts(docker_client, Topology(cluster), Secrets(site_secrets(cluster, target)))
+	result = verification.restore_drill(source, broken, counts, found, storage)
 	assert not result.ok
 	assert f"The restore drill of {SITE} failed: The database backup file" in result.message
 	assert_drill_site_gone(docker_client, env, result)

@@ -356,28 +356,58 @@ def run_restore_drills(site_name: str | None = None) -> None:
 	``site_name`` alone; records the result on the Site (``last_verified_restore``, ``last_restore_drill_result``)."""
 	import frappe
 
-	from press_selfhosted.agent import topology
-	from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
+	from press_selfhosted.agent import settings, topology
+	from press_selfhosted.engine.agent.handlers import JobRecord
+	from press_selfhosted.engine.agent.locks import BenchLocks
+	from press_selfhosted.engine.agent.runner import Contexts
+	from press_selfhosted.engine.agent.store import JobStore
+	from press_selfhosted.engine.errors import BenchBusy
 	from press_selfhosted.engine.verification import restore_drill
 
 	config = _default_config()
 	if config is None:
 		return
 	press, secrets = topology.FrappeTopology(), DrillSecrets(topology.FrappeSecrets())
-	hosts = topology.docker_hosts
+	contexts = Contexts(press, secrets, topology.docker_hosts)
+	store = JobStore(settings.store_config())  # of its own: the bench lock belongs to its connection
+	locks = BenchLocks(store)
+	try:
+		for site in _drilled_sites(site_name):
+			backup = frappe.get_doc("Site Backup", site.backup)
+			apps = [row.app for row in frappe.get_doc("Site", site.name).apps]
+			source = JobRecord(
+				0, "Restore Drill", site.server, "Server", "POST", "", site.bench, site.name, {"apps": apps}
+			)
+			data = frappe.db.get_value("Agent Job", backup.job, "data") or "{}"
+			tables = json.loads(data).get("tables") or {}
+			# the executor's lock of the bench: no job of the bench runs while its copy is restored
+			try:
+				with locks.hold(site.server, site.bench, f"The restore drill of {site.name}"):
+					result = restore_drill(
+						source,
+						recorded_backup(backup, {"public": 1, "private": 1}),
+						tables,
+						contexts,
+						storage_fields(config),
+					)
+				# the date of the last restore that passed survives a failing drill; the result says what happened
+				recorded = {"last_restore_drill_result": result.message}
+				if result.ok:
+					recorded["last_verified_restore"] = result.finished
+			except BenchBusy as busy:
+				recorded = {"last_restore_drill_result": str(busy)}
+			frappe.db.set_value("Site", site.name, recorded)
+			frappe.db.commit()
+	finally:
+		store.close()
 
-	def make_ctx(job):
-		server = press.server("Server", job.server)
-		return StepContext(
-			job,
-			server,
-			hosts.client(server.docker),
-			press,
-			secrets,
-			lambda text: None,
-			lambda other: hosts.client(other.docker),
-		)
 
+def _drilled_sites(site_name: str | None) -> list:
+	"""Active container sites (or ``site_name``) with a successful backup with files: name, bench, server
+	and ``backup``, the latest such Site Backup."""
+	import frappe
+
+	found = []
 	filters = {"status": "Active", **({"name": site_name} if site_name else {})}
 	for site in frappe.get_all("Site", filters=filters, fields=["name", "bench", "server"]):
 		if not frappe.db.get_value("Server", site.server, "container_prefix"):
@@ -390,28 +420,11 @@ def run_restore_drills(site_name: str | None = None) -> None:
 				"minio_checksums": ("is", "set"),
 				"with_files": 1,
 			},
-			fields=["name"],
+			pluck="name",
 			order_by="creation desc",
 			limit=1,
 		)
-		if not latest:
-			continue
-		backup = frappe.get_doc("Site Backup", latest[0].name)
-		apps = [row.app for row in frappe.get_doc("Site", site.name).apps]
-		source = JobRecord(
-			0, "Restore Drill", site.server, "Server", "POST", "", site.bench, site.name, {"apps": apps}
-		)
-		tables = json.loads(frappe.db.get_value("Agent Job", backup.job, "data") or "{}").get("tables") or {}
-		result = restore_drill(
-			source,
-			recorded_backup(backup, {"public": 1, "private": 1}),
-			tables,
-			make_ctx,
-			storage_fields(config),
-		)
-		# the date of the last restore that passed survives a failing drill; the result says what happened
-		recorded = {"last_restore_drill_result": result.message}
-		if result.ok:
-			recorded["last_verified_restore"] = result.finished
-		frappe.db.set_value("Site", site.name, recorded)
-		frappe.db.commit()
+		if latest:
+			site.backup = latest[0]
+			found.append(site)
+	return found

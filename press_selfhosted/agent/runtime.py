@@ -40,24 +40,13 @@ def is_container_agent(agent) -> bool:
 	return cache[key]
 
 
-def store_config() -> StoreConfig:
-	conf = frappe.conf
-	return StoreConfig(
-		host=conf.get("db_host") or "127.0.0.1",
-		port=int(conf.get("db_port") or 3306),
-		user=conf.get("db_user") or conf.db_name,
-		password=conf.db_password,
-		database=conf.db_name,
-	)
-
-
 # The router's store, one per site for the life of the process (its connection reconnects after a
 # failure; it holds no locks: the executor's do, on a store of their own per job).
 _router_stores: dict[StoreConfig, JobStore] = {}
 
 
 def job_store() -> JobStore:
-	config = store_config()
+	config = settings.store_config()
 	store = _router_stores.get(config)
 	if store is None:
 		store = JobStore(config)
@@ -108,7 +97,7 @@ def enqueue(job_id: int) -> None:
 
 
 def run_job(job_id_int: int) -> str | None:
-	store = JobStore(store_config())
+	store = JobStore(settings.store_config())
 	executor = Executor(
 		store,
 		handlers.index(settings.all_handlers()),

@@ -1,5 +1,6 @@
 """What the engine's handlers are built with, from the site config and the app's records: the job
-types this agent runs, the proxy's Traefik, a Database Server's MariaDB, the builder, benches' mounts.
+types this agent runs, the job store, the proxy's Traefik, a Database Server's MariaDB, the builder,
+benches' mounts.
 Read when a request or a step needs them, so that a wrong value fails that job naming the key."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import frappe
 from press_selfhosted.agent import registry
 from press_selfhosted.engine import acme, validation
 from press_selfhosted.engine.agent import catalog
+from press_selfhosted.engine.agent.store import StoreConfig
 from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.proxy import ProxySettings
 
@@ -21,6 +23,18 @@ def all_handlers():
 		registry.builder_settings(),
 		benches=BenchSettings(mount_roots=roots),
 		mariadb_image=mariadb_image,
+	)
+
+
+def store_config() -> StoreConfig:
+	"""The agent's job store: the site's own database (the executor's bench and site locks live there)."""
+	conf = frappe.conf
+	return StoreConfig(
+		host=conf.get("db_host") or "127.0.0.1",
+		port=int(conf.get("db_port") or 3306),
+		user=conf.get("db_user") or conf.db_name,
+		password=conf.db_password,
+		database=conf.db_name,
 	)
 
 

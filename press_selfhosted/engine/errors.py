@@ -125,3 +125,10 @@ class DomainNotPointingHere(DomainDnsError):
 			f"Domain {domain} {seen}. Fix: at your DNS provider, add a CNAME record {domain} → {site}{where}, "
 			"remove any other A/AAAA/CNAME record of the name, and try again once it has propagated."
 		)
+
+
+# --- the agent's job scheduling (engine.agent) ---------------------------------------------------
+
+
+class BenchBusy(EngineError):
+	"""Work outside a job (the restore drill) waited in vain for a bench a job holds."""

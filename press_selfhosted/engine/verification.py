@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from press_selfhosted.engine import sites, transfer
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
+from press_selfhosted.engine.agent.runner import Contexts, Journal, Log, run_steps
 from press_selfhosted.engine.backups import table_counts
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.restore import restore_handlers
@@ -79,12 +80,15 @@ def restore_drill(
 	source: JobRecord,
 	backup: Mapping[str, Mapping[str, str]],
 	expected_tables: Mapping[str, int],
-	make_ctx: Callable[[JobRecord], StepContext],
+	contexts: Contexts,
 	storage: Mapping | None = None,
+	echo: Log | None = None,
 ) -> DrillResult:
 	"""Restores ``backup`` (kind -> {"key", "sha256"}) of ``source.site`` into a throw-away site of the
-	same bench and compares it with ``expected_tables``. ``make_ctx`` builds a StepContext the way the
-	executor does (the drill's secrets: ``admin_password`` and the database and S3 keys)."""
+	same bench and compares it with ``expected_tables``. ``contexts`` gives the drill's secrets
+	(``admin_password`` and the database and S3 keys); ``echo`` sees the steps' output. The caller holds
+	the bench's lock (:class:`~press_selfhosted.engine.agent.locks.BenchLocks`): no job runs on the bench
+	meanwhile."""
 	drill_site = f"drill-{secrets.token_hex(4)}.{source.site}"
 	if len(drill_site) > 253:  # a site name near the limit: the drill's own name stays a valid one
 		drill_site = f"drill-{secrets.token_hex(4)}.{source.site.split('.', 1)[-1]}"
@@ -107,12 +111,11 @@ def restore_drill(
 		},
 	)
 	handler = next(h for h in restore_handlers() if h.job_type == "New Site from Backup")
+	context = contexts.for_job(job)
+	ctx = context(echo or _ignore)  # the drill's own commands: counting tables, dropping the copy
 	try:
-		for step in handler.steps:
-			if step.name in SKIPPED_STEPS:
-				continue
-			step.run(make_ctx(job))
-		ctx = make_ctx(job)
+		steps = [step for step in handler.steps if step.name not in SKIPPED_STEPS]
+		run_steps(job, steps, context, Journal(echo)).check()
 		db = sites.mariadb(ctx)
 		found = table_counts(db, sites.site_database(ctx, db))
 		result.tables = found
@@ -126,12 +129,16 @@ def restore_drill(
 	except EngineError as error:
 		result.message = f"The restore drill of {source.site} failed: {error}"
 	finally:
-		cleanup = _drop(make_ctx(job), drill_site)
+		cleanup = _drop(ctx, drill_site)
 		if cleanup:
 			result.ok = False
 			result.message += f" Removing the drill site failed: {cleanup}"
 		result.finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 	return result
+
+
+def _ignore(text: str) -> None:
+	"""The drill's output nobody asked to see."""
 
 
 def _drop(ctx: StepContext, drill_site: str) -> str:

@@ -1,4 +1,5 @@
-"""Runs a recorded job's steps in order, live in the store, and the sweep that resumes dead workers.
+"""Runs a recorded job live in the store, its steps through :func:`runner.run_steps`, and the sweep that
+resumes dead workers.
 
 Locks (MariaDB named locks on the executor's own store connection, so they vanish with a dead worker):
 - ``job:<id>`` makes one job run once; a second worker given the same id returns at once;
@@ -35,27 +36,30 @@ import traceback as tracebacks
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import docker
 
 from press_selfhosted.engine.agent import jobs
 from press_selfhosted.engine.agent.handlers import (
-	ContainerServer,
 	EndJob,
 	Handler,
 	JobRecord,
 	SecretSource,
-	StepContext,
-	StepWaiting,
+	Step,
 	Topology,
 )
 from press_selfhosted.engine.agent.jobs import JobRow
+from press_selfhosted.engine.agent.locks import BENCH
+from press_selfhosted.engine.agent.runner import (
+	WAITING,
+	Contexts,
+	Journal,
+	StepLines,
+	StepResult,
+	describe,
+	run_steps,
+)
 from press_selfhosted.engine.agent.store import JobStore, JobStoreUnavailable, LeaseLost
-from press_selfhosted.engine.docker_hosts import DockerHosts, docker_errors
+from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.errors import EngineError
-
-WAITING = "Waiting"  # what run() returns for a job left Running until a step's condition is met
 
 
 @dataclass
@@ -117,7 +121,7 @@ class Lease:
 		self.own.close()
 
 
-class _LiveStep:
+class _LiveStep(StepLines):
 	"""A running step's output, written to the store while the step runs, so that Press's polls show
 	progress (build stages, long commands) and not only the end result. Writes are at most every
 	``interval``; a thread on a store connection of its own writes the last lines once the step goes quiet
@@ -125,7 +129,7 @@ class _LiveStep:
 	the step: the thread has stopped before the step's end is recorded."""
 
 	def __init__(self, store: JobStore, record: JobRecord, idx: int, interval: float, lease: Lease):
-		self.lines: list[str] = []
+		super().__init__()
 		self._store, self._record, self._idx, self._interval = store, record, idx, interval
 		self._lease = lease
 		self._flushed = time.monotonic()
@@ -135,8 +139,6 @@ class _LiveStep:
 		self._stop = threading.Event()
 		self._flusher = threading.Thread(target=self._flush_when_quiet, name=f"live-{record.id}", daemon=True)
 		self._own: JobStore | None = None  # opened when the step first goes quiet with lines unwritten
-		# the step's commands (StepContext.commands), once it has a context
-		self.commands: Callable[[], list[dict[str, Any]] | None] = lambda: None
 
 	def __enter__(self) -> None:
 		self._flusher.start()
@@ -161,7 +163,9 @@ class _LiveStep:
 				text, self._pending = self.text, False
 				self._flushed = time.monotonic()
 			owner = self._lease.owner
-			store.save_step_output(self._record.id, self._idx, text, owner=owner, commands=self.commands())
+			store.save_step_output(
+				self._record.id, self._idx, text, owner=owner, commands=self.context and self.context.commands
+			)
 			# a copy: the step's thread may change its data meanwhile (dict() copies under the GIL)
 			store.save_data(self._record.id, dict(self._record.data), owner=owner)
 
@@ -178,6 +182,44 @@ class _LiveStep:
 	@property
 	def text(self) -> str:
 		return "\n".join(self.lines)
+
+
+class _StoreJournal(Journal):
+	"""The executor's record of a run: each step in the job store as it goes, under the job's lease. A job
+	this worker lost (its lease, or the connection holding its locks) stops unrecorded at a step's end."""
+
+	def __init__(self, store: JobStore, record: JobRecord, settings: ExecutorSettings, lease: Lease):
+		super().__init__()
+		self.store, self.record, self.settings, self.lease = store, record, settings, lease
+
+	def start(self, idx: int, step: Step) -> StepLines:
+		self.lease.check()
+		live = _LiveStep(self.store, self.record, idx, self.settings.flush_interval, self.lease)
+		self.store.start_step(self.record.id, idx, step.name, owner=self.lease.owner)
+		return live
+
+	def end(self, result: StepResult) -> None:
+		error, owner = result.error, self.lease.owner
+		failed = result.status == jobs.FAILURE and not isinstance(error, EndJob)
+		if failed and (isinstance(error, LeaseLost | JobStoreUnavailable) or self.lease.lost):
+			raise LeaseLost(
+				f"job {self.record.id} stopped in step {result.name!r}: {self.lease.lost or error}"
+			) from error
+		self.lease.check()
+		if result.status == WAITING:
+			self.store.wait_step(self.record.id, result.idx, result.output, result.retry_after, owner=owner)
+		else:
+			self.store.finish_step(
+				self.record.id,
+				result.idx,
+				result.status,
+				result.output,
+				result.traceback,
+				result.data,
+				owner=owner,
+				commands=result.commands,
+			)
+		self.store.save_data(self.record.id, self.record.data, owner=owner)
 
 
 class Executor:
@@ -200,6 +242,7 @@ class Executor:
 		self.topology = topology
 		self.secrets = secrets
 		self.docker_hosts = docker_hosts
+		self.contexts = Contexts(topology, secrets, docker_hosts)
 		self.settings = settings or ExecutorSettings()
 		self.on_finished = on_finished
 		self.enqueue = enqueue
@@ -244,7 +287,7 @@ class Executor:
 		open; else None at once (the ending job before it enqueues it again)."""
 		names = [
 			self.store.lock_name(kind, job.server, value)
-			for kind, value in (("bench", job.bench), ("site", job.site))
+			for kind, value in ((BENCH, job.bench), ("site", job.site))
 			if value
 		]
 		got: list[str] = []
@@ -278,63 +321,16 @@ class Executor:
 		try:
 			if handler is None:
 				raise EngineError(f"press_selfhosted has no handler for job type {job.job_type!r}")
-			server = self.topology.server(job.server_type, job.server)
-			client = self.docker_hosts.client(server.docker)
+			context = self.contexts.for_job(record)
 		except Exception as error:  # noqa: BLE001 - any failure to start is the job's failure
-			return self._fail(record, _describe(error), tracebacks.format_exc(), owner)
+			return self._fail(record, describe(error), tracebacks.format_exc(), owner)
 		done = {step.idx for step in job.steps if step.status == jobs.SUCCESS}
-		still_run: set[str] | None = None  # after an EndJob: the steps that run all the same
-		for idx, step in enumerate(handler.steps):
-			if idx in done or (still_run is not None and step.name not in still_run):
-				continue
-			lease.check()
-			live = _LiveStep(self.store, record, idx, self.settings.flush_interval, lease)
-			ctx = StepContext(
-				record,
-				server,
-				client,
-				self.topology,
-				self.secrets,
-				live.append,
-				self._docker_for,
-			)
-			live.commands = lambda ctx=ctx: ctx.commands
-			self.store.start_step(job.id, idx, step.name, owner=owner)
-			try:
-				with live, docker_errors(server.docker, f"running step {step.name!r} of job {job.id}"):
-					step.run(ctx)
-			except StepWaiting as waiting:
-				lease.check()
-				text = "\n".join([*live.lines, ctx.redact(str(waiting))])
-				self.store.wait_step(job.id, idx, text, waiting.retry_after, owner=owner)
-				self.store.save_data(job.id, record.data, owner=owner)
-				return WAITING
-			except EndJob as end:
-				lease.check()
-				text = "\n".join([*live.lines, ctx.redact(str(end))])
-				self.store.finish_step(
-					job.id, idx, jobs.FAILURE, text, "", ctx.step_data, owner=owner, commands=ctx.commands
-				)
-				self.store.save_data(job.id, record.data, owner=owner)
-				still_run = set(end.run_after)
-				continue
-			except Exception as error:  # a step's failure is the job's failure (unless the job was lost)
-				if isinstance(error, LeaseLost | JobStoreUnavailable) or lease.lost:
-					raise LeaseLost(
-						f"job {job.id} stopped in step {step.name!r}: {lease.lost or error}"
-					) from error
-				message = ctx.redact(_describe(error))
-				trace = ctx.redact(tracebacks.format_exc())
-				text = "\n".join([*live.lines, message])
-				self.store.finish_step(
-					job.id, idx, jobs.FAILURE, text, trace, ctx.step_data, owner=owner, commands=ctx.commands
-				)
-				return self._fail(record, text, trace, owner)
-			lease.check()
-			self.store.finish_step(
-				job.id, idx, jobs.SUCCESS, live.text, "", ctx.step_data, owner=owner, commands=ctx.commands
-			)
-			self.store.save_data(job.id, record.data, owner=owner)
+		journal = _StoreJournal(self.store, record, self.settings, lease)
+		run = run_steps(record, handler.steps, context, journal, done)
+		if run.status == WAITING:
+			return WAITING
+		if run.failure:
+			return self._fail(record, run.failure.output, run.failure.traceback, owner)
 		lease.check()
 		self.store.finish(job.id, jobs.SUCCESS, record.data, owner=owner)
 		self._finished(record, jobs.SUCCESS)
@@ -358,15 +354,6 @@ class Executor:
 		if self.enqueue:
 			for successor in self.store.successors(record.server, record.id, record.bench, record.site):
 				self.enqueue(successor)
-
-	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:
-		return self.docker_hosts.client(server.docker)
-
-
-def _describe(error: BaseException) -> str:
-	if isinstance(error, EngineError):
-		return str(error)
-	return f"{type(error).__name__}: {error}"
 
 
 def sweep(store: JobStore, enqueue: Callable[[int], object], min_age: float = 60.0) -> list[int]:
