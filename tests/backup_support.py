@@ -290,6 +290,39 @@ def table_counts(cluster, db_name: str) -> dict[str, int]:
 	return {t: int(cluster.db.sql(f"SELECT COUNT(*) FROM `{t}`", database=db_name)[0][0]) for t in tables}
 
 
+def restore_payload(target, data: dict, use_keys: tuple[str, ...] = (), **changes) -> dict:
+	"""Press's restore payload: presigned URLs per file; the recorded key and sha256 of each file (as
+	the glue adds them; keys of ``use_keys`` and of the private file, whose URL the job store masks)."""
+	from press_selfhosted.engine import restore
+
+	recorded, urls = {}, {}
+	with open_client(target) as s3:
+		for kind in restore.FILE_KINDS:
+			name = data["backups"][kind]["file"]
+			key = data["offsite"][name]
+			recorded[kind] = {"sha256": data["checksums"][name], **({"key": key} if kind in use_keys else {})}
+			urls[kind] = s3.generate_presigned_url("get_object", Params={"Bucket": target.bucket, "Key": key})
+	urls["private"] = "********"  # scrubbed by the job store: the recorded key is used instead
+	recorded["private"]["key"] = data["offsite"][data["backups"]["private"]["file"]]
+	storage = {
+		"endpoint_url": target.endpoint_url,
+		"bucket": target.bucket,
+		"region": target.region,
+		"backup": recorded,
+	}
+	payload = {
+		"apps": ["frappe"],
+		"mariadb_root_password": "********",
+		"admin_password": "********",
+		"sanitized_config_content": {"maintenance_mode": 0},
+		"skip_failing_patches": False,
+		**urls,
+		"storage": storage,
+	}
+	payload.update(changes)
+	return payload
+
+
 class JobRun:
 	"""One job run step by step as the executor does it: data persists between runs, output per run."""
 

@@ -89,18 +89,18 @@ def files(container, folder: str, skip: Sequence[str] = ()) -> list[str]:
 	return out.decode().splitlines()
 
 
-def database(db, like: str) -> dict:
-	"""Databases and accounts named like ``like`` (a SQL LIKE pattern), their grants and row counts."""
+def database(db, like: str, skip_tables: Sequence[str] = ()) -> dict:
+	"""Databases and accounts named like ``like`` (a SQL LIKE pattern), their grants and row counts
+	(``skip_tables``: tables that a command adds a row to on every run by design)."""
+	names = [row[0] for row in db.sql(f"SHOW DATABASES LIKE '{like}'")]
 	return {
-		"databases": {
-			name: row_counts(db, name) for name in (row[0] for row in db.sql(f"SHOW DATABASES LIKE '{like}'"))
-		},
+		"databases": {name: row_counts(db, name, skip_tables) for name in names},
 		"users": {user: db.grants(user) for user in db.users(like)},
 	}
 
 
-def row_counts(db, name: str) -> dict[str, int]:
-	tables = [row[0] for row in db.sql("SHOW TABLES", database=name)]
+def row_counts(db, name: str, skip_tables: Sequence[str] = ()) -> dict[str, int]:
+	tables = [row[0] for row in db.sql("SHOW TABLES", database=name) if row[0] not in skip_tables]
 	if not tables:
 		return {}
 	counts = " UNION ALL ".join(f"SELECT {quote(table)}, COUNT(*) FROM `{table}`" for table in tables)

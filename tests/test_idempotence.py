@@ -1,5 +1,5 @@
-"""Every step of New Bench, Archive Bench, New Site, Backup Site and Archive Site, run twice in a row on
-the real services, changes nothing the second time (tests/idempotence.py says what is compared).
+"""Every step of New Bench, Archive Bench, New Site, Backup Site, Archive Site and Restore Site, run twice
+in a row on the real services, changes nothing the second time (tests/idempotence.py says what is compared).
 
 Site jobs run on the small cluster of tests/site_cluster.py (a bench started as the bench lifecycle
 starts one, the Database Server's MariaDB) with S3 for the backups; bench jobs on an app server of
@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import test_agent_support as support
-from backup_support import BENCH, offsite_payload, scratch_bucket, site_secrets
+from backup_support import BENCH, JobRun, offsite_payload, restore_payload, scratch_bucket, site_secrets
 from idempotence import assert_idempotent, database, docker_objects, files, s3_objects
 from site_cluster import (
 	SITES,
@@ -33,11 +33,12 @@ from press_selfhosted.engine.backups import backup_handlers
 from press_selfhosted.engine.benches import BenchSettings, bench_handlers
 from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.restore import restore_handlers
 from press_selfhosted.engine.sites import site_handlers
 from press_selfhosted.engine.storage import open_client
 
 registry_images = support.registry_images
-SITE_HANDLERS = handlers.index([*site_handlers(), *backup_handlers()])
+SITE_HANDLERS = handlers.index([*site_handlers(), *backup_handlers(), *restore_handlers()])
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,8 @@ def check_site_job(docker_client, sites, job_type: str, site: str, payload: dict
 			"docker": docker_objects(docker_client, cluster.app_server.name),
 			# the bench's own log grows with every command: not the job's work
 			"sites": files(backend, SITES, skip=["./*/logs", "./*/*/logs"]),
-			"database": database(cluster.db, f"{database_name(BENCH, site)}%"),
+			# the stand-in bench's migrate logs a patch on every run (Frappe's, each new patch once)
+			"database": database(cluster.db, f"{database_name(BENCH, site)}%", skip_tables=["tabPatch Log"]),
 			"objects": objects,
 		}
 
@@ -119,6 +121,17 @@ def test_archive_site_is_idempotent(docker_client, sites):
 	new_site(docker_client, sites, site)
 	payload = {"mariadb_root_password": "********", "force": False, **offsite_payload(sites[2], site)}
 	check_site_job(docker_client, sites, "Archive Site", site, payload)
+
+
+def test_restore_site_is_idempotent(docker_client, sites):
+	cluster, _, target = sites
+	site = f"restore-{uuid.uuid4().hex[:6]}.example.com"
+	new_site(docker_client, sites, site)
+	payload = {"with_files": True, **offsite_payload(target, site)}
+	backup = JobRun(
+		docker_client, cluster, SITE_HANDLERS["Backup Site"], site, payload, site_secrets(cluster, target)
+	)
+	check_site_job(docker_client, sites, "Restore Site", site, restore_payload(target, backup.run()))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from backup_support import (
 	JobRun,
 	backed_up_site,
 	bench_container,
+	restore_payload,
 	site_db,
 	site_secrets,
 	table_counts,
@@ -21,7 +22,6 @@ from backup_support import (
 
 from press_selfhosted.engine import restore, transfer
 from press_selfhosted.engine.agent.handlers import index
-from press_selfhosted.engine.storage import open_client
 
 HANDLERS = index(restore.restore_handlers())
 SITE = "source.example.com"
@@ -33,36 +33,6 @@ def env(docker_client, endpoints):
 	"""A site with data, backed up; the fingerprint of its data at backup time."""
 	with backed_up_site(docker_client, endpoints, SITE, "restore") as found:
 		yield found
-
-
-def restore_payload(target, data: dict, use_keys: tuple[str, ...] = (), **changes) -> dict:
-	"""Press's restore payload: presigned URLs per file; the recorded key and sha256 of each file."""
-	recorded, urls = {}, {}
-	with open_client(target) as s3:
-		for kind in restore.FILE_KINDS:
-			name = data["backups"][kind]["file"]
-			key = data["offsite"][name]
-			recorded[kind] = {"sha256": data["checksums"][name], **({"key": key} if kind in use_keys else {})}
-			urls[kind] = s3.generate_presigned_url("get_object", Params={"Bucket": target.bucket, "Key": key})
-	urls["private"] = "********"  # scrubbed by the job store: the recorded key is used instead
-	recorded["private"]["key"] = data["offsite"][data["backups"]["private"]["file"]]
-	storage = {
-		"endpoint_url": target.endpoint_url,
-		"bucket": target.bucket,
-		"region": target.region,
-		"backup": recorded,
-	}
-	payload = {
-		"apps": ["frappe"],
-		"mariadb_root_password": "********",
-		"admin_password": "********",
-		"sanitized_config_content": {"maintenance_mode": 0},
-		"skip_failing_patches": False,
-		**urls,
-		"storage": storage,
-	}
-	payload.update(changes)
-	return payload
 
 
 def without_migrate_log(counts: dict[str, int]) -> dict[str, int]:

@@ -306,11 +306,14 @@ def new_database_name(ctx: StepContext, db: MariaDB) -> str:
 
 
 def make_site_database(ctx: StepContext, db: MariaDB, db_name: str, create: bool = False) -> None:
-	"""An empty ``db_name`` with a new site user, and the site's config naming both (the only
-	passwords of it: the old user is dropped with the database)."""
+	"""An empty ``db_name`` with the site's user made anew (the old one is dropped with the database), and
+	the site's config naming both. The password is the one the config already holds for ``db_name`` (a
+	restore, or a step run again after a crash, changes no password), else a new one."""
 	import secrets as tokens
 
-	password = tokens.token_hex(16)
+	config = read_site_config(ctx) or {}
+	kept = config.get("db_password") if config.get("db_name") == db_name else None
+	password = kept or tokens.token_hex(16)
 	db.create_site_database(db_name, password)
 	ctx.log(f"database {db_name} and its user made on database server {db.server}")
 	edit_site_config(
