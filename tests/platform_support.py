@@ -372,6 +372,9 @@ def crash_executor() -> Executor:
 	The site handlers' steps linger ``PSA_LINGER`` seconds after doing their work, so a kill lands while
 	the step is Running with its effects already made (the rerun must repeat finished work harmlessly).
 	"""
+	from press_selfhosted.engine.backups import backup_handlers
+	from press_selfhosted.engine.restore import restore_handlers
+	from press_selfhosted.engine.site_rename import rename_handlers
 	from press_selfhosted.engine.site_updates import SiteUpdates
 	from press_selfhosted.engine.sites import site_handlers
 
@@ -390,7 +393,13 @@ def crash_executor() -> Executor:
 	updates = SiteUpdates(ProxyJobs(proxy_settings(world["endpoints"])), settings)
 	found = [
 		replace(h, steps=tuple(lingering(s) for s in h.steps))
-		for h in (*site_handlers(settings), *updates.handlers())
+		for h in (
+			*site_handlers(settings),
+			*updates.handlers(),
+			*backup_handlers(),
+			*restore_handlers(),
+			*rename_handlers(settings),
+		)
 	]
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),

@@ -1,11 +1,13 @@
-"""Crash test of New Site, Archive Site and Update Site Migrate: the worker is SIGKILLed while each step
-runs, then the sweep resumes the job; the end state equals an uninterrupted run's.
+"""Crash test of New Site, Archive Site, Update Site Migrate, Restore Site and Rename Site: the worker
+is SIGKILLed while each step runs, then the sweep resumes the job; the end state equals an
+uninterrupted run's.
 
 As in tests/test_agent_crash.py the worker is a real subprocess (``python -m
 press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``) whose steps linger
 after doing their work, so the kill lands while the step is Running with its effects made and the
 rerun repeats finished work. The cluster (bench made by New Bench, the Database Server's MariaDB, S3
-for the archive's backup) is shared by the module; every run uses a site of its own on the bench.
+for the backups) is shared by the module; every run uses a site of its own on the bench (Restore Site's
+runs all restore one backed-up site, spoiled again before each).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uuid
 
 import pytest
 import test_agent_support as support
-from backup_support import object_keys, scratch_bucket
+from backup_support import object_keys, restore_payload, scratch_bucket
 from platform_support import (
 	crash_world,
 	create_site,
@@ -29,10 +31,13 @@ from platform_support import (
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.executor import sweep
+from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, NewJob
 from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.restore import restore_handlers
+from press_selfhosted.engine.site_rename import rename_handlers
 from press_selfhosted.engine.storage import open_client
 
 store_config = support.store_config
@@ -43,7 +48,10 @@ SITES = "/home/frappe/frappe-bench/sites"
 NEW_SITE_STEPS = 7
 ARCHIVE_STEPS = 5
 UPDATE_STEPS = 13
+RESTORE_STEPS = len(index(restore_handlers())["Restore Site"].steps)
+RENAME_STEPS = len(index(rename_handlers())["Rename Site"].steps)
 LINGER = "0.5"
+APPS = ["frappe", "testapp"]  # every site's
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +116,7 @@ def new_site_payload(platform, site: str) -> dict:
 	return {
 		"name": site,
 		"config": {"plan": "starter"},
-		"apps": ["frappe", "testapp"],
+		"apps": APPS,
 		"mariadb_root_password": "press-sends-this-in-clear",
 		"admin_password": platform.secrets.values["admin_password"],
 		"managed_database_config": {},
@@ -293,3 +301,106 @@ def test_update_site_migrate_killed_at_each_step_converges(cluster, docker_clien
 		job = crash_and_resume(platform, quiet, store, path.format(site), payload, idx, UPDATE_STEPS)
 		state = json.loads(json.dumps(update_state(docker_client, platform, site)).replace(site, "SITE"))
 		assert state == expected, job["steps"][idx]["name"]
+
+
+NOTES = "tabCrash Note"
+
+
+def spoil(docker_client, platform, site: str) -> None:
+	"""What a restore must undo: rows deleted and added, a file changed."""
+	platform.mariadb.sql(
+		f"DELETE FROM `{NOTES}` WHERE name LIKE 'n1%'; INSERT INTO `{NOTES}` VALUES ('late')",
+		database=database_name(BENCH, site),
+	)
+	backend = docker_client.containers.get(naming.resource_name(platform.prefix, BENCH))
+	script = f"echo changed > {SITES}/{site}/public/files/hello.txt"
+	assert backend.exec_run(["sh", "-c", script], user="frappe").exit_code == 0
+
+
+def restored_state(docker_client, platform, site: str) -> dict:
+	state = site_state(docker_client, platform, site)
+	backend = docker_client.containers.get(naming.resource_name(platform.prefix, BENCH))
+	state["notes"] = platform.mariadb.sql(
+		f"SELECT name FROM `{NOTES}` ORDER BY name", database=database_name(BENCH, site)
+	)
+	state["hello"] = backend.exec_run(["cat", f"{SITES}/{site}/public/files/hello.txt"]).output.decode()
+	# the downloaded backup files are gone once the restore ended
+	state["downloads"] = backend.exec_run(["sh", "-c", f"ls -A {SITES}/downloads || true"]).output.decode()
+	return generic_state(state, site)
+
+
+def test_restore_site_killed_at_each_step_converges(cluster, docker_client, store_config):
+	platform, quiet, target = cluster
+	store = JobStore(store_config)
+	app = platform.topology.app
+	site = f"r-{uuid.uuid4().hex[:6]}.example.test"
+	platform.run(app, f"benches/{BENCH}/sites", new_site_payload(platform, site))
+	platform.mariadb.sql(
+		f"CREATE TABLE `{NOTES}` (name VARCHAR(140) PRIMARY KEY); "
+		+ "".join(f"INSERT INTO `{NOTES}` VALUES ('n{i}'); " for i in range(20)),
+		database=database_name(BENCH, site),
+	)
+	backend = docker_client.containers.get(naming.resource_name(platform.prefix, BENCH))
+	script = f"echo kept > {SITES}/{site}/public/files/hello.txt"
+	assert backend.exec_run(["sh", "-c", script], user="frappe").exit_code == 0
+	offsite = {**archive_payload(target, site)["offsite"], "path": f"{site}/backup"}
+	payload = {"with_files": True, "offsite": offsite, "keep_files_locally_after_offsite_backup": False}
+	backup = platform.run(app, f"benches/{BENCH}/sites/{site}/backup", payload)
+	platform.record_backup(backup["data"])  # the glue's Site Backup: the restore reads its recorded keys
+	path = f"benches/{BENCH}/sites/{site}/restore"
+
+	spoil(docker_client, platform, site)
+	platform.run(app, path, restore_payload(target, backup["data"], apps=APPS))
+	expected = restored_state(docker_client, platform, site)
+	assert expected["notes"] == [[f"n{i}"] for i in sorted(range(20), key=str)]
+	assert expected["hello"] == "kept\n" and expected["downloads"] == ""
+
+	for idx in range(RESTORE_STEPS):
+		spoil(docker_client, platform, site)
+		payload = restore_payload(target, backup["data"], apps=APPS)
+		job = crash_and_resume(platform, quiet, store, path, payload, idx, RESTORE_STEPS)
+		assert restored_state(docker_client, platform, site) == expected, job["steps"][idx]["name"]
+
+
+def renamed_state(docker_client, platform, old: str) -> dict:
+	"""The renamed site's folder, config and database record; nothing left under the old name."""
+	new = f"renamed-{old}"
+	state = site_state(docker_client, platform, new)
+	backend = docker_client.containers.get(naming.resource_name(platform.prefix, BENCH))
+	config = json.loads(backend.exec_run(["cat", f"{SITES}/{new}/site_config.json"]).output)
+	state["values"] = {key: config.get(key) for key in ("host_name", "maintenance_mode", "db_name")}
+	state["recorded"] = [platform.mariadb.recorded_database(name) for name in (new, old)]
+	state["left"] = backend.exec_run(["ls", "-A", SITES]).output.decode().split().count(old)
+	state["owner"] = platform.mariadb.sql(
+		"SELECT name FROM `tabUser` WHERE name = 'owner@renamed.test'", database=database_name(BENCH, old)
+	)
+	text = json.dumps(state).replace(new, "NEW").replace(database_name(BENCH, old), "DB")
+	return json.loads(text.replace(old, "OLD"))
+
+
+def test_rename_site_killed_at_each_step_converges(cluster, docker_client, store_config):
+	platform, quiet, _ = cluster
+	store = JobStore(store_config)
+	app = platform.topology.app
+	tag = uuid.uuid4().hex[:6]
+	names = [f"n{idx}-{tag}.example.test" for idx in range(-1, RENAME_STEPS)]
+	for site in names:
+		platform.run(app, f"benches/{BENCH}/sites", new_site_payload(platform, site))
+
+	def rename(site: str) -> dict:
+		owner = {"email": "owner@renamed.test", "first_name": "Re", "last_name": "Named"}
+		new = f"renamed-{site}"
+		return {"new_name": new, "config": {"host_name": f"https://{new}"}, "create_user": owner}
+
+	reference, *crashed = names
+	path = f"benches/{BENCH}/sites/{{}}/rename"
+	platform.run(app, path.format(reference), rename(reference))
+	expected = renamed_state(docker_client, platform, reference)
+	assert expected["sites"] == ["SITE"] and expected["left"] == 0, expected  # site_state's name for it
+	assert expected["recorded"] == ["DB", None], expected
+	assert expected["values"] == {"host_name": "https://NEW", "maintenance_mode": 0, "db_name": "DB"}
+	assert expected["owner"] == [["owner@renamed.test"]]
+
+	for idx, site in enumerate(crashed):
+		job = crash_and_resume(platform, quiet, store, path.format(site), rename(site), idx, RENAME_STEPS)
+		assert renamed_state(docker_client, platform, site) == expected, job["steps"][idx]["name"]
