@@ -1,5 +1,5 @@
-"""Crash test of New Site, Archive Site, Update Site Migrate, Restore Site and Rename Site: the worker
-is SIGKILLed while each step runs, then the sweep resumes the job; the end state equals an
+"""Crash test of New Site, Archive Site, Update Site Migrate, Restore Site, Rename Site and Backup Site:
+the worker is SIGKILLed while each step runs, then the sweep resumes the job; the end state equals an
 uninterrupted run's.
 
 As in tests/test_agent_crash.py the worker is a real subprocess (``python -m
@@ -12,6 +12,7 @@ runs all restore one backed-up site, spoiled again before each).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -34,6 +35,7 @@ from press_selfhosted.engine.agent.executor import sweep
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.backups import backup_handlers
 from press_selfhosted.engine.database import database_name
 from press_selfhosted.engine.docker_hosts import DockerHosts
 from press_selfhosted.engine.restore import restore_handlers
@@ -50,6 +52,7 @@ ARCHIVE_STEPS = 5
 UPDATE_STEPS = 13
 RESTORE_STEPS = len(index(restore_handlers())["Restore Site"].steps)
 RENAME_STEPS = len(index(rename_handlers())["Rename Site"].steps)
+BACKUP_STEPS = len(index(backup_handlers())["Backup Site"].steps)
 LINGER = "0.5"
 APPS = ["frappe", "testapp"]  # every site's
 
@@ -404,3 +407,48 @@ def test_rename_site_killed_at_each_step_converges(cluster, docker_client, store
 	for idx, site in enumerate(crashed):
 		job = crash_and_resume(platform, quiet, store, path.format(site), rename(site), idx, RENAME_STEPS)
 		assert renamed_state(docker_client, platform, site) == expected, job["steps"][idx]["name"]
+
+
+def backup_state(docker_client, platform, target, site: str, job: dict, prefix: str) -> dict:
+	"""The backup's objects under ``prefix`` (names made generic), each holding what the job recorded for
+	it; the site's local backups folder."""
+	data = job["data"]
+	with open_client(target) as s3:
+		for name, key in data["offsite"].items():
+			body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+			assert hashlib.sha256(body).hexdigest() == data["checksums"][name], name
+		objects = object_keys(s3, target.bucket, f"{prefix}/")
+	generic = [
+		re.sub(r"\d", "#", key.rsplit("/", 1)[-1].replace(site.replace(".", "_"), "SITE")) for key in objects
+	]
+	return {
+		"objects": sorted(generic),
+		"recorded": sorted(data["offsite"]) == sorted(key.rsplit("/", 1)[-1] for key in objects),
+		"local": listing(docker_client, platform, site, f"{site}/private/backups"),
+	}
+
+
+def test_backup_site_killed_at_each_step_converges(cluster, docker_client, store_config):
+	platform, quiet, target = cluster
+	store = JobStore(store_config)
+	app = platform.topology.app
+	site = f"b-{uuid.uuid4().hex[:6]}.example.test"
+	platform.run(app, f"benches/{BENCH}/sites", new_site_payload(platform, site))
+	path = f"benches/{BENCH}/sites/{site}/backup"
+
+	def payload(run: str) -> dict:
+		offsite = {**archive_payload(target, site)["offsite"], "path": f"{site}/{run}"}
+		return {"with_files": True, "offsite": offsite, "keep_files_locally_after_offsite_backup": False}
+
+	def state(job: dict, run: str) -> dict:
+		return backup_state(docker_client, platform, target, site, job, f"{site}/{run}")
+
+	expected = state(platform.run(app, path, payload("reference")), "reference")
+	assert (
+		len(expected["objects"]) == 4
+		and expected["recorded"]
+		and expected["local"] == ["SITE/private/backups"]
+	)
+	for idx in range(BACKUP_STEPS):
+		job = crash_and_resume(platform, quiet, store, path, payload(f"crash{idx}"), idx, BACKUP_STEPS)
+		assert state(job, f"crash{idx}") == expected, job["steps"][idx]["name"]
