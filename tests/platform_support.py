@@ -113,7 +113,7 @@ def servers(endpoints: dict, prefix: str) -> tuple[ContainerServer, ContainerSer
 def proxy_settings(endpoints: dict) -> ProxySettings:
 	return ProxySettings(
 		traefik_image=endpoints["images"]["traefik"],
-		pages_image=endpoints["images"]["front"],
+		router_image=endpoints["images"]["front"],
 		bind_address="127.0.0.1",
 		http_port=0,
 		https_port=0,

@@ -94,14 +94,15 @@ def test_a_tenant_reaches_its_database_and_front_and_nothing_of_other_benches(wo
 			theirs.backend,
 			theirs.front,
 			naming.resource_name(prefix, "traefik"),
-			naming.resource_name(prefix, "pages"),
+			naming.resource_name(prefix, "router"),
 		)
 	}
 	forbidden = [f"{theirs.backend}:{port}" for port in (8000, 9000)] + [
 		f"{theirs.front}:80",
 		f"{prefix}-traefik:80",
 		f"{prefix}-traefik:8080",
-		f"{prefix}-pages:80",
+		f"{prefix}-router:80",
+		f"{prefix}-router:8081",
 	]
 	for name, container in containers.items():
 		ports = (8000, 9000) if name == theirs.backend else (80, 443, 8080)

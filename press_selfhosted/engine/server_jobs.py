@@ -155,7 +155,7 @@ def server_setup_handler(proxies: ProxyJobs, mariadb_image: Callable[[], str]) -
 		elif role == "Proxy Server":
 			proxy = proxies.proxy(ctx)
 			version = proxy.wait_until_answering()
-			ctx.log(f"Traefik {version} answers in {proxy.traefik.name}; pages served by {proxy.pages_url}")
+			ctx.log(f"Traefik {version} answers in {proxy.traefik.name}; sites routed by {proxy.router.name}")
 		else:
 			ctx.log(f"app server {ctx.server.name}: its containers are made by New Bench; nothing to start")
 
