@@ -304,7 +304,7 @@ def through_traefik(
 
 
 def routed_bench(docker_client, platform, site: str) -> str:
-	"""The bench the site's route file on the proxy names."""
+	"""The bench the site's route on the proxy (its site router's map) names."""
 	proxy = Proxy.existing(docker_client, platform.topology.proxy, proxy_settings(platform.endpoints))
 	return proxy.site(site).bench
 

@@ -161,7 +161,7 @@ def add_site(cluster, settings: ProxySettings, server, site: str) -> list[str]:
 
 
 def settings_for(endpoints, **more) -> ProxySettings:
-	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 20}
+	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 90}
 	return ProxySettings(
 		traefik_image=endpoints["images"]["traefik"],
 		router_image=endpoints["images"]["front"],
@@ -417,7 +417,7 @@ def test_default_certificate_from_the_operators_ca(cluster, endpoints):
 	proxy = Proxy.ensure(client, server, settings)
 	with open(endpoints["ca"]["cert_file"]) as handle:
 		ca = handle.read()
-	served, answer = verified_request(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=20)
+	served, answer = verified_request(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=90)
 	assert served == issued.public_bytes(serialization.Encoding.DER)
 	assert json.loads(answer.split("\r\n\r\n", 1)[1]) == {"site": LOCAL_SITE}
 	key_path = f"{traefik.DYNAMIC_DIRECTORY}/{acme.DEFAULT_CERTIFICATE_DIRECTORY}/privkey.pem"
@@ -438,7 +438,7 @@ def test_default_certificate_from_the_operators_ca(cluster, endpoints):
 	Proxy.ensure(client, server, settings_for(endpoints))
 	assert container_file(proxy.traefik, document) is None
 	assert container_file(proxy.traefik, key_path) is None
-	assert verification_fails(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=60)
+	assert verification_fails(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=90)
 
 
 def test_a_tls_setting_that_cannot_be_read_fails_the_proxy_job_not_the_routing(cluster, endpoints):

@@ -85,7 +85,7 @@ class HostTaken(EngineError):
 class ProxyNotReady(EngineError):
 	def __init__(self, server: str, container: str, status: str, logs: str):
 		super().__init__(
-			f"Traefik of proxy server {server} (container {container}, {status}) does not answer. "
+			f"The proxy server {server} (container {container}, {status}) does not answer. "
 			f"Fix: look at its log, below, then set the server up again. Last log lines:\n{logs}"
 		)
 
@@ -298,6 +298,8 @@ class Proxy:
 		router = _ensure_container(client, server, router_spec(server, settings), write_router_conf)
 		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_ca)
 		proxy = cls(server, container, router, settings)
+		if made:
+			proxy.wait_for_router()
 		changed = proxy.ensure_sites()
 		changed = proxy.ensure_default_certificate() or changed
 		former_pages = proxy._former_pages(client)
@@ -564,6 +566,19 @@ class Proxy:
 			time.sleep(0.2)
 		if ctx:
 			ctx.log(f"the proxy serves {len(expected)} host change(s); Traefik at generation {generation}")
+
+	def wait_for_router(self) -> None:
+		"""Wait until a new router's workers answer: nginx ignores SIGHUP until it has read its
+		configuration, so a change published before that would not be served until the next one."""
+		deadline = time.monotonic() + self.settings.reload_timeout
+		while (answer := self.served(["localhost"])["localhost"]) is not None:
+			self.router.reload()
+			if self.router.status != "running" or time.monotonic() > deadline:
+				logs = self.router.logs(tail=20).decode(errors="replace")
+				raise ProxyNotReady(
+					self.server.name, self.router.name, f"{self.router.status}: {answer}", logs
+				)
+			time.sleep(0.2)
 
 	def wait_until_answering(self) -> str:
 		"""Traefik's version once its API answers (within the reload timeout)."""
