@@ -1,7 +1,7 @@
 """What a tenant's code can reach from inside its bench (issue 10).
 
 A whole cluster made by Press's jobs (tests/platform_support.py): two benches on one app server, the
-Database Server's MariaDB, the Proxy Server's Traefik and page service, a site on each bench. A probe
+Database Server's MariaDB, the Proxy Server's Traefik and site router, a site on each bench. A probe
 then runs in bench A's backend as its user ``frappe`` (as a site's code would) and tries every
 address and port of the cluster by name and by IP. Only its own front, the MariaDB port (with the
 site's own login, never root's) and itself answer; nothing of bench B, nor the proxy.

@@ -283,7 +283,7 @@ class Proxy:
 	def ensure(cls, client: docker.DockerClient, server: ContainerServer, settings: ProxySettings) -> Proxy:
 		"""The containers as the settings say, and Traefik's files; returns once Traefik has applied
 		a change made here (a default certificate set or removed, the resolver switched)."""
-		made = []
+		made = []  # the router, when it was (re)created here
 
 		def write_router_conf(container: Container) -> None:
 			made.append(container)
@@ -306,7 +306,7 @@ class Proxy:
 		if made or former_pages:
 			changed = proxy.adopt_former_routes(None) or changed
 			if former_pages:
-				# Traefik no longer routes to it (waited for below, before it goes)
+				# once Traefik has applied the removal of the former files, nothing routes to it
 				proxy.wait_for_generation(None)
 				former_pages.remove(force=True, v=True)
 				try:
