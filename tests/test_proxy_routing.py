@@ -6,6 +6,7 @@ topology and secret source are fakes of Press's documents (tests/proxy_helpers).
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import dataclasses
 import datetime
 import io
@@ -667,3 +668,17 @@ def test_routes_of_the_former_layout_are_adopted_by_the_router(endpoints, docker
 		assert served(site) == {"site": site} and served(domain) == {"site": site}
 	finally:
 		remove_servers(docker_client, [app.name, server.name], network)
+
+
+def test_jobs_changing_traefiks_files_at_once_lose_nothing(cluster):
+	"""Jobs of different sites run at once on one proxy: each change of sites.yml (ACME site names,
+	the generation) is made on the latest one."""
+	proxy = cluster["proxy"]
+	names = [f"at-once{number}.example.com" for number in range(6)]
+	with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+		generations = list(pool.map(lambda name: proxy.bump(None, add=(name,)), names))
+	assert len(set(generations)) == len(names)
+	assert set(names) <= set(proxy.sites().acme_sites)
+	proxy.bump(None, remove=tuple(names))
+	assert not set(names) & set(proxy.sites().acme_sites)
+	proxy.wait_for_generation(None)

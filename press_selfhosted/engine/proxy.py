@@ -268,6 +268,7 @@ _CHECK = (
 )
 # Files per archive and exec when many are written at once (an adoption): argv stays far below ARG_MAX.
 BATCH = 2000
+SITES_ATTEMPTS = 20  # replacing sites.yml while other jobs on the proxy replace it too
 
 
 @dataclass
@@ -424,14 +425,48 @@ class Proxy:
 
 	def bump(self, ctx: StepContext | None, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> int:
 		"""Write ``sites.yml`` with the next generation (and the ACME site names changed): written
-		after every other file of the change, so once Traefik shows this generation it has read them."""
-		current = self.sites() or Sites(self.router_url)
-		names = tuple(sorted((set(current.acme_sites) - set(remove)) | set(add)))
-		sites = Sites(self.router_url, self.cert_resolver, names, current.generation + 1)
-		self.write(ctx, {self._path(traefik.SITES_FILE): (traefik.render(sites).encode(), 0o644)})
-		if ctx:
-			ctx.log(f"Traefik's files are at generation {sites.generation}")
-		return sites.generation
+		after every other file of the change, so once Traefik shows this generation it has read them.
+
+		Jobs of different sites run at once on one proxy, so the file is replaced only if it still holds
+		the generation this change was computed from (else it is read again): no site name is lost."""
+		for _attempt in range(SITES_ATTEMPTS):
+			current = self.sites()
+			base = current or Sites(self.router_url)
+			names = tuple(sorted((set(base.acme_sites) - set(remove)) | set(add)))
+			sites = Sites(self.router_url, self.cert_resolver, names, base.generation + 1)
+			if self._replace_sites(ctx, sites, current):
+				if ctx:
+					ctx.log(f"Traefik's files are at generation {sites.generation}")
+				return sites.generation
+		raise EngineError(
+			f"{traefik.SITES_FILE} on proxy server {self.server.name} changed {SITES_ATTEMPTS} times while this "
+			"job wrote it. Fix: run the job again."
+		)
+
+	def _replace_sites(self, ctx: StepContext | None, sites: Sites, current: Sites | None) -> bool:
+		"""``sites.yml`` replaced by ``sites`` if it still is ``current`` (False: it changed meanwhile).
+		The check and the rename hold a lock directory, so two jobs never both replace one generation."""
+		temporary = f".{traefik.SITES_FILE}.{secrets.token_hex(4)}.tmp"
+		staged = {temporary: (traefik.render(sites).encode(), 0o644)}
+		with docker_errors(self.server.docker, f"copying {traefik.SITES_FILE} into {self.traefik.name}"):
+			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(staged))
+		# the header's keys are sorted: the generation is followed by a comma
+		marker = f'"generation": {current.generation},' if current else ""
+		script = (
+			'cd "$1" || exit 1; n=0; until mkdir .sites.lock 2>/dev/null; do n=$((n + 1)); '
+			# a lock left by an exec killed between mkdir and rmdir is taken over after 10 s
+			'[ "$n" -lt 200 ] || { rmdir .sites.lock; n=0; }; sleep 0.05; done; '
+			'if [ -z "$2" ]; then [ ! -e "$4" ]; else head -n 1 "$4" | grep -q -F -e "$2"; fi; same=$?; '
+			'if [ "$same" -eq 0 ]; then mv -f "$3" "$4"; else rm -f "$3"; fi; rmdir .sites.lock; '
+			'[ "$same" -eq 0 ] || exit 3'
+		)
+		argv = ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker, temporary, traefik.SITES_FILE]
+		result = commands.run(self.traefik, argv, ROOT, check=False)
+		if result.exit_code not in (0, 3):
+			raise commands.CommandFailed(self.traefik.name, result)
+		if ctx and result.exit_code == 3:
+			ctx.log(f"{traefik.SITES_FILE} changed meanwhile (another job): read again")
+		return result.exit_code == 0
 
 	def _acme_sites(self, ctx: StepContext, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
 		"""The site names Traefik obtains certificates for, changed only when they change."""
