@@ -137,6 +137,13 @@ def valid_route_file(cluster, name: str) -> dict:
 	return document
 
 
+def _received(connection) -> bytes:
+	chunk = connection.recv(4096)
+	if not chunk:
+		raise ConnectionError("the proxy closed the websocket")
+	return chunk
+
+
 def websocket_echo(cluster, host: str, message: str, tls: bool = False) -> tuple[str, str]:
 	"""A websocket opened on ``/socket.io/`` through Traefik (HTTPS when ``tls``): the handshake's
 	status line and the echo of one text frame."""
@@ -158,14 +165,14 @@ def websocket_echo(cluster, host: str, message: str, tls: bool = False) -> tuple
 		)
 		answer = b""
 		while b"\r\n\r\n" not in answer:
-			answer += connection.recv(4096)
+			answer += _received(connection)
 		head, _, rest = answer.partition(b"\r\n\r\n")
 		mask = os.urandom(4)
 		payload = message.encode()
 		masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 		connection.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
 		while len(rest) < 2 or len(rest) < 2 + rest[1]:
-			rest += connection.recv(4096)
+			rest += _received(connection)
 		return head.split(b"\r\n")[0].decode(), rest[2 : 2 + rest[1]].decode()
 
 

@@ -131,7 +131,9 @@ def test_nginx_reads_the_configuration_and_the_map(endpoints, docker_client):
 			info.size = len(text.encode())
 			archive.addfile(info, io.BytesIO(text.encode()))
 	check = (
-		f"nginx -c {site_router.CONF} -t && nginx -c {site_router.CONF} && sleep 1 && "
+		f"nginx -c {site_router.CONF} -t && nginx -c {site_router.CONF} && "
+		# until a worker answers (the container's wait below bounds it)
+		f"until wget -q -O /dev/null http://{site_router.CHECK_ADDRESS}/route; do sleep 0.1; done && "
 		"for h in site1.example.com two.example.com shop.example.org unknown.example.com; do "
 		f'printf "%s=" "$h"; wget -q -O - "http://{site_router.CHECK_ADDRESS}/route?host=$h"; done'
 	)
