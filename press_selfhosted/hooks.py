@@ -23,7 +23,11 @@ override_doctype_class = {
 	"Server": "press_selfhosted.agent.servers.ContainerAwareServer",
 	"Proxy Server": "press_selfhosted.agent.servers.ContainerAwareProxyServer",
 	"Database Server": "press_selfhosted.agent.servers.ContainerAwareDatabaseServer",
+	# custom domains of container sites checked against the operator's DNS (press_selfhosted/agent/domains.py)
+	"Site": "press_selfhosted.agent.domains.ContainerAwareSite",
 }
+# the dashboard's Add Domain dialog asks this first: the operator's resolvers answer for container sites
+override_whitelisted_methods = {"press.api.site.check_dns": "press_selfhosted.agent.domains.check_dns"}
 doctype_js = {
 	"Server": "public/js/container_server.js",
 	"Proxy Server": "public/js/container_server.js",
@@ -43,6 +47,14 @@ doc_events = {
 		# plan limits are re-applied when a site's plan changes
 		"on_update": "press_selfhosted.agent.usage.on_site_update",
 	},
+	# a custom domain of a container site points at its proxy before any route or certificate is made
+	"Site Domain": {
+		"before_insert": "press_selfhosted.agent.domains.validate_site_domain",
+		# a platform-CA certificate is sent at once (Press waits for its certbot otherwise)
+		"on_update": "press_selfhosted.agent.platform_certificates.send_custom_domain_certificate",
+	},
+	# custom domains of container sites whose root domain the platform CA certifies: issued by the CA
+	"TLS Certificate": {"before_insert": "press_selfhosted.agent.platform_certificates.certify_custom_domain"},
 	"Site Backup": {
 		"validate": "press_selfhosted.validations.doc_events.validate_site_backup",
 		# MinIO bucket, prefix and checksums from the finished Backup Site job
