@@ -6,8 +6,13 @@ and the containers are real.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
+import ssl
 import tarfile
+import threading
+import time
 from dataclasses import dataclass, field
 
 from press_selfhosted.engine import naming
@@ -112,14 +117,31 @@ def start_bench_pair(client, endpoints: dict, app_server: ContainerServer, bench
 		labels=naming.labels(app_server.name, "bench-front", bench=bench),
 		network=app_server.network,
 	)
-	data = (FRONT_CONF % backend).encode()
+	front.put_archive("/etc/nginx/sites-enabled", tar({"bench.conf": (FRONT_CONF % backend, 0o644)}))
+	front.start()
+
+
+def tar(files: dict[str, tuple[str, int]]) -> bytes:
+	"""A tar of ``name → (text, mode)`` for ``put_archive``."""
 	buffer = io.BytesIO()
 	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		info = tarfile.TarInfo("bench.conf")
-		info.size = len(data)
-		archive.addfile(info, io.BytesIO(data))
-	front.put_archive("/etc/nginx/sites-enabled", buffer.getvalue())
-	front.start()
+		for name, (text, mode) in files.items():
+			info = tarfile.TarInfo(name)
+			data = text.encode()
+			info.size = len(data)
+			info.mode = mode
+			archive.addfile(info, io.BytesIO(data))
+	return buffer.getvalue()
+
+
+def poll_until(condition, timeout: float, what: str):
+	"""``condition()``'s first true value, asked again until ``timeout`` seconds have passed."""
+	deadline = time.monotonic() + timeout
+	while not (value := condition()):
+		if time.monotonic() > deadline:
+			raise AssertionError(f"still waiting after {timeout:.0f}s: {what}")
+		time.sleep(0.5)
+	return value
 
 
 def remove_servers(client, servers: list[str], network: str) -> None:
@@ -135,3 +157,63 @@ def remove_servers(client, servers: list[str], network: str) -> None:
 				found.remove()
 	for found in client.networks.list(names=[network]):
 		found.remove()
+
+
+# --- reaching the host's services from containers, and TLS as a client sees it --------------------
+
+
+class Relay:
+	"""A TCP relay on the host. The project's services (pebble, challtestsrv) listen on the host's loopback, which a container on a bridge
+	network cannot reach; Traefik reaches it through the network's gateway address instead."""
+
+	def __init__(self, listen: str, target: tuple[str, int]):
+		self.target = target
+		self.server = socket.create_server((listen, 0))
+		self.port = self.server.getsockname()[1]
+		threading.Thread(target=self._accept, daemon=True).start()
+
+	def _accept(self) -> None:
+		with contextlib.suppress(OSError):
+			while True:
+				client, _ = self.server.accept()
+				upstream = socket.create_connection(self.target)
+				for source, sink in ((client, upstream), (upstream, client)):
+					threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+	@staticmethod
+	def _pipe(source: socket.socket, sink: socket.socket) -> None:
+		with contextlib.suppress(OSError):
+			while data := source.recv(65536):
+				sink.sendall(data)
+		with contextlib.suppress(OSError):
+			sink.shutdown(socket.SHUT_WR)
+
+	def close(self) -> None:
+		self.server.close()
+
+
+def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:
+	"""GET / over HTTPS with SNI ``host``: the served certificate (DER) and the response."""
+	with (
+		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+		context.wrap_socket(raw, server_hostname=host) as tls,
+	):
+		tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+		answer = b""
+		while chunk := tls.recv(65536):
+			answer += chunk
+		return tls.getpeercert(binary_form=True), answer.decode(errors="replace")
+
+
+def verified_request(port: int, host: str, root_pem: str, timeout: float) -> tuple[bytes, str]:
+	"""Retry until the certificate served for ``host`` verifies against ``root_pem`` (Traefik obtains
+	or loads it asynchronously); the last TLS error is raised after ``timeout``."""
+	context = ssl.create_default_context(cadata=root_pem)
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			return tls_request(port, host, context)
+		except ssl.SSLError:
+			if time.monotonic() > deadline:
+				raise
+			time.sleep(0.5)
