@@ -53,6 +53,8 @@ doc_events = {
 	# Press's Backup Bucket and offsite keys follow the default Storage Configuration (MinIO)
 	"Storage Configuration": {"on_update": "press_selfhosted.agent.backups.sync_backup_bucket"},
 	"Cluster": {"after_insert": "press_selfhosted.agent.backups.sync_default_backup_bucket"},
+	# ACME DNS-01 settings a container proxy could not use are refused on save
+	"Root Domain": {"validate": "press_selfhosted.agent.root_domains.validate_root_domain"},
 }
 
 # The in-process agent for container servers (press_selfhosted/agent): the transport swap before every

@@ -25,7 +25,7 @@ def site_certificates(proxy_server: str) -> list[dict]:
 	"""The report of one container Proxy Server (empty when its Traefik has no ACME resolver)."""
 	server = topology.FrappeTopology().server("Proxy Server", proxy_server)
 	client = topology.docker_hosts.client(server.docker)
-	proxy = Proxy.existing(client, server, settings.proxy_settings())
+	proxy = Proxy.existing(client, server, settings.proxy_settings(server))
 	if proxy is None:
 		return []
 	return acme.certificate_rows(proxy.site_certificates(), datetime.datetime.now(datetime.timezone.utc))
