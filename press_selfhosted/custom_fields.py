@@ -260,6 +260,29 @@ CUSTOM_FIELDS = {
 			"Traefik reads them from files only it can read; they are never in its environment or arguments.",
 		},
 	],
+	# Who issued a TLS Certificate, and which container proxy serves it when it was obtained by ACME
+	# (press_selfhosted/agent/certificates.py, platform_certificates.py)
+	"TLS Certificate": [
+		{
+			"fieldname": "certificate_issuer",
+			"label": "Certificate Issuer",
+			"fieldtype": "Data",
+			"insert_after": "provider",
+			"read_only": 1,
+			"description": "The common name of the CA that signed the certificate (an ACME server's, or the "
+			"platform CA's).",
+		},
+		{
+			"fieldname": "acme_proxy_server",
+			"label": "ACME Proxy Server",
+			"fieldtype": "Link",
+			"options": "Proxy Server",
+			"insert_after": "certificate_issuer",
+			"read_only": 1,
+			"description": "The container proxy whose Traefik obtained this certificate by ACME and serves it; "
+			"press_selfhosted keeps the record in step with it every hour.",
+		},
+	],
 	"Site Plan": [
 		{
 			"fieldname": "max_users",

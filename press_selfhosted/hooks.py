@@ -68,6 +68,8 @@ scheduler_events = {
 		"press_selfhosted.agent.usage.measure_site_usages",
 		# certificates Traefik obtains by ACME: missing ones and overdue renewals go to the Error Log
 		"press_selfhosted.agent.certificates.report_site_certificates",
+		# and kept as TLS Certificate records (made, updated, Expired, removed with what Traefik serves)
+		"press_selfhosted.agent.certificates.watch_site_certificates",
 	],
 	# backups in MinIO: retention (Press's FIFO / grandfather-father-son), checksum re-checks, restore drills
 	"daily_long": [

@@ -6,12 +6,10 @@ and the containers are real.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import socket
 import ssl
 import tarfile
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -160,36 +158,6 @@ def remove_servers(client, servers: list[str], network: str) -> None:
 
 
 # --- reaching the host's services from containers, and TLS as a client sees it --------------------
-
-
-class Relay:
-	"""A TCP relay on the host. The project's services (pebble, challtestsrv) listen on the host's loopback, which a container on a bridge
-	network cannot reach; Traefik reaches it through the network's gateway address instead."""
-
-	def __init__(self, listen: str, target: tuple[str, int]):
-		self.target = target
-		self.server = socket.create_server((listen, 0))
-		self.port = self.server.getsockname()[1]
-		threading.Thread(target=self._accept, daemon=True).start()
-
-	def _accept(self) -> None:
-		with contextlib.suppress(OSError):
-			while True:
-				client, _ = self.server.accept()
-				upstream = socket.create_connection(self.target)
-				for source, sink in ((client, upstream), (upstream, client)):
-					threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-	@staticmethod
-	def _pipe(source: socket.socket, sink: socket.socket) -> None:
-		with contextlib.suppress(OSError):
-			while data := source.recv(65536):
-				sink.sendall(data)
-		with contextlib.suppress(OSError):
-			sink.shutdown(socket.SHUT_WR)
-
-	def close(self) -> None:
-		self.server.close()
 
 
 def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:

@@ -22,7 +22,8 @@ from press_selfhosted.engine import acme, naming, traefik
 from press_selfhosted.engine.acme import AcmeResolver, DnsChallenge
 from press_selfhosted.engine.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.engine.validation import ValidationError
-from tests.proxy_helpers import Relay, container_server, poll_until, remove_servers, tar, verified_request
+from press_selfhosted.tests.relay import Relay
+from tests.proxy_helpers import container_server, poll_until, remove_servers, tar, verified_request
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 SCRIPT = f"{acme.ACME_DIRECTORY}/challtestsrv.sh"

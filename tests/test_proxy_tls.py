@@ -27,9 +27,9 @@ from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
 from press_selfhosted.engine.validation import ValidationError
+from press_selfhosted.tests.relay import Relay
 from tests.proxy_helpers import (
 	FakeTopology,
-	Relay,
 	container_server,
 	remove_servers,
 	run_job,

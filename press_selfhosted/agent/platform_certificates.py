@@ -10,10 +10,11 @@ under the domain. ``renew_platform_certificates`` (daily) issues again what laps
 from __future__ import annotations
 
 import frappe
+from cryptography import x509
 from press.agent import Agent
 
 from press_selfhosted.agent import cluster
-from press_selfhosted.engine import platform_ca
+from press_selfhosted.engine import acme, platform_ca
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
 )
@@ -50,6 +51,7 @@ def certify_root_domain(domain: str, renew: bool = False) -> dict:
 		# Press fills it only when empty: a renewal would keep (and check the new key against) the old chain
 		"full_chain": issued.full_chain,
 		"private_key": issued.private_key,
+		"certificate_issuer": acme.issuer_name(x509.load_pem_x509_certificate(issued.certificate.encode())),
 	}
 	if frappe.db.exists("TLS Certificate", name):
 		doc = frappe.get_doc("TLS Certificate", name)

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from .errors import ValidationError
 from .validation import validate_ca_bundle, validate_fqdn
@@ -302,25 +304,93 @@ RENEWAL_OVERDUE = datetime.timedelta(days=20)
 ISSUE_GRACE = datetime.timedelta(minutes=30)
 
 
-def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.datetime]:
-	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → its expiry (UTC).
+@dataclass(frozen=True)
+class HeldCertificate:
+	"""One certificate Traefik holds in ``acme.json``: the resolver that obtained it, the names asked for,
+	the chain as Traefik serves it (PEM, leaf first) and, decoded only when asked, its private key."""
 
-	The file also holds the private keys and the ACME account key: only the certificates are read,
-	and nothing of the file leaves this function."""
+	resolver: str
+	main: str
+	sans: tuple[str, ...]
+	chain: str
+	encoded_key: str = field(repr=False)  # base64 of the PEM key, as acme.json keeps it
+
+	@property
+	def names(self) -> tuple[str, ...]:
+		return (self.main, *self.sans)
+
+	@property
+	def leaf(self) -> x509.Certificate:
+		return x509.load_pem_x509_certificate(self.chain.encode())
+
+	@property
+	def certificate(self) -> str:
+		"""The leaf alone (PEM)."""
+		return self.leaf.public_bytes(serialization.Encoding.PEM).decode()
+
+	@property
+	def intermediates(self) -> str:
+		"""The rest of the chain (PEM)."""
+		return "".join(
+			c.public_bytes(serialization.Encoding.PEM).decode()
+			for c in x509.load_pem_x509_certificates(self.chain.encode())[1:]
+		)
+
+	@property
+	def private_key(self) -> str:
+		return base64.b64decode(self.encoded_key).decode()
+
+	@property
+	def issuer(self) -> str:
+		return issuer_name(self.leaf)
+
+	@property
+	def rsa_bits(self) -> int | None:
+		"""The key's size when it is RSA (Traefik's default keys are EC)."""
+		key = self.leaf.public_key()
+		return key.key_size if isinstance(key, rsa.RSAPublicKey) else None
+
+
+def held_certificates(acme_json: bytes, resolvers: tuple[str, ...]) -> list[HeldCertificate]:
+	"""The certificates of ``resolvers`` in Traefik's ``acme.json`` (read in memory: the file also holds
+	the ACME account key, which nothing here reads)."""
 	try:
-		stored = (json.loads(acme_json or b"{}").get(resolver) or {}).get("Certificates") or []
+		stored = json.loads(acme_json or b"{}")
 	except ValueError as error:
 		raise ValidationError(
 			"acme.json", "", f"not JSON ({error})", "check the Traefik container's log"
 		) from None
-	found: dict[str, datetime.datetime] = {}
-	for entry in stored:
-		leaf = x509.load_pem_x509_certificate(base64.b64decode(entry.get("certificate") or ""))
-		domain = entry.get("domain") or {}
-		for name in (domain.get("main"), *(domain.get("sans") or ())):
-			if name:
-				found[name] = max(found.get(name, not_after(leaf)), not_after(leaf))
+	found = []
+	for resolver in resolvers:
+		for entry in (stored.get(resolver) or {}).get("Certificates") or []:
+			domain = entry.get("domain") or {}
+			found.append(
+				HeldCertificate(
+					resolver=resolver,
+					main=domain.get("main") or "",
+					sans=tuple(domain.get("sans") or ()),
+					chain=base64.b64decode(entry.get("certificate") or "").decode(),
+					encoded_key=entry.get("key") or "",
+				)
+			)
 	return found
+
+
+def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.datetime]:
+	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → its expiry (UTC)."""
+	found: dict[str, datetime.datetime] = {}
+	for held in held_certificates(acme_json, (resolver,)):
+		expiry = not_after(held.leaf)
+		for name in held.names:
+			if name:
+				found[name] = max(found.get(name, expiry), expiry)
+	return found
+
+
+def issuer_name(certificate: x509.Certificate) -> str:
+	"""Who signed it: the issuer's common name (its whole name when it has none)."""
+	names = certificate.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+	return str(names[0].value) if names else certificate.issuer.rfc4514_string()
 
 
 def not_after(certificate: x509.Certificate) -> datetime.datetime:
@@ -328,6 +398,12 @@ def not_after(certificate: x509.Certificate) -> datetime.datetime:
 	# the aware property came with cryptography 42; Press's pyOpenSSL 23.2 keeps its bench below 42
 	aware = getattr(certificate, "not_valid_after_utc", None)
 	return aware or certificate.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
+def not_before(certificate: x509.Certificate) -> datetime.datetime:
+	"""When the certificate starts to hold, timezone-aware (see :func:`not_after`)."""
+	aware = getattr(certificate, "not_valid_before_utc", None)
+	return aware or certificate.not_valid_before.replace(tzinfo=datetime.timezone.utc)
 
 
 @dataclass(frozen=True)

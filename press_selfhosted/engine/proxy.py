@@ -404,6 +404,13 @@ class Proxy:
 				found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
 		return found
 
+	def held_certificates(self) -> list[acme.HeldCertificate]:
+		"""The certificates Traefik's resolvers hold in ``acme.json`` (read in memory)."""
+		if self.settings.acme is None:
+			return []
+		resolvers = (self.settings.acme.name, self.settings.acme.dns_name)
+		return acme.held_certificates(self._file(acme.ACME_STORAGE) or b"{}", resolvers)
+
 	@property
 	def pages_url(self) -> str:
 		return f"http://{pages_spec(self.server, self.settings).name}:80"
