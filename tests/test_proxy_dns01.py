@@ -22,23 +22,11 @@ from press_selfhosted.engine import acme, naming, traefik
 from press_selfhosted.engine.acme import AcmeResolver, DnsChallenge
 from press_selfhosted.engine.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.engine.validation import ValidationError
-from press_selfhosted.tests.relay import Relay
+from press_selfhosted.tests.acme_services import Relay, exec_script
 from tests.proxy_helpers import container_server, poll_until, remove_servers, tar, verified_request
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 SCRIPT = f"{acme.ACME_DIRECTORY}/challtestsrv.sh"
-# lego's exec provider runs ``SCRIPT present|cleanup <fqdn> <value>``; the script proves it was handed
-# its credential as a file by refusing to run without the right one.
-SCRIPT_TEXT = """#!/bin/sh
-set -eu
-[ "$(cat "$PRESS_TEST_TOKEN_FILE")" = "{token}" ] || {{ echo "wrong credential" >&2; exit 3; }}
-case "$1" in
-present) body="{{\\"host\\": \\"$2\\", \\"value\\": \\"$3\\"}}"; path=set-txt ;;
-cleanup) body="{{\\"host\\": \\"$2\\"}}"; path=clear-txt ;;
-*) exit 0 ;;
-esac
-wget -q -O /dev/null --post-data "$body" "http://{dns}/$path"
-"""
 
 
 def settings_for(endpoints, **more) -> ProxySettings:
@@ -165,7 +153,7 @@ def test_traefik_obtains_a_wildcard_by_dns01_from_pebble(proxy_server, endpoints
 			check_propagation=False,
 		)
 		settings = settings_for(endpoints, acme=resolver, dns_challenge=dns)
-		script = SCRIPT_TEXT.format(token=token, dns=f"{gateway}:{relays[1].port}")
+		script = exec_script(token, f"{gateway}:{relays[1].port}")
 		proxy = Proxy.ensure(docker_client, proxy_server, settings)
 		# the provider's script is in place before any wildcard is asked for
 		proxy.traefik.put_archive(acme.ACME_DIRECTORY, tar({SCRIPT.rpartition("/")[2]: (script, 0o755)}))

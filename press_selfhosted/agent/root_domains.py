@@ -40,22 +40,14 @@ def dns_challenge(root_domain) -> acme.DnsChallenge | None:
 				"the variable is listed twice",
 				"keep one row per variable",
 			)
-		credentials[variable] = _value(row)
+		# typed in this save, or (masked on the form) the stored one
+		credentials[variable] = row.get_password("value", raise_exception=False) or ""
 	return acme.DnsChallenge(
 		provider=(root_domain.get("acme_dns_provider") or "").strip(),
 		credentials=credentials,
 		resolvers=tuple(r for r in re.split(r"[\s,]+", root_domain.get("acme_dns_resolvers") or "") if r),
 		delay=int(root_domain.get("acme_dns_delay") or 0),
 	)
-
-
-def _value(row) -> str:
-	"""A row's value: typed in this save, or (masked on the form) the stored one."""
-	if row.value and set(row.value) != {"*"}:
-		return row.value
-	if row.name and not row.is_new():
-		return row.get_password("value", raise_exception=False) or ""
-	return ""
 
 
 def dns_settings(proxy_server: str) -> tuple[acme.DnsChallenge | None, tuple[str, ...]]:

@@ -1,5 +1,5 @@
-"""Reaching the project's services on the host's loopback from containers; shared by the in-bench suite
-and tests/ (imports nothing of Frappe)."""
+"""The project's ACME services (pebble, pebble-challtestsrv) as Traefik in a container uses them; shared by
+the in-bench suite and tests/ (imports nothing of Frappe)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,23 @@ class Relay:
 
 	def close(self) -> None:
 		self.server.close()
+
+
+# lego's exec provider runs ``<script> present|cleanup <fqdn> <value>``; the script proves it was handed
+# its credential (variable PRESS_TEST_TOKEN) as a file by refusing to run without the right one.
+_SCRIPT = """#!/bin/sh
+set -eu
+[ "$(cat "$PRESS_TEST_TOKEN_FILE")" = "{token}" ] || {{ echo "wrong credential" >&2; exit 3; }}
+case "$1" in
+present) body="{{\\"host\\": \\"$2\\", \\"value\\": \\"$3\\"}}"; path=set-txt ;;
+cleanup) body="{{\\"host\\": \\"$2\\"}}"; path=clear-txt ;;
+*) exit 0 ;;
+esac
+wget -q -O /dev/null --post-data "$body" "http://{dns}/$path"
+"""
+
+
+def exec_script(token: str, dns: str) -> str:
+	"""The script for lego's ``exec`` DNS provider: it publishes the challenge's TXT record in
+	challtestsrv (its management API at ``dns``, host:port) once its credential file holds ``token``."""
+	return _SCRIPT.format(token=token, dns=dns)
