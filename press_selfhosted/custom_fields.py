@@ -250,11 +250,20 @@ CUSTOM_FIELDS = {
 			"description": "Optional: seconds to wait before the propagation check (a DNS host that publishes slowly).",
 		},
 		{
+			"fieldname": "acme_dns_skip_propagation_check",
+			"label": "Skip ACME DNS Propagation Check",
+			"fieldtype": "Check",
+			"insert_after": "acme_dns_delay",
+			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"description": "When the proxy cannot query DNS servers that see your zone (split-horizon DNS, outbound "
+			"DNS blocked): the ACME server is asked to validate without checking first (after the delay above).",
+		},
+		{
 			"fieldname": "acme_dns_credentials",
 			"label": "ACME DNS Credentials",
 			"fieldtype": "Table",
 			"options": "ACME DNS Credential",
-			"insert_after": "acme_dns_delay",
+			"insert_after": "acme_dns_skip_propagation_check",
 			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
 			"description": "The provider's variables (e.g. CF_DNS_API_TOKEN) and their values, stored encrypted. "
 			"Traefik reads them from files only it can read; they are never in its environment or arguments.",

@@ -115,21 +115,14 @@ def start_bench_pair(client, endpoints: dict, app_server: ContainerServer, bench
 		labels=naming.labels(app_server.name, "bench-front", bench=bench),
 		network=app_server.network,
 	)
-	front.put_archive("/etc/nginx/sites-enabled", tar({"bench.conf": (FRONT_CONF % backend, 0o644)}))
-	front.start()
-
-
-def tar(files: dict[str, tuple[str, int]]) -> bytes:
-	"""A tar of ``name → (text, mode)`` for ``put_archive``."""
+	data = (FRONT_CONF % backend).encode()
 	buffer = io.BytesIO()
 	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		for name, (text, mode) in files.items():
-			info = tarfile.TarInfo(name)
-			data = text.encode()
-			info.size = len(data)
-			info.mode = mode
-			archive.addfile(info, io.BytesIO(data))
-	return buffer.getvalue()
+		info = tarfile.TarInfo("bench.conf")
+		info.size = len(data)
+		archive.addfile(info, io.BytesIO(data))
+	front.put_archive("/etc/nginx/sites-enabled", buffer.getvalue())
+	front.start()
 
 
 def poll_until(condition, timeout: float, what: str):
@@ -157,7 +150,7 @@ def remove_servers(client, servers: list[str], network: str) -> None:
 		found.remove()
 
 
-# --- reaching the host's services from containers, and TLS as a client sees it --------------------
+# --- TLS as a client sees it ----------------------------------------------------------------------
 
 
 def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:

@@ -22,11 +22,10 @@ from press_selfhosted.engine import acme, naming, traefik
 from press_selfhosted.engine.acme import AcmeResolver, DnsChallenge
 from press_selfhosted.engine.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.engine.validation import ValidationError
-from press_selfhosted.tests.acme_services import Relay, exec_script
-from tests.proxy_helpers import container_server, poll_until, remove_servers, tar, verified_request
+from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive
+from tests.proxy_helpers import container_server, poll_until, remove_servers, verified_request
 
 SCHEMA = schema("traefik-v3-file-provider.json")
-SCRIPT = f"{acme.ACME_DIRECTORY}/challtestsrv.sh"
 
 
 def settings_for(endpoints, **more) -> ProxySettings:
@@ -146,17 +145,18 @@ def test_traefik_obtains_a_wildcard_by_dns01_from_pebble(proxy_server, endpoints
 		dns = DnsChallenge(
 			"exec",
 			{
-				"EXEC_PATH": SCRIPT,
+				"EXEC_PATH": EXEC_PATH,
 				"PRESS_TEST_TOKEN": token,
 			},
 			# challtestsrv answers on the host's loopback only, where the container's lego cannot ask
 			check_propagation=False,
 		)
 		settings = settings_for(endpoints, acme=resolver, dns_challenge=dns)
-		script = exec_script(token, f"{gateway}:{relays[1].port}")
 		proxy = Proxy.ensure(docker_client, proxy_server, settings)
 		# the provider's script is in place before any wildcard is asked for
-		proxy.traefik.put_archive(acme.ACME_DIRECTORY, tar({SCRIPT.rpartition("/")[2]: (script, 0o755)}))
+		proxy.traefik.put_archive(
+			acme.ACME_DIRECTORY, exec_script_archive(token, f"{gateway}:{relays[1].port}")
+		)
 		with_wildcard = settings_for(endpoints, acme=resolver, dns_challenge=dns, wildcard_domains=(domain,))
 		proxy = Proxy.ensure(docker_client, proxy_server, with_wildcard)
 		root = requests.get(f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10).text
@@ -213,7 +213,7 @@ def test_traefik_obtains_a_wildcard_by_dns01_from_pebble(proxy_server, endpoints
 	assert again.traefik.id == proxy.traefik.id and again.traefik.attrs["State"]["StartedAt"] != started
 	assert again.traefik.exec_run(["cat", acme.credential_path("PRESS_TEST_TOKEN")]).output == b"rotated"
 
-	fewer = DnsChallenge("exec", {"EXEC_PATH": SCRIPT}, check_propagation=False)
+	fewer = DnsChallenge("exec", {"EXEC_PATH": EXEC_PATH}, check_propagation=False)
 	again = Proxy.ensure(
 		docker_client, proxy_server, settings_for(endpoints, acme=resolver, dns_challenge=fewer)
 	)

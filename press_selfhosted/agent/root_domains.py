@@ -47,6 +47,7 @@ def dns_challenge(root_domain) -> acme.DnsChallenge | None:
 		credentials=credentials,
 		resolvers=tuple(r for r in re.split(r"[\s,]+", root_domain.get("acme_dns_resolvers") or "") if r),
 		delay=int(root_domain.get("acme_dns_delay") or 0),
+		check_propagation=not root_domain.get("acme_dns_skip_propagation_check"),
 	)
 
 

@@ -4,8 +4,15 @@ the in-bench suite and tests/ (imports nothing of Frappe)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
+import tarfile
 import threading
+
+from press_selfhosted.engine import acme
+
+# where the tests put the exec provider's script: the ACME volume, which outlives the Traefik container
+EXEC_PATH = f"{acme.ACME_DIRECTORY}/challtestsrv.sh"
 
 
 class Relay:
@@ -53,7 +60,15 @@ wget -q -O /dev/null --post-data "$body" "http://{dns}/$path"
 """
 
 
-def exec_script(token: str, dns: str) -> str:
-	"""The script for lego's ``exec`` DNS provider: it publishes the challenge's TXT record in
-	challtestsrv (its management API at ``dns``, host:port) once its credential file holds ``token``."""
-	return _SCRIPT.format(token=token, dns=dns)
+def exec_script_archive(token: str, dns: str) -> bytes:
+	"""A tar of the script for lego's ``exec`` DNS provider, for ``put_archive`` into the ACME directory:
+	it publishes the challenge's TXT record in challtestsrv (its management API at ``dns``, host:port)
+	once its credential file holds ``token``."""
+	data = _SCRIPT.format(token=token, dns=dns).encode()
+	info = tarfile.TarInfo(EXEC_PATH.rpartition("/")[2])
+	info.size = len(data)
+	info.mode = 0o755
+	buffer = io.BytesIO()
+	with tarfile.open(fileobj=buffer, mode="w") as archive:
+		archive.addfile(info, io.BytesIO(data))
+	return buffer.getvalue()

@@ -2,7 +2,8 @@
 gets an ACME resolver pointed at the real pebble, a site name is routed to it by the proxy's own
 "Add Site to Upstream" handler, Traefik obtains the site's certificate by HTTP-01, and
 ``watch_site_certificates`` keeps a record that matches what the proxy serves by SNI (serial, expiry, key);
-Press never tries certbot for it; the report lists it; once the route is removed, so is the record.
+Press never tries certbot for it; the report lists it; once the route is removed, so is the record. A root
+domain set to DNS-01 on the desk gets its wildcard, recorded as ``*.<domain>``.
 
 The site's route is written by the proxy handler directly (as Press's Agent Job would): no bench serves
 it, since the certificate is Traefik's own business. pebble validates HTTP-01 on port 5002 of the
@@ -32,7 +33,7 @@ from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs
 from press_selfhosted.press_selfhosted.report.tls_certificate_expiry import tls_certificate_expiry
 from press_selfhosted.tests import support
-from press_selfhosted.tests.acme_services import Relay
+from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive
 
 PEBBLE_HTTP_PORT = 5002
 BENCH = "acme-records"  # the route's bench: nothing answers there, and nothing needs to
@@ -131,15 +132,15 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 		for step in handler.steps:
 			step.run(ctx)
 
-	def served(self, timeout: float = 120) -> x509.Certificate:
-		"""The certificate the proxy serves for the site, once it verifies against pebble's root."""
+	def served(self, host: str | None = None, timeout: float = 120) -> x509.Certificate:
+		"""The certificate the proxy serves for ``host`` (the site), once it verifies against pebble's root."""
 		context = ssl.create_default_context(cadata=self.pebble_root)
 		deadline = time.monotonic() + timeout
 		while True:
 			try:
 				with (
 					socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as raw,
-					context.wrap_socket(raw, server_hostname=self.site) as tls,
+					context.wrap_socket(raw, server_hostname=host or self.site) as tls,
 				):
 					return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 			except (ssl.SSLError, OSError):
@@ -224,5 +225,49 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 		)
 		self.sync_until(lambda: not frappe.db.exists("TLS Certificate", self.site), "the record removed")
 
-	def test_5_nothing_failed_in_the_background(self):
+	def test_5_a_root_domains_wildcard_by_dns01_from_the_desk(self):
+		"""The Root Domain asks for DNS-01 with lego's exec provider (a script publishing the TXT record in
+		challtestsrv, its credential a file): the proxy serves *.<domain> and its record follows."""
+		pebble = self.endpoints["pebble"]
+		server = topology.FrappeTopology().server("Proxy Server", self.proxy_name)
+		client = support.docker_client(self.endpoints)
+		gateway = client.networks.get(server.network).attrs["IPAM"]["Config"][0]["Gateway"]
+		management = urlparse(pebble["challtestsrv_url"])
+		relay = Relay(gateway, (management.hostname, management.port))
+		self.relays.append(relay)
+		token = uuid.uuid4().hex
+		proxy = Proxy.existing(client, server, settings.proxy_settings(server))
+		# the provider's script first: Traefik asks for the wildcard as soon as its document is written
+		proxy.traefik.put_archive(acme.ACME_DIRECTORY, exec_script_archive(token, f"{gateway}:{relay.port}"))
+		domain = frappe.get_doc("Root Domain", self.spec.domain)
+		domain.update(
+			{
+				"acme_challenge": "DNS-01",
+				"acme_dns_provider": "exec",
+				# challtestsrv answers on the host's loopback only, where the container cannot ask it
+				"acme_dns_skip_propagation_check": 1,
+				"acme_dns_credentials": [
+					{"variable": "EXEC_PATH", "value": EXEC_PATH},
+					{"variable": "PRESS_TEST_TOKEN", "value": token},
+				],
+			}
+		)
+		domain.save()
+		frappe.db.commit()
+		proxy = Proxy.ensure(client, server, settings.proxy_settings(server))
+		self.assertNotIn(token, str(client.api.inspect_container(proxy.traefik.id)))
+		served = self.served(f"anything.{self.spec.domain}")
+		name = f"*.{self.spec.domain}"
+		self.sync_until(
+			lambda: frappe.db.get_value("TLS Certificate", name, "status") == "Active", f"{name} Active"
+		)
+		record = frappe.db.get_value(
+			"TLS Certificate", name, ["certificate", "wildcard", "domain", "acme_proxy_server"], as_dict=True
+		)
+		leaf = x509.load_pem_x509_certificate(record.certificate.encode())
+		self.assertEqual(leaf.serial_number, served.serial_number)
+		self.assertEqual((record.wildcard, record.domain), (1, self.spec.domain))
+		self.assertEqual(record.acme_proxy_server, self.proxy_name)
+
+	def test_6_nothing_failed_in_the_background(self):
 		self.assertEqual(support.problems_since(self.started, self.servers), [])
