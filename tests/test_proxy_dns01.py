@@ -147,6 +147,8 @@ def test_traefik_obtains_a_wildcard_by_dns01_from_pebble(proxy_server, endpoints
 			{
 				"EXEC_PATH": EXEC_PATH,
 				"PRESS_TEST_TOKEN": token,
+				# lego's exec provider solves one name at a time, 60 s apart unless told otherwise
+				"EXEC_SEQUENCE_INTERVAL": "1",
 			},
 			# challtestsrv answers on the host's loopback only, where the container's lego cannot ask
 			check_propagation=False,

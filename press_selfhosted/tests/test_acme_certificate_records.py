@@ -249,6 +249,8 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 				"acme_dns_credentials": [
 					{"variable": "EXEC_PATH", "value": EXEC_PATH},
 					{"variable": "PRESS_TEST_TOKEN", "value": token},
+					# lego's exec provider solves one name at a time, 60 s apart unless told otherwise
+					{"variable": "EXEC_SEQUENCE_INTERVAL", "value": "1"},
 				],
 			}
 		)
