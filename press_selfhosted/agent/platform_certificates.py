@@ -15,10 +15,11 @@ flow sends it with "Add Host to Proxy" once the Site Domain holds it.
 from __future__ import annotations
 
 import frappe
+from cryptography import x509
 from press.agent import Agent
 
 from press_selfhosted.agent import cluster
-from press_selfhosted.engine import platform_ca
+from press_selfhosted.engine import acme, platform_ca
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
 )
@@ -66,6 +67,7 @@ def issued_values(ca: platform_ca.Authority, names: list[str]) -> dict:
 		# Press fills it only when empty: a renewal would keep (and check the new key against) the old chain
 		"full_chain": issued.full_chain,
 		"private_key": issued.private_key,
+		"certificate_issuer": acme.issuer_name(x509.load_pem_x509_certificate(issued.certificate.encode())),
 	}
 
 

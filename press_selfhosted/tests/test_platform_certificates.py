@@ -52,9 +52,14 @@ class TestPlatformCertificates(IntegrationTestCase):
 		self.assertTrue(done["issued"])
 		self.assertEqual(len(done["jobs"]), 1)
 		record = frappe.db.get_value(
-			"TLS Certificate", self.name, ["status", "provider", "wildcard", "expires_on"], as_dict=True
+			"TLS Certificate",
+			self.name,
+			["status", "provider", "wildcard", "expires_on", "certificate_issuer"],
+			as_dict=True,
 		)
 		self.assertEqual((record.status, record.provider, record.wildcard), ("Active", "Other", 1))
+		common_name = frappe.db.get_single_value("Platform Certificate Authority", "common_name")
+		self.assertEqual(record.certificate_issuer, common_name)
 		left = get_datetime(record.expires_on) - now_datetime()
 		self.assertTrue(datetime.timedelta(days=88) < left < datetime.timedelta(days=91), left)
 		self.assertEqual(support.served_serial(f"shop.{self.spec.domain}"), self.recorded_serial())
