@@ -7,7 +7,10 @@ and the containers are real.
 from __future__ import annotations
 
 import io
+import socket
+import ssl
 import tarfile
+import time
 from dataclasses import dataclass, field
 
 from press_selfhosted.engine import benches, naming
@@ -161,6 +164,16 @@ def start_bench_pair(
 	front.start()
 
 
+def poll_until(condition, timeout: float, what: str):
+	"""``condition()``'s first true value, asked again until ``timeout`` seconds have passed."""
+	deadline = time.monotonic() + timeout
+	while not (value := condition()):
+		if time.monotonic() > deadline:
+			raise AssertionError(f"still waiting after {timeout:.0f}s: {what}")
+		time.sleep(0.5)
+	return value
+
+
 def remove_servers(client, servers: list[str], network: str) -> None:
 	for server in servers:
 		filters = {"label": f"{naming.SERVER}={server}"}
@@ -174,3 +187,48 @@ def remove_servers(client, servers: list[str], network: str) -> None:
 				found.remove()
 	for found in client.networks.list(names=[network]):
 		found.remove()
+
+
+# --- TLS as a client sees it ----------------------------------------------------------------------
+
+
+def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:
+	"""GET / over HTTPS with SNI ``host``: the served certificate (DER) and the response."""
+	with (
+		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+		context.wrap_socket(raw, server_hostname=host) as tls,
+	):
+		tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+		answer = b""
+		while chunk := tls.recv(65536):
+			answer += chunk
+		return tls.getpeercert(binary_form=True), answer.decode(errors="replace")
+
+
+def verified_request(port: int, host: str, root_pem: str, timeout: float) -> tuple[bytes, str]:
+	"""Retry until the certificate served for ``host`` verifies against ``root_pem`` (Traefik obtains
+	or loads it asynchronously); the last TLS error is raised after ``timeout``."""
+	context = ssl.create_default_context(cadata=root_pem)
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			return tls_request(port, host, context)
+		except ssl.SSLError:
+			if time.monotonic() > deadline:
+				raise
+			time.sleep(0.5)
+
+
+def verification_fails(port: int, host: str, root_pem: str, timeout: float) -> bool:
+	"""Whether, within ``timeout``, the certificate served for ``host`` stops verifying against
+	``root_pem`` (polled: Traefik applies a change asynchronously)."""
+	context = ssl.create_default_context(cadata=root_pem)
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			tls_request(port, host, context)
+		except ssl.SSLCertVerificationError:
+			return True
+		if time.monotonic() > deadline:
+			return False
+		time.sleep(0.3)

@@ -6,13 +6,9 @@ verified against the issuing root. The topology and secret source are fakes of P
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
-import socket
 import ssl
-import threading
-import time
 import uuid
 
 import jsonschema
@@ -30,7 +26,16 @@ from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
 from press_selfhosted.engine.validation import ValidationError
-from tests.proxy_helpers import FakeTopology, container_server, remove_servers, run_job, start_bench_pair
+from press_selfhosted.tests.acme_services import Relay
+from tests.proxy_helpers import (
+	FakeTopology,
+	container_server,
+	remove_servers,
+	run_job,
+	start_bench_pair,
+	verification_fails,
+	verified_request,
+)
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.9"
@@ -42,78 +47,6 @@ PEBBLE_HTTP_PORT = 5002
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-class Relay:
-	"""A TCP relay on the host. pebble listens on the host's loopback, which a container on a bridge
-	network cannot reach; Traefik reaches it through the network's gateway address instead."""
-
-	def __init__(self, listen: str, target: tuple[str, int]):
-		self.target = target
-		self.server = socket.create_server((listen, 0))
-		self.port = self.server.getsockname()[1]
-		threading.Thread(target=self._accept, daemon=True).start()
-
-	def _accept(self) -> None:
-		with contextlib.suppress(OSError):
-			while True:
-				client, _ = self.server.accept()
-				upstream = socket.create_connection(self.target)
-				for source, sink in ((client, upstream), (upstream, client)):
-					threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-	@staticmethod
-	def _pipe(source: socket.socket, sink: socket.socket) -> None:
-		with contextlib.suppress(OSError):
-			while data := source.recv(65536):
-				sink.sendall(data)
-		with contextlib.suppress(OSError):
-			sink.shutdown(socket.SHUT_WR)
-
-	def close(self) -> None:
-		self.server.close()
-
-
-def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:
-	"""GET / over HTTPS with SNI ``host``: the served certificate (DER) and the response."""
-	with (
-		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-		context.wrap_socket(raw, server_hostname=host) as tls,
-	):
-		tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-		answer = b""
-		while chunk := tls.recv(65536):
-			answer += chunk
-		return tls.getpeercert(binary_form=True), answer.decode(errors="replace")
-
-
-def verified_request(port: int, host: str, root_pem: str, timeout: float) -> tuple[bytes, str]:
-	"""Retry until the certificate served for ``host`` verifies against ``root_pem`` (Traefik obtains
-	or loads it asynchronously); the last TLS error is raised after ``timeout``."""
-	context = ssl.create_default_context(cadata=root_pem)
-	deadline = time.monotonic() + timeout
-	while True:
-		try:
-			return tls_request(port, host, context)
-		except ssl.SSLError:
-			if time.monotonic() > deadline:
-				raise
-			time.sleep(0.5)
-
-
-def verification_fails(port: int, host: str, root_pem: str, timeout: float) -> bool:
-	"""Whether, within ``timeout``, the certificate served for ``host`` stops verifying against
-	``root_pem`` (polled: Traefik applies a change asynchronously)."""
-	context = ssl.create_default_context(cadata=root_pem)
-	deadline = time.monotonic() + timeout
-	while True:
-		try:
-			tls_request(port, host, context)
-		except ssl.SSLCertVerificationError:
-			return True
-		if time.monotonic() > deadline:
-			return False
-		time.sleep(0.3)
 
 
 def issue(ca: dict, names: list[str]) -> tuple[str, str, x509.Certificate]:
@@ -445,7 +378,7 @@ def test_a_tls_setting_that_cannot_be_read_fails_the_proxy_job_not_the_routing(c
 	"""Settings given as a callable are read when a step runs (as the Frappe glue does)."""
 	broken = {acme.CONFIG_EMAIL: "ops@example.com", acme.CONFIG_CA_BUNDLE: "/nonexistent/ca.pem"}
 
-	def settings() -> ProxySettings:
+	def settings(server) -> ProxySettings:
 		resolver, certificate = acme.from_site_config(broken)
 		return settings_for(endpoints, acme=resolver, default_certificate=certificate)
 

@@ -76,3 +76,52 @@ class RegistryAuthError(RegistryError):
 
 class RegistryTLSError(RegistryError):
 	"""The TLS handshake or certificate verification failed."""
+
+
+# --- DNS of custom domains (engine.domain_dns) ---------------------------------------------------
+
+
+class DomainDnsError(EngineError):
+	"""A custom domain's DNS could not be shown to send its visitors to the cluster's proxy."""
+
+
+class DnsUnanswered(DomainDnsError):
+	"""The resolvers gave no answer (timeout, refused, SERVFAIL): nothing is known of the domain."""
+
+	def __init__(self, name: str, nameservers: str, cause: Exception):
+		self.name = name
+		super().__init__(
+			f"DNS: no answer for {name} from {nameservers} ({type(cause).__name__}). Fix: check that these "
+			"resolvers answer from the Press host, or list reachable ones in the site config key "
+			'press_selfhosted_dns_nameservers (e.g. "10.0.0.2" or "10.0.0.2:5353").'
+		)
+
+
+class DomainNotPointingHere(DomainDnsError):
+	"""The domain resolves elsewhere, partly elsewhere, or not at all."""
+
+	def __init__(
+		self,
+		domain: str,
+		*,
+		site: str,
+		cname: str | None,
+		found: tuple[str, ...],
+		wrong: tuple[str, ...],
+		expected: tuple[str, ...],
+	):
+		self.domain = domain
+		self.found = found
+		self.wrong = wrong
+		if not found and not cname:
+			seen = "has no CNAME, A or AAAA record"
+		elif wrong and len(wrong) < len(found):
+			seen = f"resolves partly elsewhere: {', '.join(wrong)} is not this platform's proxy"
+		else:
+			via = f"is a CNAME of {cname} and " if cname else ""
+			seen = f"{via}resolves to {', '.join(found) or 'nothing'}"
+		where = f" or an A/AAAA record to {', '.join(expected)}" if expected else ""
+		super().__init__(
+			f"Domain {domain} {seen}. Fix: at your DNS provider, add a CNAME record {domain} → {site}{where}, "
+			"remove any other A/AAAA/CNAME record of the name, and try again once it has propagated."
+		)

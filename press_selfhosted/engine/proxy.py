@@ -102,6 +102,11 @@ class ProxySettings:
 	reload_timeout: float = 30.0
 	acme: acme.AcmeResolver | None = None  # sites get certificates from this ACME server
 	default_certificate: acme.DefaultCertificate | None = None  # served when no other matches
+	dns_challenge: acme.DnsChallenge | None = None  # DNS-01 beside ACME's HTTP-01, for wildcards
+	wildcard_domains: tuple[str, ...] = ()  # root domains whose wildcard is obtained by DNS-01
+
+	def __post_init__(self):
+		acme.validate_dns_settings(self.acme, self.dns_challenge, self.wildcard_domains)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class ContainerSpec:
 	content: str = ""  # a digest of files the engine writes into the container before it starts
 	cap_add: tuple[str, ...] = ()  # every other capability is dropped
 	pids_limit: int = 512
+	environment: dict[str, str] = field(default_factory=dict)  # never a secret: it shows in inspect
 
 	@property
 	def digest(self) -> str:
@@ -130,22 +136,40 @@ class ContainerSpec:
 			self.pids_limit,
 			"no-new-privileges",
 		]
+		if self.environment:
+			# only when set, so that containers made before the field existed keep their digest
+			described.append(sorted(self.environment.items()))
 		return hashlib.sha256(json.dumps(described, default=list).encode()).hexdigest()[:16]
 
 
 # --- containers -----------------------------------------------------------------------------------
 
 
-def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+def _tar(files: dict[str, tuple[bytes | None, int]]) -> bytes:
+	"""A tar of ``name → (content, mode)``, owned by root; content None is a directory."""
 	buffer = io.BytesIO()
 	with tarfile.open(fileobj=buffer, mode="w") as archive:
 		for name, (content, mode) in files.items():
 			info = tarfile.TarInfo(name)
-			info.size = len(content)
 			info.mode = mode
 			info.mtime = int(time.time())  # a route file's time is when it was written (certificate report)
+			if content is None:
+				info.type = tarfile.DIRTYPE
+				archive.addfile(info)
+				continue
+			info.size = len(content)
 			archive.addfile(info, io.BytesIO(content))
 	return buffer.getvalue()
+
+
+def _credentials_tar(files: dict[str, bytes]) -> bytes:
+	"""The DNS-01 credential files for ``put_archive`` into the ACME directory: readable by root alone
+	(Traefik's user), in a directory only root enters."""
+	directory = acme.DNS_CREDENTIALS_DIRECTORY.removeprefix(acme.ACME_DIRECTORY + "/")
+	entries: dict[str, tuple[bytes | None, int]] = {directory: (None, 0o700)}
+	for path, content in files.items():
+		entries[path.removeprefix(acme.ACME_DIRECTORY + "/")] = (content, 0o400)
+	return _tar(entries)
 
 
 def _ensure_network(client: docker.DockerClient, server: ContainerServer) -> None:
@@ -198,6 +222,7 @@ def _ensure_container(
 				cap_add=list(spec.cap_add),
 				security_opt=["no-new-privileges"],
 				pids_limit=spec.pids_limit,
+				environment=spec.environment,
 			)
 			if prepare:
 				prepare(container)
@@ -227,12 +252,13 @@ def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerS
 			f"--providers.file.directory={traefik.DYNAMIC_DIRECTORY}",
 			"--providers.file.watch=true",
 			"--log.level=INFO",
-			*(settings.acme.arguments() if settings.acme else ()),
+			*(settings.acme.arguments(settings.dns_challenge) if settings.acme else ()),
 		),
 		labels=naming.labels(server.name, ROLE_TRAEFIK),
 		network=server.network,
 		volumes=volumes,
 		content=settings.acme.content_digest if settings.acme else "",
+		environment=settings.dns_challenge.environment() if settings.dns_challenge else {},
 		cap_add=("NET_BIND_SERVICE",),
 		ports={
 			"80/tcp": _binding(settings.bind_address, settings.http_port),
@@ -291,18 +317,22 @@ class Proxy:
 			conf = {"nginx.conf": (site_router.nginx_conf().encode(), 0o644)}
 			container.put_archive(site_router.DIRECTORY, _tar(conf))
 
-		def write_acme_ca(container: Container) -> None:
+		def write_acme_files(container: Container) -> None:
 			if settings.acme and settings.acme.ca_bundle:
 				files = {acme.ACME_CA_BUNDLE.rpartition("/")[2]: (settings.acme.ca_bundle.encode(), 0o644)}
 				container.put_archive(acme.ACME_DIRECTORY, _tar(files))
+			if settings.dns_challenge:
+				# before Traefik starts: lego reads them when the resolver is made
+				container.put_archive(acme.ACME_DIRECTORY, _credentials_tar(settings.dns_challenge.files()))
 
 		router = _ensure_container(client, server, router_spec(server, settings), write_router_conf)
-		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_ca)
+		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_files)
 		proxy = cls(server, container, router, settings)
 		if made:
 			proxy.wait_for_router()
 		changed = proxy.ensure_sites()
 		changed = proxy.ensure_default_certificate() or changed
+		proxy.ensure_dns_challenge()
 		former_pages = proxy._former_pages(client)
 		if made or former_pages:
 			changed = proxy.adopt_former_routes(None) or changed
@@ -341,6 +371,13 @@ class Proxy:
 			naming.require_owned(container, "container", self.server.name, ROLE_FORMER_PAGES)
 			return container
 		return None
+
+	def held_certificates(self) -> list[acme.HeldCertificate]:
+		"""The certificates Traefik's resolvers hold in ``acme.json`` (read in memory)."""
+		if self.settings.acme is None:
+			return []
+		resolvers = (self.settings.acme.name, self.settings.acme.dns_name)
+		return acme.held_certificates(self._file(self.traefik, acme.ACME_STORAGE) or b"{}", resolvers)
 
 	@property
 	def router_url(self) -> str:
@@ -522,6 +559,62 @@ class Proxy:
 	def _router_file(self, host: str) -> str | None:
 		content = self._file(self.router, f"{site_router.DIRECTORY}/{site_router.map_file(host)}")
 		return None if content is None else content.decode()
+
+	def ensure_dns_challenge(self) -> None:
+		"""The DNS-01 credential files and the wildcard documents as the settings say."""
+		if self.settings.acme:  # the credentials live in the ACME volume
+			self._ensure_dns_credentials()
+		self._ensure_wildcard_documents()
+
+	def _ensure_dns_credentials(self) -> None:
+		"""Credentials that changed are rewritten and Traefik restarted (lego reads them once, when it
+		makes the resolver); files of variables no longer set are removed."""
+		dns = self.settings.dns_challenge
+		wanted = dns.files() if dns else {}
+		held = self._credentials()
+		stale = sorted(held.keys() - wanted.keys())
+		if stale:
+			commands.run(self.traefik, ["rm", "-f", "--", *stale], ROOT)
+		if any(held.get(path) != content for path, content in wanted.items()):
+			with docker_errors(self.server.docker, f"writing the DNS credentials into {self.traefik.name}"):
+				self.traefik.put_archive(acme.ACME_DIRECTORY, _credentials_tar(wanted))
+				self.traefik.restart()
+			self.wait_until_answering()
+
+	def _ensure_wildcard_documents(self) -> None:
+		"""One document per wildcard domain; those of domains no longer listed are removed."""
+		resolver = self.settings.acme.dns_name if self.settings.dns_challenge else ""
+		wanted = acme.wildcard_files(traefik.DYNAMIC_DIRECTORY, self.settings.wildcard_domains, resolver)
+		script = 'cd "$1" && for f in "$2"*.yml; do [ -e "$f" ] && echo "$1/$f"; done; true'
+		listed = commands.run(
+			self.traefik,
+			["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, acme.WILDCARD_FILE_PREFIX],
+			ROOT,
+		)
+		stale = sorted(set(listed.stdout.split()) - wanted.keys())
+		if stale:
+			commands.run(self.traefik, ["rm", "-f", "--", *stale], ROOT)
+		changed = {
+			path: (content, 0o644)
+			for path, content in wanted.items()
+			if self._file(self.traefik, path) != content
+		}
+		if changed:
+			self.write(None, changed)
+
+	def _credentials(self) -> dict[str, bytes]:
+		"""Path → content of the DNS-01 credential files in the container (read in memory only)."""
+		with docker_errors(self.server.docker, f"reading the DNS credentials in {self.traefik.name}"):
+			try:
+				stream, _stat = self.traefik.get_archive(acme.DNS_CREDENTIALS_DIRECTORY)
+			except docker.errors.NotFound:
+				return {}
+			with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+				return {
+					f"{acme.ACME_DIRECTORY}/{member.name}": archive.extractfile(member).read()
+					for member in archive.getmembers()
+					if member.isfile()
+				}
 
 	def site(self, site: str) -> SiteRoute | None:
 		"""The route of a site, from the header of its own map file (None: no such site; a name that
@@ -752,16 +845,17 @@ def _install_certificate(ctx: StepContext, proxy: Proxy, host: HostRoute, files:
 class ProxyJobs:
 	"""The step functions of Press's proxy jobs on a container Proxy Server."""
 
-	def __init__(self, settings: ProxySettings | Callable[[], ProxySettings]):
+	def __init__(self, settings: ProxySettings | Callable[[ContainerServer], ProxySettings]):
 		# A callable is asked when a step runs, so a wrong setting (a TLS file that cannot be read)
-		# fails the proxy job that needs it rather than every agent request.
+		# fails the proxy job that needs it rather than every agent request; it is given the proxy
+		# server (a root domain's DNS-01 settings are the server's).
 		self.settings = settings
 
 	def proxy(self, ctx: StepContext) -> Proxy:
 		return self.proxy_of(ctx.docker, ctx.server)
 
 	def proxy_of(self, client: docker.DockerClient, server: ContainerServer) -> Proxy:
-		settings = self.settings() if callable(self.settings) else self.settings
+		settings = self.settings(server) if callable(self.settings) else self.settings
 		return Proxy.ensure(client, server, settings)
 
 	def _existing(self, proxy: Proxy, site: str) -> SiteRoute:
