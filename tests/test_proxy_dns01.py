@@ -32,7 +32,7 @@ def settings_for(endpoints, **more) -> ProxySettings:
 	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 20}
 	return ProxySettings(
 		traefik_image=endpoints["images"]["traefik"],
-		pages_image=endpoints["images"]["front"],
+		router_image=endpoints["images"]["front"],
 		**{**base, **more},
 	)
 

@@ -2,7 +2,7 @@
 
 Press does not know of them (it issues none for sites under a Generic root domain), so an ACME
 failure would only show in Traefik's log. Every hour (``hourly_long``) each container Proxy Server
-whose Traefik has an ACME resolver is read (``engine.proxy.Proxy.site_certificates``: its route files
+whose Traefik has an ACME resolver is read (``engine.proxy.Proxy.site_certificates``: its site routes
 and ``acme.json``, read in memory) and the sites without a certificate after the grace period, or whose
 certificate is not being renewed, are written to one Error Log per proxy. The same report answers
 ``press_selfhosted.api.site_certificates``.

@@ -37,7 +37,7 @@ PROXY_HTTPS_PORT = "press_selfhosted_proxy_https_port"
 
 
 def proxy_settings(server: ContainerServer | None = None) -> ProxySettings:
-	"""Traefik and the page service of container proxy servers; images from the site config, so that
+	"""Traefik and the site router (nginx) of container proxy servers; images from the site config, so that
 	an operator points them at the Local Registry. TLS of sites from the keys engine.acme names: an
 	ACME resolver and/or a default certificate; with ``server``, the DNS-01 challenge of its root domain
 	(agent/root_domains.py). Read when a proxy step runs."""
@@ -46,7 +46,7 @@ def proxy_settings(server: ContainerServer | None = None) -> ProxySettings:
 	dns, wildcard_domains = root_domains.dns_settings(server.name) if server else (None, ())
 	return ProxySettings(
 		traefik_image=frappe.conf.get("press_selfhosted_traefik_image") or "traefik:v3.1",
-		pages_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
+		router_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
 		bind_address=validation.validate_bind_address(
 			conf.get(PROXY_BIND_ADDRESS) or "0.0.0.0", PROXY_BIND_ADDRESS
 		),
