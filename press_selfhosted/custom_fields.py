@@ -200,6 +200,98 @@ CUSTOM_FIELDS = {
 			"no_copy": 1,
 		},
 	],
+	# How a container proxy certifies the sites under the root domain (press_selfhosted/agent/root_domains.py)
+	"Root Domain": [
+		{
+			"fieldname": "acme_section",
+			"label": "Certificates on Container Proxies",
+			"fieldtype": "Section Break",
+			"insert_after": "aws_region",
+			"collapsible": 1,
+		},
+		{
+			"fieldname": "acme_challenge",
+			"label": "ACME Challenge",
+			"fieldtype": "Select",
+			"options": "HTTP-01\nDNS-01",
+			"default": "HTTP-01",
+			"insert_after": "acme_section",
+			"description": "HTTP-01: the proxy's Traefik obtains a certificate for each site name (port 80 must reach "
+			"it). DNS-01: it obtains one wildcard *.<domain> by publishing a TXT record through the DNS provider "
+			"below; needs DNS Provider (above) Generic and the ACME e-mail in the site config.",
+		},
+		{
+			"fieldname": "acme_dns_provider",
+			"label": "ACME DNS Provider",
+			"fieldtype": "Data",
+			"insert_after": "acme_challenge",
+			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"mandatory_depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"description": "The provider's code in Traefik's ACME client (lego): cloudflare, route53, ovh, "
+			"digitalocean, hetzner, rfc2136, ... See https://go-acme.github.io/lego/dns/ for the codes and the "
+			"variables each needs.",
+		},
+		{
+			"fieldname": "acme_dns_resolvers",
+			"label": "ACME DNS Resolvers",
+			"fieldtype": "Data",
+			"insert_after": "acme_dns_provider",
+			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"description": "Optional: DNS servers (host:port, separated by commas) asked whether the record has "
+			"propagated, e.g. 1.1.1.1:53, 8.8.8.8:53.",
+		},
+		{
+			"fieldname": "acme_dns_delay",
+			"label": "ACME DNS Delay (seconds)",
+			"fieldtype": "Int",
+			"insert_after": "acme_dns_resolvers",
+			"non_negative": 1,
+			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"description": "Optional: seconds to wait before the propagation check (a DNS host that publishes slowly).",
+		},
+		{
+			"fieldname": "acme_dns_skip_propagation_check",
+			"label": "Skip ACME DNS Propagation Check",
+			"fieldtype": "Check",
+			"insert_after": "acme_dns_delay",
+			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"description": "When the proxy cannot query DNS servers that see your zone (split-horizon DNS, outbound "
+			"DNS blocked): the ACME server is asked to validate without checking first (after the delay above).",
+		},
+		{
+			"fieldname": "acme_dns_credentials",
+			"label": "ACME DNS Credentials",
+			"fieldtype": "Table",
+			"options": "ACME DNS Credential",
+			"insert_after": "acme_dns_skip_propagation_check",
+			"depends_on": "eval:doc.acme_challenge == 'DNS-01'",
+			"description": "The provider's variables (e.g. CF_DNS_API_TOKEN) and their values, stored encrypted. "
+			"Traefik reads them from files only it can read; they are never in its environment or arguments.",
+		},
+	],
+	# Who issued a TLS Certificate, and which container proxy serves it when it was obtained by ACME
+	# (press_selfhosted/agent/certificates.py, platform_certificates.py)
+	"TLS Certificate": [
+		{
+			"fieldname": "certificate_issuer",
+			"label": "Certificate Issuer",
+			"fieldtype": "Data",
+			"insert_after": "provider",
+			"read_only": 1,
+			"description": "The common name of the CA that signed the certificate (an ACME server's, or the "
+			"platform CA's).",
+		},
+		{
+			"fieldname": "acme_proxy_server",
+			"label": "ACME Proxy Server",
+			"fieldtype": "Link",
+			"options": "Proxy Server",
+			"insert_after": "certificate_issuer",
+			"read_only": 1,
+			"description": "The container proxy whose Traefik obtained this certificate by ACME and serves it; "
+			"press_selfhosted keeps the record in step with it every hour.",
+		},
+	],
 	"Site Plan": [
 		{
 			"fieldname": "max_users",

@@ -23,7 +23,11 @@ override_doctype_class = {
 	"Server": "press_selfhosted.agent.servers.ContainerAwareServer",
 	"Proxy Server": "press_selfhosted.agent.servers.ContainerAwareProxyServer",
 	"Database Server": "press_selfhosted.agent.servers.ContainerAwareDatabaseServer",
+	# custom domains of container sites checked against the operator's DNS (press_selfhosted/agent/domains.py)
+	"Site": "press_selfhosted.agent.domains.ContainerAwareSite",
 }
+# the dashboard's Add Domain dialog asks this first: the operator's resolvers answer for container sites
+override_whitelisted_methods = {"press.api.site.check_dns": "press_selfhosted.agent.domains.check_dns"}
 doctype_js = {
 	"Server": "public/js/container_server.js",
 	"Proxy Server": "public/js/container_server.js",
@@ -43,6 +47,16 @@ doc_events = {
 		# plan limits are re-applied when a site's plan changes
 		"on_update": "press_selfhosted.agent.usage.on_site_update",
 	},
+	# a custom domain of a container site points at its proxy before any route or certificate is made
+	"Site Domain": {
+		"before_insert": "press_selfhosted.agent.domains.validate_site_domain",
+		# a platform-CA certificate is sent at once (Press waits for its certbot otherwise)
+		"on_update": "press_selfhosted.agent.platform_certificates.send_custom_domain_certificate",
+	},
+	# custom domains of container sites whose root domain the platform CA certifies: issued by the CA
+	"TLS Certificate": {
+		"before_insert": "press_selfhosted.agent.platform_certificates.certify_custom_domain"
+	},
 	"Site Backup": {
 		"validate": "press_selfhosted.validations.doc_events.validate_site_backup",
 		# MinIO bucket, prefix and checksums from the finished Backup Site job
@@ -53,6 +67,8 @@ doc_events = {
 	# Press's Backup Bucket and offsite keys follow the default Storage Configuration (MinIO)
 	"Storage Configuration": {"on_update": "press_selfhosted.agent.backups.sync_backup_bucket"},
 	"Cluster": {"after_insert": "press_selfhosted.agent.backups.sync_default_backup_bucket"},
+	# ACME DNS-01 settings a container proxy could not use are refused on save
+	"Root Domain": {"validate": "press_selfhosted.agent.root_domains.validate_root_domain"},
 }
 
 # The in-process agent for container servers (press_selfhosted/agent): the transport swap before every
@@ -66,6 +82,8 @@ scheduler_events = {
 		"press_selfhosted.agent.usage.measure_site_usages",
 		# certificates Traefik obtains by ACME: missing ones and overdue renewals go to the Error Log
 		"press_selfhosted.agent.certificates.report_site_certificates",
+		# and kept as TLS Certificate records (made, updated, Expired, removed with what Traefik serves)
+		"press_selfhosted.agent.certificates.watch_site_certificates",
 	],
 	# backups in MinIO: retention (Press's FIFO / grandfather-father-son), checksum re-checks, restore drills
 	"daily_long": [

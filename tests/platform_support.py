@@ -113,7 +113,7 @@ def servers(endpoints: dict, prefix: str) -> tuple[ContainerServer, ContainerSer
 def proxy_settings(endpoints: dict) -> ProxySettings:
 	return ProxySettings(
 		traefik_image=endpoints["images"]["traefik"],
-		pages_image=endpoints["images"]["front"],
+		router_image=endpoints["images"]["front"],
 		bind_address="127.0.0.1",
 		http_port=0,
 		https_port=0,
@@ -304,7 +304,7 @@ def through_traefik(
 
 
 def routed_bench(docker_client, platform, site: str) -> str:
-	"""The bench the site's route file on the proxy names."""
+	"""The bench the site's route on the proxy (its site router's map) names."""
 	proxy = Proxy.existing(docker_client, platform.topology.proxy, proxy_settings(platform.endpoints))
 	return proxy.site(site).bench
 

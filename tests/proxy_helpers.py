@@ -7,10 +7,13 @@ and the containers are real.
 from __future__ import annotations
 
 import io
+import socket
+import ssl
 import tarfile
+import time
 from dataclasses import dataclass, field
 
-from press_selfhosted.engine import naming
+from press_selfhosted.engine import benches, naming
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, JobRecord, StepContext
 from press_selfhosted.engine.docker_hosts import DockerHost
 
@@ -81,26 +84,65 @@ def run_job(
 	return job, output
 
 
-# The front as the bench lifecycle configures it, reduced to the routing: it keeps the
-# X-Frappe-Site-Name Traefik sends (custom domains) and falls back to the Host.
-FRONT_CONF = """map $http_x_frappe_site_name $press_site { default $http_x_frappe_site_name; "" $host; }
-server {
-	listen 80 default_server;
-	location / {
-		proxy_set_header Host $host;
-		proxy_set_header X-Frappe-Site-Name $press_site;
-		proxy_pass http://%s:8000;
-	}
-}
+# A bench backend answering websockets on :9000 as the socketio server would: the handshake (101),
+# then each text frame echoed back after the site name the request carried; :8000 and plain requests
+# on :9000 answer {"site": ...} as the stand-in bench does.
+WEBSOCKET_BACKEND = r"""
+import base64, hashlib, http.server, json, struct, threading
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        site = self.headers.get("X-Frappe-Site-Name") or self.headers.get("Host") or ""
+        if self.headers.get("Upgrade", "").lower() != "websocket":
+            body = json.dumps({"site": site}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        accept = base64.b64encode(hashlib.sha1(
+            (self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.end_headers()
+        self.wfile.flush()
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2 or head[0] & 0x0F == 8:
+                return
+            length = head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self.rfile.read(2))[0]
+            mask = self.rfile.read(4)
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+            reply = site.encode() + b" " + data
+            self.wfile.write(bytes([0x81, len(reply)]) + reply)
+            self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+for port in (9000, 8000):
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=(port == 9000)).start()
 """
 
 
-def start_bench_pair(client, endpoints: dict, app_server: ContainerServer, bench: str) -> None:
+def start_bench_pair(
+	client, endpoints: dict, app_server: ContainerServer, bench: str, websocket: bool = False
+) -> None:
 	"""Backend ``<prefix>-<bench>`` and front ``<prefix>-<bench>-front`` named and labelled as the
-	bench lifecycle makes them (engine.benches), on the cluster network."""
+	bench lifecycle makes them (engine.benches), on the cluster network; the front runs the production
+	configuration (benches.FRONT_CONF). ``websocket``: the backend answers websockets on :9000."""
 	backend = naming.resource_name(app_server.container_prefix, bench)
 	client.containers.run(
 		endpoints["images"]["bench"],
+		["python3", "-c", WEBSOCKET_BACKEND] if websocket else None,
 		name=backend,
 		labels=naming.labels(app_server.name, "bench", bench=bench),
 		network=app_server.network,
@@ -112,14 +154,24 @@ def start_bench_pair(client, endpoints: dict, app_server: ContainerServer, bench
 		labels=naming.labels(app_server.name, "bench-front", bench=bench),
 		network=app_server.network,
 	)
-	data = (FRONT_CONF % backend).encode()
+	data = benches.FRONT_CONF.format(sites=benches.SITES, backend=backend).encode()
 	buffer = io.BytesIO()
 	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		info = tarfile.TarInfo("bench.conf")
+		info = tarfile.TarInfo(benches.FRONT_CONF_NAME)
 		info.size = len(data)
 		archive.addfile(info, io.BytesIO(data))
-	front.put_archive("/etc/nginx/sites-enabled", buffer.getvalue())
+	front.put_archive(benches.FRONT_CONF_PATH, buffer.getvalue())
 	front.start()
+
+
+def poll_until(condition, timeout: float, what: str):
+	"""``condition()``'s first true value, asked again until ``timeout`` seconds have passed."""
+	deadline = time.monotonic() + timeout
+	while not (value := condition()):
+		if time.monotonic() > deadline:
+			raise AssertionError(f"still waiting after {timeout:.0f}s: {what}")
+		time.sleep(0.5)
+	return value
 
 
 def remove_servers(client, servers: list[str], network: str) -> None:
@@ -135,3 +187,48 @@ def remove_servers(client, servers: list[str], network: str) -> None:
 				found.remove()
 	for found in client.networks.list(names=[network]):
 		found.remove()
+
+
+# --- TLS as a client sees it ----------------------------------------------------------------------
+
+
+def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:
+	"""GET / over HTTPS with SNI ``host``: the served certificate (DER) and the response."""
+	with (
+		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+		context.wrap_socket(raw, server_hostname=host) as tls,
+	):
+		tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+		answer = b""
+		while chunk := tls.recv(65536):
+			answer += chunk
+		return tls.getpeercert(binary_form=True), answer.decode(errors="replace")
+
+
+def verified_request(port: int, host: str, root_pem: str, timeout: float) -> tuple[bytes, str]:
+	"""Retry until the certificate served for ``host`` verifies against ``root_pem`` (Traefik obtains
+	or loads it asynchronously); the last TLS error is raised after ``timeout``."""
+	context = ssl.create_default_context(cadata=root_pem)
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			return tls_request(port, host, context)
+		except ssl.SSLError:
+			if time.monotonic() > deadline:
+				raise
+			time.sleep(0.5)
+
+
+def verification_fails(port: int, host: str, root_pem: str, timeout: float) -> bool:
+	"""Whether, within ``timeout``, the certificate served for ``host`` stops verifying against
+	``root_pem`` (polled: Traefik applies a change asynchronously)."""
+	context = ssl.create_default_context(cadata=root_pem)
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			tls_request(port, host, context)
+		except ssl.SSLCertVerificationError:
+			return True
+		if time.monotonic() > deadline:
+			return False
+		time.sleep(0.3)

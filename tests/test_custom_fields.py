@@ -202,3 +202,13 @@ def test_index_covered():
 	assert install.index_covered(_rows(("other", ["site", "creation", "status"])), "x", ("site", "creation"))
 	assert not install.index_covered(_rows(("site", ["site"])), "x", ("site", "creation"))
 	assert not install.index_covered(_rows(("other", ["creation", "site"])), "x", ("site", "creation"))
+
+
+def test_the_engine_names_the_root_domain_fields_of_dns01():
+	"""Its refusals name the field the operator fills (engine.acme's FIELD_*), shown by their labels."""
+	from press_selfhosted.engine import acme
+
+	fields = {field["fieldname"]: field for field in read_custom_fields()["Root Domain"]}
+	for name in (acme.FIELD_PROVIDER, acme.FIELD_CREDENTIALS, acme.FIELD_RESOLVERS, acme.FIELD_DELAY):
+		assert name in fields
+	assert fields[acme.FIELD_CREDENTIALS]["options"] == "ACME DNS Credential"

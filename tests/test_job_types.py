@@ -19,7 +19,7 @@ PATHS_FROM_PRESS_CODE = {
 
 def every_handler():
 	return catalog.all_handlers(
-		ProxySettings(traefik_image="traefik", pages_image="nginx"),
+		ProxySettings(traefik_image="traefik", router_image="nginx"),
 		builds.BuilderSettings("/nonexistent"),
 	)
 

@@ -1,11 +1,17 @@
-"""Proxy jobs on a real Traefik container: requests go through Traefik's published port with Host
-headers to a real bench front + backend pair, and the route files in the volume are checked against
-the Traefik schema. The topology and secret source are fakes of Press's documents (tests/proxy_helpers)."""
+"""Proxy jobs on a real Traefik and site router: requests go through Traefik's published port with Host
+headers, through the router, to a real bench front (the production configuration) + backend pair; the
+Traefik files are checked against the Traefik schema and the router's map files read back. The
+topology and secret source are fakes of Press's documents (tests/proxy_helpers)."""
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
+import dataclasses
 import datetime
 import io
+import json
+import os
 import socket
 import ssl
 import tarfile
@@ -23,13 +29,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from references import schema
 
-from press_selfhosted.engine import naming, platform_ca, traefik
+from press_selfhosted.engine import naming, platform_ca, site_router, traefik
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, RoutesNotLoaded, SiteNotOnProxy
+from press_selfhosted.engine.proxy import (
+	HostTaken,
+	Proxy,
+	ProxyJobs,
+	ProxySettings,
+	RoutesNotLoaded,
+	SiteNotOnProxy,
+)
 from press_selfhosted.engine.validation import ValidationError
 from tests.proxy_helpers import (
 	FakeSecrets,
@@ -45,6 +58,7 @@ SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.7"
 SITE = "site1.example.com"
 BENCH = "bench-0001"
+WS_BENCH = "bench-ws"
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +70,14 @@ def cluster(endpoints, docker_client):
 	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
 	try:
 		start_bench_pair(docker_client, endpoints, app, BENCH)
+		start_bench_pair(docker_client, endpoints, app, WS_BENCH, websocket=True)
 		settings = ProxySettings(
 			traefik_image=endpoints["images"]["traefik"],
-			pages_image=endpoints["images"]["front"],
+			router_image=endpoints["images"]["front"],
 			bind_address="127.0.0.1",
 			http_port=0,
 			https_port=0,
-			reload_timeout=20,
+			reload_timeout=90,  # only bounds a failure: a busy CI host may take long
 		)
 		jobs = ProxyJobs(settings)
 		topology = FakeTopology(app_servers={UPSTREAM: app}, benches={SITE: BENCH}, proxies=[proxy_server])
@@ -91,24 +106,74 @@ def job(cluster, job_type: str, payload: dict, site: str | None = None, secrets:
 	)
 
 
-def get(cluster, host: str, path: str = "/") -> requests.Response:
+def get(cluster, host: str, path: str = "/", headers: dict | None = None) -> requests.Response:
 	port = cluster["proxy"].published_port("80/tcp")
-	return requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=10)
+	return requests.get(
+		f"http://127.0.0.1:{port}{path}", headers={"Host": host, **(headers or {})}, timeout=10
+	)
 
 
-def route_file(cluster, name: str) -> str | None:
+def container_file(container, path: str) -> str | None:
 	try:
-		stream, _ = cluster["proxy"].traefik.get_archive(f"{traefik.DYNAMIC_DIRECTORY}/{name}")
+		stream, _ = container.get_archive(path)
 	except docker.errors.NotFound:
 		return None
 	with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
 		return archive.extractfile(archive.getmembers()[0]).read().decode()
 
 
+def route_file(cluster, name: str) -> str | None:
+	return container_file(cluster["proxy"].traefik, f"{traefik.DYNAMIC_DIRECTORY}/{name}")
+
+
+def map_file(cluster, host: str) -> str | None:
+	"""The router's map file of a host name."""
+	return container_file(cluster["proxy"].router, f"{site_router.DIRECTORY}/{site_router.map_file(host)}")
+
+
 def valid_route_file(cluster, name: str) -> dict:
 	document = yaml.safe_load(route_file(cluster, name))
 	jsonschema.validate(document, SCHEMA)
 	return document
+
+
+def _received(connection) -> bytes:
+	chunk = connection.recv(4096)
+	if not chunk:
+		raise ConnectionError("the proxy closed the websocket")
+	return chunk
+
+
+def websocket_echo(cluster, host: str, message: str, tls: bool = False) -> tuple[str, str]:
+	"""A websocket opened on ``/socket.io/`` through Traefik (HTTPS when ``tls``): the handshake's
+	status line and the echo of one text frame."""
+	port = cluster["proxy"].published_port("443/tcp" if tls else "80/tcp")
+	raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+	if tls:
+		context = ssl.create_default_context()
+		context.check_hostname = False
+		context.verify_mode = ssl.CERT_NONE
+		raw = context.wrap_socket(raw, server_hostname=host)
+	with raw as connection:
+		key = base64.b64encode(os.urandom(16)).decode()
+		connection.sendall(
+			(
+				"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+				f"Host: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+				f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+			).encode()
+		)
+		answer = b""
+		while b"\r\n\r\n" not in answer:
+			answer += _received(connection)
+		head, _, rest = answer.partition(b"\r\n\r\n")
+		mask = os.urandom(4)
+		payload = message.encode()
+		masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+		connection.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+		while len(rest) < 2 or len(rest) < 2 + rest[1]:
+			rest += _received(connection)
+		return head.split(b"\r\n")[0].decode(), rest[2 : 2 + rest[1]].decode()
 
 
 def self_signed(domain: str) -> tuple[str, str]:
@@ -144,7 +209,7 @@ def served_certificate(cluster, server_name: str) -> bytes:
 		return tls.getpeercert(binary_form=True)
 
 
-def served_within(cluster, server_name: str, condition, timeout: float = 20) -> bool:
+def served_within(cluster, server_name: str, condition, timeout: float = 90) -> bool:
 	"""Whether the certificate served for ``server_name`` meets ``condition`` within ``timeout``."""
 	deadline = time.monotonic() + timeout
 	while not condition(served_certificate(cluster, server_name)):
@@ -168,9 +233,17 @@ def test_ensure_is_idempotent_and_labelled(cluster):
 	assert "8080/tcp" not in bindings  # the API is never published
 	args = traefik_container.attrs["Args"]
 	assert "--providers.file.directory=/etc/traefik/dynamic" in args and "--providers.file.watch=true" in args
-	pages = client.containers.get(f"{server.container_prefix}-pages")
-	assert pages.status == "running" and pages.labels[naming.ROLE] == "proxy-pages"
-	for container, capabilities in ((traefik_container, ["NET_BIND_SERVICE"]), (pages, None)):
+	router = client.containers.get(f"{server.container_prefix}-router")
+	assert router.status == "running" and router.labels[naming.ROLE] == "proxy-router"
+	assert router.attrs["HostConfig"]["PortBindings"] in (None, {})  # reached through Traefik only
+	assert (
+		client.volumes.get(f"{server.container_prefix}-router").attrs["Labels"][naming.SERVER] == server.name
+	)
+	document = valid_route_file(cluster, traefik.SITES_FILE)
+	assert document["http"]["services"]["sites"]["loadBalancer"]["servers"] == [
+		{"url": f"http://{server.container_prefix}-router:80"}
+	]
+	for container, capabilities in ((traefik_container, ["NET_BIND_SERVICE"]), (router, None)):
 		host = container.attrs["HostConfig"]
 		assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
 		assert host["PidsLimit"] == 512
@@ -190,7 +263,7 @@ def test_an_operators_container_of_the_same_name_is_never_replaced(endpoints, do
 	try:
 		settings = ProxySettings(
 			traefik_image=endpoints["images"]["traefik"],
-			pages_image=endpoints["images"]["front"],
+			router_image=endpoints["images"]["front"],
 			bind_address="127.0.0.1",
 			http_port=0,
 			https_port=0,
@@ -211,21 +284,20 @@ def test_an_operators_container_of_the_same_name_is_never_replaced(endpoints, do
 def test_a_site_through_its_whole_proxy_life(cluster):
 	# Press sends New Site and Add Site to Upstream together: the site directory may not exist yet.
 	_, log = job(cluster, "Add Site to Upstream", {"name": SITE, "path_args": {"upstream": UPSTREAM}})
-	assert any("Traefik loaded" in line for line in log)
-	document = valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
-	services = document["http"]["services"]
-	assert services["site1_example_com"]["loadBalancer"]["servers"][0]["url"].endswith(f"-{BENCH}-front:80")
+	assert any("the proxy serves 1 host change(s)" in line for line in log)
+	route = site_router.parse(map_file(cluster, SITE), "map")
 	# /socket.io too goes to the front (it passes it on): the proxy reaches no backend
-	assert services["site1_example_com-socketio"]["loadBalancer"]["servers"][0]["url"].endswith(
-		f"-{BENCH}-front:80"
-	)
+	assert route.front == f"{cluster['server'].container_prefix}-{BENCH}-front:80"
+	assert map_file(cluster, SITE).endswith(f'{SITE} "activated {SITE} {route.front}";\n')
 	answer = get(cluster, SITE)
 	assert answer.status_code == 200 and answer.json() == {"site": SITE}
-	assert get(cluster, SITE, "/socket.io/?EIO=4").status_code == 200
+	assert get(cluster, SITE, "/socket.io/?EIO=4").json() == {"site": SITE}
+	# a visitor cannot pose as another site: the router sets the header from its map
+	assert get(cluster, SITE, headers={"X-Frappe-Site-Name": "other.example.com"}).json() == {"site": SITE}
 
 	for state, code, text in (("suspended", 503, "suspended"), ("deactivated", 200, "deactivated")):
 		job(cluster, "Update Site Status", {"status": state, "path_args": {"upstream": UPSTREAM}}, site=SITE)
-		valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
+		assert site_router.parse(map_file(cluster, SITE), "map").status == state
 		page = get(cluster, SITE)
 		assert page.status_code == code, state
 		assert text in page.text.lower() and "site" not in page.headers.get("content-type", "json")
@@ -242,7 +314,8 @@ def test_a_site_through_its_whole_proxy_life(cluster):
 		{"name": SITE, "domain": "shop.example.org", "path_args": {"upstream": UPSTREAM}},
 	)
 	assert get(cluster, "shop.example.org").json() == {"site": SITE}  # a custom domain maps to its site
-	valid_route_file(cluster, f"site_{traefik.route_id(SITE)}.yml")
+	assert get(cluster, "shop.example.org", "/socket.io/?EIO=4").json() == {"site": SITE}
+	assert cluster["proxy"].owner_of("shop.example.org") == SITE
 
 	# a second run of the same job converges without writing again
 	_, log = job(
@@ -253,11 +326,57 @@ def test_a_site_through_its_whole_proxy_life(cluster):
 	assert any("already routes" in line for line in log)
 
 	job(cluster, "Remove Site from Upstream", {"path_args": {"upstream": UPSTREAM}}, site=SITE)
-	assert route_file(cluster, f"site_{traefik.route_id(SITE)}.yml") is None
+	assert map_file(cluster, SITE) is None and map_file(cluster, "shop.example.org") is None
 	assert get(cluster, SITE).status_code == 404
 	assert get(cluster, "shop.example.org").status_code == 404
 	_, log = job(cluster, "Remove Site from Upstream", {"path_args": {"upstream": UPSTREAM}}, site=SITE)
-	assert log == ["no route file for this site: nothing to remove"]
+	assert log == ["no route for this site: nothing to remove"]
+
+
+def test_socketio_websockets_pass_through_traefik_the_router_and_the_front(cluster):
+	site, domain = "live.example.com", "live.customer.test"
+	cluster["topology"].benches[site] = WS_BENCH
+	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
+	job(
+		cluster,
+		"Add Domain to Upstream",
+		{"name": site, "domain": domain, "path_args": {"upstream": UPSTREAM}},
+	)
+	for host in (site, domain):
+		for tls in (False, True):
+			status, echo = websocket_echo(cluster, host, "hello", tls=tls)
+			assert status == "HTTP/1.1 101 Switching Protocols", (host, tls)
+			assert echo == f"{site} hello", (host, tls)  # the site name reached the socketio server
+
+
+def test_a_host_of_another_site_is_refused_with_its_owner(cluster):
+	first, second, domain = "first.example.com", "second.example.com", "www.shared.test"
+	for site in (first, second):
+		cluster["topology"].benches[site] = BENCH
+		job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
+	job(
+		cluster,
+		"Add Domain to Upstream",
+		{"name": first, "domain": domain, "path_args": {"upstream": UPSTREAM}},
+	)
+	with pytest.raises(HostTaken, match=f"{domain} already routes to site {first}.*Fix: remove the domain"):
+		job(
+			cluster,
+			"Add Domain to Upstream",
+			{"name": second, "domain": domain, "path_args": {"upstream": UPSTREAM}},
+		)
+	chain, key = self_signed(domain)
+	payload = {
+		"name": domain,
+		"target": second,
+		"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
+	}
+	with pytest.raises(HostTaken, match=f"{domain} already routes to site {first}"):
+		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+	# nothing was written for the refused host, and it still serves its owner
+	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
+	assert get(cluster, domain).json() == {"site": first}
+	assert cluster["proxy"].site(second).domains == ()
 
 
 def test_custom_host_with_certificate(cluster):
@@ -274,7 +393,7 @@ def test_custom_host_with_certificate(cluster):
 	assert key not in "\n".join(log)
 	assert get(cluster, domain).json() == {"site": site}
 	expected = x509.load_pem_x509_certificate(chain.encode()).public_bytes(serialization.Encoding.DER)
-	assert served_certificate(cluster, domain) == expected
+	assert served_within(cluster, domain, lambda served: served == expected)
 	valid_route_file(cluster, f"host_{traefik.route_id(domain)}.yml")
 	mode = cluster["proxy"].traefik.exec_run(
 		["stat", "-c", "%a", f"{traefik.CERTIFICATES_DIRECTORY}/{traefik.route_id(domain)}/privkey.pem"]
@@ -283,7 +402,7 @@ def test_custom_host_with_certificate(cluster):
 
 	job(cluster, "Remove Host from Proxy", {"path_args": {"host": domain}})
 	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
-	assert served_certificate(cluster, domain) != expected
+	assert served_within(cluster, domain, lambda served: served != expected)
 	assert get(cluster, domain).status_code == 404
 	assert get(cluster, site).json() == {"site": site}
 
@@ -347,8 +466,8 @@ def test_rename_site_on_upstream_moves_route_certificate_and_domains(cluster):
 	assert get(cluster, new).json() == {"site": new}
 	assert get(cluster, domain).json() == {"site": new}
 	assert get(cluster, old).status_code == 404
-	assert route_file(cluster, f"site_{traefik.route_id(old)}.yml") is None
-	valid_route_file(cluster, f"site_{traefik.route_id(new)}.yml")
+	assert map_file(cluster, old) is None
+	assert site_router.parse(map_file(cluster, new), "map").domains == (domain,)
 	assert traefik.parse(route_file(cluster, f"host_{traefik.route_id(domain)}.yml"), "h").site == new
 	# the site name's certificate moved with it, keys still private
 	assert route_file(cluster, f"host_{traefik.route_id(old)}.yml") is None
@@ -370,16 +489,10 @@ def test_wildcard_certificate_is_served_for_names_under_it(cluster):
 	chain, key = self_signed("*.wild.test")
 	payload = {"name": "*.wild.test", "certificate": {"fullchain.pem": chain, "chain.pem": chain}}
 	_, log = job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
-	assert any("wildcard certificate has no router" in line for line in log)
+	assert any("the proxy serves 0 host change(s); Traefik at generation" in line for line in log)
 	valid_route_file(cluster, f"host_{traefik.route_id('*.wild.test')}.yml")
 	expected = x509.load_pem_x509_certificate(chain.encode()).public_bytes(serialization.Encoding.DER)
-	served = None
-	for _ in range(50):  # no router tells when the TLS store has it: wait for the SNI answer
-		served = served_certificate(cluster, "a.wild.test")
-		if served == expected:
-			break
-		time.sleep(0.2)
-	assert served == expected
+	assert served_within(cluster, "a.wild.test", lambda served: served == expected)
 
 
 def test_status_of_a_site_the_proxy_does_not_know_fails_with_the_fix(cluster):
@@ -411,15 +524,16 @@ def test_bad_payloads_are_refused_with_the_field(cluster):
 
 
 def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
-	proxy = Proxy(cluster["server"], cluster["proxy"].traefik, ProxySettings("x", "y", reload_timeout=1))
+	proxy = dataclasses.replace(cluster["proxy"], settings=ProxySettings("x", "y", reload_timeout=1))
 	record = JobRecord(1, "Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})
 	ctx = StepContext(
 		record, cluster["server"], cluster["client"], cluster["topology"], FakeSecrets(), print, None
 	)
 	with pytest.raises(
-		RoutesNotLoaded, match="did not load the routes.*routers/missing_site: absent.*docker logs"
+		RoutesNotLoaded,
+		match="does not serve the routes.*missing.example.com: absent.*-router \\(docker logs\\)",
 	):
-		proxy.verify(ctx, {"routers/missing_site": "missing_site"})
+		proxy.verify(ctx, {"missing.example.com": "activated missing.example.com x-front:80"})
 
 
 def test_through_the_agent_router_and_executor(cluster, store_config):  # noqa: F811 (fixture)
@@ -468,3 +582,110 @@ def test_through_the_agent_router_and_executor(cluster, store_config):  # noqa: 
 	)
 	store.close()
 	executor.store.close()
+
+
+def test_routes_of_the_former_layout_are_adopted_by_the_router(endpoints, docker_client):
+	"""A proxy made before the site router: one Traefik file of routers per site, and a page service.
+	The ensure that makes the router writes their routes into it, then removes the former files and
+	the page service; the site and its domain are served throughout."""
+	prefix = f"a{uuid.uuid4().hex[:7]}"
+	network = f"{prefix}-net"
+	app = container_server(endpoints, f"{prefix}-app.local", "Server", prefix, network, private_ip=UPSTREAM)
+	server = container_server(endpoints, f"{prefix}-proxy.local", "Proxy Server", prefix, network)
+	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
+	site, domain = "former.example.com", "www.former.test"
+	try:
+		start_bench_pair(docker_client, endpoints, app, BENCH)
+		settings = ProxySettings(
+			traefik_image=endpoints["images"]["traefik"],
+			router_image=endpoints["images"]["front"],
+			bind_address="127.0.0.1",
+			http_port=0,
+			https_port=0,
+			reload_timeout=90,  # only bounds a failure: a busy CI host may take long
+		)
+		proxy = Proxy.ensure(docker_client, server, settings)
+		# back to the former layout: no router, a page service, the site's routers in Traefik
+		proxy.router.remove(force=True)
+		docker_client.volumes.get(f"{prefix}-router").remove(force=True)
+		docker_client.volumes.create(f"{prefix}-pages", labels=naming.labels(server.name, "proxy-pages"))
+		docker_client.containers.run(
+			endpoints["images"]["front"],
+			name=f"{prefix}-pages",
+			labels=naming.labels(server.name, "proxy-pages"),
+			volumes={f"{prefix}-pages": {"bind": "/srv/pages", "mode": "rw"}},
+			network=network,
+			detach=True,
+		)
+		front = f"http://{prefix}-{BENCH}-front:80"
+		state = {
+			"kind": "SiteRoute",
+			"site": site,
+			"upstream": UPSTREAM,
+			"app_server": app.name,
+			"bench": BENCH,
+			"front": front,
+			"socketio": front,
+			"pages": f"http://{prefix}-pages:80",
+			"status": "activated",
+			"domains": [domain],
+			"cert_resolver": None,
+		}
+		routers = {
+			"former": {
+				"entryPoints": ["web"],
+				"rule": f"Host(`{site}`) || Host(`{domain}`)",
+				"priority": 100,
+				"service": "former",
+			}
+		}
+		document = {
+			"http": {
+				"routers": routers,
+				"services": {"former": {"loadBalancer": {"servers": [{"url": front}]}}},
+			}
+		}
+		text = f"{traefik.HEADER}{json.dumps(state)}\n{json.dumps(document)}\n"
+		former_file = f"{traefik.DYNAMIC_DIRECTORY}/site_{traefik.route_id(site)}.yml"
+		proxy.write(None, {former_file: (text.encode(), 0o644)})
+		port = proxy.published_port("80/tcp")
+
+		def served(host: str) -> dict | None:
+			answer = requests.get(f"http://127.0.0.1:{port}/", headers={"Host": host}, timeout=10)
+			return answer.json() if answer.status_code == 200 else None
+
+		deadline = time.monotonic() + 90
+		while served(site) != {"site": site}:  # Traefik serves the former routers
+			assert time.monotonic() < deadline, "Traefik did not load the former site file"
+			time.sleep(0.3)
+
+		adopted = Proxy.ensure(docker_client, server, settings)
+		assert adopted.site(site) == site_router.SiteRoute(
+			site=site,
+			upstream=UPSTREAM,
+			app_server=app.name,
+			bench=BENCH,
+			front=f"{prefix}-{BENCH}-front:80",
+			domains=(domain,),
+		)
+		assert container_file(adopted.traefik, former_file) is None
+		assert not docker_client.containers.list(all=True, filters={"name": f"^{prefix}-pages$"})
+		with pytest.raises(docker.errors.NotFound):
+			docker_client.volumes.get(f"{prefix}-pages")
+		assert served(site) == {"site": site} and served(domain) == {"site": site}
+	finally:
+		remove_servers(docker_client, [app.name, server.name], network)
+
+
+def test_jobs_changing_traefiks_files_at_once_lose_nothing(cluster):
+	"""Jobs of different sites run at once on one proxy: each change of sites.yml (ACME site names,
+	the generation) is made on the latest one."""
+	proxy = cluster["proxy"]
+	names = [f"at-once{number}.example.com" for number in range(6)]
+	with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+		generations = list(pool.map(lambda name: proxy.bump(None, add=(name,)), names))
+	assert len(set(generations)) == len(names)
+	assert set(names) <= set(proxy.sites().acme_sites)
+	proxy.bump(None, remove=tuple(names))
+	assert not set(names) & set(proxy.sites().acme_sites)
+	proxy.wait_for_generation(None)

@@ -6,13 +6,9 @@ verified against the issuing root. The topology and secret source are fakes of P
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
-import socket
 import ssl
-import threading
-import time
 import uuid
 
 import jsonschema
@@ -30,7 +26,16 @@ from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
 from press_selfhosted.engine.validation import ValidationError
-from tests.proxy_helpers import FakeTopology, container_server, remove_servers, run_job, start_bench_pair
+from press_selfhosted.tests.acme_services import Relay
+from tests.proxy_helpers import (
+	FakeTopology,
+	container_server,
+	remove_servers,
+	run_job,
+	start_bench_pair,
+	verification_fails,
+	verified_request,
+)
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.9"
@@ -42,63 +47,6 @@ PEBBLE_HTTP_PORT = 5002
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-class Relay:
-	"""A TCP relay on the host. pebble listens on the host's loopback, which a container on a bridge
-	network cannot reach; Traefik reaches it through the network's gateway address instead."""
-
-	def __init__(self, listen: str, target: tuple[str, int]):
-		self.target = target
-		self.server = socket.create_server((listen, 0))
-		self.port = self.server.getsockname()[1]
-		threading.Thread(target=self._accept, daemon=True).start()
-
-	def _accept(self) -> None:
-		with contextlib.suppress(OSError):
-			while True:
-				client, _ = self.server.accept()
-				upstream = socket.create_connection(self.target)
-				for source, sink in ((client, upstream), (upstream, client)):
-					threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-	@staticmethod
-	def _pipe(source: socket.socket, sink: socket.socket) -> None:
-		with contextlib.suppress(OSError):
-			while data := source.recv(65536):
-				sink.sendall(data)
-		with contextlib.suppress(OSError):
-			sink.shutdown(socket.SHUT_WR)
-
-	def close(self) -> None:
-		self.server.close()
-
-
-def tls_request(port: int, host: str, context: ssl.SSLContext) -> tuple[bytes, str]:
-	"""GET / over HTTPS with SNI ``host``: the served certificate (DER) and the response."""
-	with (
-		socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-		context.wrap_socket(raw, server_hostname=host) as tls,
-	):
-		tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-		answer = b""
-		while chunk := tls.recv(65536):
-			answer += chunk
-		return tls.getpeercert(binary_form=True), answer.decode(errors="replace")
-
-
-def verified_request(port: int, host: str, root_pem: str, timeout: float) -> tuple[bytes, str]:
-	"""Retry until the certificate served for ``host`` verifies against ``root_pem`` (Traefik obtains
-	or loads it asynchronously); the last TLS error is raised after ``timeout``."""
-	context = ssl.create_default_context(cadata=root_pem)
-	deadline = time.monotonic() + timeout
-	while True:
-		try:
-			return tls_request(port, host, context)
-		except ssl.SSLError:
-			if time.monotonic() > deadline:
-				raise
-			time.sleep(0.5)
 
 
 def issue(ca: dict, names: list[str]) -> tuple[str, str, x509.Certificate]:
@@ -146,10 +94,10 @@ def add_site(cluster, settings: ProxySettings, server, site: str) -> list[str]:
 
 
 def settings_for(endpoints, **more) -> ProxySettings:
-	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 20}
+	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 90}
 	return ProxySettings(
 		traefik_image=endpoints["images"]["traefik"],
-		pages_image=endpoints["images"]["front"],
+		router_image=endpoints["images"]["front"],
 		**{**base, **more},
 	)
 
@@ -224,27 +172,17 @@ def test_traefik_container_spec_carries_the_resolver(endpoints):
 	assert plain.digest != with_acme.digest  # the container is recreated when ACME is switched on
 
 
-def test_site_routers_on_websecure_ask_the_resolver_for_the_site_name_only():
-	route = traefik.SiteRoute(
-		site="a.example.com",
-		upstream=UPSTREAM,
-		app_server="app",
-		bench=BENCH,
-		front="http://x-front:80",
-		socketio="http://x:9000",
-		pages="http://p:80",
-		domains=("www.customer.test",),
-		cert_resolver="acme",
-	)
-	for variant in (route, route.with_status("suspended")):
-		document = yaml.safe_load(traefik.render(variant).split("\n", 1)[1])
-		jsonschema.validate(document, SCHEMA)
-		for name, router in document["http"]["routers"].items():
-			if traefik.WEBSECURE in router["entryPoints"]:
-				assert router["tls"] == {"certResolver": "acme", "domains": [{"main": "a.example.com"}]}
-			else:
-				assert "tls" not in router, name
-	assert traefik.parse(traefik.render(route), route.file_name) == route
+def test_the_tls_router_asks_the_resolver_for_each_site_name_only():
+	sites = traefik.Sites("http://p-router:80", "acme", ("a.example.com", "b.example.com"), 3)
+	document = yaml.safe_load(traefik.render(sites))
+	jsonschema.validate(document, SCHEMA)
+	routers = document["http"]["routers"]
+	assert routers["sites-tls"]["tls"] == {
+		"certResolver": "acme",
+		"domains": [{"main": "a.example.com"}, {"main": "b.example.com"}],  # one certificate per site
+	}
+	assert "tls" not in routers["sites"]
+	assert traefik.parse(traefik.render(sites), traefik.SITES_FILE) == sites
 	untouched = traefik.HostRoute("www.customer.test", "a.example.com")
 	assert "certResolver" not in traefik.render(untouched)
 
@@ -309,7 +247,7 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
 		)
 		settings = settings_for(endpoints, acme=resolver, http_port=PEBBLE_HTTP_PORT)
 		log = add_site(cluster, settings, server, ACME_SITE)
-		assert any("writing site_" in line for line in log)
+		assert any("writing the routes of" in line for line in log)
 		proxy = Proxy.ensure(client, server, settings)
 		root = requests.get(f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10).text
 		try:
@@ -333,12 +271,13 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
 	assert volume.attrs["Labels"][naming.SERVER] == server.name
 	inspected = client.api.inspect_container(proxy.traefik.id)
 	assert not any("PRIVATE" in value for value in inspected["Config"]["Env"] or [])
-	site_file = container_file(
-		proxy.traefik, f"{traefik.DYNAMIC_DIRECTORY}/site_{traefik.route_id(ACME_SITE)}.yml"
-	)
-	document = yaml.safe_load(site_file.split("\n", 1)[1])
+	sites_file = f"{traefik.DYNAMIC_DIRECTORY}/{traefik.SITES_FILE}"
+	document = yaml.safe_load(container_file(proxy.traefik, sites_file))
 	jsonschema.validate(document, SCHEMA)
-	assert {r["tls"]["certResolver"] for r in document["http"]["routers"].values() if "tls" in r} == {"acme"}
+	assert document["http"]["routers"]["sites-tls"]["tls"] == {
+		"certResolver": "acme",
+		"domains": [{"main": ACME_SITE}],
+	}
 
 	# The operator's view of what Traefik holds for each site it certifies. pebble's DNS sends the
 	# challenge of this one to an address where no proxy listens, so it gets no certificate.
@@ -359,14 +298,15 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
 	later = report[unreachable].problem(now + acme.ISSUE_GRACE + datetime.timedelta(minutes=1))
 	assert later.startswith(f"{unreachable}: no certificate") and "acme-challenge" in later
 
-	# ACME switched off: the container is remade without the resolver, the next job drops it from
-	# the site's routes, and acme.json stays in its volume for a later switch back.
+	# ACME switched off: the container is remade without the resolver, the TLS router no longer
+	# names it, the next job drops it from the site's route, and acme.json stays in its volume for a
+	# later switch back.
 	plain = settings_for(endpoints, http_port=PEBBLE_HTTP_PORT)
 	add_site(cluster, plain, server, ACME_SITE)
 	proxy = Proxy.ensure(client, server, plain)
 	assert not any("certificatesresolvers" in arg for arg in proxy.traefik.attrs["Args"])
 	assert proxy.site(ACME_SITE).cert_resolver is None
-	assert "certResolver" not in traefik.render(proxy.site(ACME_SITE))
+	assert "certResolver" not in container_file(proxy.traefik, sites_file)
 	client.volumes.get(f"{server.container_prefix}-traefik-acme")
 
 
@@ -410,7 +350,7 @@ def test_default_certificate_from_the_operators_ca(cluster, endpoints):
 	proxy = Proxy.ensure(client, server, settings)
 	with open(endpoints["ca"]["cert_file"]) as handle:
 		ca = handle.read()
-	served, answer = verified_request(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=20)
+	served, answer = verified_request(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=90)
 	assert served == issued.public_bytes(serialization.Encoding.DER)
 	assert json.loads(answer.split("\r\n\r\n", 1)[1]) == {"site": LOCAL_SITE}
 	key_path = f"{traefik.DYNAMIC_DIRECTORY}/{acme.DEFAULT_CERTIFICATE_DIRECTORY}/privkey.pem"
@@ -426,21 +366,19 @@ def test_default_certificate_from_the_operators_ca(cluster, endpoints):
 	assert again.traefik.id == proxy.traefik.id
 	assert proxy.traefik.exec_run(["stat", "-c", "%i %Y", document]).output == before
 
+	# Proxy.ensure returns once Traefik has applied the removal (the generation of its files); the
+	# served certificate is still polled, with a generous deadline, rather than looked at once.
 	Proxy.ensure(client, server, settings_for(endpoints))
 	assert container_file(proxy.traefik, document) is None
 	assert container_file(proxy.traefik, key_path) is None
-	with pytest.raises(ssl.SSLCertVerificationError):
-		deadline = time.monotonic() + 20
-		while time.monotonic() < deadline:
-			tls_request(proxy.published_port("443/tcp"), LOCAL_SITE, ssl.create_default_context(cadata=ca))
-			time.sleep(0.3)
+	assert verification_fails(proxy.published_port("443/tcp"), LOCAL_SITE, ca, timeout=90)
 
 
 def test_a_tls_setting_that_cannot_be_read_fails_the_proxy_job_not_the_routing(cluster, endpoints):
 	"""Settings given as a callable are read when a step runs (as the Frappe glue does)."""
 	broken = {acme.CONFIG_EMAIL: "ops@example.com", acme.CONFIG_CA_BUNDLE: "/nonexistent/ca.pem"}
 
-	def settings() -> ProxySettings:
+	def settings(server) -> ProxySettings:
 		resolver, certificate = acme.from_site_config(broken)
 		return settings_for(endpoints, acme=resolver, default_certificate=certificate)
 

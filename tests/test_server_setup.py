@@ -57,12 +57,12 @@ def test_database_server_gets_a_mariadb_that_answers_its_root_password(endpoints
 	assert managed(docker_client, server) == containers  # the second run made nothing new
 
 
-def test_proxy_server_gets_traefik_and_pages_that_answer(endpoints, docker_client, cluster):
+def test_proxy_server_gets_traefik_and_the_site_router_that_answer(endpoints, docker_client, cluster):
 	server = cluster["Proxy Server"]
 	log = setup(endpoints, docker_client, server)
 	assert log[-1].startswith("Traefik ") and "answers" in log[-1]
 	containers = managed(docker_client, server)
-	assert set(containers) == {f"{server.container_prefix}-traefik", f"{server.container_prefix}-pages"}
+	assert set(containers) == {f"{server.container_prefix}-traefik", f"{server.container_prefix}-router"}
 	traefik = docker_client.containers.get(f"{server.container_prefix}-traefik")
 	# bind address and ports from the settings (127.0.0.1, Docker-chosen ports here)
 	assert {binding[0]["HostIp"] for binding in traefik.ports.values()} == {"127.0.0.1"}

@@ -5,7 +5,7 @@ Migrate), and the site's Traefik route follows it.
 One cluster on our dockerd (tests/platform_support.py: real Router, JobStore, Executors, MariaDB and
 Traefik containers; only Press's records are stand-ins). The tests run in file order and share the
 cluster; each continues where the previous one left the site. Every outcome is checked from outside:
-files in each bench's sites volume, SQL as root, the route file, HTTP through Traefik's published port.
+files in each bench's sites volume, SQL as root, the route on the proxy, HTTP through Traefik's published port.
 """
 
 from __future__ import annotations

@@ -271,7 +271,10 @@ def doctype_problems(doctype: dict, folder: Path | None = None) -> list[str]:
 		problems.append(f"{name}: autoname names a missing field")
 	if doctype.get("title_field") and doctype["title_field"] not in fieldnames:
 		problems.append(f"{name}: title_field names a missing field")
-	if not doctype["permissions"] or not all(p.get("role") for p in doctype["permissions"]):
+	# a child table (istable) has no permissions of its own: its parent's apply
+	if not doctype.get("istable") and (
+		not doctype["permissions"] or not all(p.get("role") for p in doctype["permissions"])
+	):
 		problems.append(f"{name}: permissions need roles")
 	if folder is not None:
 		snake = scrub(name)

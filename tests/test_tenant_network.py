@@ -1,7 +1,7 @@
 """What a tenant's code can reach from inside its bench (issue 10).
 
 A whole cluster made by Press's jobs (tests/platform_support.py): two benches on one app server, the
-Database Server's MariaDB, the Proxy Server's Traefik and page service, a site on each bench. A probe
+Database Server's MariaDB, the Proxy Server's Traefik and site router, a site on each bench. A probe
 then runs in bench A's backend as its user ``frappe`` (as a site's code would) and tries every
 address and port of the cluster by name and by IP. Only its own front, the MariaDB port (with the
 site's own login, never root's) and itself answer; nothing of bench B, nor the proxy.
@@ -94,14 +94,15 @@ def test_a_tenant_reaches_its_database_and_front_and_nothing_of_other_benches(wo
 			theirs.backend,
 			theirs.front,
 			naming.resource_name(prefix, "traefik"),
-			naming.resource_name(prefix, "pages"),
+			naming.resource_name(prefix, "router"),
 		)
 	}
 	forbidden = [f"{theirs.backend}:{port}" for port in (8000, 9000)] + [
 		f"{theirs.front}:80",
 		f"{prefix}-traefik:80",
 		f"{prefix}-traefik:8080",
-		f"{prefix}-pages:80",
+		f"{prefix}-router:80",
+		f"{prefix}-router:8081",
 	]
 	for name, container in containers.items():
 		ports = (8000, 9000) if name == theirs.backend else (80, 443, 8080)

@@ -1,9 +1,8 @@
-"""Traefik dynamic configuration: every variant validates against the Traefik v3 file-provider schema
-and routes where it must. Pure functions: no service needed."""
+"""Traefik dynamic configuration: every document validates against the Traefik v3 file-provider schema
+and says what it must (the catch-all routers to the site router, the generation, certificates).
+Pure functions: no service needed."""
 
 from __future__ import annotations
-
-import json
 
 import jsonschema
 import pytest
@@ -11,34 +10,24 @@ import yaml
 from references import schema
 
 from press_selfhosted.engine import traefik
-from press_selfhosted.engine.traefik import HostRoute, SiteRoute
+from press_selfhosted.engine.traefik import HostRoute, Sites
 from press_selfhosted.engine.validation import ValidationError
 
 SCHEMA = schema("traefik-v3-file-provider.json")
-BASE = SiteRoute(
-	site="site1.example.com",
-	upstream="10.0.0.5",
-	app_server="app1.example.com",
-	bench="bench-0001",
-	front="http://p1-bench-0001-front:80",
-	socketio="http://p1-bench-0001:9000",
-	pages="http://px-pages:80",
-)
+ROUTER = "http://px-router:80"
 
 VARIANTS = {
-	"active": BASE,
-	"suspended": BASE.with_status("suspended"),
-	"suspended_saas": BASE.with_status("suspended_saas"),
-	"deactivated": BASE.with_status("deactivated"),
-	"extra domains": BASE.with_domains(added=("shop.example.org", "www.example.org")),
+	"sites": Sites(ROUTER, generation=1),
+	"sites with ACME": Sites(ROUTER, "acme", ("a.example.com", "b.example.com"), 7),
+	"ACME, no site yet": Sites(ROUTER, "acme", (), 2),
 	"host with cert": HostRoute("shop.example.org", site="site1.example.com"),
 	"wildcard host": HostRoute("*.example.com"),
 }
 
 
-def loaded(route) -> dict:
+def loaded(source) -> dict:
 	"""The file as Traefik's YAML reader sees it (the header is a comment)."""
-	return yaml.safe_load(traefik.render(route))
+	return yaml.safe_load(traefik.render(source))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -48,42 +37,30 @@ def test_every_variant_validates_against_the_traefik_schema(variant):
 	assert document  # never an empty file
 
 
-def test_active_site_routes_every_host_to_the_bench_front_and_socketio_to_the_backend():
-	route = VARIANTS["extra domains"]
-	http = loaded(route)["http"]
-	main = http["routers"]["site1_example_com"]
-	assert main["rule"] == (
-		"Host(`site1.example.com`) || Host(`shop.example.org`) || Host(`www.example.org`)"
-	)
-	assert main["entryPoints"] == ["web"] and "tls" not in main
-	assert http["routers"]["site1_example_com-tls"]["entryPoints"] == ["websecure"]
-	assert http["routers"]["site1_example_com-tls"]["tls"] == {}
-	assert http["services"]["site1_example_com"]["loadBalancer"]["servers"] == [
-		{"url": "http://p1-bench-0001-front:80"}
-	]
-	socketio = http["routers"]["site1_example_com-socketio"]
-	assert socketio["rule"].endswith("&& PathPrefix(`/socket.io`)")
-	assert socketio["priority"] > main["priority"]
-	assert http["services"][socketio["service"]]["loadBalancer"]["servers"] == [
-		{"url": "http://p1-bench-0001:9000"}
-	]
-	# custom domains reach their site: the site name travels in X-Frappe-Site-Name whatever the Host
-	for name, proto in (("site1_example_com", "http"), ("site1_example_com-tls", "https")):
-		middleware = http["middlewares"][http["routers"][name]["middlewares"][0]]
-		assert middleware["headers"]["customRequestHeaders"] == {
-			"X-Frappe-Site-Name": "site1.example.com",
-			"X-Forwarded-Proto": proto,
-		}
+def test_every_host_goes_to_the_site_router_on_both_entry_points_at_the_lowest_priority():
+	http = loaded(VARIANTS["sites"])["http"]
+	assert set(http["routers"]) == {"sites", "sites-tls"}
+	for name, entry in (("sites", "web"), ("sites-tls", "websecure")):
+		router = http["routers"][name]
+		assert router["entryPoints"] == [entry]
+		assert router["rule"] == "HostRegexp(`.+`)" and router["priority"] == 1
+		assert router["service"] == "sites" and router["middlewares"] == ["sites-generation"]
+	assert "tls" not in http["routers"]["sites"]
+	assert http["routers"]["sites-tls"]["tls"] == {}  # the certificate matching the SNI, the default else
+	assert http["services"]["sites"]["loadBalancer"] == {"servers": [{"url": ROUTER}], "passHostHeader": True}
 
 
-@pytest.mark.parametrize("status", ["suspended", "suspended_saas", "deactivated"])
-def test_a_site_that_is_not_active_routes_to_its_page_and_never_to_the_bench(status):
-	http = loaded(BASE.with_status(status))["http"]
-	text = json.dumps(http)
-	assert "bench-0001" not in text and "socket.io" not in text
-	router = http["routers"]["site1_example_com"]
-	assert http["services"][router["service"]]["loadBalancer"]["servers"] == [{"url": "http://px-pages:80"}]
-	assert http["middlewares"][router["middlewares"][0]] == {"replacePath": {"path": f"/status/{status}"}}
+def test_the_generation_travels_in_a_header_traefiks_api_shows():
+	middleware = loaded(VARIANTS["sites with ACME"])["http"]["middlewares"]["sites-generation"]
+	assert middleware == {"headers": {"customRequestHeaders": {"X-Press-Generation": "7"}}}
+
+
+def test_acme_is_asked_for_each_site_name_and_nothing_else():
+	tls = loaded(VARIANTS["sites with ACME"])["http"]["routers"]["sites-tls"]["tls"]
+	assert tls == {"certResolver": "acme", "domains": [{"main": "a.example.com"}, {"main": "b.example.com"}]}
+	assert loaded(VARIANTS["ACME, no site yet"])["http"]["routers"]["sites-tls"]["tls"] == {
+		"certResolver": "acme"
+	}
 
 
 def test_host_document_references_the_certificate_files_and_holds_no_key():
@@ -103,16 +80,17 @@ def test_host_document_references_the_certificate_files_and_holds_no_key():
 	assert "PRIVATE KEY" not in text
 
 
-@pytest.mark.parametrize("route", list(VARIANTS.values()), ids=list(VARIANTS))
-def test_the_file_gives_back_the_route_it_was_rendered_from(route):
-	assert traefik.parse(traefik.render(route), route.file_name) == route
+@pytest.mark.parametrize("source", list(VARIANTS.values()), ids=list(VARIANTS))
+def test_the_file_gives_back_what_it_was_rendered_from(source):
+	name = traefik.SITES_FILE if isinstance(source, Sites) else source.file_name
+	assert traefik.parse(traefik.render(source), name) == source
 
 
 def test_a_foreign_file_is_refused_with_the_fix():
 	with pytest.raises(
-		traefik.RouteStateUnreadable, match="site_x.yml.*not written by press_selfhosted.*Remove it"
+		traefik.RouteStateUnreadable, match="host_x.yml.*not written by press_selfhosted.*Remove it"
 	):
-		traefik.parse("http: {}\n", "site_x.yml")
+		traefik.parse("http: {}\n", "host_x.yml")
 
 
 def test_distinct_hosts_get_distinct_names():
@@ -121,16 +99,19 @@ def test_distinct_hosts_get_distinct_names():
 
 
 @pytest.mark.parametrize(
-	("change", "field", "message"),
+	("make", "field", "message"),
 	[
-		({"site": "Site1.example.com"}, "name", "lowercase"),
-		({"site": "a`) || Host(`evil.com"}, "name", "no spaces"),
-		({"status": "paused"}, "status", "must be one of activated, suspended"),
-		({"domains": ("bad_domain.example.com",)}, "domain", "characters other than"),
-		({"domains": ("*.example.org",)}, "domain", "characters other than"),
+		(lambda: HostRoute("Shop.example.org"), "name", "lowercase"),
+		(lambda: HostRoute("a`) || Host(`evil.com"), "name", "no spaces"),
+		(
+			lambda: HostRoute("shop.example.org", site="bad_site.example.com"),
+			"target",
+			"characters other than",
+		),
+		(lambda: Sites(ROUTER, "acme", ("a.example.com`)",)), "acme_sites", "characters other than"),
 	],
 )
-def test_bad_input_is_refused_with_the_field(change, field, message):
+def test_bad_input_is_refused_with_the_field(make, field, message):
 	with pytest.raises(ValidationError, match=message) as refused:
-		SiteRoute(**{**BASE.__dict__, **change})
+		make()
 	assert refused.value.field == field

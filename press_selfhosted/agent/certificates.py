@@ -2,10 +2,16 @@
 
 Press does not know of them (it issues none for sites under a Generic root domain), so an ACME
 failure would only show in Traefik's log. Every hour (``hourly_long``) each container Proxy Server
-whose Traefik has an ACME resolver is read (``engine.proxy.Proxy.site_certificates``: its route files
-and ``acme.json``, read in memory, keys never kept) and the sites without a certificate after the
-grace period, or whose certificate is not being renewed, are written to one Error Log per proxy. The
-same report answers ``press_selfhosted.api.site_certificates``.
+whose Traefik has an ACME resolver is read (``engine.proxy.Proxy.site_certificates``: its site routes
+and ``acme.json``, read in memory) and the sites without a certificate after the grace period, or whose
+certificate is not being renewed, are written to one Error Log per proxy. The same report answers
+``press_selfhosted.api.site_certificates``.
+
+Every hour too, what each proxy serves by ACME is kept as Press's own **TLS Certificate** records
+(``watch_site_certificates``): one per site name and one ``*.<root domain>`` per DNS-01 wildcard, with its
+status (Pending, Active, Failure with the reason, Expired), dates, issuer, chain and private key (a
+Password field: the only place a key read from ``acme.json`` is kept). A name the proxy no longer
+certifies loses its record; a lapsed certificate is marked Expired and written to the Error Log once.
 """
 
 from __future__ import annotations
@@ -14,18 +20,20 @@ import datetime
 
 import frappe
 
-from press_selfhosted.agent import settings, topology
-from press_selfhosted.engine import acme
+from press_selfhosted.agent import cluster, settings, topology
+from press_selfhosted.engine import acme, acme_records
 from press_selfhosted.engine.proxy import Proxy
 
 TITLE = "press_selfhosted: site certificates on {proxy}"
+RECORDS_TITLE = "press_selfhosted: TLS Certificate records of {proxy}"
+EXPIRED_TITLE = "press_selfhosted: TLS Certificate {name} expired"
 
 
 def site_certificates(proxy_server: str) -> list[dict]:
 	"""The report of one container Proxy Server (empty when its Traefik has no ACME resolver)."""
 	server = topology.FrappeTopology().server("Proxy Server", proxy_server)
 	client = topology.docker_hosts.client(server.docker)
-	proxy = Proxy.existing(client, server, settings.proxy_settings())
+	proxy = Proxy.existing(client, server, settings.proxy_settings(server))
 	if proxy is None:
 		return []
 	return acme.certificate_rows(proxy.site_certificates(), datetime.datetime.now(datetime.timezone.utc))
@@ -33,12 +41,7 @@ def site_certificates(proxy_server: str) -> list[dict]:
 
 def report_site_certificates() -> None:
 	"""Scheduler (hourly_long): one Error Log per container Proxy Server with certificate problems."""
-	servers = frappe.get_all(
-		"Proxy Server",
-		filters={"status": "Active", "container_prefix": ("is", "set"), "docker_socket": ("is", "set")},
-		pluck="name",
-	)
-	for name in servers:
+	for name in _container_proxies():
 		try:
 			text = acme.problems_text(name, site_certificates(name))
 		except Exception:  # noqa: BLE001 - one unreachable proxy must not hide the others' report
@@ -46,3 +49,117 @@ def report_site_certificates() -> None:
 			continue
 		if text:
 			frappe.log_error(title=TITLE.format(proxy=name), message=text)
+
+
+def _container_proxies() -> list[str]:
+	return frappe.get_all(
+		"Proxy Server",
+		filters={"status": "Active", "container_prefix": ("is", "set"), "docker_socket": ("is", "set")},
+		pluck="name",
+	)
+
+
+def watch_site_certificates() -> None:
+	"""Scheduler (hourly_long): every container proxy's ACME certificates as TLS Certificate records."""
+	for name in _container_proxies():
+		try:
+			sync_certificate_records(name)
+			frappe.db.commit()
+		except Exception:  # noqa: BLE001 - one unreachable proxy must not stop the others' records
+			frappe.db.rollback()
+			frappe.log_error(title=RECORDS_TITLE.format(proxy=name))
+
+
+def sync_certificate_records(proxy_server: str) -> dict[str, str]:
+	"""The TLS Certificate records of what ``proxy_server`` serves by ACME, made, updated or removed;
+	record name → its status."""
+	server = topology.FrappeTopology().server("Proxy Server", proxy_server)
+	proxy_settings = settings.proxy_settings(server)
+	proxy = Proxy.existing(topology.docker_hosts.client(server.docker), server, proxy_settings)
+	found = []
+	if proxy is not None and proxy_settings.acme is not None:
+		found = acme_records.records(
+			proxy.site_certificates(),
+			proxy_settings.wildcard_domains,
+			proxy.held_certificates(),
+			proxy_settings.acme,
+			datetime.datetime.now(datetime.timezone.utc),
+		)
+	kept = {
+		row.name: row
+		for row in frappe.get_all(
+			"TLS Certificate",
+			filters={"acme_proxy_server": proxy_server},
+			fields=["name", "status", "error", "certificate"],
+		)
+	}
+	for record in found:
+		current = kept.get(record.name)
+		if current is None and frappe.db.exists("TLS Certificate", record.name):
+			# Press's own, the operator's, the platform CA's, or another proxy's: never replaced here
+			continue
+		values = _values(record, proxy_server)
+		if current and (current.status, current.error, current.certificate) == (
+			values["status"],
+			values["error"],
+			values.get("certificate"),
+		):
+			continue
+		_save(record.name, values)
+		if record.status == acme_records.EXPIRED and (current is None or current.status != record.status):
+			frappe.log_error(title=EXPIRED_TITLE.format(name=record.name), message=record.error)
+	for name in kept.keys() - {record.name for record in found}:
+		frappe.delete_doc("TLS Certificate", name, ignore_permissions=True)
+	return {record.name: record.status for record in found}
+
+
+def _values(record: acme_records.CertificateRecord, proxy_server: str) -> dict:
+	values = {
+		"domain": record.domain,
+		"wildcard": int(record.wildcard),
+		"status": record.status,
+		"error": record.error,
+		"provider": "Other",
+		"team": cluster.operator_team(),
+		"acme_proxy_server": proxy_server,
+	}
+	held = record.held
+	if held is None:
+		return values
+	leaf = held.leaf
+	# Press's field knows RSA sizes only; Traefik's default keys are EC (the field then keeps its default)
+	size = str(held.rsa_bits)
+	return {
+		**values,
+		"certificate": held.certificate,
+		"intermediate_chain": held.intermediates,
+		"full_chain": held.chain,
+		"private_key": held.private_key,
+		"certificate_issuer": held.issuer,
+		"rsa_key_size": size if size in ("2048", "3072", "4096") else "2048",
+		# naive UTC, as Press's own records of a certificate's dates
+		"issued_on": _naive_utc(acme.not_before(leaf)),
+		"expires_on": _naive_utc(acme.not_after(leaf)),
+	}
+
+
+def _save(name: str, values: dict) -> None:
+	"""Written without Press's validation of TLS Certificate. Press runs certbot only for provider
+	"Let's Encrypt" (``obtain_certificate``, also called after insert, and ``renew_tls_certificates`` both
+	skip "Other"), so provider "Other" keeps it from obtaining these names itself. Its ``validate`` of
+	"Other" records checks an uploaded key against the RSA size field, which Traefik's EC keys never
+	match; ``flags.ignore_validate`` skips it: the values here are read from the chain Traefik serves."""
+	if frappe.db.exists("TLS Certificate", name):
+		doc = frappe.get_doc("TLS Certificate", name)
+		doc.update(values)
+	else:
+		doc = frappe.get_doc({"doctype": "TLS Certificate", **values})
+	doc.flags.ignore_validate = True
+	if doc.is_new():
+		doc.insert(ignore_permissions=True)
+	else:
+		doc.save(ignore_permissions=True)
+
+
+def _naive_utc(moment: datetime.datetime) -> datetime.datetime:
+	return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)

@@ -5,18 +5,25 @@ Press's own TLS Certificate record, provider "Other": Press validates it and rec
 sent to every container Proxy Server of the domain's cluster as Press sends a root domain's wildcard
 ("Add Wildcard Hosts to Proxy", an ordinary Agent Job), and Traefik serves it by SNI for every site
 under the domain. ``renew_platform_certificates`` (daily) issues again what lapses within 30 days.
+
+Custom domains of sites on container servers follow their root domain: where the platform CA certifies
+the root domain, Press's TLS Certificate for a custom domain is issued by the CA as it is inserted
+(provider "Other", so Press's certbot, which needs the Internet, never runs) and Press's own Site Domain
+flow sends it with "Add Host to Proxy" once the Site Domain holds it.
 """
 
 from __future__ import annotations
 
 import frappe
+from cryptography import x509
 from press.agent import Agent
 
 from press_selfhosted.agent import cluster
-from press_selfhosted.engine import platform_ca
+from press_selfhosted.engine import acme, platform_ca
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
 )
+from press_selfhosted.validations.doc_events import server_is_container_server
 
 
 def certify_root_domain(domain: str, renew: bool = False) -> dict:
@@ -38,19 +45,8 @@ def certify_root_domain(domain: str, renew: bool = False) -> dict:
 		)
 	if current and not platform_ca.renewal_due(current) and not renew:
 		return {"certificate": name, "issued": False, "jobs": []}
-	issued = ca.issue(platform_ca.root_domain_names(domain))
-	values = {
-		"domain": domain,
-		"wildcard": 1,
-		"provider": "Other",
-		"team": cluster.operator_team(),
-		"rsa_key_size": str(platform_ca.LEAF_KEY_BITS),
-		"certificate": issued.certificate,
-		"intermediate_chain": issued.chain,
-		# Press fills it only when empty: a renewal would keep (and check the new key against) the old chain
-		"full_chain": issued.full_chain,
-		"private_key": issued.private_key,
-	}
+	values = {"domain": domain, "wildcard": 1, "team": cluster.operator_team()}
+	values.update(issued_values(ca, platform_ca.root_domain_names(domain)))
 	if frappe.db.exists("TLS Certificate", name):
 		doc = frappe.get_doc("TLS Certificate", name)
 		doc.update(values)
@@ -58,6 +54,60 @@ def certify_root_domain(domain: str, renew: bool = False) -> dict:
 	else:
 		doc = frappe.get_doc({"doctype": "TLS Certificate", **values}).insert(ignore_permissions=True)
 	return {"certificate": doc.name, "issued": True, "jobs": deliver(doc)}
+
+
+def issued_values(ca: platform_ca.Authority, names: list[str]) -> dict:
+	"""A TLS Certificate's fields for a certificate the CA issues now for ``names``."""
+	issued = ca.issue(names)
+	return {
+		"provider": "Other",
+		"rsa_key_size": str(platform_ca.LEAF_KEY_BITS),
+		"certificate": issued.certificate,
+		"intermediate_chain": issued.chain,
+		# Press fills it only when empty: a renewal would keep (and check the new key against) the old chain
+		"full_chain": issued.full_chain,
+		"private_key": issued.private_key,
+		"certificate_issuer": acme.issuer_name(x509.load_pem_x509_certificate(issued.certificate.encode())),
+	}
+
+
+def _platform_authority_of(root_domain: str | None) -> platform_ca.Authority | None:
+	"""The platform CA when it certifies ``root_domain`` (it issued the domain's wildcard); else None.
+	Never makes the CA."""
+	if not root_domain or not frappe.db.get_single_value("Platform Certificate Authority", "certificate"):
+		return None
+	ca = authority()
+	wildcard = frappe.db.get_value("TLS Certificate", f"*.{root_domain}", "certificate")
+	return ca if wildcard and ca.issued(wildcard) else None
+
+
+def certify_custom_domain(doc, method=None) -> None:
+	"""TLS Certificate before insert: the certificate Press's Site Domain asks for, for a custom domain
+	of a container site whose root domain the platform CA certifies, is issued by the CA at once."""
+	if doc.wildcard or doc.certificate or doc.provider != "Let's Encrypt":
+		return
+	site = frappe.db.get_value("Site Domain", {"domain": doc.domain}, "site")
+	if not site or not server_is_container_server("Server", frappe.db.get_value("Site", site, "server")):
+		return
+	ca = _platform_authority_of(frappe.db.get_value("Site", site, "domain"))
+	if ca:
+		doc.update(issued_values(ca, [doc.domain]))
+		doc.status = "Active"
+
+
+def send_custom_domain_certificate(doc, method=None) -> None:
+	"""Site Domain on update: once it holds a platform-CA certificate, ``Add Host to Proxy`` sends it (what
+	Press does when its certbot succeeds; for provider "Other" Press waits for nothing)."""
+	if doc.status != "Pending" or not doc.tls_certificate or not doc.has_value_changed("tls_certificate"):
+		return
+	certificate = frappe.db.get_value(
+		"TLS Certificate", doc.tls_certificate, ["provider", "status", "certificate"], as_dict=True
+	)
+	if not certificate or (certificate.provider, certificate.status) != ("Other", "Active"):
+		return
+	ca = _platform_authority_of(frappe.db.get_value("Site", doc.site, "domain"))
+	if ca and ca.issued(certificate.certificate or ""):
+		doc.create_agent_request()
 
 
 def deliver(certificate) -> list[str]:
@@ -92,14 +142,32 @@ def deliver(certificate) -> list[str]:
 
 
 def renew_platform_certificates() -> None:
-	"""Scheduler (daily): the platform CA's certificates that lapse within 30 days, issued again."""
+	"""Scheduler (daily): the platform CA's certificates that lapse within 30 days, issued again and sent
+	(root domains' wildcards to their proxies, custom domains' by Add Host to Proxy)."""
 	ca_certificate = frappe.db.get_single_value("Platform Certificate Authority", "certificate")
 	if not ca_certificate:
 		return
 	ca = authority()
 	for row in frappe.get_all(
-		"TLS Certificate", filters={"provider": "Other", "wildcard": 1}, fields=["domain", "certificate"]
+		"TLS Certificate", filters={"provider": "Other"}, fields=["name", "domain", "wildcard", "certificate"]
 	):
-		if ca.issued(row.certificate or "") and platform_ca.renewal_due(row.certificate):
+		if not (ca.issued(row.certificate or "") and platform_ca.renewal_due(row.certificate)):
+			continue
+		if row.wildcard:
 			certify_root_domain(row.domain, renew=True)
-			frappe.db.commit()
+		else:
+			renew_custom_domain(ca, row.name)
+		frappe.db.commit()
+
+
+def renew_custom_domain(ca: platform_ca.Authority, certificate: str) -> str | None:
+	"""A custom domain's platform-CA certificate issued again, and sent to the proxy when its Site Domain
+	is Active; the Agent Job."""
+	doc = frappe.get_doc("TLS Certificate", certificate)
+	doc.update(issued_values(ca, [doc.domain]))
+	doc.save(ignore_permissions=True)
+	name = frappe.db.get_value("Site Domain", {"tls_certificate": doc.name, "status": "Active"})
+	if not name:
+		return None
+	site_domain = frappe.get_doc("Site Domain", name)
+	return site_domain.agent.new_host(site_domain).name

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import frappe
 
-from press_selfhosted.agent import registry
+from press_selfhosted.agent import registry, root_domains
 from press_selfhosted.engine import acme, validation
 from press_selfhosted.engine.agent import catalog
+from press_selfhosted.engine.agent.handlers import ContainerServer
 from press_selfhosted.engine.agent.store import StoreConfig
 from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.proxy import ProxySettings
@@ -49,15 +50,17 @@ PROXY_HTTP_PORT = "press_selfhosted_proxy_http_port"
 PROXY_HTTPS_PORT = "press_selfhosted_proxy_https_port"
 
 
-def proxy_settings() -> ProxySettings:
-	"""Traefik and the page service of container proxy servers; images from the site config, so that
+def proxy_settings(server: ContainerServer | None = None) -> ProxySettings:
+	"""Traefik and the site router (nginx) of container proxy servers; images from the site config, so that
 	an operator points them at the Local Registry. TLS of sites from the keys engine.acme names: an
-	ACME resolver and/or a default certificate. Read when a proxy step runs."""
+	ACME resolver and/or a default certificate; with ``server``, the DNS-01 challenge of its root domain
+	(agent/root_domains.py). Read when a proxy step runs."""
 	conf = frappe.conf
 	resolver, certificate = acme.from_site_config(conf)
+	dns, wildcard_domains = root_domains.dns_settings(server.name) if server else (None, ())
 	return ProxySettings(
 		traefik_image=frappe.conf.get("press_selfhosted_traefik_image") or "traefik:v3.1",
-		pages_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
+		router_image=frappe.conf.get("press_selfhosted_front_image") or "nginx:stable",
 		bind_address=validation.validate_bind_address(
 			conf.get(PROXY_BIND_ADDRESS) or "0.0.0.0", PROXY_BIND_ADDRESS
 		),
@@ -65,4 +68,6 @@ def proxy_settings() -> ProxySettings:
 		https_port=validation.validate_port(conf.get(PROXY_HTTPS_PORT) or 443, PROXY_HTTPS_PORT),
 		acme=resolver,
 		default_certificate=certificate,
+		dns_challenge=dns,
+		wildcard_domains=wildcard_domains,
 	)

@@ -11,6 +11,12 @@ sites ``<sub>.<root domain>`` get theirs from the proxy itself, in one of two wa
 
 Custom domains keep the certificates Press issues and sends with ``Add Host to Proxy``: a site's
 resolver is asked for the site name only, and Traefik picks a host's certificate by SNI.
+
+A root domain's wildcard needs DNS-01 (:class:`DnsChallenge`): a second resolver ``<name>-dns`` beside
+the HTTP-01 one, with any DNS provider of Traefik's ACME client (lego). Its credentials are files in
+the ACME volume (mode 0400); the container's environment only names them (``<VAR>_FILE``, which lego
+reads), so no secret is in ``docker inspect``, an argument or a label. A document in the dynamic
+directory (:func:`wildcard_files`) asks that resolver for ``*.<domain>`` and ``<domain>``.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from .errors import ValidationError
-from .validation import validate_ca_bundle
+from .validation import validate_ca_bundle, validate_fqdn
 
 ACME_DIRECTORY = "/etc/traefik/acme"
 ACME_STORAGE = f"{ACME_DIRECTORY}/acme.json"
@@ -83,27 +91,209 @@ class AcmeResolver:
 		if self.key_type not in KEY_TYPES:
 			raise ValidationError("key_type", self.key_type, f"one of {', '.join(KEY_TYPES)}", "pick one")
 
-	def arguments(self) -> tuple[str, ...]:
-		"""Traefik's static configuration of the resolver, as command-line flags."""
-		prefix = f"--certificatesresolvers.{self.name}.acme"
+	def arguments(self, dns: DnsChallenge | None = None) -> tuple[str, ...]:
+		"""Traefik's static configuration of the resolver, as command-line flags; with ``dns``, also of
+		the DNS-01 resolver :attr:`dns_name` (same ACME server and account file)."""
+		flags = [
+			*self._account_flags(self.name),
+			f"--certificatesresolvers.{self.name}.acme.httpchallenge=true",
+			f"--certificatesresolvers.{self.name}.acme.httpchallenge.entrypoint=web",
+		]
+		if dns:
+			flags += [*self._account_flags(self.dns_name), *dns.arguments(self.dns_name)]
+		return tuple(flags)
+
+	def _account_flags(self, name: str) -> list[str]:
+		prefix = f"--certificatesresolvers.{name}.acme"
 		flags = [
 			f"{prefix}.email={self.email}",
 			f"{prefix}.caserver={self.directory_url}",
+			# one file for both resolvers: Traefik keeps each resolver's account and certificates apart
 			f"{prefix}.storage={ACME_STORAGE}",
 			f"{prefix}.keytype={self.key_type}",
-			f"{prefix}.httpchallenge=true",
-			f"{prefix}.httpchallenge.entrypoint=web",
 		]
 		if self.ca_bundle:
 			flags.append(f"{prefix}.cacertificates={ACME_CA_BUNDLE}")
 		if self.server_name:
 			flags.append(f"{prefix}.caservername={self.server_name}")
-		return tuple(flags)
+		return flags
+
+	@property
+	def dns_name(self) -> str:
+		"""The DNS-01 resolver's name (wildcards of root domains)."""
+		return f"{self.name}-dns"
 
 	@property
 	def content_digest(self) -> str:
 		"""Changes when the CA bundle written beside ``acme.json`` changes (the container is remade)."""
 		return hashlib.sha256(self.ca_bundle.encode()).hexdigest() if self.ca_bundle else ""
+
+
+# --- DNS-01: wildcards of root domains ----------------------------------------------------------------
+
+DNS_CREDENTIALS_DIRECTORY = f"{ACME_DIRECTORY}/dns"  # in the ACME volume, never in the dynamic one
+WILDCARD_FILE_PREFIX = "acme_wildcard_"
+# lego's provider codes: lowercase words, digits, '-' and '.' (cloudflare, route53, acme-dns, exec, ...)
+PROVIDER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$")
+VARIABLE = re.compile(r"^[A-Z0-9_]+$")
+# needs a person at a terminal to publish the record: never answers on a server
+INTERACTIVE_PROVIDERS = ("manual",)
+MAX_DELAY = 3600
+
+FIELD_PROVIDER = "acme_dns_provider"
+FIELD_CREDENTIALS = "acme_dns_credentials"
+FIELD_RESOLVERS = "acme_dns_resolvers"
+FIELD_DELAY = "acme_dns_delay"
+
+
+@dataclass(frozen=True)
+class DnsChallenge:
+	"""How the DNS-01 resolver publishes the challenge's TXT record: a provider of Traefik's ACME client
+	(lego, https://go-acme.github.io/lego/dns/) and that provider's variables (``CF_DNS_API_TOKEN``, ...).
+	``resolvers`` (``host:port``) are asked whether the record has propagated, after ``delay`` seconds;
+	``check_propagation=False`` skips that check (a DNS server the proxy cannot query)."""
+
+	provider: str
+	credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+	resolvers: tuple[str, ...] = ()
+	delay: int = 0
+	check_propagation: bool = True
+
+	def __post_init__(self):
+		lego = "see https://go-acme.github.io/lego/dns/ for the providers and their variables"
+		if not isinstance(self.provider, str) or not PROVIDER.match(self.provider):
+			raise ValidationError(
+				FIELD_PROVIDER,
+				self.provider,
+				"a DNS provider's code is lowercase letters, digits, '-' or '.' (e.g. cloudflare, route53)",
+				f"enter the provider's code as lego names it; {lego}",
+			)
+		if self.provider in INTERACTIVE_PROVIDERS:
+			raise ValidationError(
+				FIELD_PROVIDER,
+				self.provider,
+				"this provider waits for a person to publish the record by hand",
+				f"choose your DNS host's provider; {lego}",
+			)
+		for variable, value in self.credentials.items():
+			if not isinstance(variable, str) or not VARIABLE.match(variable) or variable.endswith("_FILE"):
+				raise ValidationError(
+					f"{FIELD_CREDENTIALS}.variable",
+					variable,
+					"a variable is uppercase letters, digits and '_' as the provider's documentation names "
+					"it, without the _FILE suffix (added here)",
+					f"e.g. CF_DNS_API_TOKEN for cloudflare; {lego}",
+				)
+			if not isinstance(value, str) or not value.strip() or "\0" in value:
+				raise ValidationError(
+					f"{FIELD_CREDENTIALS}.{variable}",
+					"",
+					"the value is empty or holds a NUL character",
+					"enter the value the DNS provider gave you, or remove the variable",
+					show_value=False,
+				)
+		for resolver in self.resolvers:
+			host, _, port = str(resolver).rpartition(":")
+			if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+				raise ValidationError(
+					FIELD_RESOLVERS,
+					resolver,
+					"a resolver is host:port",
+					"list DNS servers that see your zone, e.g. 1.1.1.1:53, 8.8.8.8:53",
+				)
+		if (
+			isinstance(self.delay, bool)
+			or not isinstance(self.delay, int)
+			or not 0 <= self.delay <= MAX_DELAY
+		):
+			raise ValidationError(
+				FIELD_DELAY,
+				self.delay,
+				f"seconds between 0 and {MAX_DELAY}",
+				"enter how long your DNS host takes to publish a record (0: check at once)",
+			)
+
+	def arguments(self, resolver: str) -> tuple[str, ...]:
+		prefix = f"--certificatesresolvers.{resolver}.acme.dnschallenge"
+		flags = [f"{prefix}=true", f"{prefix}.provider={self.provider}"]
+		if self.resolvers:
+			flags.append(f"{prefix}.resolvers={','.join(self.resolvers)}")
+		if self.delay:
+			flags.append(f"{prefix}.propagation.delaybeforechecks={self.delay}s")
+		if not self.check_propagation:
+			flags.append(f"{prefix}.propagation.disablechecks=true")
+		return tuple(flags)
+
+	def environment(self) -> dict[str, str]:
+		"""What the Traefik container's environment holds: only where each value is (lego reads
+		``<VAR>_FILE`` when ``<VAR>`` is unset)."""
+		return {f"{variable}_FILE": credential_path(variable) for variable in sorted(self.credentials)}
+
+	def files(self) -> dict[str, bytes]:
+		"""Path → content of the credential files (written mode 0400, owned by root, Traefik's user)."""
+		return {credential_path(variable): value.encode() for variable, value in self.credentials.items()}
+
+
+def credential_path(variable: str) -> str:
+	return f"{DNS_CREDENTIALS_DIRECTORY}/{variable}"
+
+
+def validate_dns_settings(
+	resolver: AcmeResolver | None, dns: DnsChallenge | None, wildcard_domains: tuple[str, ...]
+) -> None:
+	"""DNS-01 uses the ACME resolver's server and account; a wildcard needs DNS-01."""
+	if dns and not resolver:
+		raise ValidationError(
+			FIELD_PROVIDER,
+			dns.provider,
+			"DNS-01 needs the ACME server and account of the proxy's ACME resolver, which is not set",
+			f"set {CONFIG_EMAIL} (and {CONFIG_DIRECTORY} for another ACME server than Let's Encrypt)",
+		)
+	if wildcard_domains and not dns:
+		raise ValidationError(
+			FIELD_PROVIDER,
+			"",
+			f"a wildcard certificate ({', '.join(wildcard_domains)}) can only be obtained by DNS-01",
+			"choose the root domain's DNS provider",
+		)
+	for domain in wildcard_domains:
+		validate_fqdn(domain, "domain")
+
+
+def wildcard_file_name(domain: str) -> str:
+	return f"{WILDCARD_FILE_PREFIX}{domain.replace('.', '_')}.yml"
+
+
+def wildcard_document(domain: str, resolver: str) -> dict:
+	"""A router that asks ``resolver`` for ``*.<domain>`` and ``<domain>`` in one certificate, which
+	Traefik then serves by SNI for every name under the domain without a certificate of its own.
+	Traefik obtains what routers' ``tls.domains`` list whether or not a request ever matches the rule,
+	so the router routes only a path nobody uses, to Traefik's built-in no-op service."""
+	return {
+		"http": {
+			"routers": {
+				f"{domain.replace('.', '_')}-wildcard": {
+					"entryPoints": ["websecure"],
+					"rule": f"Host(`{domain}`) && PathPrefix(`/.well-known/press-selfhosted-wildcard/`)",
+					"priority": 1,
+					"service": "noop@internal",
+					"tls": {"certResolver": resolver, "domains": [{"main": f"*.{domain}", "sans": [domain]}]},
+				}
+			}
+		}
+	}
+
+
+def wildcard_files(dynamic_directory: str, domains: tuple[str, ...], resolver: str) -> dict[str, bytes]:
+	"""Path → content of the documents asking for each root domain's wildcard."""
+	return {
+		f"{dynamic_directory}/{wildcard_file_name(domain)}": (
+			f"# press-selfhosted: the wildcard of {domain} by DNS-01\n"
+			+ json.dumps(wildcard_document(domain, resolver), sort_keys=True)
+			+ "\n"
+		).encode()
+		for domain in domains
+	}
 
 
 # --- what Traefik obtained ---------------------------------------------------------------------------
@@ -114,25 +304,93 @@ RENEWAL_OVERDUE = datetime.timedelta(days=20)
 ISSUE_GRACE = datetime.timedelta(minutes=30)
 
 
-def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.datetime]:
-	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → its expiry (UTC).
+@dataclass(frozen=True)
+class HeldCertificate:
+	"""One certificate Traefik holds in ``acme.json``: the resolver that obtained it, the names asked for,
+	the chain as Traefik serves it (PEM, leaf first) and, decoded only when asked, its private key."""
 
-	The file also holds the private keys and the ACME account key: only the certificates are read,
-	and nothing of the file leaves this function."""
+	resolver: str
+	main: str
+	sans: tuple[str, ...]
+	chain: str
+	encoded_key: str = field(repr=False)  # base64 of the PEM key, as acme.json keeps it
+
+	@property
+	def names(self) -> tuple[str, ...]:
+		return (self.main, *self.sans)
+
+	@property
+	def leaf(self) -> x509.Certificate:
+		return x509.load_pem_x509_certificate(self.chain.encode())
+
+	@property
+	def certificate(self) -> str:
+		"""The leaf alone (PEM)."""
+		return self.leaf.public_bytes(serialization.Encoding.PEM).decode()
+
+	@property
+	def intermediates(self) -> str:
+		"""The rest of the chain (PEM)."""
+		return "".join(
+			c.public_bytes(serialization.Encoding.PEM).decode()
+			for c in x509.load_pem_x509_certificates(self.chain.encode())[1:]
+		)
+
+	@property
+	def private_key(self) -> str:
+		return base64.b64decode(self.encoded_key).decode()
+
+	@property
+	def issuer(self) -> str:
+		return issuer_name(self.leaf)
+
+	@property
+	def rsa_bits(self) -> int | None:
+		"""The key's size when it is RSA (Traefik's default keys are EC)."""
+		key = self.leaf.public_key()
+		return key.key_size if isinstance(key, rsa.RSAPublicKey) else None
+
+
+def held_certificates(acme_json: bytes, resolvers: tuple[str, ...]) -> list[HeldCertificate]:
+	"""The certificates of ``resolvers`` in Traefik's ``acme.json`` (read in memory: the file also holds
+	the ACME account key, which nothing here reads)."""
 	try:
-		stored = (json.loads(acme_json or b"{}").get(resolver) or {}).get("Certificates") or []
+		stored = json.loads(acme_json or b"{}")
 	except ValueError as error:
 		raise ValidationError(
 			"acme.json", "", f"not JSON ({error})", "check the Traefik container's log"
 		) from None
-	found: dict[str, datetime.datetime] = {}
-	for entry in stored:
-		leaf = x509.load_pem_x509_certificate(base64.b64decode(entry.get("certificate") or ""))
-		domain = entry.get("domain") or {}
-		for name in (domain.get("main"), *(domain.get("sans") or ())):
-			if name:
-				found[name] = max(found.get(name, not_after(leaf)), not_after(leaf))
+	found = []
+	for resolver in resolvers:
+		for entry in (stored.get(resolver) or {}).get("Certificates") or []:
+			domain = entry.get("domain") or {}
+			found.append(
+				HeldCertificate(
+					resolver=resolver,
+					main=domain.get("main") or "",
+					sans=tuple(domain.get("sans") or ()),
+					chain=base64.b64decode(entry.get("certificate") or "").decode(),
+					encoded_key=entry.get("key") or "",
+				)
+			)
 	return found
+
+
+def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.datetime]:
+	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → its expiry (UTC)."""
+	found: dict[str, datetime.datetime] = {}
+	for held in held_certificates(acme_json, (resolver,)):
+		expiry = not_after(held.leaf)
+		for name in held.names:
+			if name:
+				found[name] = max(found.get(name, expiry), expiry)
+	return found
+
+
+def issuer_name(certificate: x509.Certificate) -> str:
+	"""Who signed it: the issuer's common name (its whole name when it has none)."""
+	names = certificate.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+	return str(names[0].value) if names else certificate.issuer.rfc4514_string()
 
 
 def not_after(certificate: x509.Certificate) -> datetime.datetime:
@@ -140,6 +398,12 @@ def not_after(certificate: x509.Certificate) -> datetime.datetime:
 	# the aware property came with cryptography 42; Press's pyOpenSSL 23.2 keeps its bench below 42
 	aware = getattr(certificate, "not_valid_after_utc", None)
 	return aware or certificate.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
+def not_before(certificate: x509.Certificate) -> datetime.datetime:
+	"""When the certificate starts to hold, timezone-aware (see :func:`not_after`)."""
+	aware = getattr(certificate, "not_valid_before_utc", None)
+	return aware or certificate.not_valid_before.replace(tzinfo=datetime.timezone.utc)
 
 
 @dataclass(frozen=True)

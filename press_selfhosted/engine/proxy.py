@@ -1,23 +1,26 @@
-"""A container Proxy Server: Traefik with the file provider, a static page service, and Press's proxy jobs.
+"""A container Proxy Server: Traefik for TLS, an nginx site router for the routes, and Press's proxy jobs.
 
 Containers (all labelled, on the cluster network):
 - ``<prefix>-traefik``: entry points ``web`` (:80) and ``websecure`` (:443) published on the host; the
-  file provider watches ``/etc/traefik/dynamic`` (volume ``<prefix>-traefik-dynamic``), so a route file
-  takes effect when it is replaced and Traefik is never restarted. Its API is on an entry point bound
-  to the container's own loopback (nothing outside the container reaches it); the ``Reload NGINX``
-  steps ask it, through ``docker exec`` of ``wget``, whether the routers are loaded.
-- ``<prefix>-pages``: nginx (the front image) serving the suspended / deactivated pages, written by
-  the engine into volume ``<prefix>-pages`` together with the nginx configuration.
+  file provider watches ``/etc/traefik/dynamic`` (volume ``<prefix>-traefik-dynamic``), which holds the
+  certificates and two catch-all routers to the site router (engine.traefik). Its API is on an entry
+  point bound to the container's own loopback; the jobs ask it, through ``docker exec`` of ``wget``,
+  which generation of its files Traefik has applied.
+- ``<prefix>-router``: nginx (the front image) mapping each host name to its site (engine.site_router),
+  one map file per host in volume ``<prefix>-router``; a change rewrites the site's files and sends
+  nginx SIGHUP, whatever the number of sites. It also answers the suspended / deactivated pages. Its
+  check server (the container's loopback) says what the map holds for a host: the ``Reload NGINX``
+  steps wait until it serves the job's change.
 
 Which bench serves a site is not in Press's proxy payloads: it comes from
 ``Topology.bench_for_site`` (the Site's ``bench`` in Press), which is known before the bench has
 created the site's directory (Press sends ``New Site`` and ``Add Site to Upstream`` together).
 The proxy and the app servers must share the cluster network: routes name the benches' fronts
-(``http://<app prefix>-<bench>-front:80``, which also passes ``/socket.io`` to its backend); the
-backends themselves are on their benches' own networks, out of the proxy's and other benches' reach.
-Traefik and the page service keep only the capabilities they need (binding ports 80/443; nginx's
-switch to its worker user), with ``no-new-privileges`` and a pids limit. A container of the same
-name that the engine did not make for this server is never replaced or removed.
+(``<app prefix>-<bench>-front:80``, which also passes ``/socket.io`` to its backend); the backends
+themselves are on their benches' own networks, out of the proxy's and other benches' reach.
+Traefik and the router keep only the capabilities they need (binding ports 80/443; nginx's switch to
+its worker user), with ``no-new-privileges`` and a pids limit. A container of the same name that the
+engine did not make for this server is never replaced or removed.
 """
 
 from __future__ import annotations
@@ -37,17 +40,19 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from press_selfhosted.engine import acme, commands, naming, traefik
+from press_selfhosted.engine import acme, commands, naming, site_router, traefik
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
 from press_selfhosted.engine.docker_hosts import docker_errors
 from press_selfhosted.engine.errors import EngineError
-from press_selfhosted.engine.traefik import HostRoute, SiteRoute
+from press_selfhosted.engine.site_router import SiteRoute
+from press_selfhosted.engine.traefik import HostRoute, Sites
 from press_selfhosted.engine.validation import ValidationError, validate_fqdn
 
 SPEC_LABEL = "press.spec"
 ROLE_TRAEFIK = "traefik"
-ROLE_PAGES = "proxy-pages"
-PAGES_DIRECTORY = "/srv/pages"
+ROLE_ROUTER = "proxy-router"
+ROLE_FORMER_PAGES = "proxy-pages"  # the page service of the former per-site Traefik routes
+FRONT_PORT = 80  # a bench front listens here on the cluster network
 API_ADDRESS = "127.0.0.1:8080"
 ROOT = commands.Exec(user="root", workdir="/")
 
@@ -61,34 +66,47 @@ class SiteNotOnProxy(EngineError):
 
 
 class RoutesNotLoaded(EngineError):
-	def __init__(self, server: str, wrong: dict):
+	def __init__(self, server: str, wrong: dict, containers: str):
 		shown = ", ".join(f"{name}: {seen or 'absent'}" for name, seen in sorted(wrong.items()))
 		super().__init__(
-			f"Traefik on proxy server {server} did not load the routes written for this job ({shown}). "
-			"Check the Traefik container's log (docker logs) for a configuration error."
+			f"The proxy server {server} does not serve the routes written for this job ({shown}). "
+			f"Check the log of {containers} (docker logs) for a configuration error."
+		)
+
+
+class HostTaken(EngineError):
+	def __init__(self, server: str, host: str, owner: str, site: str):
+		super().__init__(
+			f"{host} already routes to site {owner} on proxy server {server}, so it cannot route to {site}. "
+			f"Fix: remove the domain from {owner} first (Press: remove the Site Domain), then add it again."
 		)
 
 
 class ProxyNotReady(EngineError):
 	def __init__(self, server: str, container: str, status: str, logs: str):
 		super().__init__(
-			f"Traefik of proxy server {server} (container {container}, {status}) does not answer. "
+			f"The proxy server {server} (container {container}, {status}) does not answer. "
 			f"Fix: look at its log, below, then set the server up again. Last log lines:\n{logs}"
 		)
 
 
 @dataclass(frozen=True)
 class ProxySettings:
-	"""How the Traefik and page containers of a proxy server run. Port 0 lets Docker pick a free port."""
+	"""How the Traefik and router containers of a proxy server run. Port 0 lets Docker pick a free port."""
 
 	traefik_image: str
-	pages_image: str  # an nginx image (the benches' static-file front image)
+	router_image: str  # an nginx image (the benches' static-file front image)
 	bind_address: str = "0.0.0.0"
 	http_port: int = 80
 	https_port: int = 443
 	reload_timeout: float = 30.0
 	acme: acme.AcmeResolver | None = None  # sites get certificates from this ACME server
 	default_certificate: acme.DefaultCertificate | None = None  # served when no other matches
+	dns_challenge: acme.DnsChallenge | None = None  # DNS-01 beside ACME's HTTP-01, for wildcards
+	wildcard_domains: tuple[str, ...] = ()  # root domains whose wildcard is obtained by DNS-01
+
+	def __post_init__(self):
+		acme.validate_dns_settings(self.acme, self.dns_challenge, self.wildcard_domains)
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,7 @@ class ContainerSpec:
 	content: str = ""  # a digest of files the engine writes into the container before it starts
 	cap_add: tuple[str, ...] = ()  # every other capability is dropped
 	pids_limit: int = 512
+	environment: dict[str, str] = field(default_factory=dict)  # never a secret: it shows in inspect
 
 	@property
 	def digest(self) -> str:
@@ -117,71 +136,40 @@ class ContainerSpec:
 			self.pids_limit,
 			"no-new-privileges",
 		]
+		if self.environment:
+			# only when set, so that containers made before the field existed keep their digest
+			described.append(sorted(self.environment.items()))
 		return hashlib.sha256(json.dumps(described, default=list).encode()).hexdigest()[:16]
-
-
-# --- static pages ---------------------------------------------------------------------------------
-
-PAGE_TEXT = {
-	"suspended": (
-		"Site suspended",
-		"This site has been suspended. Its owner can restore it from the dashboard.",
-	),
-	"suspended_saas": (
-		"Site suspended",
-		"This site has been suspended. Please contact the provider of this service.",
-	),
-	"deactivated": ("Site deactivated", "This site has been deactivated by its owner."),
-}
-
-
-def page_html(page: str) -> str:
-	title, text = PAGE_TEXT[page]
-	return (
-		f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
-		f"<body><h1>{title}</h1><p>{text}</p></body></html>\n"
-	)
-
-
-def pages_nginx_conf() -> str:
-	"""Traefik rewrites a page route's path to ``/status/<page>``; nginx answers with the page and
-	its status code (``error_page`` keeps the 503 while serving the file)."""
-	locations = []
-	for page, code in traefik.PAGES.values():
-		if code == 200:
-			locations.append(f"\t\tlocation = /status/{page} {{ try_files /{page}.html =404; }}")
-		else:
-			locations.append(
-				f"\t\tlocation = /status/{page} {{ error_page {code} /{page}.html; return {code}; }}"
-			)
-	return (
-		"worker_processes 1;\npid /tmp/nginx.pid;\nerror_log stderr;\nevents {}\n"
-		"http {\n\taccess_log off;\n\tdefault_type text/html;\n"
-		f"\tserver {{\n\t\tlisten 80 default_server;\n\t\troot {PAGES_DIRECTORY}/html;\n"
-		+ "\n".join(locations)
-		+ "\n\t\tlocation ~ ^/[a-z_]+\\.html$ { internal; }\n\t\tlocation / { return 404; }\n\t}\n}\n"
-	)
-
-
-def pages_files() -> dict[str, bytes]:
-	files = {f"html/{page}.html": page_html(page).encode() for page, _code in traefik.PAGES.values()}
-	files["nginx.conf"] = pages_nginx_conf().encode()
-	return files
 
 
 # --- containers -----------------------------------------------------------------------------------
 
 
-def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+def _tar(files: dict[str, tuple[bytes | None, int]]) -> bytes:
+	"""A tar of ``name → (content, mode)``, owned by root; content None is a directory."""
 	buffer = io.BytesIO()
 	with tarfile.open(fileobj=buffer, mode="w") as archive:
 		for name, (content, mode) in files.items():
 			info = tarfile.TarInfo(name)
-			info.size = len(content)
 			info.mode = mode
 			info.mtime = int(time.time())  # a route file's time is when it was written (certificate report)
+			if content is None:
+				info.type = tarfile.DIRTYPE
+				archive.addfile(info)
+				continue
+			info.size = len(content)
 			archive.addfile(info, io.BytesIO(content))
 	return buffer.getvalue()
+
+
+def _credentials_tar(files: dict[str, bytes]) -> bytes:
+	"""The DNS-01 credential files for ``put_archive`` into the ACME directory: readable by root alone
+	(Traefik's user), in a directory only root enters."""
+	directory = acme.DNS_CREDENTIALS_DIRECTORY.removeprefix(acme.ACME_DIRECTORY + "/")
+	entries: dict[str, tuple[bytes | None, int]] = {directory: (None, 0o700)}
+	for path, content in files.items():
+		entries[path.removeprefix(acme.ACME_DIRECTORY + "/")] = (content, 0o400)
+	return _tar(entries)
 
 
 def _ensure_network(client: docker.DockerClient, server: ContainerServer) -> None:
@@ -234,6 +222,7 @@ def _ensure_container(
 				cap_add=list(spec.cap_add),
 				security_opt=["no-new-privileges"],
 				pids_limit=spec.pids_limit,
+				environment=spec.environment,
 			)
 			if prepare:
 				prepare(container)
@@ -263,12 +252,13 @@ def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerS
 			f"--providers.file.directory={traefik.DYNAMIC_DIRECTORY}",
 			"--providers.file.watch=true",
 			"--log.level=INFO",
-			*(settings.acme.arguments() if settings.acme else ()),
+			*(settings.acme.arguments(settings.dns_challenge) if settings.acme else ()),
 		),
 		labels=naming.labels(server.name, ROLE_TRAEFIK),
 		network=server.network,
 		volumes=volumes,
 		content=settings.acme.content_digest if settings.acme else "",
+		environment=settings.dns_challenge.environment() if settings.dns_challenge else {},
 		cap_add=("NET_BIND_SERVICE",),
 		ports={
 			"80/tcp": _binding(settings.bind_address, settings.http_port),
@@ -277,106 +267,121 @@ def traefik_spec(server: ContainerServer, settings: ProxySettings) -> ContainerS
 	)
 
 
-def pages_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpec:
-	content = hashlib.sha256()
-	for name, data in sorted(pages_files().items()):
-		content.update(name.encode() + b"\0" + data)
+def router_spec(server: ContainerServer, settings: ProxySettings) -> ContainerSpec:
 	return ContainerSpec(
-		name=naming.resource_name(server.container_prefix, "pages"),
-		image=settings.pages_image,
-		command=("nginx", "-c", f"{PAGES_DIRECTORY}/nginx.conf", "-g", "daemon off;"),
-		labels=naming.labels(server.name, ROLE_PAGES),
+		name=naming.resource_name(server.container_prefix, "router"),
+		image=settings.router_image,
+		command=("nginx", "-c", site_router.CONF, "-g", "daemon off;"),
+		labels=naming.labels(server.name, ROLE_ROUTER),
 		network=server.network,
-		volumes={naming.resource_name(server.container_prefix, "pages"): PAGES_DIRECTORY},
-		content=content.hexdigest(),
+		volumes={naming.resource_name(server.container_prefix, "router"): site_router.DIRECTORY},
+		content=hashlib.sha256(site_router.nginx_conf().encode()).hexdigest(),
 		cap_add=("CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SETUID"),
 	)
 
 
 # --- the running proxy ----------------------------------------------------------------------------
 
-
-def loaded_signature(router: dict) -> str:
-	"""What a loaded router must look like (see traefik.router_signature), from Traefik's API answer."""
-	if router.get("status") != "enabled":
-		return f"{router.get('status')}: {'; '.join(router.get('error') or [])}"
-	names = (router.get("service", ""), *router.get("middlewares", []))
-	return "|".join([router.get("rule", ""), *(name.split("@")[0] for name in names)])
-
-
-def loaded_url(service: dict) -> str:
-	"""Where a loaded service forwards to, from Traefik's API answer."""
-	servers = (service.get("loadBalancer") or {}).get("servers") or [{}]
-	return servers[0].get("url", "")
+# How the router container fetches from its check server: curl (the nginx images), wget (Debian's
+# nginx), python3; each host's answer on a line of its own, after the host and a tab.
+_CHECK = (
+	'if command -v curl >/dev/null; then get() { curl -s -f "$1"; }; '
+	'elif command -v wget >/dev/null; then get() { wget -q -O - "$1"; }; '
+	"else get() { python3 -c 'import sys, urllib.request as u; "
+	'sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())\' "$1"; }; fi; '
+	f'for host; do printf "%s\\t" "$host"; get "http://{site_router.CHECK_ADDRESS}/route?host=$host" '
+	'|| echo "!unreachable"; done'
+)
+# Files per archive and exec when many are written at once (an adoption): argv stays far below ARG_MAX.
+BATCH = 2000
+SITES_ATTEMPTS = 20  # replacing sites.yml while other jobs on the proxy replace it too
 
 
 @dataclass
 class Proxy:
-	"""The Traefik container of a proxy server and the files in its dynamic directory."""
+	"""The Traefik and site router containers of a proxy server and the files they read."""
 
 	server: ContainerServer
 	traefik: Container
+	router: Container
 	settings: ProxySettings
 
 	@classmethod
 	def ensure(cls, client: docker.DockerClient, server: ContainerServer, settings: ProxySettings) -> Proxy:
-		pages = pages_spec(server, settings)
+		"""The containers as the settings say, and Traefik's files; returns once Traefik has applied
+		a change made here (a default certificate set or removed, the resolver switched)."""
+		made = []  # the router, when it was (re)created here
 
-		def write_pages(container: Container) -> None:
-			files = {name: (data, 0o644) for name, data in pages_files().items()}
-			container.put_archive(PAGES_DIRECTORY, _tar(files))
+		def write_router_conf(container: Container) -> None:
+			made.append(container)
+			conf = {"nginx.conf": (site_router.nginx_conf().encode(), 0o644)}
+			container.put_archive(site_router.DIRECTORY, _tar(conf))
 
-		def write_acme_ca(container: Container) -> None:
+		def write_acme_files(container: Container) -> None:
 			if settings.acme and settings.acme.ca_bundle:
 				files = {acme.ACME_CA_BUNDLE.rpartition("/")[2]: (settings.acme.ca_bundle.encode(), 0o644)}
 				container.put_archive(acme.ACME_DIRECTORY, _tar(files))
+			if settings.dns_challenge:
+				# before Traefik starts: lego reads them when the resolver is made
+				container.put_archive(acme.ACME_DIRECTORY, _credentials_tar(settings.dns_challenge.files()))
 
-		_ensure_container(client, server, pages, write_pages)
-		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_ca)
-		proxy = cls(server, container, settings)
-		proxy.ensure_default_certificate()
+		router = _ensure_container(client, server, router_spec(server, settings), write_router_conf)
+		container = _ensure_container(client, server, traefik_spec(server, settings), write_acme_files)
+		proxy = cls(server, container, router, settings)
+		if made:
+			proxy.wait_for_router()
+		changed = proxy.ensure_sites()
+		changed = proxy.ensure_default_certificate() or changed
+		proxy.ensure_dns_challenge()
+		former_pages = proxy._former_pages(client)
+		if made or former_pages:
+			changed = proxy.adopt_former_routes(None) or changed
+			if former_pages:
+				# once Traefik has applied the removal of the former files, nothing routes to it
+				proxy.wait_for_generation(None)
+				former_pages.remove(force=True, v=True)
+				try:
+					volume = client.volumes.get(former_pages.name)
+				except docker.errors.NotFound:
+					volume = None
+				if volume is not None:
+					naming.require_owned(volume, "volume", server.name, ROLE_FORMER_PAGES)
+					volume.remove(force=True)
+		if changed:
+			proxy.wait_for_generation(None)
 		return proxy
 
 	@classmethod
 	def existing(
 		cls, client: docker.DockerClient, server: ContainerServer, settings: ProxySettings
 	) -> Proxy | None:
-		"""The proxy as it runs, creating and changing nothing (None: it has no Traefik container)."""
-		name = traefik_spec(server, settings).name
-		found = client.containers.list(all=True, filters={"name": f"^{name}$"})
-		if not found:
-			return None
-		return cls(server, found[0], settings)
-
-	def site_certificates(self) -> list[acme.SiteCertificate]:
-		"""Each site this proxy asks its ACME resolver to certify, with what Traefik holds for it.
-
-		One exec lists every route file's time and state line (thousands of sites: no read per file)."""
-		resolver = self.cert_resolver
-		if resolver is None:
-			return []
-		script = (
-			'cd "$1" || exit 1; set -- site_*.yml; [ -e "$1" ] || exit 0; '
-			'stat -c "%Y %n" -- "$@"; echo "--"; grep -H -m 1 "" -- "$@"'
-		)
-		listed = commands.run(self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY], ROOT)
-		times_part, _, headers_part = listed.stdout.partition("\n--\n")
-		written = {}
-		for line in times_part.splitlines():
-			seconds, _, name = line.partition(" ")
-			written[name] = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc)
-		held = acme.stored_certificates(self._file(acme.ACME_STORAGE) or b"{}", resolver)
+		"""The proxy as it runs, creating and changing nothing (None: it has no Traefik or router)."""
 		found = []
-		for line in headers_part.splitlines():
-			name, _, header = line.partition(":")
-			route = traefik.parse(header, name)
-			if isinstance(route, SiteRoute) and route.cert_resolver == resolver:
-				found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
-		return found
+		for spec in (traefik_spec(server, settings), router_spec(server, settings)):
+			containers = client.containers.list(all=True, filters={"name": f"^{spec.name}$"})
+			if not containers:
+				return None
+			found.append(containers[0])
+		return cls(server, *found, settings)
+
+	def _former_pages(self, client: docker.DockerClient) -> Container | None:
+		"""The page service of the former layout, while its routes are not adopted yet."""
+		name = naming.resource_name(self.server.container_prefix, "pages")
+		for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
+			naming.require_owned(container, "container", self.server.name, ROLE_FORMER_PAGES)
+			return container
+		return None
+
+	def held_certificates(self) -> list[acme.HeldCertificate]:
+		"""The certificates Traefik's resolvers hold in ``acme.json`` (read in memory)."""
+		if self.settings.acme is None:
+			return []
+		resolvers = (self.settings.acme.name, self.settings.acme.dns_name)
+		return acme.held_certificates(self._file(self.traefik, acme.ACME_STORAGE) or b"{}", resolvers)
 
 	@property
-	def pages_url(self) -> str:
-		return f"http://{pages_spec(self.server, self.settings).name}:80"
+	def router_url(self) -> str:
+		return f"http://{self.router.name}:{site_router.PORT}"
 
 	def published_port(self, container_port: str) -> int:
 		return int(self.traefik.ports[container_port][0]["HostPort"])
@@ -385,86 +390,323 @@ class Proxy:
 	def cert_resolver(self) -> str | None:
 		return self.settings.acme.name if self.settings.acme else None
 
+	@property
+	def containers(self) -> str:
+		return f"{self.traefik.name} and {self.router.name}"
+
+	# --- files ---------------------------------------------------------------------------------
+
 	def _path(self, file_name: str) -> str:
 		return f"{traefik.DYNAMIC_DIRECTORY}/{file_name}"
 
-	def read(self, file_name: str) -> SiteRoute | HostRoute | None:
-		content = self._file(self._path(file_name))
+	def read(self, file_name: str) -> Sites | HostRoute | None:
+		content = self._file(self.traefik, self._path(file_name))
 		return None if content is None else traefik.parse(content.decode(), file_name)
 
-	def _file(self, path: str) -> bytes | None:
-		with docker_errors(self.server.docker, f"reading {path} in {self.traefik.name}"):
+	def _file(self, container: Container, path: str) -> bytes | None:
+		with docker_errors(self.server.docker, f"reading {path} in {container.name}"):
 			try:
-				stream, _stat = self.traefik.get_archive(path)
+				stream, _stat = container.get_archive(path)
 			except docker.errors.NotFound:
 				return None
 			with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
 				return archive.extractfile(archive.getmembers()[0]).read()
 
-	def ensure_default_certificate(self) -> None:
+	def _write(
+		self,
+		ctx: StepContext | None,
+		container: Container,
+		directory: str,
+		files: dict[str, tuple[bytes, int]],
+		removed: tuple[str, ...] = (),
+	) -> None:
+		"""Write files (paths relative to ``directory``) atomically: each one is copied under a
+		temporary name in its own directory (a name neither Traefik nor nginx reads), then renamed over
+		the old one, so no half-written file is ever read; then ``removed`` go. Without a job
+		(``ctx``) nothing is logged."""
+		token = secrets.token_hex(4)
+		items = list(files.items())
+		for start in range(0, max(len(items), 1), BATCH):
+			staged, moves = {}, []
+			for path, content in items[start : start + BATCH]:
+				folder, _, name = path.rpartition("/")
+				temporary = f"{folder}/.{name}.{token}.tmp" if folder else f".{name}.{token}.tmp"
+				staged[temporary] = content
+				moves += [temporary, path]
+			last = start + BATCH >= len(items)
+			gone = list(removed) if last else []
+			if not moves and not gone:
+				continue
+			if staged:
+				with docker_errors(self.server.docker, f"copying files into {container.name}"):
+					container.put_archive(directory, _tar(staged))
+			script = (
+				'cd "$1" || exit 1; shift; while [ "$1" != "--" ]; do mv -f "$1" "$2" || exit 1; shift 2; done; '
+				'shift; [ "$#" -eq 0 ] || rm -rf -- "$@"'
+			)
+			argv = ["sh", "-c", script, "sh", directory, *moves, "--", *gone]
+			(ctx.run if ctx else commands.run)(container, argv, ROOT)
+
+	def write(
+		self, ctx: StepContext | None, files: dict[str, tuple[bytes, int]], removed: list[str] | tuple = ()
+	) -> None:
+		"""Files of Traefik's dynamic directory (paths inside the container); see :meth:`_write`."""
+		prefix = traefik.DYNAMIC_DIRECTORY + "/"
+		relative = {path.removeprefix(prefix): content for path, content in files.items()}
+		self._write(ctx, self.traefik, traefik.DYNAMIC_DIRECTORY, relative, tuple(removed))
+
+	# --- Traefik: the sites document and its generation ------------------------------------------
+
+	def sites(self) -> Sites | None:
+		return self.read(traefik.SITES_FILE)
+
+	def bump(self, ctx: StepContext | None, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> int:
+		"""Write ``sites.yml`` with the next generation (and the ACME site names changed): written
+		after every other file of the change, so once Traefik shows this generation it has read them.
+
+		Jobs of different sites run at once on one proxy, so the file is replaced only if it still holds
+		the generation this change was computed from (else it is read again): no site name is lost."""
+		for _attempt in range(SITES_ATTEMPTS):
+			current = self.sites()
+			base = current or Sites(self.router_url)
+			names = tuple(sorted((set(base.acme_sites) - set(remove)) | set(add)))
+			sites = Sites(self.router_url, self.cert_resolver, names, base.generation + 1)
+			if self._replace_sites(ctx, sites, current):
+				if ctx:
+					ctx.log(f"Traefik's files are at generation {sites.generation}")
+				return sites.generation
+		raise EngineError(
+			f"{traefik.SITES_FILE} on proxy server {self.server.name} changed {SITES_ATTEMPTS} times while this "
+			"job wrote it. Fix: run the job again."
+		)
+
+	def _replace_sites(self, ctx: StepContext | None, sites: Sites, current: Sites | None) -> bool:
+		"""``sites.yml`` replaced by ``sites`` if it still is ``current`` (False: it changed meanwhile).
+		The check and the rename hold a lock directory, so two jobs never both replace one generation."""
+		temporary = f".{traefik.SITES_FILE}.{secrets.token_hex(4)}.tmp"
+		staged = {temporary: (traefik.render(sites).encode(), 0o644)}
+		with docker_errors(self.server.docker, f"copying {traefik.SITES_FILE} into {self.traefik.name}"):
+			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(staged))
+		# the header's keys are sorted: the generation is followed by a comma
+		marker = f'"generation": {current.generation},' if current else ""
+		script = (
+			'cd "$1" || exit 1; n=0; until mkdir .sites.lock 2>/dev/null; do n=$((n + 1)); '
+			# a lock left by an exec killed between mkdir and rmdir is taken over after 10 s
+			'[ "$n" -lt 200 ] || { rmdir .sites.lock; n=0; }; sleep 0.05; done; '
+			'if [ -z "$2" ]; then [ ! -e "$4" ]; else head -n 1 "$4" | grep -q -F -e "$2"; fi; same=$?; '
+			'if [ "$same" -eq 0 ]; then mv -f "$3" "$4"; else rm -f "$3"; fi; rmdir .sites.lock; '
+			'[ "$same" -eq 0 ] || exit 3'
+		)
+		argv = ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker, temporary, traefik.SITES_FILE]
+		result = commands.run(self.traefik, argv, ROOT, check=False)
+		if result.exit_code not in (0, 3):
+			raise commands.CommandFailed(self.traefik.name, result)
+		if ctx and result.exit_code == 3:
+			ctx.log(f"{traefik.SITES_FILE} changed meanwhile (another job): read again")
+		return result.exit_code == 0
+
+	def _acme_sites(self, ctx: StepContext, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
+		"""The site names Traefik obtains certificates for, changed only when they change."""
+		current = self.sites()
+		listed = set(current.acme_sites) if current else set()
+		if current is None or (listed - set(remove)) | set(add) != listed:
+			self.bump(ctx, add, remove)
+
+	def ensure_sites(self) -> bool:
+		"""``sites.yml`` naming this router and resolver (written when either changed)."""
+		current = self.sites()
+		if current and (current.router_url, current.cert_resolver) == (self.router_url, self.cert_resolver):
+			return False
+		self.bump(None)
+		return True
+
+	def loaded_generation(self) -> str:
+		"""The generation Traefik's API shows (or why none)."""
+		url = f"http://{API_ADDRESS}/api/http/middlewares/{traefik.GENERATION}@file"
+		result = commands.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
+		if result.exit_code != 0:
+			return "absent" if "404" in result.stderr else f"API unreachable: {result.stderr.strip()[-200:]}"
+		try:
+			headers = json.loads(result.stdout)["headers"]["customRequestHeaders"]
+		except (ValueError, KeyError, TypeError):  # seen once: an empty answer while Traefik reloaded
+			return f"API answered: {result.stdout[:200]!r}"
+		return headers.get(traefik.GENERATION_HEADER, "absent")
+
+	def wait_for_generation(self, ctx: StepContext | None) -> None:
+		self.verify(ctx, {})
+
+	def ensure_default_certificate(self) -> bool:
 		"""The operator's default certificate as the settings say: written when missing or changed,
-		removed when no longer configured. Traefik's file provider applies it without a restart."""
+		removed when no longer configured (True: changed). Traefik applies it without a restart."""
 		document = self._path(acme.DEFAULT_CERTIFICATE_FILE)
 		wanted = self.settings.default_certificate
 		if wanted is None:
-			if self._file(document) is not None:
-				paths = [document, self._path(acme.DEFAULT_CERTIFICATE_DIRECTORY)]
-				commands.run(self.traefik, ["rm", "-rf", "--", *paths], ROOT)
-			return
-		files = acme.default_certificate_files(traefik.DYNAMIC_DIRECTORY, wanted)
-		if all(self._file(path) == content for path, (content, _mode) in files.items()):
-			return
-		# The document names the certificate files: they go first, so Traefik never reads a
-		# document whose files are missing or older.
-		self.write(None, files)
+			if self._file(self.traefik, document) is None:
+				return False
+			self.write(None, {}, [document, self._path(acme.DEFAULT_CERTIFICATE_DIRECTORY)])
+		else:
+			files = acme.default_certificate_files(traefik.DYNAMIC_DIRECTORY, wanted)
+			if all(self._file(self.traefik, path) == content for path, (content, _mode) in files.items()):
+				return False
+			# The document names the certificate files: they go first (dict order), so Traefik never
+			# reads a document whose files are missing or older.
+			self.write(None, files)
+		self.bump(None)
+		return True
+
+	# --- the site router -------------------------------------------------------------------------
+
+	def _router_file(self, host: str) -> str | None:
+		content = self._file(self.router, f"{site_router.DIRECTORY}/{site_router.map_file(host)}")
+		return None if content is None else content.decode()
+
+	def ensure_dns_challenge(self) -> None:
+		"""The DNS-01 credential files and the wildcard documents as the settings say."""
+		if self.settings.acme:  # the credentials live in the ACME volume
+			self._ensure_dns_credentials()
+		self._ensure_wildcard_documents()
+
+	def _ensure_dns_credentials(self) -> None:
+		"""Credentials that changed are rewritten and Traefik restarted (lego reads them once, when it
+		makes the resolver); files of variables no longer set are removed."""
+		dns = self.settings.dns_challenge
+		wanted = dns.files() if dns else {}
+		held = self._credentials()
+		stale = sorted(held.keys() - wanted.keys())
+		if stale:
+			commands.run(self.traefik, ["rm", "-f", "--", *stale], ROOT)
+		if any(held.get(path) != content for path, content in wanted.items()):
+			with docker_errors(self.server.docker, f"writing the DNS credentials into {self.traefik.name}"):
+				self.traefik.put_archive(acme.ACME_DIRECTORY, _credentials_tar(wanted))
+				self.traefik.restart()
+			self.wait_until_answering()
+
+	def _ensure_wildcard_documents(self) -> None:
+		"""One document per wildcard domain; those of domains no longer listed are removed."""
+		resolver = self.settings.acme.dns_name if self.settings.dns_challenge else ""
+		wanted = acme.wildcard_files(traefik.DYNAMIC_DIRECTORY, self.settings.wildcard_domains, resolver)
+		script = 'cd "$1" && for f in "$2"*.yml; do [ -e "$f" ] && echo "$1/$f"; done; true'
+		listed = commands.run(
+			self.traefik,
+			["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, acme.WILDCARD_FILE_PREFIX],
+			ROOT,
+		)
+		stale = sorted(set(listed.stdout.split()) - wanted.keys())
+		if stale:
+			commands.run(self.traefik, ["rm", "-f", "--", *stale], ROOT)
+		changed = {
+			path: (content, 0o644)
+			for path, content in wanted.items()
+			if self._file(self.traefik, path) != content
+		}
+		if changed:
+			self.write(None, changed)
+
+	def _credentials(self) -> dict[str, bytes]:
+		"""Path → content of the DNS-01 credential files in the container (read in memory only)."""
+		with docker_errors(self.server.docker, f"reading the DNS credentials in {self.traefik.name}"):
+			try:
+				stream, _stat = self.traefik.get_archive(acme.DNS_CREDENTIALS_DIRECTORY)
+			except docker.errors.NotFound:
+				return {}
+			with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+				return {
+					f"{acme.ACME_DIRECTORY}/{member.name}": archive.extractfile(member).read()
+					for member in archive.getmembers()
+					if member.isfile()
+				}
 
 	def site(self, site: str) -> SiteRoute | None:
-		return self.read(f"site_{traefik.route_id(site)}.yml")
+		"""The route of a site, from the header of its own map file (None: no such site; a name that
+		is only another site's domain has no header)."""
+		text = self._router_file(site)
+		if text is None or not text.startswith(traefik.HEADER):
+			return None
+		return site_router.parse(text, site_router.map_file(site))
 
-	def write(self, ctx: StepContext | None, files: dict[str, tuple[bytes, int]]) -> None:
-		"""Write files (paths inside the Traefik container) atomically: each one is copied under a
-		temporary name in its own directory (a name Traefik does not read), then renamed over the
-		old one, so Traefik never sees a half-written file. Without a job (``ctx``) nothing is logged."""
-		token = secrets.token_hex(4)
-		staged, moves = {}, []
-		for path, content in files.items():
-			relative = path.removeprefix(traefik.DYNAMIC_DIRECTORY + "/")
-			directory, _, name = relative.rpartition("/")
-			temporary = f"{directory}/.{name}.{token}.tmp" if directory else f".{name}.{token}.tmp"
-			staged[temporary] = content
-			moves += [self._path(temporary), path]
-		with docker_errors(self.server.docker, f"copying route files into {self.traefik.name}"):
-			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(staged))
-		rename = 'while [ "$#" -gt 0 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
-		(ctx.run if ctx else commands.run)(self.traefik, ["sh", "-c", rename, "sh", *moves], ROOT)
+	def owner_of(self, host: str) -> str | None:
+		"""The site a host name routes to on this proxy (None: it routes nowhere)."""
+		text = self._router_file(host)
+		return site_router.owner(site_router.served_value(text)) if text else None
 
-	def publish(self, ctx: StepContext, route: SiteRoute | HostRoute) -> None:
-		if isinstance(route, SiteRoute):
-			# A resolver set or removed since the file was written applies at the site's next job.
-			route = dataclasses.replace(route, cert_resolver=self.cert_resolver)
-		ctx.log(f"writing {route.file_name} ({getattr(route, 'status', 'certificate')})")
-		self.write(ctx, {self._path(route.file_name): (traefik.render(route).encode(), 0o644)})
+	def _write_router(self, ctx: StepContext | None, files: dict[str, str], removed: tuple[str, ...]) -> None:
+		encoded = {path: (text.encode(), 0o644) for path, text in files.items()}
+		self._write(ctx, self.router, site_router.DIRECTORY, encoded, removed)
+		self.reload_router()
 
-	def remove(self, ctx: StepContext, paths: list[str]) -> None:
-		ctx.run(self.traefik, ["rm", "-rf", "--", *paths], ROOT)
+	def reload_router(self) -> None:
+		"""nginx re-reads its configuration and the map on SIGHUP (new workers, the old ones finish
+		their requests); a configuration it cannot read leaves the old one serving (verify says so)."""
+		with docker_errors(self.server.docker, f"reloading {self.router.name}"):
+			self.router.kill(signal="HUP")
 
-	def verify(self, ctx: StepContext, expected: dict[str, str | None]) -> None:
-		"""Wait until Traefik serves ``expected`` (traefik.expected_state; None: no such router or
-		service). The file provider applies a change asynchronously, so one look right after the write
-		could miss it."""
+	def publish(self, ctx: StepContext, route: SiteRoute, previous: SiteRoute | None) -> None:
+		"""The site's map files as ``route`` says, ``previous`` being what they said (its hosts that
+		``route`` drops are removed, a renamed site's old name too)."""
+		# A resolver set or removed since the route was written applies at the site's next job.
+		route = dataclasses.replace(route, cert_resolver=self.cert_resolver)
+		before = previous.hosts if previous else ()
+		for host in route.hosts:
+			if host in before:
+				continue
+			owner = self.owner_of(host)
+			if owner not in (None, route.site):
+				raise HostTaken(self.server.name, host, owner, route.site)
+		gone = tuple(site_router.map_file(host) for host in before if host not in route.hosts)
+		ctx.log(f"writing the routes of {route.site} ({route.status}): {', '.join(route.hosts)}")
+		self._write_router(ctx, site_router.render(route), gone)
+		renamed = (previous.site,) if previous and previous.site != route.site else ()
+		certified = (route.site,) if route.cert_resolver else ()
+		self._acme_sites(ctx, certified, (*renamed, *(() if certified else (route.site,))))
+
+	def unpublish(self, ctx: StepContext, route: SiteRoute) -> None:
+		ctx.log(f"removing the routes of {route.site}: {', '.join(route.hosts)}")
+		self._write_router(ctx, {}, tuple(site_router.map_file(host) for host in route.hosts))
+		self._acme_sites(ctx, (), (route.site,))
+
+	def served(self, hosts: list[str]) -> dict[str, str | None]:
+		"""What the router's check server answers for each host (None: no route)."""
+		result = commands.run(self.router, ["sh", "-c", _CHECK, "sh", *hosts], ROOT, check=False)
+		answers = {}
+		for line in result.stdout.splitlines():
+			host, _, value = line.partition("\t")
+			answers[host] = value or None
+		return {host: answers.get(host, f"no answer ({result.stderr.strip()[-200:]})") for host in hosts}
+
+	def verify(self, ctx: StepContext | None, expected: dict[str, str | None]) -> None:
+		"""Wait until the router serves ``expected`` (host → map value, None: no route) and Traefik
+		has applied the generation of its files. nginx applies a SIGHUP and Traefik its files
+		asynchronously, so one look right after the write could miss them."""
 		deadline = time.monotonic() + self.settings.reload_timeout
 		while True:
-			wrong = {}
-			for item, want in expected.items():
-				seen = self.loaded(item)
-				if seen != want:
-					wrong[item] = seen
+			wrong = {
+				host: seen for host, seen in self.served(list(expected)).items() if seen != expected[host]
+			}
+			sites = self.sites()
+			generation = self.loaded_generation()
+			if sites is None or generation != str(sites.generation):
+				wanted = sites.generation if sites else "a sites.yml"
+				wrong[f"Traefik generation (want {wanted})"] = generation
 			if not wrong:
 				break
 			if time.monotonic() > deadline:
-				raise RoutesNotLoaded(self.server.name, wrong)
+				raise RoutesNotLoaded(self.server.name, wrong, self.containers)
 			time.sleep(0.2)
-		ctx.log(f"Traefik loaded {len(expected)} route change(s); its file provider reloads by itself.")
+		if ctx:
+			ctx.log(f"the proxy serves {len(expected)} host change(s); Traefik at generation {generation}")
+
+	def wait_for_router(self) -> None:
+		"""Wait until a new router's workers answer: nginx ignores SIGHUP until it has read its
+		configuration, so a change published before that would not be served until the next one."""
+		deadline = time.monotonic() + self.settings.reload_timeout
+		while (answer := self.served(["localhost"])["localhost"]) is not None:
+			self.router.reload()
+			if self.router.status != "running" or time.monotonic() > deadline:
+				logs = self.router.logs(tail=20).decode(errors="replace")
+				raise ProxyNotReady(
+					self.server.name, self.router.name, f"{self.router.status}: {answer}", logs
+				)
+			time.sleep(0.2)
 
 	def wait_until_answering(self) -> str:
 		"""Traefik's version once its API answers (within the reload timeout)."""
@@ -480,6 +722,8 @@ class Proxy:
 				raise ProxyNotReady(self.server.name, self.traefik.name, self.traefik.status, logs)
 			time.sleep(0.5)
 
+	# --- hosts with certificates -------------------------------------------------------------------
+
 	def hosts_of(self, site: str) -> list[HostRoute]:
 		"""The host routes (custom domains with their certificates) that serve ``site``."""
 		marker = f'"site": {json.dumps(site)}'
@@ -490,23 +734,70 @@ class Proxy:
 		hosts = [self.read(name) for name in found.stdout.split()]
 		return [host for host in hosts if isinstance(host, HostRoute) and host.site == site]
 
-	def loaded(self, item: str) -> str | None:
-		"""``routers/<name>``: its signature, ``services/<name>``: its URL, as Traefik's API reports them
-		(None: not loaded).
+	def publish_host(self, ctx: StepContext, host: HostRoute) -> None:
+		ctx.log(f"writing {host.file_name}")
+		self.write(ctx, {self._path(host.file_name): (traefik.render(host).encode(), 0o644)})
 
-		The API listens on the container's own loopback only, so it is asked from inside with ``wget``
-		(busybox's in Traefik's image); the answer is interpreted here."""
-		url = f"http://{API_ADDRESS}/api/http/{item}@file"
-		result = commands.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
-		if result.exit_code == 0:
-			try:
-				answer = json.loads(result.stdout)
-			except ValueError:  # seen once: an empty answer while Traefik reloaded
-				return f"API answered no JSON: {result.stdout[:200]!r}"
-			return loaded_signature(answer) if item.startswith("routers/") else loaded_url(answer)
-		if "404" in result.stderr:
-			return None
-		return f"API unreachable: {result.stderr.strip()[-200:]}"
+	# --- the certificate report and the former layout ----------------------------------------------
+
+	def site_certificates(self) -> list[acme.SiteCertificate]:
+		"""Each site this proxy asks its ACME resolver to certify, with what Traefik holds for it.
+
+		One exec lists every map file's time and every site's header line (thousands of sites: no
+		read per file)."""
+		resolver = self.cert_resolver
+		if resolver is None:
+			return []
+		script = (
+			'cd "$1" || exit 1; find . -maxdepth 1 -name "*.map" -printf "%T@ %f\\n"; echo "--"; '
+			'find . -maxdepth 1 -name "*.map" -exec grep -H -m 1 -e "^$2" {} +; true'
+		)
+		directory = f"{site_router.DIRECTORY}/{site_router.ROUTES}"
+		listed = commands.run(self.router, ["sh", "-c", script, "sh", directory, traefik.HEADER], ROOT)
+		times_part, _, headers_part = listed.stdout.partition("--\n")
+		written = {}
+		for line in times_part.splitlines():
+			seconds, _, name = line.partition(" ")
+			written[name] = datetime.datetime.fromtimestamp(int(float(seconds)), datetime.timezone.utc)
+		held = acme.stored_certificates(self._file(self.traefik, acme.ACME_STORAGE) or b"{}", resolver)
+		found = []
+		for line in headers_part.splitlines():
+			path, _, header = line.partition(":")
+			name = path.removeprefix("./")
+			route = site_router.parse(header, name)
+			if route.cert_resolver == resolver:
+				found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
+		return found
+
+	def adopt_former_routes(self, ctx: StepContext | None) -> bool:
+		"""The routes of the former layout (one ``site_*.yml`` of Traefik routers per site) written into
+		the router, then those files removed (True: there were some). Until they go, Traefik's
+		per-site routers outrank the catch-all, so the sites are served throughout. A host two former
+		files claimed stays with the first site (by file name)."""
+		script = 'cd "$1" && find . -maxdepth 1 -name "site_*.yml" -exec grep -H -m 1 "" {} +; true'
+		listed = commands.run(self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY], ROOT)
+		files, routes, claimed = [], [], set()
+		for line in sorted(listed.stdout.splitlines()):
+			path, _, header = line.partition(":")
+			files.append(self._path(path.removeprefix("./")))
+			route = site_router.parse(header, path)
+			kept = tuple(domain for domain in route.domains if domain not in claimed)
+			route = dataclasses.replace(route, domains=kept, cert_resolver=self.cert_resolver)
+			if route.site in claimed:
+				continue
+			claimed.update(route.hosts)
+			routes.append(route)
+		if not files:
+			return False
+		maps = {path: text for route in routes for path, text in site_router.render(route).items()}
+		self._write_router(ctx, maps, ())
+		certified = tuple(route.site for route in routes if route.cert_resolver)
+		self.bump(ctx, add=certified)
+		if routes:
+			self.verify(ctx, site_router.expected(routes[-1]))
+		self.write(ctx, {}, files)
+		self.bump(ctx)
+		return True
 
 
 # --- Press's proxy jobs ---------------------------------------------------------------------------
@@ -520,19 +811,51 @@ def _site_of_path(ctx: StepContext) -> str:
 	return validate_fqdn(ctx.job.site or ctx.payload.get("path_args", {}).get("site"), "site")
 
 
+def _certificate_files(host: HostRoute, certificate: dict, private_key: str, field: str) -> dict:
+	"""Path → (content, mode) of a host's certificate from Press's payload, refused when incomplete."""
+	chains = {key: certificate.get(key) for key in ("fullchain.pem", "chain.pem")}
+	for key, value in chains.items():
+		if not value or "BEGIN CERTIFICATE" not in value:
+			raise ValidationError(
+				f"{field}.{key}",
+				value,
+				"a PEM certificate is required",
+				"send the TLS Certificate's chain",
+			)
+	if "PRIVATE KEY" not in (private_key or ""):
+		raise ValidationError(
+			f"{field}.privkey.pem",
+			"",
+			"a PEM private key is required",
+			"check the TLS Certificate's private key",
+			show_value=False,
+		)
+	paths = traefik.certificate_files(host)
+	files = {paths[key]: (value.encode(), 0o644) for key, value in chains.items()}
+	files[paths["privkey.pem"]] = (private_key.encode(), 0o600)
+	return files
+
+
+def _install_certificate(ctx: StepContext, proxy: Proxy, host: HostRoute, files: dict) -> None:
+	ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
+	proxy.write(ctx, files)
+	proxy.publish_host(ctx, host)
+
+
 class ProxyJobs:
 	"""The step functions of Press's proxy jobs on a container Proxy Server."""
 
-	def __init__(self, settings: ProxySettings | Callable[[], ProxySettings]):
+	def __init__(self, settings: ProxySettings | Callable[[ContainerServer], ProxySettings]):
 		# A callable is asked when a step runs, so a wrong setting (a TLS file that cannot be read)
-		# fails the proxy job that needs it rather than every agent request.
+		# fails the proxy job that needs it rather than every agent request; it is given the proxy
+		# server (a root domain's DNS-01 settings are the server's).
 		self.settings = settings
 
 	def proxy(self, ctx: StepContext) -> Proxy:
 		return self.proxy_of(ctx.docker, ctx.server)
 
 	def proxy_of(self, client: docker.DockerClient, server: ContainerServer) -> Proxy:
-		settings = self.settings() if callable(self.settings) else self.settings
+		settings = self.settings(server) if callable(self.settings) else self.settings
 		return Proxy.ensure(client, server, settings)
 
 	def _existing(self, proxy: Proxy, site: str) -> SiteRoute:
@@ -554,17 +877,15 @@ class ProxyJobs:
 			upstream=upstream,
 			app_server=app.name,
 			bench=bench,
-			front=f"http://{names.front}:80",
-			socketio=f"http://{names.front}:80",  # the front passes /socket.io on to its backend
-			pages=proxy.pages_url,
-			status=current.status if current else traefik.ACTIVE,
+			front=f"{names.front}:{FRONT_PORT}",  # the front passes /socket.io on to its backend
+			status=current.status if current else site_router.ACTIVE,
 			domains=current.domains if current else (),
 			cert_resolver=proxy.cert_resolver,
 		)
 		if route == current:
-			ctx.log(f"{route.file_name} already routes {site} to bench {bench}")
+			ctx.log(f"the router already routes {site} to bench {bench}")
 			return
-		proxy.publish(ctx, route)
+		proxy.publish(ctx, route, current)
 
 	def add_domain(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
@@ -575,12 +896,12 @@ class ProxyJobs:
 		if route == current:
 			ctx.log(f"{domain} already routes to {site}")
 			return
-		proxy.publish(ctx, route)
+		proxy.publish(ctx, route, current)
 
 	def update_status(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
 		status = ctx.payload.get("status")
-		traefik.validate_status(status)
+		site_router.validate_status(status)
 		extra = tuple(
 			traefik.validate_host_name(d, "extra_domains") for d in ctx.payload.get("extra_domains") or ()
 		)
@@ -589,16 +910,16 @@ class ProxyJobs:
 		if route == current:
 			ctx.log(f"{route.site} is already {status} on this proxy")
 			return
-		proxy.publish(ctx, route)
+		proxy.publish(ctx, route, current)
 
 	def remove_site(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
 		current = proxy.site(_site_of_path(ctx))
 		if current is None:
-			ctx.log("no route file for this site: nothing to remove")
+			ctx.log("no route for this site: nothing to remove")
 			return
-		proxy.remove(ctx, [proxy._path(current.file_name)])
-		proxy.verify(ctx, dict.fromkeys(traefik.expected_state(current)))
+		proxy.unpublish(ctx, current)
+		proxy.verify(ctx, dict.fromkeys(current.hosts))
 
 	# --- Rename Site on Upstream -----------------------------------------------------------------
 
@@ -610,7 +931,7 @@ class ProxyJobs:
 		return old, new
 
 	def rename_site(self, ctx: StepContext) -> None:
-		"""The site's route file under the new name: written first, then the old one removed."""
+		"""The site's routes under the new name (the old name's map file goes in the same change)."""
 		proxy = self.proxy(ctx)
 		old, new = self._names(ctx)
 		current = proxy.site(old)
@@ -624,8 +945,7 @@ class ProxyJobs:
 		route = dataclasses.replace(
 			current, site=new, domains=tuple(d for d in domains if d not in (old, new))
 		)
-		proxy.publish(ctx, route)
-		proxy.remove(ctx, [proxy._path(current.file_name)])
+		proxy.publish(ctx, route, current)
 
 	def rename_host(self, ctx: StepContext) -> None:
 		"""A certificate Press sent for the site's own name moves with it, as the Agent renames its
@@ -649,8 +969,9 @@ class ProxyJobs:
 			],
 			ROOT,
 		)
-		proxy.publish(ctx, renamed)
-		proxy.remove(ctx, [proxy._path(host.file_name), host.certificate_directory])
+		proxy.publish_host(ctx, renamed)
+		proxy.write(ctx, {}, [proxy._path(host.file_name), host.certificate_directory])
+		proxy.bump(ctx)
 
 	def retarget_hosts(self, ctx: StepContext) -> None:
 		"""Custom domains that served the old name serve the new one."""
@@ -658,16 +979,16 @@ class ProxyJobs:
 		old, new = self._names(ctx)
 		hosts = proxy.hosts_of(old)
 		for host in hosts:
-			proxy.publish(ctx, dataclasses.replace(host, site=new))
+			proxy.publish_host(ctx, dataclasses.replace(host, site=new))
 		if not hosts:
 			ctx.log(f"no custom domain served {old}")
+			return
+		proxy.bump(ctx)
 
 	def reload_renamed(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
 		old, new = self._names(ctx)
-		route = self._existing(proxy, new)
-		gone = dict.fromkeys(traefik.expected_state(dataclasses.replace(route, site=old)))
-		proxy.verify(ctx, {**gone, **traefik.expected_state(route)})
+		proxy.verify(ctx, site_router.expected(self._existing(proxy, new), gone=(old,)))
 
 	def add_host(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
@@ -676,11 +997,18 @@ class ProxyJobs:
 			site=None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target"),
 		)
 		certificate = ctx.payload.get("certificate") or {}
-		self._install_certificate(ctx, proxy, host, certificate, ctx.secret("privkey.pem"), "certificate")
+		files = _certificate_files(host, certificate, ctx.secret("privkey.pem"), "certificate")
+		current = None
 		if host.site:
+			# refused before any certificate is written: the host would serve another site's name
 			current = self._existing(proxy, host.site)
-			if host.name not in current.domains:
-				proxy.publish(ctx, current.with_domains(added=(host.name,)))
+			owner = proxy.owner_of(host.name)
+			if owner not in (None, host.site):
+				raise HostTaken(proxy.server.name, host.name, owner, host.site)
+		_install_certificate(ctx, proxy, host, files)
+		proxy.bump(ctx)
+		if current and host.name not in current.hosts:
+			proxy.publish(ctx, current.with_domains(added=(host.name,)), current)
 
 	def add_wildcard_hosts(self, ctx: StepContext) -> None:
 		"""Press's wildcard certificates of root domains (a JSON array: ``domain``, ``certificate``), each
@@ -698,64 +1026,40 @@ class ProxyJobs:
 			domain = validate_fqdn((item or {}).get("domain"), f"{index}.domain")
 			host = HostRoute(name=f"*.{domain}", site=None)
 			private_key = ctx.secret(f"{index}.certificate.privkey.pem")
-			self._install_certificate(
-				ctx, proxy, host, item.get("certificate") or {}, private_key, f"{index}.certificate"
+			files = _certificate_files(
+				host, item.get("certificate") or {}, private_key, f"{index}.certificate"
 			)
+			_install_certificate(ctx, proxy, host, files)
 		if not items:
 			ctx.log("no wildcard domain was sent: nothing to install")
-
-	def _install_certificate(
-		self, ctx: StepContext, proxy: Proxy, host: HostRoute, certificate: dict, private_key: str, field: str
-	) -> None:
-		chains = {key: certificate.get(key) for key in ("fullchain.pem", "chain.pem")}
-		for key, value in chains.items():
-			if not value or "BEGIN CERTIFICATE" not in value:
-				raise ValidationError(
-					f"{field}.{key}",
-					value,
-					"a PEM certificate is required",
-					"send the TLS Certificate's chain",
-				)
-		if "PRIVATE KEY" not in (private_key or ""):
-			raise ValidationError(
-				f"{field}.privkey.pem",
-				"",
-				"a PEM private key is required",
-				"check the TLS Certificate's private key",
-				show_value=False,
-			)
-		paths = traefik.certificate_files(host)
-		files = {paths[key]: (value.encode(), 0o644) for key, value in chains.items()}
-		files[paths["privkey.pem"]] = (private_key.encode(), 0o600)
-		ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
-		proxy.write(ctx, files)
-		proxy.publish(ctx, host)
+			return
+		proxy.bump(ctx)
 
 	def remove_host(self, ctx: StepContext) -> None:
 		proxy = self.proxy(ctx)
 		name = traefik.validate_host_name(ctx.payload.get("path_args", {}).get("host"), "host")
 		host = proxy.read(HostRoute(name).file_name) or HostRoute(name)
-		proxy.remove(ctx, [proxy._path(host.file_name), host.certificate_directory])
-		if host.site and (site := proxy.site(host.site)) and name in site.domains:
-			site = site.with_domains(removed=(name,))
-			proxy.publish(ctx, site)
-			# Traefik reloads the whole directory at once: once the site's routers changed, the
-			# certificate is gone as well.
-			proxy.verify(ctx, traefik.expected_state(site))
+		proxy.write(ctx, {}, [proxy._path(host.file_name), host.certificate_directory])
+		proxy.bump(ctx)
+		expected = {}
+		if host.site and (current := proxy.site(host.site)) and name in current.domains:
+			site = current.with_domains(removed=(name,))
+			proxy.publish(ctx, site, current)
+			expected = site_router.expected(site, gone=(name,))
+		# once Traefik shows the generation, the certificate is gone
+		proxy.verify(ctx, expected)
 
 	def reload(self, site_of: Callable[[StepContext], str | None]) -> Callable[[StepContext], None]:
-		"""Press's 'Reload NGINX': Traefik reloads by itself; this checks that it has."""
+		"""Press's 'Reload NGINX': the router was reloaded and Traefik reloads by itself; this waits until
+		both serve the job's change (for a wildcard certificate: Traefik's generation only)."""
 
 		def step(ctx: StepContext) -> None:
 			if ctx.payload.get("skip_reload"):
-				ctx.log("skip_reload was asked: not waiting for Traefik")
+				ctx.log("skip_reload was asked: not waiting for the proxy")
 				return
 			site = site_of(ctx)
-			if site is None:
-				ctx.log("a wildcard certificate has no router of its own; Traefik picks it up by SNI")
-				return
 			proxy = self.proxy(ctx)
-			proxy.verify(ctx, traefik.expected_state(self._existing(proxy, site)))
+			proxy.verify(ctx, site_router.expected(self._existing(proxy, site)) if site else {})
 
 		return step
 

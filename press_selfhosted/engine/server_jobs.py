@@ -5,7 +5,7 @@ four times a day on every container server).
 ``Setup Container Server`` is this app's own job type (``press_selfhosted/fixtures``), what Press's
 Setup Server (Ansible) is for a VM: the Docker Engine is checked (it answers, its version, that we may
 manage containers and networks), the cluster network made, and the containers of the server's role
-created or found running: MariaDB for a Database Server, Traefik and the page service for a Proxy
+created or found running: MariaDB for a Database Server, Traefik and the site router for a Proxy
 Server; an app server's containers come with its benches. The Frappe layer marks the server Active
 when the job succeeds.
 
@@ -155,7 +155,7 @@ def server_setup_handler(proxies: ProxyJobs, mariadb_image: Callable[[], str]) -
 		elif role == "Proxy Server":
 			proxy = proxies.proxy(ctx)
 			version = proxy.wait_until_answering()
-			ctx.log(f"Traefik {version} answers in {proxy.traefik.name}; pages served by {proxy.pages_url}")
+			ctx.log(f"Traefik {version} answers in {proxy.traefik.name}; sites routed by {proxy.router.name}")
 		else:
 			ctx.log(f"app server {ctx.server.name}: its containers are made by New Bench; nothing to start")
 

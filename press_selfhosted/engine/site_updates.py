@@ -12,8 +12,8 @@ serving from the source), and the other one is set aside in its bench's ``sites/
 deleted.
 
 A container Proxy Server routes each site straight to its bench's front container, so the steps
-Press names after nginx re-point the site's Traefik route at the target bench (``Bench Setup NGINX
-Target``) and wait until Traefik serves the new route (``Reload NGINX``).
+Press names after nginx re-point the site's route in the proxy's site router at the target bench
+(``Bench Setup NGINX Target``) and wait until the proxy serves the new route (``Reload NGINX``).
 
 Press sends the job to the bench the site is on (``benches/<source>/sites/<site>/update/...``) with
 the other bench as ``target``; a recovery job moves the site from where the failed update left it
@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from press_selfhosted.engine import commands, naming, traefik, transfer
+from press_selfhosted.engine import commands, naming, site_router, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
-from press_selfhosted.engine.proxy import ProxyJobs
+from press_selfhosted.engine.proxy import FRONT_PORT, ProxyJobs
 from press_selfhosted.engine.site_tables import (
 	backup_site_tables,
 	clear_backup_directory,
@@ -249,19 +249,14 @@ class SiteUpdates:
 			return
 		bench_name = target_bench(ctx)
 		names = naming.BenchNames.of(ctx.server.container_prefix, bench_name)
-		route = dataclasses.replace(
-			current,
-			bench=bench_name,
-			front=f"http://{names.front}:80",
-			socketio=f"http://{names.front}:80",
-		)
+		route = dataclasses.replace(current, bench=bench_name, front=f"{names.front}:{FRONT_PORT}")
 		if route == current:
-			ctx.log(f"{route.file_name} already routes {route.site} to bench {bench_name}")
+			ctx.log(f"the router already routes {route.site} to bench {bench_name}")
 			return
-		proxy.publish(ctx, route)
+		proxy.publish(ctx, route, current)
 
 	def wait_for_route(self, ctx: StepContext) -> None:
-		"""'Reload NGINX': Traefik reloads by itself; this waits until it serves the new route."""
+		"""'Reload NGINX': waits until the proxy serves the new route."""
 		proxy, current = self._route(ctx)
 		if current is None:
 			return
@@ -270,7 +265,7 @@ class SiteUpdates:
 				f"The route of {current.site} on proxy {proxy.server.name} points at bench {current.bench}, "
 				f"not {target_bench(ctx)}. Fix: retry the job (its 'Bench Setup NGINX Target' step rewrites it)."
 			)
-		proxy.verify(ctx, traefik.expected_state(current))
+		proxy.verify(ctx, site_router.expected(current))
 
 	def _moved(self) -> list[tuple[str, Callable[[StepContext], None]]]:
 		return [

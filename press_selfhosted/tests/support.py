@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 import docker
 import frappe
 import requests
+from cryptography import x509
 from frappe.installer import update_site_config
 from press.press.doctype.agent_job.agent_job import poll_pending_jobs_server
 from press.press.doctype.bench.bench import process_bench_queue
@@ -377,9 +379,9 @@ def backup(site: str) -> str:
 	return frappe.db.get_value("Site Backup", {"site": site}, "name", order_by="creation desc")
 
 
-def desk_call(doctype: str, name: str, method: str) -> dict:
-	"""A document method called over HTTP as the desk's buttons call it (``run_doc_method``), signed in
-	as Administrator with an API key: the web worker's request hooks run, as for an operator."""
+def api_call(path: str, **data) -> requests.Response:
+	"""``/api/method/<path>`` over HTTP, signed in as Administrator with an API key: the web worker's
+	request hooks and Frappe's ``override_whitelisted_methods`` apply, as for an operator's desk."""
 	user = frappe.get_doc("User", "Administrator")
 	if not user.api_key:
 		user.api_key = frappe.generate_hash(length=15)
@@ -387,17 +389,45 @@ def desk_call(doctype: str, name: str, method: str) -> dict:
 	user.api_secret = secret
 	user.save(ignore_permissions=True)
 	frappe.db.commit()
-	response = requests.post(
-		f"{frappe.utils.get_url()}/api/method/run_doc_method",
+	return requests.post(
+		f"{frappe.utils.get_url()}/api/method/{path}",
 		headers={"Authorization": f"token {user.api_key}:{secret}"},
-		data={"dt": doctype, "dn": name, "method": method},
+		data=data,
 		timeout=60,
 	)
+
+
+def desk_call(doctype: str, name: str, method: str) -> dict:
+	"""A document method called over HTTP as the desk's buttons call it (``run_doc_method``)."""
+	response = api_call("run_doc_method", dt=doctype, dn=name, method=method)
 	if response.status_code != 200:
 		raise AssertionError(
 			f"{method} of {doctype} {name}: HTTP {response.status_code} {response.text[:1000]}"
 		)
 	return response.json()
+
+
+def served_serial(host: str, expected: int | None = None, timeout: float = 30) -> int:
+	"""The serial of the certificate the cluster's proxy serves for ``host`` by SNI, once it verifies
+	against the platform CA (and is ``expected``, when given: Traefik applies a change within seconds)."""
+	context = ssl.create_default_context(
+		cadata=frappe.db.get_single_value("Platform Certificate Authority", "certificate")
+	)
+	port = frappe.conf.press_selfhosted_proxy_https_port
+	deadline = time.monotonic() + timeout
+	while True:
+		try:
+			with (
+				socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+				context.wrap_socket(raw, server_hostname=host) as tls,
+			):
+				serial = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+			if expected is None or serial == expected or time.monotonic() > deadline:
+				return serial
+		except (ssl.SSLError, OSError):
+			if time.monotonic() > deadline:
+				raise
+		time.sleep(0.5)
 
 
 def bench_command(*argv: str) -> subprocess.CompletedProcess:

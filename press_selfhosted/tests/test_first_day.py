@@ -15,11 +15,18 @@ import json
 import boto3
 import frappe
 import requests
+from cryptography import x509
+from frappe.installer import update_site_config
 from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
 from press_selfhosted import api
 from press_selfhosted.agent import backups
+from press_selfhosted.agent.platform_certificates import certify_root_domain, renew_custom_domain
+from press_selfhosted.engine import domain_dns
+from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
+	authority,
+)
 from press_selfhosted.tests import support
 
 
@@ -72,6 +79,79 @@ class TestFirstDay(IntegrationTestCase):
 		self.assertEqual(answer.json(), {"message": "pong"})
 		apps = [row.app for row in frappe.get_doc("Site", site).apps]
 		self.assertEqual(apps, ["frappe"])
+
+	def test_2b_a_custom_domain_is_checked_against_the_operators_dns(self):
+		"""Press's own check asks public resolvers this bench cannot reach (its add_domain would silently do
+		nothing); container sites are checked against the resolvers the site config names, here the local
+		ACME server's DNS, through Press's own API paths and the desk's."""
+		dns = self.endpoints["pebble"]
+		update_site_config(domain_dns.NAMESERVERS_FIELD, dns["dns"])
+		frappe.local.conf[domain_dns.NAMESERVERS_FIELD] = dns["dns"]
+		tag = frappe.generate_hash(length=8)
+		good, bad = f"shop-{tag}.example.test", f"elsewhere-{tag}.example.test"
+		records = [("set-cname", {"host": f"{good}.", "target": f"{self.site}."}, "clear-cname")]
+		records.append(("add-a", {"host": f"{bad}.", "addresses": ["198.51.100.7"]}, "clear-a"))
+		for path, body, _ in records:
+			requests.post(f"{dns['challtestsrv_url']}/{path}", json=body, timeout=5).raise_for_status()
+		try:
+			# the dashboard's Add Domain dialog: Press's answer shape
+			answer = support.api_call("press.api.site.check_dns", name=self.site, domain=good)
+			self.assertEqual(answer.status_code, 200, answer.text[:500])
+			self.assertEqual(
+				(answer.json()["message"]["matched"], answer.json()["message"]["type"]), (True, "CNAME")
+			)
+			answer = support.api_call("press.api.site.check_dns", name=self.site, domain=bad)
+			refusal = answer.json()["message"]
+			self.assertFalse(refusal["matched"])
+			self.assertIn(f"CNAME record {bad} → {self.site}", refusal["CNAME"]["answer"])
+
+			# Press's add_domain (dashboard and REST) refuses it with what to fix, and makes nothing
+			answer = support.api_call("press.api.site.add_domain", name=self.site, domain=bad)
+			self.assertNotEqual(answer.status_code, 200)
+			self.assertIn("198.51.100.7", answer.text)
+			# so does a Site Domain made on the desk
+			with self.assertRaisesRegex(frappe.ValidationError, "CNAME record"):
+				frappe.get_doc(
+					{"doctype": "Site Domain", "site": self.site, "domain": bad, "status": "Pending"}
+				).insert()
+			self.assertFalse(frappe.db.exists("Site Domain", {"domain": bad}))
+		finally:
+			for _, body, clear in records:
+				requests.post(f"{dns['challtestsrv_url']}/{clear}", json={"host": body["host"]}, timeout=5)
+
+	def test_2c_a_custom_domain_is_certified_by_the_platform_ca_and_answers(self):
+		"""Where the platform CA certifies the root domain, a custom domain added through Press's API gets
+		its TLS Certificate from the CA (no certbot), Press's Site Domain flow sends it with Add Host to
+		Proxy, and the proxy serves it by SNI and routes the domain to its site; a renewal replaces both."""
+		for job in certify_root_domain(self.spec.domain)["jobs"]:
+			self.wait(lambda job=job: support.status_of("Agent Job", job) == "Success", f"Agent Job {job}")
+		dns = self.endpoints["pebble"]
+		domain = f"www-{frappe.generate_hash(length=8)}.example.test"
+		cname = {"host": f"{domain}.", "target": f"{self.site}."}
+		requests.post(f"{dns['challtestsrv_url']}/set-cname", json=cname, timeout=5).raise_for_status()
+		type(self).custom_domain = domain
+		answer = support.api_call("press.api.site.add_domain", name=self.site, domain=domain)
+		self.assertEqual(answer.status_code, 200, answer.text[:1000])
+		self.wait(
+			lambda: frappe.db.get_value("Site Domain", {"domain": domain}, "status") == "Active",
+			f"Site Domain {domain} Active",
+		)
+		record = frappe.db.get_value(
+			"TLS Certificate", domain, ["provider", "status", "certificate"], as_dict=True
+		)
+		self.assertEqual((record.provider, record.status), ("Other", "Active"))
+		recorded = x509.load_pem_x509_certificate(record.certificate.encode()).serial_number
+		self.assertEqual(support.served_serial(domain, expected=recorded), recorded)
+		answer = self.get_through_traefik(domain)
+		self.assertEqual((answer.status_code, answer.json()), (200, {"message": "pong"}))
+
+		job = renew_custom_domain(authority(), domain)
+		frappe.db.commit()
+		self.wait(lambda: support.status_of("Agent Job", job) == "Success", f"Agent Job {job}")
+		renewed = frappe.db.get_value("TLS Certificate", domain, "certificate")
+		serial = x509.load_pem_x509_certificate(renewed.encode()).serial_number
+		self.assertNotEqual(serial, recorded)
+		self.assertEqual(support.served_serial(domain, expected=serial), serial)
 
 	def test_3_backup_is_recorded_with_its_objects_and_checksums(self):
 		backup = support.backup(self.site)

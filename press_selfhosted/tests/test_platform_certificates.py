@@ -6,9 +6,6 @@ a renewal replaces both the record and what the proxy serves."""
 from __future__ import annotations
 
 import datetime
-import socket
-import ssl
-import time
 
 import frappe
 from cryptography import x509
@@ -35,24 +32,6 @@ class TestPlatformCertificates(IntegrationTestCase):
 		support.remove_cluster_containers(cls.endpoints, cls.servers)
 		super().tearDownClass()
 
-	def served_serial(self, host: str, timeout: float = 30) -> int:
-		"""The serial of the certificate the proxy serves for ``host``, once it verifies against the CA."""
-		ca = frappe.db.get_single_value("Platform Certificate Authority", "certificate")
-		context = ssl.create_default_context(cadata=ca)
-		port = frappe.conf.press_selfhosted_proxy_https_port
-		deadline = time.monotonic() + timeout
-		while True:
-			try:
-				with (
-					socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-					context.wrap_socket(raw, server_hostname=host) as tls,
-				):
-					return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
-			except (ssl.SSLError, OSError):
-				if time.monotonic() > deadline:
-					raise
-				time.sleep(0.5)
-
 	def recorded_serial(self) -> int:
 		pem = frappe.db.get_value("TLS Certificate", self.name, "certificate")
 		return x509.load_pem_x509_certificate(pem.encode()).serial_number
@@ -73,12 +52,17 @@ class TestPlatformCertificates(IntegrationTestCase):
 		self.assertTrue(done["issued"])
 		self.assertEqual(len(done["jobs"]), 1)
 		record = frappe.db.get_value(
-			"TLS Certificate", self.name, ["status", "provider", "wildcard", "expires_on"], as_dict=True
+			"TLS Certificate",
+			self.name,
+			["status", "provider", "wildcard", "expires_on", "certificate_issuer"],
+			as_dict=True,
 		)
 		self.assertEqual((record.status, record.provider, record.wildcard), ("Active", "Other", 1))
+		common_name = frappe.db.get_single_value("Platform Certificate Authority", "common_name")
+		self.assertEqual(record.certificate_issuer, common_name)
 		left = get_datetime(record.expires_on) - now_datetime()
 		self.assertTrue(datetime.timedelta(days=88) < left < datetime.timedelta(days=91), left)
-		self.assertEqual(self.served_serial(f"shop.{self.spec.domain}"), self.recorded_serial())
+		self.assertEqual(support.served_serial(f"shop.{self.spec.domain}"), self.recorded_serial())
 
 	def test_2_a_certificate_not_due_is_left_as_it_is(self):
 		before = self.recorded_serial()
@@ -92,10 +76,7 @@ class TestPlatformCertificates(IntegrationTestCase):
 		self.assertTrue(done["issued"])
 		after = self.recorded_serial()
 		self.assertNotEqual(after, before)
-		deadline = time.monotonic() + 30
-		while self.served_serial(f"shop.{self.spec.domain}") != after and time.monotonic() < deadline:
-			time.sleep(0.5)
-		self.assertEqual(self.served_serial(f"shop.{self.spec.domain}"), after)
+		self.assertEqual(support.served_serial(f"shop.{self.spec.domain}", expected=after), after)
 
 	def test_4_the_commands(self):
 		current = support.bench_command("press-selfhosted", "certify-root-domain", self.spec.domain)

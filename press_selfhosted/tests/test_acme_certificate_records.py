@@ -1,0 +1,275 @@
+"""ACME certificates as Press's TLS Certificate records, on a real Press: the cluster's container proxy
+gets an ACME resolver pointed at the real pebble, a site name is routed to it by the proxy's own
+"Add Site to Upstream" handler, Traefik obtains the site's certificate by HTTP-01, and
+``watch_site_certificates`` keeps a record that matches what the proxy serves by SNI (serial, expiry, key);
+Press never tries certbot for it; the report lists it; once the route is removed, so is the record. A root
+domain set to DNS-01 on the desk gets its wildcard, recorded as ``*.<domain>``.
+
+The site's route is written by the proxy handler directly (as Press's Agent Job would): no bench serves
+it, since the certificate is Traefik's own business. pebble validates HTTP-01 on port 5002 of the
+address its DNS (pebble-challtestsrv) gives for the name: the test gives the name a loopback address of
+its own, where a relay passes port 5002 on to the proxy's published HTTP port."""
+
+from __future__ import annotations
+
+import random
+import socket
+import ssl
+import time
+import uuid
+from urllib.parse import urlparse
+
+import frappe
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from frappe.installer import update_site_config
+from frappe.tests import IntegrationTestCase
+from frappe.utils import now_datetime
+
+from press_selfhosted.agent import certificates, settings, topology
+from press_selfhosted.engine import acme
+from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
+from press_selfhosted.engine.proxy import Proxy, ProxyJobs
+from press_selfhosted.press_selfhosted.report.tls_certificate_expiry import tls_certificate_expiry
+from press_selfhosted.tests import support
+from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive
+
+PEBBLE_HTTP_PORT = 5002
+BENCH = "acme-records"  # the route's bench: nothing answers there, and nothing needs to
+
+
+class SiteTopology(topology.FrappeTopology):
+	"""Press's records, but the site has no Site record: its bench is the test's."""
+
+	def bench_for_site(self, site: str) -> str:
+		return BENCH
+
+
+class TestAcmeCertificateRecords(IntegrationTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.endpoints = support.prepare()
+		cls.spec, cls.servers = support.active_cluster(cls.endpoints)
+		cls.started = now_datetime()
+		cls.proxy_name = cls.servers["Proxy Server"]
+		cls.site = f"acme-{uuid.uuid4().hex[:6]}.{cls.spec.domain}"
+		cls.relays = []
+		cls.config_keys = []
+		try:
+			cls.use_pebble()
+		except BaseException:
+			cls.tearDownClass()
+			raise
+
+	@classmethod
+	def use_pebble(cls):
+		pebble = cls.endpoints["pebble"]
+		server = topology.FrappeTopology().server("Proxy Server", cls.proxy_name)
+		client = support.docker_client(cls.endpoints)
+		gateway = client.networks.get(server.network).attrs["IPAM"]["Config"][0]["Gateway"]
+		directory = urlparse(pebble["directory_url"])
+		cls.relays.append(Relay(gateway, (directory.hostname, directory.port)))
+		with open(pebble["ca_file"]) as handle:
+			ca_bundle = handle.read()
+		values = {
+			acme.CONFIG_EMAIL: "ops@example.com",
+			acme.CONFIG_DIRECTORY: f"https://{gateway}:{cls.relays[0].port}{directory.path}",
+			acme.CONFIG_CA_BUNDLE: ca_bundle,
+			acme.CONFIG_SERVER_NAME: "localhost",  # pebble's HTTPS certificate names localhost
+		}
+		# in the site config, as the workers read it, and removed when the class ends
+		for key, value in values.items():
+			update_site_config(key, value)
+			cls.config_keys.append(key)
+		frappe.local.conf.update(values)
+		proxy = Proxy.ensure(client, server, settings.proxy_settings(server))
+		address = f"127.0.0.{random.randint(2, 250)}"
+		requests.post(
+			f"{pebble['challtestsrv_url']}/add-a", json={"host": cls.site, "addresses": [address]}, timeout=5
+		)
+		target = ("127.0.0.1", proxy.published_port("80/tcp"))
+		cls.relays.append(Relay(address, target, port=PEBBLE_HTTP_PORT))
+		cls.https_port = proxy.published_port("443/tcp")
+		cls.pebble_root = requests.get(
+			f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10
+		).text
+
+	@classmethod
+	def tearDownClass(cls):
+		for relay in cls.relays:
+			relay.close()
+		requests.post(
+			f"{cls.endpoints['pebble']['challtestsrv_url']}/clear-a", json={"host": cls.site}, timeout=5
+		)
+		for key in cls.config_keys:
+			update_site_config(key, "None")  # Frappe removes a key set to "None"
+			frappe.local.conf.pop(key, None)
+		support.remove_cluster_containers(cls.endpoints, cls.servers)
+		super().tearDownClass()
+
+	def run_handler(self, job_type: str, payload: dict) -> None:
+		"""The proxy's handler as the agent runs Press's Agent Job of that type."""
+		server = topology.FrappeTopology().server("Proxy Server", self.proxy_name)
+		handler = index(ProxyJobs(settings.proxy_settings).handlers())[job_type]
+		client = support.docker_client(self.endpoints)
+		output: list[str] = []  # a failing step raises with its own message
+		job = JobRecord(
+			1,
+			job_type,
+			server.name,
+			server.server_type,
+			handler.method,
+			handler.path,
+			None,
+			self.site,
+			payload,
+		)
+		ctx = StepContext(
+			job, server, client, SiteTopology(), topology.FrappeSecrets(), output.append, lambda s: client
+		)
+		for step in handler.steps:
+			step.run(ctx)
+
+	def served(self, host: str | None = None, timeout: float = 120) -> x509.Certificate:
+		"""The certificate the proxy serves for ``host`` (the site), once it verifies against pebble's root."""
+		context = ssl.create_default_context(cadata=self.pebble_root)
+		deadline = time.monotonic() + timeout
+		while True:
+			try:
+				with (
+					socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as raw,
+					context.wrap_socket(raw, server_hostname=host or self.site) as tls,
+				):
+					return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+			except (ssl.SSLError, OSError):
+				if time.monotonic() > deadline:
+					raise
+				time.sleep(0.5)
+
+	def sync_until(self, condition, what: str, timeout: float = 60):
+		"""``watch_site_certificates``' work for this proxy, again until ``condition()`` holds (Traefik
+		writes acme.json in the background, after it serves the certificate)."""
+		deadline = time.monotonic() + timeout
+		while True:
+			certificates.sync_certificate_records(self.proxy_name)
+			frappe.db.commit()
+			value = condition()
+			if value:
+				return value
+			if time.monotonic() > deadline:
+				raise AssertionError(f"still waiting after {timeout:.0f}s: {what}")
+			time.sleep(1)
+
+	def record(self) -> dict | None:
+		fields = [
+			"name",
+			"status",
+			"provider",
+			"wildcard",
+			"expires_on",
+			"certificate",
+			"full_chain",
+			"certificate_issuer",
+			"acme_proxy_server",
+			"retry_count",
+			"error",
+		]
+		return frappe.db.get_value("TLS Certificate", self.site, fields, as_dict=True)
+
+	def test_1_the_certificate_traefik_obtains_is_recorded_as_it_is_served(self):
+		self.run_handler(
+			"Add Site to Upstream", {"name": self.site, "path_args": {"upstream": self.spec.private_ip}}
+		)
+		served = self.served()
+		record = self.sync_until(
+			lambda: (found := self.record()) and found.status == "Active" and found, "an Active record"
+		)
+		leaf = x509.load_pem_x509_certificate(record.certificate.encode())
+		self.assertEqual(leaf.serial_number, served.serial_number)
+		self.assertEqual(record.expires_on, acme.not_after(served).replace(tzinfo=None))
+		# provider Other: Press's certbot never ran for it (no retry, no error of its own)
+		self.assertEqual((record.provider, record.wildcard, record.retry_count), ("Other", 0, 0))
+		self.assertIsNone(record.error)
+		self.assertEqual(record.acme_proxy_server, self.proxy_name)
+		self.assertTrue(
+			record.certificate_issuer.startswith("Pebble Intermediate CA"), record.certificate_issuer
+		)
+		self.assertTrue(record.full_chain.startswith(record.certificate))
+		key = frappe.get_doc("TLS Certificate", self.site).get_password("private_key")
+		public = serialization.load_pem_private_key(key.encode(), password=None).public_key()
+		spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+		self.assertEqual(public.public_bytes(*spki), served.public_key().public_bytes(*spki))
+		self.assertNotIn("PRIVATE KEY", frappe.db.get_value("TLS Certificate", self.site, "private_key"))
+
+	def test_2_the_report_shows_its_days_left(self):
+		_columns, rows = tls_certificate_expiry.execute()
+		(row,) = [r for r in rows if r["name"] == self.site]
+		self.assertEqual(row["status"], "Active")
+		expires = frappe.db.get_value("TLS Certificate", self.site, "expires_on")
+		# the report's clock and this one differ by a moment: at most a day boundary apart
+		self.assertIn((expires - now_datetime()).days - row["days_left"], (0, -1))
+		self.assertGreater(row["days_left"], 0)
+		self.assertEqual(row["acme_proxy_server"], self.proxy_name)
+
+	def test_3_a_second_look_changes_nothing(self):
+		modified = frappe.db.get_value("TLS Certificate", self.site, "modified")
+		certificates.sync_certificate_records(self.proxy_name)
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("TLS Certificate", self.site, "modified"), modified)
+
+	def test_4_a_removed_route_removes_the_record(self):
+		self.run_handler(
+			"Remove Site from Upstream", {"path_args": {"upstream": self.spec.private_ip, "site": self.site}}
+		)
+		self.sync_until(lambda: not frappe.db.exists("TLS Certificate", self.site), "the record removed")
+
+	def test_5_a_root_domains_wildcard_by_dns01_from_the_desk(self):
+		"""The Root Domain asks for DNS-01 with lego's exec provider (a script publishing the TXT record in
+		challtestsrv, its credential a file): the proxy serves *.<domain> and its record follows."""
+		pebble = self.endpoints["pebble"]
+		server = topology.FrappeTopology().server("Proxy Server", self.proxy_name)
+		client = support.docker_client(self.endpoints)
+		gateway = client.networks.get(server.network).attrs["IPAM"]["Config"][0]["Gateway"]
+		management = urlparse(pebble["challtestsrv_url"])
+		relay = Relay(gateway, (management.hostname, management.port))
+		self.relays.append(relay)
+		token = uuid.uuid4().hex
+		proxy = Proxy.existing(client, server, settings.proxy_settings(server))
+		# the provider's script first: Traefik asks for the wildcard as soon as its document is written
+		proxy.traefik.put_archive(acme.ACME_DIRECTORY, exec_script_archive(token, f"{gateway}:{relay.port}"))
+		domain = frappe.get_doc("Root Domain", self.spec.domain)
+		domain.update(
+			{
+				"acme_challenge": "DNS-01",
+				"acme_dns_provider": "exec",
+				# challtestsrv answers on the host's loopback only, where the container cannot ask it
+				"acme_dns_skip_propagation_check": 1,
+				"acme_dns_credentials": [
+					{"variable": "EXEC_PATH", "value": EXEC_PATH},
+					{"variable": "PRESS_TEST_TOKEN", "value": token},
+					# lego's exec provider solves one name at a time, 60 s apart unless told otherwise
+					{"variable": "EXEC_SEQUENCE_INTERVAL", "value": "1"},
+				],
+			}
+		)
+		domain.save()
+		frappe.db.commit()
+		proxy = Proxy.ensure(client, server, settings.proxy_settings(server))
+		self.assertNotIn(token, str(client.api.inspect_container(proxy.traefik.id)))
+		served = self.served(f"anything.{self.spec.domain}")
+		name = f"*.{self.spec.domain}"
+		self.sync_until(
+			lambda: frappe.db.get_value("TLS Certificate", name, "status") == "Active", f"{name} Active"
+		)
+		record = frappe.db.get_value(
+			"TLS Certificate", name, ["certificate", "wildcard", "domain", "acme_proxy_server"], as_dict=True
+		)
+		leaf = x509.load_pem_x509_certificate(record.certificate.encode())
+		self.assertEqual(leaf.serial_number, served.serial_number)
+		self.assertEqual((record.wildcard, record.domain), (1, self.spec.domain))
+		self.assertEqual(record.acme_proxy_server, self.proxy_name)
+
+	def test_6_nothing_failed_in_the_background(self):
+		self.assertEqual(support.problems_since(self.started, self.servers), [])
