@@ -214,7 +214,7 @@ class Executor:
 		job_lock = self.store.lock_name("job", job.id)
 		if not self.store.try_lock(job_lock):
 			return None
-		held, lease = [job_lock], None
+		held, lease, status = [job_lock], None, None
 		try:
 			scope = self._acquire_scope(job)
 			if scope is None:
@@ -228,7 +228,8 @@ class Executor:
 			if not lease.take():
 				lease = None
 				return None
-			return self._execute(job, lease)
+			status = self._execute(job, lease)
+			return status
 		except (LeaseLost, JobStoreUnavailable):
 			return None
 		finally:
@@ -238,6 +239,8 @@ class Executor:
 				with contextlib.suppress(JobStoreUnavailable):
 					self.store.release(name)
 			self.store.forget_lost_locks()
+			if status in jobs.FINISHED:
+				self._enqueue_successors(job)
 
 	def _acquire_scope(self, job: JobRow) -> list[str] | None:
 		"""The bench and site locks of ``job`` when they are free and no older job of its bench or site is
@@ -355,8 +358,15 @@ class Executor:
 	def _finished(self, record: JobRecord, status: str) -> None:
 		if self.on_finished:
 			self.on_finished(record, status)
-		if self.enqueue:
-			for successor in self.store.successors(record.server, record.id, record.bench, record.site):
+
+	def _enqueue_successors(self, job: JobRow) -> None:
+		"""Hands the jobs that waited for ``job`` to workers, once its locks are free: a worker taking
+		one at once would otherwise find the bench still locked and drop it until the sweep (a minute
+		or more later). A store that cannot answer leaves them to the sweep too."""
+		if not self.enqueue:
+			return
+		with contextlib.suppress(JobStoreUnavailable):
+			for successor in self.store.successors(job.server, job.id, job.bench, job.site):
 				self.enqueue(successor)
 
 	def _docker_for(self, server: ContainerServer) -> docker.DockerClient:
