@@ -10,9 +10,9 @@ and per site, in the order Press asked, and a job whose bench is busy goes back 
 job before it ends. ``serial`` is the same with one worker: the same 40 jobs one after the other.
 
 Each mode runs in a subprocess of its own on a fresh cluster (its peak memory is its own) and prints
-its wall time, the ratio of the two, and per bench: when its jobs ended and how long it waited with
-work queued and none of its jobs running (from the moment Press asked for everything). Starvation
-would show as one bench idle while the others work.
+its wall time (from the first request recorded to the last job's end, as the job store has them), the
+ratio of the two, and per bench: when its jobs ended and how long it had jobs queued and none of them
+running. Starvation would show as one bench idle while the others work.
 
 Run: python3 benchmarks/backup_concurrency.py [--sites 20] [--benches 4] [--workers 4] [--public-mib 10]
 """
@@ -41,9 +41,9 @@ def endpoints() -> dict:
 	return json.loads((ROOT / ".services" / "endpoints.json").read_text())
 
 
-def handlers(public_mib: int, started: dict[int, float]) -> list:
+def handlers(public_mib: int) -> list:
 	"""New Site up to its scheduler (the rest is the proxy's part, as tests' make_site runs it) plus a
-	step writing the site's public files, and Backup Site; each job's first step notes when it began."""
+	step writing the site's public files, and Backup Site."""
 	from press_selfhosted.engine import sites
 	from press_selfhosted.engine.agent.handlers import Step
 	from press_selfhosted.engine.backups import backup_handlers
@@ -51,50 +51,29 @@ def handlers(public_mib: int, started: dict[int, float]) -> list:
 
 	def write_public_files(ctx) -> None:
 		files = f"{sites.SITES}/{sites.site_name(ctx)}/public/files"
-		ctx.run(
-			sites.backend(ctx), ["sh", "-c", f"head -c {public_mib * 1048576} /dev/urandom > {files}/big.bin"]
-		)
-
-	def noting_start(step: Step) -> Step:
-		def run(ctx) -> None:
-			started.setdefault(ctx.job.id, time.perf_counter())
-			step.run(ctx)
-
-		return dataclasses.replace(step, run=run)
+		script = f"head -c {public_mib * 1048576} /dev/urandom > {files}/big.bin"
+		ctx.run(sites.backend(ctx), ["sh", "-c", script])
 
 	new_site = next(h for h in site_handlers() if h.job_type == "New Site")
 	backup = next(h for h in backup_handlers() if h.job_type == "Backup Site")
-	new_site_steps = (*new_site.steps[:4], Step("Write Public Files", write_public_files))
 	return [
-		dataclasses.replace(handler, steps=(noting_start(steps[0]), *steps[1:]))
-		for handler, steps in ((new_site, new_site_steps), (backup, backup.steps))
+		dataclasses.replace(
+			new_site, steps=(*new_site.steps[:4], Step("Write Public Files", write_public_files))
+		),
+		backup,
 	]
 
 
-def requests_of(benches: int, sites: int, target) -> list[tuple[str, str, str, dict]]:
-	"""(bench, site, path, body) in the order Press asks: every New Site, then every Backup Site."""
+def requests_of(benches: int, sites: int, target) -> list[tuple[str, dict]]:
+	"""(path, body) in the order Press asks: every New Site, then every Backup Site."""
 	from backup_support import offsite_payload
 
 	placed = [(f"bench-{n % benches + 1}", f"s{n + 1}.example.com") for n in range(sites)]
-	new = [
-		(
-			bench,
-			site,
-			f"benches/{bench}/sites",
-			{"name": site, "apps": ["frappe"], "config": {}, "managed_database_config": {}},
-		)
+	new_site = {"apps": ["frappe"], "config": {}, "managed_database_config": {}}
+	return [(f"benches/{bench}/sites", {"name": site, **new_site}) for bench, site in placed] + [
+		(f"benches/{bench}/sites/{site}/backup", {"with_files": True, **offsite_payload(target, site)})
 		for bench, site in placed
 	]
-	backup = [
-		(
-			bench,
-			site,
-			f"benches/{bench}/sites/{site}/backup",
-			{"with_files": True, **offsite_payload(target, site)},
-		)
-		for bench, site in placed
-	]
-	return new + backup
 
 
 def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
@@ -120,57 +99,48 @@ def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
 		cursor.execute(f"CREATE DATABASE `{store_name}`")
 	config = StoreConfig(db["host"], db["port"], db["user"], db["password"], store_name)
 	JobStore(config).ensure_schema()
-	started: dict[int, float] = {}
-	ended: dict[int, float] = {}
-	failed: list[str] = []
 	try:
 		with scratch_bucket(info, f"bench-conc-{prefix}") as target:
 			try:
 				cluster = start_cluster(client, info, prefix)
 				for n in range(benches):
 					start_bench(client, info, cluster, f"bench-{n + 1}", front=False)
-				topology, hosts = Topology(cluster), DockerHosts()
+				topology = Topology(cluster)
 				secrets = Secrets(site_secrets(cluster, target))
-				found = handlers(public_mib, started)
+				found = handlers(public_mib)
 				queued: queue.Queue = queue.Queue()
 
-				def finished(job, status: str) -> None:
-					ended[job.id] = time.perf_counter()
-					if status != "Success":
-						failed.append(f"{job.job_type} {job.site}: {status}")
-
-				def worker() -> None:  # one RQ worker: its own executor and store connection
+				def worker() -> None:  # one RQ worker: its own executor, store connection and Docker client
 					executor = Executor(
 						JobStore(config),
 						agent_handlers.index(found),
 						topology,
 						secrets,
-						hosts,
-						on_finished=finished,
+						DockerHosts(),
 						enqueue=queued.put,
 					)
 					while (job_id := queued.get()) is not None:
 						executor.run(job_id)
 
-				router = Router(found, JobStore(config), queued.put, topology, hosts)
+				router = Router(found, JobStore(config), queued.put, topology, DockerHosts())
 				threads = [threading.Thread(target=worker) for _ in range(workers)]
 				for thread in threads:
 					thread.start()
 				load = os.getloadavg()
-				asked = time.perf_counter()
-				placed = {}
-				for bench, site, path, body in requests_of(benches, sites, target):
+				placed = []
+				for path, body in requests_of(benches, sites, target):
 					response = router.handle(
 						cluster.app_server.name, "POST", path, body, agent_job_id=uuid.uuid4().hex
 					)
 					assert response.status_code == 200, response.json
-					placed[response.json["job"]] = bench
+					placed.append(response.json["job"])
 				store = JobStore(config)
 				deadline = time.monotonic() + 3600
-				while len(ended) < len(placed) and time.monotonic() < deadline:
+				while True:
+					rows = [store.get(job_id) for job_id in placed]
+					if all(row.status in jobs.FINISHED for row in rows) or time.monotonic() > deadline:
+						break
 					time.sleep(0.5)
-				seconds = time.perf_counter() - asked
-				statuses = {job_id: store.get(job_id).status for job_id in placed}
 			finally:
 				for _ in range(workers):
 					queued.put(None)
@@ -179,26 +149,28 @@ def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
 		with root.cursor() as cursor:
 			cursor.execute(f"DROP DATABASE `{store_name}`")
 		root.close()
-	unfinished = [job_id for job_id, status in statuses.items() if status not in jobs.FINISHED]
-	if failed or unfinished:
-		raise SystemExit(f"jobs failed: {failed}; not finished within the hour: {unfinished}")
-	return {"seconds": seconds, "load": load, "benches": per_bench(placed, asked, started, ended)}
+	failed = [f"{row.job_type} {row.site}: {row.status}" for row in rows if row.status != jobs.SUCCESS]
+	if failed:
+		raise SystemExit(f"jobs that did not succeed (within the hour): {failed}")
+	asked = min(row.enqueued for row in rows)
+	seconds = (max(row.end for row in rows) - asked).total_seconds()
+	return {"seconds": seconds, "load": load, "benches": per_bench(rows, asked)}
 
 
-def per_bench(placed: dict[int, str], asked: float, started: dict, ended: dict) -> dict:
+def per_bench(rows: list, asked) -> dict:
 	"""For each bench: its jobs, when the first and last ended, and how long it had work queued but
-	none of its jobs running (its jobs run one at a time, all queued from ``asked`` on)."""
+	none of its jobs running (its jobs run one at a time, all queued from ``asked`` on), in seconds."""
 	found = {}
-	for bench in sorted(set(placed.values())):
-		own = sorted((started[j], ended[j]) for j, b in placed.items() if b == bench)
+	for bench in sorted({row.bench for row in rows}):
+		own = sorted((row.start, row.end) for row in rows if row.bench == bench)
 		idle, free_from = 0.0, asked
 		for start, end in own:
-			idle += max(0.0, start - free_from)
+			idle += max(0.0, (start - free_from).total_seconds())
 			free_from = end
 		found[bench] = {
 			"jobs": len(own),
-			"first_end": own[0][1] - asked,
-			"last_end": own[-1][1] - asked,
+			"first_end": (own[0][1] - asked).total_seconds(),
+			"last_end": (own[-1][1] - asked).total_seconds(),
 			"idle": idle,
 		}
 	return found

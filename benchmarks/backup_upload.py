@@ -128,6 +128,7 @@ def compare(bucket: str, s3, size_mb: int, local: str, container: str, repeat: i
 			"seconds": statistics.median(run["seconds"] for run in found),
 			"cpu": statistics.median(run["cpu"] for run in found),
 			"peak": max(run["peak_mib"] for run in found),
+			"runs": [size_mb / run["seconds"] for run in found],
 		}
 		for mode, found in runs.items()
 	}
@@ -149,6 +150,10 @@ def report(results: dict, repeat: int) -> None:
 			f"{boto3['peak']:>9.1f}/{host['peak']:.1f}/{stream['peak']:.1f}"
 		)
 		print(f"        host route ratio goal >= 0.90: {'met' if host_ratio >= 0.9 else 'NOT met'}")
+		each = "; ".join(
+			f"{mode} " + ", ".join(f"{rate:.0f}" for rate in figures[mode]["runs"]) for mode in MODES
+		)
+		print(f"        MB/s of each run, in the order they ran: {each}")
 		print(
 			f"        CPU seconds of the uploading process: boto3 {boto3['cpu']:.2f}, host {host['cpu']:.2f}, "
 			f"stream {stream['cpu']:.2f} (the sha256 of each part, which S3 checks and the recorded checksum is made of, included)"
