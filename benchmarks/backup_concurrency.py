@@ -149,7 +149,11 @@ def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
 		with root.cursor() as cursor:
 			cursor.execute(f"DROP DATABASE `{store_name}`")
 		root.close()
-	failed = [f"{row.job_type} {row.site}: {row.status}" for row in rows if row.status != jobs.SUCCESS]
+	failed = [
+		f"{row.job_type} {row.site}: {row.status} {str(row.data.get('output', ''))[-600:]}"
+		for row in rows
+		if row.status != jobs.SUCCESS
+	]
 	if failed:
 		raise SystemExit(f"jobs that did not succeed (within the hour): {failed}")
 	asked = min(row.enqueued for row in rows)
