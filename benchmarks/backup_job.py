@@ -4,7 +4,7 @@ One site on a bench of the stand-in image (``tests/images/bench``), with ``--pub
 public files (what dominates a real site's backup), its database and its private files. Each side
 takes a fresh backup with files and leaves nothing behind in the site's folder:
 - ``job``: the Backup Site handler as the executor runs it (``bench backup``, sizes and row counts,
-  upload of every file to S3 with its sha256, verification, removal of the local copies);
+  upload of every file to S3 with its checksum, verification, removal of the local copies);
 - ``agent``: what Press's Agent does on its host (agent/site.py ``backup_job``): ``bench --site S
   backup --with-files`` in the bench, then boto3 ``upload_fileobj`` of each file from its own disk
   (here the sites volume's mountpoint) and ``os.remove``; no hash, no verification. Its client has

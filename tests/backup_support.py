@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import io
 import socket
 import threading
 import time
@@ -198,6 +201,56 @@ def sha256_in(container, path: str) -> str:
 	return output.decode().split()[0]
 
 
+# What a backup records, computed here apart from the engine's own code (transfer.Hasher), so that a
+# test compares two independent computations: the file's sha256, or the composite of its parts.
+COMPOSITE = "composite-sha256:"
+
+
+def part_size_of(recorded: str) -> int:
+	"""The part size a recorded checksum names (0: the file's sha256)."""
+	return int(recorded.split(":")[1]) if recorded.startswith(COMPOSITE) else 0
+
+
+def composite_of(part_digests: list[bytes], part_size: int) -> str:
+	combined = base64.b64encode(hashlib.sha256(b"".join(part_digests)).digest()).decode()
+	return f"{COMPOSITE}{part_size}:{combined}-{len(part_digests)}"
+
+
+def checksum_of(body: bytes, like: str) -> str:
+	"""The checksum of ``body`` in the form of the recorded ``like``."""
+	size = part_size_of(like)
+	if not size:
+		return hashlib.sha256(body).hexdigest()
+	return composite_of(
+		[hashlib.sha256(body[i : i + size]).digest() for i in range(0, len(body), size)], size
+	)
+
+
+@contextlib.contextmanager
+def replaced_object(s3, target: S3Target, key: str, body: bytes) -> Iterator[None]:
+	"""``key`` holds ``body`` for the block, uploaded as a backup is (same parts, S3 checksums), then
+	its original bytes again."""
+	from press_selfhosted.engine import transfer
+
+	original = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+	transfer.upload_stream(io.BytesIO(body), len(body), s3, target, key)
+	try:
+		yield
+	finally:
+		transfer.upload_stream(io.BytesIO(original), len(original), s3, target, key)
+
+
+def checksum_in(container, path: str, like: str) -> str:
+	"""The checksum of the container's file in the form of ``like``, computed in the container by
+	coreutils (``split`` cutting the parts, ``sha256sum`` hashing each)."""
+	size = part_size_of(like)
+	if not size:
+		return sha256_in(container, path)
+	code, output = container.exec_run(["split", "-b", str(size), "--filter=sha256sum", path])
+	assert code == 0, output
+	return composite_of([bytes.fromhex(line.split()[0]) for line in output.decode().splitlines()], size)
+
+
 # --- a real site with data and files on a real bench ----------------------------------------------
 
 BENCH = "bench-1"
@@ -367,8 +420,9 @@ class JobRun:
 
 
 @contextlib.contextmanager
-def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str):
-	"""A cluster whose bench (with its front) holds ``site`` with data, backed up by Backup Site.
+def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str, public_mib: int = 0):
+	"""A cluster whose bench (with its front) holds ``site`` with data (and ``public_mib`` of random
+	public files), backed up by Backup Site.
 
 	Yields (cluster, target, backup job data, (fingerprint, table counts) at backup time)."""
 	from site_cluster import remove_cluster, start_bench, start_cluster
@@ -381,7 +435,7 @@ def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str):
 		try:
 			cluster = start_cluster(docker_client, endpoints, prefix)
 			start_bench(docker_client, endpoints, cluster, BENCH)
-			make_site(docker_client, cluster, site, target)
+			make_site(docker_client, cluster, site, target, public_mib=public_mib)
 			payload = {"with_files": True, **offsite_payload(target, site)}
 			handler = index(backup_handlers())["Backup Site"]
 			data = JobRun(docker_client, cluster, handler, site, payload, site_secrets(cluster, target)).run()

@@ -1,6 +1,7 @@
 """Executor behaviour Press depends on, with handlers made for the test (the store is the real MariaDB):
-a running step's output is visible to polls before the step ends, and a handler's own ``output``
-survives a failure (Press parses Run Remote Builder's as JSON)."""
+a running step's output is visible to polls before the step ends, a handler's own ``output``
+survives a failure (Press parses Run Remote Builder's as JSON), and a job that waited for its bench
+runs as soon as the job before it ends."""
 
 from __future__ import annotations
 
@@ -124,6 +125,89 @@ def test_a_handler_that_owns_output_keeps_it_when_the_job_fails(endpoints, store
 	assert json.loads(job["data"]["output"]) == {"build": ["step 1"], "push": []}
 	assert "stage apps-frappe failed" in job["data"]["traceback"]
 	assert "stage apps-frappe failed" in job["steps"][0]["data"]["output"]
+
+
+def test_a_job_that_waited_for_its_bench_runs_when_the_one_before_it_ends(endpoints, store_config):
+	"""The ending job hands the jobs after it to workers once its bench and site locks are free: a worker
+	that takes one at once (here, within the hand-over itself) runs it, where it would find the bench
+	still locked and drop it until the sweep."""
+	handler = handlers.handler(
+		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", lambda ctx: None)]
+	)
+	server = support.app_server(endpoints, "x" + uuid.uuid4().hex[:6])
+	topology = support.Topology({("Server", server.name): server})
+	router = Router([handler], JobStore(store_config), lambda job_id: None, topology, DockerHosts())
+	first, second = (
+		router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"] for _ in range(2)
+	)
+
+	def executor(enqueue=None) -> Executor:
+		return Executor(
+			JobStore(store_config),
+			handlers.index([handler]),
+			topology,
+			support.Secrets(),
+			DockerHosts(),
+			enqueue=enqueue,
+		)
+
+	other_worker = executor()
+	ran = {}
+	assert executor(lambda job_id: ran.setdefault(job_id, other_worker.run(job_id))).run(first) == "Success"
+	assert ran == {second: "Success"}
+
+
+def test_a_job_given_up_while_the_one_before_it_hands_it_over_still_runs(endpoints, store_config):
+	"""A worker gives the second job up (its bench is busy) while the first ends and hands the second to
+	another worker, which finds the job's lock held by the first worker and gives up too: the first
+	worker, once it has released the job's lock, sees the bench free and runs the job."""
+	go = threading.Event()
+
+	def held_until_go(ctx):
+		assert go.wait(60), "the test never let the first job end"
+
+	handler = handlers.handler(
+		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", held_until_go)]
+	)
+	server = support.app_server(endpoints, "x" + uuid.uuid4().hex[:6])
+	topology = support.Topology({("Server", server.name): server})
+	router = Router([handler], JobStore(store_config), lambda job_id: None, topology, DockerHosts())
+	first, second = (
+		router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"] for _ in range(2)
+	)
+	handed_over = {}
+
+	def executor(kind=Executor, enqueue=None) -> Executor:
+		return kind(
+			JobStore(store_config),
+			handlers.index([handler]),
+			topology,
+			support.Secrets(),
+			DockerHosts(),
+			enqueue=enqueue,
+		)
+
+	other_worker = executor()
+	ending = threading.Thread(
+		target=executor(enqueue=lambda job_id: handed_over.setdefault(job_id, other_worker.run(job_id))).run,
+		args=(first,),
+	)
+
+	class GivingUp(Executor):
+		def _acquire_scope(self, job):
+			scope = super()._acquire_scope(job)
+			if scope is None and not go.is_set():  # the bench is busy: now the first job ends
+				go.set()
+				ending.join()
+			return scope
+
+	ending.start()
+	deadline = time.monotonic() + 60  # the first job runs (it holds its bench) before the second is tried
+	while router.handle(server.name, "GET", f"jobs/{first}").json["status"] != "Running":
+		assert time.monotonic() < deadline, "the first job never started"
+		time.sleep(0.05)
+	assert executor(GivingUp).run(second) == "Success"
+	assert handed_over == {second: None}  # the hand-over found the job's lock held and gave up
 
 
 def test_a_command_in_a_stopped_container_names_the_container_and_the_fix(docker_client, endpoints, unique):

@@ -10,7 +10,6 @@ API. Outcomes are checked in S3 (content, S3's own SHA256 checksum) and in the b
 from __future__ import annotations
 
 import base64
-import hashlib
 import uuid
 from concurrent.futures import Future
 
@@ -21,11 +20,12 @@ from backup_support import (
 	JobRun,
 	UnixRelay,
 	bench_container,
+	checksum_in,
+	checksum_of,
 	make_site,
 	object_keys,
 	offsite_payload,
 	scratch_bucket,
-	sha256_in,
 	site_secrets,
 )
 from site_cluster import remove_cluster, start_bench, start_cluster
@@ -90,21 +90,23 @@ def uploaded_lines(run: JobRun) -> list[str]:
 
 
 def assert_stored_as_in_the_bench(docker_client, env, data: dict) -> None:
-	"""Every object holds the bench's file byte for byte, and S3 keeps the SHA256 checksum of what it got."""
+	"""Every object holds the bench's file byte for byte, and S3 keeps the SHA256 checksum of what it got:
+	the recorded one (a file of one PUT: its sha256; in parts: the composite of the parts)."""
 	cluster, target = env
 	container = bench_container(docker_client, cluster)
 	with open_client(target) as s3:
 		for entry in data["backups"].values():
 			recorded = data["checksums"][entry["file"]]
-			assert sha256_in(container, entry["path"]) == recorded
+			assert checksum_in(container, entry["path"], recorded) == recorded
 			key = data["offsite"][entry["file"]]
 			assert (
-				hashlib.sha256(s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()).hexdigest()
-				== recorded
+				checksum_of(s3.get_object(Bucket=target.bucket, Key=key)["Body"].read(), recorded) == recorded
 			)
 			kept = s3.head_object(Bucket=target.bucket, Key=key, ChecksumMode="ENABLED")["ChecksumSHA256"]
 			if entry["size"] > transfer.TUNING.part_size:
-				assert kept.endswith("-3")  # 20 MiB and more in 8 MiB parts: S3's composite of the parts
+				# 20 MiB and more in 8 MiB parts: S3's composite of the parts, recorded with the part size
+				assert kept.endswith("-3")
+				assert recorded == f"composite-sha256:{transfer.TUNING.part_size}:{kept}"
 			else:
 				assert bytes.fromhex(recorded) == base64.b64decode(kept)
 
@@ -218,6 +220,6 @@ def test_an_upload_from_the_host_is_abandoned_unless_the_container_sees_that_ver
 
 		seen = volume_files.identities_meanwhile(container, [path])
 		stored = volume_files.upload_from_host(volume, path, seen, s3, target, "p/confirmed")
-		assert stored.sha256 == sha256_in(container, path)
+		assert str(stored.checksum) == checksum_in(container, path, str(stored.checksum))
 		assert object_keys(s3, target.bucket, "p/confirmed") == ["p/confirmed"]
 	in_bench(docker_client, env, f"rm -f {BACKUPS}/*")

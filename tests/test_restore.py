@@ -7,12 +7,16 @@ checksums under ``storage.backup``. Outcomes are checked with SQL as root and fi
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import pytest
 from backup_support import (
 	TABLE,
 	JobRun,
 	backed_up_site,
 	bench_container,
+	replaced_object,
 	restore_payload,
 	site_db,
 	site_secrets,
@@ -22,16 +26,19 @@ from backup_support import (
 
 from press_selfhosted.engine import restore, transfer
 from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.storage import open_client
 
 HANDLERS = index(restore.restore_handlers())
 SITE = "source.example.com"
 FILES = f"/home/frappe/frappe-bench/sites/{SITE}"
+DOWNLOADS = "/home/frappe/frappe-bench/sites/downloads"
 
 
 @pytest.fixture(scope="module")
 def env(docker_client, endpoints):
-	"""A site with data, backed up; the fingerprint of its data at backup time."""
-	with backed_up_site(docker_client, endpoints, SITE, "restore") as found:
+	"""A site with data, backed up; the fingerprint of its data at backup time. Its 10 MiB of public
+	files make the public tar a file uploaded in parts, recorded by their composite checksum."""
+	with backed_up_site(docker_client, endpoints, SITE, "restore", public_mib=10) as found:
 		yield found
 
 
@@ -123,7 +130,7 @@ def test_checksum_mismatch_fails_before_touching_the_site_naming_the_file(docker
 	)
 	name = data["backups"]["database"]["file"]
 	with pytest.raises(
-		transfer.ChecksumMismatch, match=rf"The database backup file {name} of {SITE} has sha256"
+		transfer.ChecksumMismatch, match=rf"The database backup file {name} of {SITE} has the checksum"
 	):
 		run.run()
 	assert run.done == set()
@@ -145,3 +152,41 @@ def test_missing_object_fails_before_touching_the_site_naming_it(docker_client, 
 	):
 		run.run()
 	assert table_fingerprint(cluster, site_db(SITE)) == before
+
+
+def test_download_checks_either_form_of_the_recorded_checksum(docker_client, env):
+	"""The public tar, recorded by the composite of its parts: a stored object with other bytes fails
+	the download naming it; recorded by the file's sha256 (a backup made before), it is checked too."""
+	cluster, target, data, _ = env
+	download = dataclasses.replace(HANDLERS["Restore Site"], steps=HANDLERS["Restore Site"].steps[:1])
+	name = data["backups"]["public"]["file"]
+	key = data["offsite"][name]
+	recorded = data["checksums"][name]
+	assert recorded.startswith("composite-sha256:")
+
+	def downloaded(payload: dict) -> dict:
+		run = JobRun(docker_client, cluster, download, SITE, payload, site_secrets(cluster, target))
+		try:
+			run.run()
+			return run.data["downloads"]["public"]
+		finally:
+			bench_container(docker_client, cluster).exec_run(
+				["rm", "-rf", f"{DOWNLOADS}/restore-{run.job.id}-{SITE}"]
+			)
+
+	payload = restore_payload(target, data, use_keys=("public",))
+	assert downloaded(payload)["sha256"] == recorded
+	with open_client(target) as s3:
+		original = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+		changed = original[:-1] + bytes([original[-1] ^ 1])
+		mismatch = rf"The public backup file {name} of {SITE} has the checksum"
+		with (
+			replaced_object(s3, target, key, changed),
+			pytest.raises(transfer.ChecksumMismatch, match=mismatch),
+		):
+			downloaded(payload)
+
+	whole = hashlib.sha256(original).hexdigest()
+	payload["storage"]["backup"]["public"]["sha256"] = whole
+	found = downloaded(payload)
+	assert (found["sha256"], found["checked"]) == (whole, True)

@@ -7,9 +7,17 @@ outcomes are checked with SQL as root and in the bench container.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
-from backup_support import BENCH, backed_up_site, bench_container, site_db, site_secrets
+from backup_support import (
+	BENCH,
+	backed_up_site,
+	bench_container,
+	replaced_object,
+	site_db,
+	site_secrets,
+)
 from site_cluster import Secrets, Topology, contexts
 
 from press_selfhosted.engine import verification
@@ -22,7 +30,8 @@ SITE = "checked.example.com"
 
 @pytest.fixture(scope="module")
 def env(docker_client, endpoints):
-	with backed_up_site(docker_client, endpoints, SITE, "verify") as found:
+	# 10 MiB of public files: that tar is uploaded in parts and recorded by their composite checksum
+	with backed_up_site(docker_client, endpoints, SITE, "verify", public_mib=10) as found:
 		yield found
 
 
@@ -46,7 +55,32 @@ def test_recheck_reports_each_file_and_finds_a_changed_object(env):
 		finally:
 			s3.put_object(Bucket=target.bucket, Key=damaged, Body=original)
 	assert [key for key, check in checks.items() if not check.ok] == [damaged]
-	assert f"The object {damaged} in bucket {target.bucket!r} has sha256" in checks[damaged].message
+	assert f"The object {damaged} in bucket {target.bucket!r} has the checksum" in checks[damaged].message
+
+
+def test_recheck_finds_other_bytes_under_a_checksum_of_parts_and_verifies_older_sha256s(env):
+	"""The public tar is recorded by the composite of its parts. Other bytes of the same size uploaded
+	in the same parts (so S3 keeps a composite of the same kind) are found by the daily read-back. A
+	backup recorded with each file's sha256, as backups were before, still verifies."""
+	_, target, data, _ = env
+	files = recorded(data)
+	public = data["offsite"][data["backups"]["public"]["file"]]
+	assert files[public][1].startswith("composite-sha256:8388608:")
+	with open_client(target) as s3:
+		original = s3.get_object(Bucket=target.bucket, Key=public)["Body"].read()
+		with replaced_object(s3, target, public, original[:-1] + bytes([original[-1] ^ 1])):
+			checks = {check.key: check for check in verification.recheck(s3, target, files)}
+		assert [key for key, check in checks.items() if not check.ok] == [public]
+		assert f"but {files[public][1]} was recorded" in checks[public].message
+
+		older = {}
+		for key, (size, _) in files.items():
+			body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+			older[key] = (size, hashlib.sha256(body).hexdigest())
+		assert all(check.ok for check in verification.recheck(s3, target, older))
+
+		unknown = verification.recheck(s3, target, {public: (files[public][0], "md5:0123")})
+		assert not unknown[0].ok and "is not a backup checksum" in unknown[0].message
 
 
 def test_an_s3_outage_is_no_verdict_on_the_backups(env):

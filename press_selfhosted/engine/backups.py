@@ -5,9 +5,11 @@ The two steps are shared with Archive Site and Uninstall App from Site (same Pre
 ``Upload Site Backup to S3`` uploads each one to ``<prefix>/<site>/<YYYY-MM-DD>/<file>`` (read from
 the sites volume on this host when the Docker host is provably this machine, else streamed through
 Docker: volume_files), checks its size and content, and only then records it under
-``data["offsite"]``/``["checksums"]``. The content check is S3's own SHA256 checksum of the parts
-it received (transfer.verify_object), or the object read back and hashed where S3 keeps none:
-ETags are not content hashes for multipart uploads and differ between S3 servers.
+``data["offsite"]``/``["checksums"]``. The recorded checksum (transfer.Checksum) is made of the
+sha256 digests S3 checks each part against, so every byte is hashed once: S3's composite of them
+for a file uploaded in parts, the file's sha256 for one PUT. The content check compares it with the
+SHA256 checksum S3 keeps for the object (transfer.verify_object), or reads the object back where S3
+keeps none: ETags are not content hashes for multipart uploads and differ between S3 servers.
 
 Where the bucket is: Press's ``offsite`` payload (bucket, ``auth.ENDPOINT_URL``, ``auth.REGION``,
 ``path``) wins, because Press's read side (Remote File) uses that bucket; ``payload["storage"]``
@@ -222,7 +224,8 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 		for kind, entry in backups.items():
 			name, key = entry["file"], f"{storage.folder}/{entry['file']}"
 			if checksums.get(name):
-				transfer.verify_object(s3, target, key, entry["size"], checksums[name], tuning)
+				recorded = transfer.Checksum.parse(checksums[name])
+				transfer.verify_object(s3, target, key, entry["size"], recorded, tuning)
 				ctx.log(f"{name}: already in s3://{target.bucket}/{key}, checked")
 				continue
 			stored, route = _upload_file(ctx, source, entry["path"], s3, target, key, tuning)
@@ -231,11 +234,11 @@ def step_upload_site_backup(ctx: StepContext, tuning: transfer.Tuning = transfer
 					f"{entry['path']} changed while it was uploaded ({entry['size']} bytes at backup, {stored.size} "
 					"read). Fix: take the backup again."
 				)
-			transfer.verify_object(s3, target, key, stored.size, stored.sha256, tuning, stored.s3_checksum)
+			transfer.verify_object(s3, target, key, stored.size, stored.checksum, tuning)
 			offsite[name] = key
-			checksums[name] = stored.sha256
+			checksums[name] = str(stored.checksum)
 			ctx.log(
-				f"{kind}: {name} -> s3://{target.bucket}/{key} ({stored.size} bytes, sha256 {stored.sha256}, "
+				f"{kind}: {name} -> s3://{target.bucket}/{key} ({stored.size} bytes, checksum {stored.checksum}, "
 				f"{route})"
 			)
 	container = source.container if source else sites.backend(ctx)

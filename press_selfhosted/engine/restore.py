@@ -1,8 +1,9 @@
 """Restore Site and New Site from Backup: backup files streamed from S3 into the bench, checked, restored.
 
 Each file comes from its object key in the Storage Configuration's bucket when the glue recorded it
-(``payload["storage"]["backup"][kind] = {"key", "sha256"}``), else from the presigned URL Press
-sends (``payload[kind]``). Its sha256 is computed while it streams into
+(``payload["storage"]["backup"][kind] = {"key", "sha256"}``, ``sha256`` holding the recorded
+checksum in either form of transfer.Checksum), else from the presigned URL Press sends
+(``payload[kind]``). Its checksum is computed in the recorded form while it streams into
 ``sites/downloads/restore-<job>-<site>/`` and compared with the recorded one before anything
 touches the site: a mismatch or a missing object fails ``Download Backup Files`` naming the file.
 Then the Agent's sequence (press-facts §3.5); the job's output is ``bench --site S list-apps``,
@@ -32,7 +33,7 @@ def _download_dir(ctx: StepContext) -> str:
 
 
 def _sources(ctx: StepContext) -> dict[str, dict]:
-	"""kind -> {"key"|"url", "sha256"} for each file this restore uses."""
+	"""kind -> {"key"|"url", "sha256"} (the recorded checksum, when there is one) for each file this restore uses."""
 	recorded = (ctx.payload.get("storage") or {}).get("backup") or {}
 	found = {}
 	for kind in FILE_KINDS:
@@ -70,24 +71,30 @@ def download_backup_files(ctx: StepContext) -> None:
 		if kind in downloads and commands.run(container, ["test", "-f", path], check=False).exit_code == 0:
 			ctx.log(f"{kind}: {name} was downloaded by an earlier run")
 			continue
+		expected = transfer.Checksum.parse(source["sha256"]) if source.get("sha256") else None
 		if "key" in source:
 			with open_client(target) as s3:
-				got = transfer.write_into_container(
-					transfer.open_object(s3, target, source["key"]), container, folder, name
-				)
+				incoming = transfer.open_object(s3, target, source["key"])
+				got = transfer.write_into_container(incoming, container, folder, name, expected)
 		else:
-			got = transfer.write_into_container(transfer.open_url(source["url"]), container, folder, name)
-		expected = source.get("sha256")
-		if expected and got.sha256 != expected:
+			got = transfer.write_into_container(
+				transfer.open_url(source["url"]), container, folder, name, expected
+			)
+		if expected and got.checksum != expected:
 			ctx.run(container, ["rm", "-f", path])
 			raise transfer.ChecksumMismatch(
-				f"The {kind} backup file {name} of {site} has sha256 {got.sha256}, but {expected} was recorded "
-				"when it was uploaded: the object changed or is damaged, so the site was not touched. Fix: "
-				"restore from another backup."
+				f"The {kind} backup file {name} of {site} has the checksum {got.checksum}, but {expected} was "
+				"recorded when it was uploaded: the object changed or is damaged, so the site was not touched. "
+				"Fix: restore from another backup."
 			)
-		downloads[kind] = {"path": path, "size": got.size, "sha256": got.sha256, "checked": bool(expected)}
+		downloads[kind] = {
+			"path": path,
+			"size": got.size,
+			"sha256": str(got.checksum),
+			"checked": bool(expected),
+		}
 		ctx.log(
-			f"{kind}: {name} ({got.size} bytes, sha256 {got.sha256}{', as recorded' if expected else ''})"
+			f"{kind}: {name} ({got.size} bytes, checksum {got.checksum}{', as recorded' if expected else ''})"
 		)
 
 
@@ -159,8 +166,8 @@ def restore_files(ctx: StepContext) -> None:
 
 def log_checksums(ctx: StepContext) -> None:
 	for kind, entry in ctx.data.get("downloads", {}).items():
-		state = "matched the recorded sha256" if entry["checked"] else "no sha256 was recorded"
-		ctx.log(f"{kind}: {entry['path']} sha256 {entry['sha256']} ({state}, checked before the restore)")
+		state = "matched the recorded checksum" if entry["checked"] else "no checksum was recorded"
+		ctx.log(f"{kind}: {entry['path']} checksum {entry['sha256']} ({state}, checked before the restore)")
 
 
 def delete_downloads(ctx: StepContext) -> None:

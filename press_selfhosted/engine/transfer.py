@@ -1,4 +1,4 @@
-"""Streaming copies between a container's files and S3, hashing (sha256) on the way.
+"""Streaming copies between a container's files and S3, checksummed (SHA-256) on the way.
 
 Nothing is staged on this machine's disk and memory stays bounded: a file leaves the container as
 the tar stream of Docker's archive endpoint, is cut into parts of ``part_size`` bytes and at most
@@ -14,12 +14,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.storage import S3Target, storage_error
@@ -34,7 +35,11 @@ class TransferError(EngineError):
 
 
 class ChecksumMismatch(TransferError):
-	"""The bytes read back do not have the size or sha256 recorded for them."""
+	"""The bytes read back do not have the size or checksum recorded for them."""
+
+
+class UnknownChecksum(TransferError):
+	"""A recorded checksum is in neither form of :class:`Checksum`."""
 
 
 class ObjectMissing(TransferError):
@@ -57,17 +62,6 @@ class Tuning:
 TUNING = Tuning()
 
 
-@dataclass(frozen=True)
-class StoredObject:
-	bucket: str
-	key: str
-	size: int
-	sha256: str
-	# The SHA256 checksum S3 computed from the parts it received, as HeadObject answers it
-	# (``<base64>`` for one PUT, ``<base64>-<parts>`` for a multipart upload); "" when not known.
-	s3_checksum: str = field(default="", compare=False)
-
-
 def _b64(digest: bytes) -> str:
 	return base64.b64encode(digest).decode()
 
@@ -75,6 +69,92 @@ def _b64(digest: bytes) -> str:
 def composite_checksum(part_digests: list[bytes]) -> str:
 	"""S3's checksum of a multipart object: the sha256 of the parts' sha256 digests, then the part count."""
 	return f"{_b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
+
+
+COMPOSITE = "composite-sha256"
+_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+_COMPOSITE = re.compile(rf"^{COMPOSITE}:([0-9]+):([A-Za-z0-9+/]{{43}}=-[1-9][0-9]*)$")
+
+
+@dataclass(frozen=True)
+class Checksum:
+	"""What a backup records of a file's bytes: a SHA-256 checksum in one of two forms.
+
+	- the file's sha256 (``part_size`` 0, written as 64 hex digits): what backups recorded before, and
+	  what a file uploaded in one PUT records (S3 keeps the same digest, in base64);
+	- S3's composite checksum of a multipart upload (``<base64>-<parts>``: the sha256 of the parts'
+	  sha256 digests in order, then the part count) with the part size that cut the file, written
+	  ``composite-sha256:<part size>:<base64>-<parts>``. The upload computes it from the digests S3
+	  checks each part against, so the bytes are hashed once; given the part size it is computed again
+	  from the bytes (:class:`Hasher`), and it binds every byte in its place as the file's sha256 does
+	  (two files with the same composite would need a sha256 collision).
+	"""
+
+	value: str  # lowercase hex of the file's sha256, or S3's composite value
+	part_size: int = 0
+
+	@classmethod
+	def parse(cls, text: str) -> Checksum:
+		composite = _COMPOSITE.match(text or "")
+		if composite and int(composite.group(1)) >= MIN_PART_SIZE:
+			return cls(composite.group(2), int(composite.group(1)))
+		if _HEX.match(text or ""):
+			return cls(text.lower())
+		raise UnknownChecksum(
+			f"{text!r} is not a backup checksum: 64 hex digits (sha256) or "
+			f"{COMPOSITE}:<part size>:<base64>-<parts> were expected."
+		)
+
+	def __str__(self) -> str:
+		return f"{COMPOSITE}:{self.part_size}:{self.value}" if self.part_size else self.value
+
+	@property
+	def s3(self) -> str:
+		"""The SHA256 checksum S3 keeps for an object uploaded this way (HeadObject's ChecksumSHA256)."""
+		return self.value if self.part_size else _b64(bytes.fromhex(self.value))
+
+	def hasher(self) -> Hasher:
+		"""Computes a checksum of this form from bytes."""
+		return Hasher(self.part_size)
+
+
+class Hasher:
+	"""One pass over a stream of bytes (``update``), giving the file's sha256 (``part_size`` 0) or the
+	composite of its parts of ``part_size`` bytes (``checksum``)."""
+
+	def __init__(self, part_size: int = 0):
+		self.part_size = part_size
+		self.part = hashlib.sha256()
+		self.left = part_size  # bytes still missing from the current part
+		self.digests: list[bytes] = []
+
+	def update(self, data: bytes) -> None:
+		if not self.part_size:
+			self.part.update(data)
+			return
+		view = memoryview(data)
+		while view:
+			piece = view[: self.left]
+			self.part.update(piece)
+			self.left -= len(piece)
+			view = view[len(piece) :]
+			if not self.left:
+				self.digests.append(self.part.digest())
+				self.part, self.left = hashlib.sha256(), self.part_size
+
+	def checksum(self) -> Checksum:
+		if not self.part_size:
+			return Checksum(self.part.hexdigest())
+		last = [self.part.digest()] if self.left < self.part_size else []
+		return Checksum(composite_checksum(self.digests + last), self.part_size)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+	bucket: str
+	key: str
+	size: int
+	checksum: Checksum
 
 
 def _read_exactly(reader, size: int) -> bytes:
@@ -183,11 +263,13 @@ def upload_stream(
 	source: str = "",
 	confirm: Callable[[], None] | None = None,
 ) -> StoredObject:
-	"""Uploads exactly ``size`` bytes from ``reader`` to ``target.bucket``/``key`` and returns their sha256.
+	"""Uploads exactly ``size`` bytes from ``reader`` to ``target.bucket``/``key`` and returns their
+	:class:`Checksum`: the file's sha256 when it fits in one PUT, else S3's composite of its parts.
 
 	Every request carries the sha256 of its body (``x-amz-checksum-sha256``): S3 refuses a part whose
 	bytes do not match it (BadDigest), and keeps the checksum of the whole object that
-	:func:`verify_object` compares instead of reading the object back.
+	:func:`verify_object` compares instead of reading the object back. Those digests are the only
+	hashing of the bytes: the recorded checksum is made of them.
 
 	``confirm`` runs before the object is completed (before its one PUT when it is small) and may
 	raise to abandon the upload: a check that the source is the right one runs meanwhile.
@@ -195,32 +277,31 @@ def upload_stream(
 	Raises a StorageError (S3 refused or unreachable) or TransferError (the source ended early); in
 	both cases no object is left under ``key`` by this upload.
 	"""
-	parts = _HashingParts(reader, size, source or "the source")
+	parts = _Parts(reader, size, source or "the source")
 	try:
 		_abort_leftovers(s3, target.bucket, key)
 		if size <= tuning.part_size:
 			body = parts.next(size)
-			checksum = _b64(parts.digest.digest())  # the body is the whole file
+			checksum = Checksum(hashlib.sha256(body).hexdigest())  # the body is the whole file
 			if confirm:
 				confirm()
-			s3.put_object(Bucket=target.bucket, Key=key, Body=body, ChecksumSHA256=checksum)
+			s3.put_object(Bucket=target.bucket, Key=key, Body=body, ChecksumSHA256=checksum.s3)
 		else:
 			checksum = _multipart(s3, target.bucket, key, size, tuning, parts.next, confirm)
 	except EngineError:
 		raise
 	except Exception as error:
 		raise storage_error(error, target, f"upload {key} to") from error
-	return StoredObject(target.bucket, key, size, parts.digest.hexdigest(), checksum)
+	return StoredObject(target.bucket, key, size, checksum)
 
 
-class _HashingParts:
-	"""Cuts a stream into parts of exact sizes, hashing them in order."""
+class _Parts:
+	"""Cuts a stream into parts of exact sizes."""
 
 	def __init__(self, reader, size: int, source: str):
 		self.reader = reader
 		self.size = size
 		self.source = source
-		self.digest = hashlib.sha256()
 		self.read = 0
 
 	def next(self, expected: int) -> bytes:
@@ -238,7 +319,6 @@ class _HashingParts:
 				f"{self.source} ended after {self.read + len(part)} of {self.size} bytes "
 				"(was the container stopped or the file changed?)"
 			)
-		self.digest.update(part)
 		self.read += len(part)
 		return part
 
@@ -251,7 +331,7 @@ def _multipart(
 	tuning: Tuning,
 	next_part: Callable[[int], bytes],
 	confirm: Callable[[], None] | None = None,
-) -> str:
+) -> Checksum:
 	"""The upload's parts in parallel; returns the composite checksum S3 computes for the object."""
 	upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
 	slots = threading.BoundedSemaphore(tuning.parallel_parts)
@@ -259,7 +339,8 @@ def _multipart(
 
 	def send(number: int, body: bytes) -> tuple[dict, bytes]:
 		try:
-			# hashed here, in the part's thread (hashlib lets go of the GIL), not in the reading loop
+			# hashed here, in the part's thread (hashlib lets go of the GIL), not in the reading loop:
+			# the only pass over these bytes (the recorded checksum is made of these digests)
 			digest = hashlib.sha256(body).digest()
 			answer = s3.upload_part(
 				Bucket=bucket,
@@ -294,7 +375,7 @@ def _multipart(
 		s3.complete_multipart_upload(
 			Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": [part for part, _ in sent]}
 		)
-		return composite_checksum([digest for _, digest in sent])
+		return Checksum(composite_checksum([digest for _, digest in sent]), tuning.part_size)
 	except BaseException:
 		for future in futures:
 			future.cancel()
@@ -358,18 +439,19 @@ def upload_from_container(
 		opened.close()
 
 
-def hash_object(s3, target: S3Target, key: str, tuning: Tuning = TUNING) -> StoredObject:
-	"""Reads the object back and hashes it (what a verification trusts, unlike ETags that differ per server)."""
+def hash_object(s3, target: S3Target, key: str, like: Checksum, tuning: Tuning = TUNING) -> StoredObject:
+	"""Reads the object back and computes its checksum in the form of ``like`` (what a verification
+	trusts, unlike ETags that differ per server)."""
+	hasher = like.hasher()
+	size = 0
 	try:
 		body = s3.get_object(Bucket=target.bucket, Key=key)["Body"]
-		digest = hashlib.sha256()
-		size = 0
 		for chunk in body.iter_chunks(tuning.read_chunk):
-			digest.update(chunk)
+			hasher.update(chunk)
 			size += len(chunk)
 	except Exception as error:
 		raise _missing_or(error, target, key) from error
-	return StoredObject(target.bucket, key, size, digest.hexdigest())
+	return StoredObject(target.bucket, key, size, hasher.checksum())
 
 
 def _missing_or(error: Exception, target: S3Target, key: str) -> EngineError:
@@ -385,17 +467,24 @@ def _missing_or(error: Exception, target: S3Target, key: str) -> EngineError:
 
 
 def verify_object(
-	s3, target: S3Target, key: str, size: int, sha256: str, tuning: Tuning = TUNING, s3_checksum: str = ""
+	s3,
+	target: S3Target,
+	key: str,
+	size: int,
+	checksum: Checksum,
+	tuning: Tuning = TUNING,
+	read_back: bool = False,
 ) -> StoredObject:
-	"""Checks that the object has ``size`` bytes (HEAD) and then its content.
+	"""Checks that the object has ``size`` bytes (HEAD) and the recorded ``checksum``.
 
-	Right after an upload, ``s3_checksum`` (what :func:`upload_stream` sent) is compared with the
-	SHA256 checksum S3 keeps for the object, when it keeps one: S3 checked every part against the
-	sha256 sent with it (BadDigest otherwise), and its checksum of a multipart object is the
-	composite of those parts' checksums in order, so the object holds exactly the bytes whose
-	``sha256`` the upload computed; no byte is read again. Without it (a rerun that knows only
-	``sha256``, the daily verification, which must see what the disks now hold) or on a server
-	that keeps no checksum, the object is read back and hashed."""
+	Unless ``read_back``, ``checksum`` is compared with the SHA256 checksum S3 keeps for the object
+	(HeadObject), when it keeps one of the same kind: S3 checked every part against the sha256 sent
+	with it (BadDigest otherwise), and its checksum of a multipart object is the composite of those
+	parts' checksums in order, so the object holds exactly the bytes the upload hashed; no byte is
+	read again. That proves what S3 received, not what its disks hold later: ``read_back`` (the
+	daily verification) reads the object and computes its checksum in the recorded form, and so does
+	a check on a server that keeps no checksum, or another kind (a backup recorded with its file's
+	sha256 before, uploaded in parts)."""
 	try:
 		head = s3.head_object(Bucket=target.bucket, Key=key, ChecksumMode="ENABLED")
 	except Exception as error:
@@ -406,26 +495,26 @@ def verify_object(
 			f"but {size} were recorded for it."
 		)
 	kept = head.get("ChecksumSHA256") or ""
-	if _comparable(kept, s3_checksum):
-		if kept != s3_checksum:
+	if not read_back and _comparable(kept, checksum.s3):
+		if kept != checksum.s3:
 			raise ChecksumMismatch(
-				f"The object {key} in bucket {target.bucket!r} has the S3 checksum {kept}, but the upload "
-				f"sent bytes whose checksum is {s3_checksum}."
+				f"The object {key} in bucket {target.bucket!r} has the S3 checksum {kept}, but the bytes "
+				f"uploaded had {checksum.s3} (recorded as {checksum})."
 			)
-		return StoredObject(target.bucket, key, size, sha256, kept)
-	found = hash_object(s3, target, key, tuning)
-	if found.sha256 != sha256:
+		return StoredObject(target.bucket, key, size, checksum)
+	found = hash_object(s3, target, key, checksum, tuning)
+	if found.checksum != checksum:
 		raise ChecksumMismatch(
-			f"The object {key} in bucket {target.bucket!r} has sha256 {found.sha256}, "
-			f"but {sha256} was recorded for it."
+			f"The object {key} in bucket {target.bucket!r} has the checksum {found.checksum}, "
+			f"but {checksum} was recorded for it."
 		)
 	return found
 
 
-def _comparable(kept: str, s3_checksum: str) -> bool:
+def _comparable(kept: str, expected: str) -> bool:
 	"""Both are S3 SHA256 checksums of the same kind (whole object, or composite ``-<parts>``; base64
 	has no "-"). A server computing another kind is not wrong: the caller reads the object back."""
-	return bool(kept and s3_checksum) and ("-" in kept) == ("-" in s3_checksum)
+	return bool(kept) and ("-" in kept) == ("-" in expected)
 
 
 # --- S3 (or a presigned URL) -> container ---------------------------------------------------------
@@ -473,7 +562,7 @@ def open_url(url: str, tuning: Tuning = TUNING, timeout: float = 30) -> Incoming
 	return Incoming(shown, int(length), response.iter_content(tuning.read_chunk))
 
 
-def _tar_stream(incoming: Incoming, name: str, digest, uid: int, gid: int) -> Iterator[bytes]:
+def _tar_stream(incoming: Incoming, name: str, hasher: Hasher, uid: int, gid: int) -> Iterator[bytes]:
 	info = tarfile.TarInfo(name)
 	info.size = incoming.size
 	info.mode = 0o640
@@ -484,7 +573,7 @@ def _tar_stream(incoming: Incoming, name: str, digest, uid: int, gid: int) -> It
 	for chunk in incoming.chunks:
 		if written + len(chunk) > incoming.size:
 			raise TransferError(f"{incoming.name} sent more than its {incoming.size} bytes")
-		digest.update(chunk)
+		hasher.update(chunk)
 		written += len(chunk)
 		yield chunk
 	if written != incoming.size:
@@ -494,11 +583,18 @@ def _tar_stream(incoming: Incoming, name: str, digest, uid: int, gid: int) -> It
 
 
 def write_into_container(
-	incoming: Incoming, container, directory: str, file_name: str, uid: int = 1000, gid: int = 1000
+	incoming: Incoming,
+	container,
+	directory: str,
+	file_name: str,
+	like: Checksum | None = None,
+	uid: int = 1000,
+	gid: int = 1000,
 ) -> StoredObject:
 	"""Writes the stream as ``directory/file_name`` in the container (``directory`` must exist) and
-	returns its size and sha256; the caller compares them with the recorded ones."""
-	digest = hashlib.sha256()
-	chunks = _tar_stream(incoming, file_name, digest, uid, gid)
+	returns its size and checksum, in the form of ``like`` (the recorded one, which the caller
+	compares it with) or else the file's sha256."""
+	hasher = like.hasher() if like else Hasher()
+	chunks = _tar_stream(incoming, file_name, hasher, uid, gid)
 	_put_archive(container, directory, chunks, f"{file_name} ({incoming.name})")
-	return StoredObject("", f"{directory}/{file_name}", incoming.size, digest.hexdigest())
+	return StoredObject("", f"{directory}/{file_name}", incoming.size, hasher.checksum())

@@ -1,7 +1,8 @@
 """Verification of stored backups: checksums re-checked in S3, and restore drills.
 
-``recheck`` reads every object of a backup back and compares size and sha256 with the recorded
-ones, reporting each file (it does not stop at the first bad one). Only a missing or changed object
+``recheck`` reads every object of a backup back and compares its size and checksum with the recorded
+ones (either form of transfer.Checksum: the file's sha256 older backups recorded, or the composite of
+its parts), reporting each file (it does not stop at the first bad one). Only a missing or changed object
 is a bad file: when S3 cannot be asked (unreachable, keys refused, a server error) it raises, so a
 temporary outage never marks good backups Unavailable. ``restore_drill`` restores a
 backup into a throw-away site on the source site's bench with the New Site from Backup steps,
@@ -35,16 +36,19 @@ class FileCheck:
 def recheck(
 	s3, target: S3Target, recorded: Mapping[str, tuple[int, str]], tuning: transfer.Tuning = transfer.TUNING
 ) -> list[FileCheck]:
-	"""``recorded`` maps object key -> (size, sha256). Raises a StorageError (or TransferError) when the
-	answer says nothing about the backup itself."""
+	"""``recorded`` maps object key -> (size, checksum as recorded). Raises a StorageError (or
+	TransferError) when the answer says nothing about the backup itself."""
 	found = []
-	for key, (size, sha256) in recorded.items():
+	for key, (size, checksum) in recorded.items():
 		try:
-			transfer.verify_object(s3, target, key, size, sha256, tuning)
-		except (transfer.ObjectMissing, transfer.ChecksumMismatch) as error:
+			# read back: the checksum S3 computed at upload says nothing of what its disks hold now
+			transfer.verify_object(
+				s3, target, key, size, transfer.Checksum.parse(checksum), tuning, read_back=True
+			)
+		except (transfer.ObjectMissing, transfer.ChecksumMismatch, transfer.UnknownChecksum) as error:
 			found.append(FileCheck(key, False, str(error)))
 		else:
-			found.append(FileCheck(key, True, f"{key}: {size} bytes, sha256 as recorded"))
+			found.append(FileCheck(key, True, f"{key}: {size} bytes, checksum as recorded"))
 	return found
 
 
@@ -84,7 +88,7 @@ def restore_drill(
 	storage: Mapping | None = None,
 	echo: Log | None = None,
 ) -> DrillResult:
-	"""Restores ``backup`` (kind -> {"key", "sha256"}) of ``source.site`` into a throw-away site of the
+	"""Restores ``backup`` (kind -> {"key", "sha256": the recorded checksum}) of ``source.site`` into a throw-away site of the
 	same bench and compares it with ``expected_tables``. ``contexts`` gives the drill's secrets
 	(``admin_password`` and the database and S3 keys); ``echo`` sees the steps' output. The caller holds
 	the bench's lock (:class:`~press_selfhosted.engine.agent.locks.BenchLocks`): no job runs on the bench

@@ -250,30 +250,43 @@ class Executor:
 	def run(self, job_id: int) -> str | None:
 		"""Run (or resume) job ``job_id``; returns its status, :data:`WAITING`, or None when it cannot
 		run now (another worker has it, or an older job of its bench or site is open) or this worker lost
-		it (the job stops unrecorded and the sweep resumes it)."""
+		it (the job stops unrecorded and the sweep resumes it).
+
+		A job given up because its bench or site was busy is tried again when they are free once its own
+		lock is released: the job before it may have ended meanwhile, and its hand-over to a worker found
+		the job's lock held here and gave up in turn; else the job would wait for the sweep."""
+		while True:
+			status, busy = self._attempt(job_id)
+			if busy is None or not self._scope_free(busy):
+				return status
+
+	def _attempt(self, job_id: int) -> tuple[str | None, JobRow | None]:
+		"""One try at running the job: its status (as :meth:`run`), and the job when its bench or site
+		was busy."""
 		job = self.store.get(job_id)
 		if job is None or job.status in jobs.FINISHED:
-			return job.status if job else None
+			return (job.status if job else None), None
 		job_lock = self.store.lock_name("job", job.id)
 		if not self.store.try_lock(job_lock):
-			return None
-		held, lease = [job_lock], None
+			return None, None
+		held, lease, status = [job_lock], None, None
 		try:
 			scope = self._acquire_scope(job)
 			if scope is None:
-				return None
+				return None, job
 			held += scope
 			# the row read before the locks may be stale: another worker may have run the job meanwhile
 			job = self.store.get(job_id)
 			if job is None or job.status in jobs.FINISHED:
-				return job.status if job else None
+				return (job.status if job else None), None
 			lease = Lease(self.store, job.id, job_lock, self.settings)
 			if not lease.take():
 				lease = None
-				return None
-			return self._execute(job, lease)
+				return None, None
+			status = self._execute(job, lease)
+			return status, None
 		except (LeaseLost, JobStoreUnavailable):
-			return None
+			return None, None
 		finally:
 			if lease is not None:
 				lease.end()
@@ -281,15 +294,20 @@ class Executor:
 				with contextlib.suppress(JobStoreUnavailable):
 					self.store.release(name)
 			self.store.forget_lost_locks()
+			if status in jobs.FINISHED:
+				self._enqueue_successors(job)
 
-	def _acquire_scope(self, job: JobRow) -> list[str] | None:
-		"""The bench and site locks of ``job`` when they are free and no older job of its bench or site is
-		open; else None at once (the ending job before it enqueues it again)."""
-		names = [
+	def _scope_names(self, job: JobRow) -> list[str]:
+		return [
 			self.store.lock_name(kind, job.server, value)
 			for kind, value in ((BENCH, job.bench), ("site", job.site))
 			if value
 		]
+
+	def _acquire_scope(self, job: JobRow) -> list[str] | None:
+		"""The bench and site locks of ``job`` when they are free and no older job of its bench or site is
+		open; else None at once (the ending job before it enqueues it again)."""
+		names = self._scope_names(job)
 		got: list[str] = []
 		for name in names:
 			if not self.store.try_lock(name):
@@ -300,6 +318,16 @@ class Executor:
 		for name in got:
 			self.store.release(name)
 		return None
+
+	def _scope_free(self, job: JobRow) -> bool:
+		"""Could ``job`` run now as far as its bench and site go? (A store that cannot answer: no.)"""
+		try:
+			names = self._scope_names(job)
+			return all(self.store.is_free(name) for name in names) and not self.store.has_earlier_unfinished(
+				job
+			)
+		except JobStoreUnavailable:
+			return False
 
 	def _execute(self, job: JobRow, lease: Lease) -> str:
 		owner = lease.owner
@@ -351,8 +379,15 @@ class Executor:
 	def _finished(self, record: JobRecord, status: str) -> None:
 		if self.on_finished:
 			self.on_finished(record, status)
-		if self.enqueue:
-			for successor in self.store.successors(record.server, record.id, record.bench, record.site):
+
+	def _enqueue_successors(self, job: JobRow) -> None:
+		"""Hands the jobs that waited for ``job`` to workers, once its locks are free: a worker taking
+		one at once would otherwise find the bench still locked and drop it until the sweep (a minute
+		or more later). A store that cannot answer leaves them to the sweep too."""
+		if not self.enqueue:
+			return
+		with contextlib.suppress(JobStoreUnavailable):
+			for successor in self.store.successors(job.server, job.id, job.bench, job.site):
 				self.enqueue(successor)
 
 
