@@ -32,9 +32,10 @@ from press_selfhosted.engine.benches import BenchSettings
 from press_selfhosted.engine.builds import BuilderSettings
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
-from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings
+from press_selfhosted.engine.proxy import Proxy, ProxyJobs
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.engine.sites import SiteSettings
+from tests.proxy_helpers import proxy_settings
 
 APP_IP = "10.9.0.1"
 
@@ -107,16 +108,6 @@ def servers(endpoints: dict, prefix: str) -> tuple[ContainerServer, ContainerSer
 		make(f"{prefix}-app.local", "Server", private_ip=APP_IP, front_image=endpoints["images"]["front"]),
 		make(f"{prefix}-db.local", "Database Server"),
 		make(f"{prefix}-proxy.local", "Proxy Server"),
-	)
-
-
-def proxy_settings(endpoints: dict) -> ProxySettings:
-	return ProxySettings(
-		traefik_image=endpoints["images"]["traefik"],
-		router_image=endpoints["images"]["front"],
-		bind_address="127.0.0.1",
-		http_port=0,
-		https_port=0,
 	)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from press_selfhosted.engine import benches, naming
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, JobRecord, StepContext
 from press_selfhosted.engine.docker_hosts import DockerHost
+from press_selfhosted.engine.proxy import ProxySettings
 
 
 @dataclass
@@ -232,3 +233,14 @@ def verification_fails(port: int, host: str, root_pem: str, timeout: float) -> b
 		if time.monotonic() > deadline:
 			return False
 		time.sleep(0.3)
+
+
+def proxy_settings(endpoints: dict, **more) -> ProxySettings:
+	"""A test proxy on loopback, on ports Docker picks, from the locally built images; ``more`` overrides.
+	``reload_timeout`` only bounds a failure: a busy CI host may take long."""
+	base = {"bind_address": "127.0.0.1", "http_port": 0, "https_port": 0, "reload_timeout": 90}
+	return ProxySettings(
+		traefik_image=endpoints["images"]["traefik"],
+		router_image=endpoints["images"]["front"],
+		**{**base, **more},
+	)

@@ -29,14 +29,7 @@ def run_handler(endpoints, store_config, handler, started=None):
 	store = JobStore(store_config)
 	router = Router([handler], store, lambda job_id: None, topology, DockerHosts())
 	job_id = router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"]
-	executor = Executor(
-		JobStore(store_config),
-		handlers.index([handler]),
-		topology,
-		support.Secrets(),
-		DockerHosts(),
-		ExecutorSettings(flush_interval=0.05),
-	)
+	executor = support.executor_for(store_config, [handler], topology, ExecutorSettings(flush_interval=0.05))
 	worker = threading.Thread(target=executor.run, args=(job_id,))
 	worker.start()
 	return router, server, job_id, worker
@@ -142,14 +135,7 @@ def test_a_job_that_waited_for_its_bench_runs_when_the_one_before_it_ends(endpoi
 	)
 
 	def executor(enqueue=None) -> Executor:
-		return Executor(
-			JobStore(store_config),
-			handlers.index([handler]),
-			topology,
-			support.Secrets(),
-			DockerHosts(),
-			enqueue=enqueue,
-		)
+		return support.executor_for(store_config, [handler], topology, enqueue=enqueue)
 
 	other_worker = executor()
 	ran = {}
@@ -178,14 +164,7 @@ def test_a_job_given_up_while_the_one_before_it_hands_it_over_still_runs(endpoin
 	handed_over = {}
 
 	def executor(kind=Executor, enqueue=None) -> Executor:
-		return kind(
-			JobStore(store_config),
-			handlers.index([handler]),
-			topology,
-			support.Secrets(),
-			DockerHosts(),
-			enqueue=enqueue,
-		)
+		return support.executor_for(store_config, [handler], topology, kind=kind, enqueue=enqueue)
 
 	other_worker = executor()
 	ending = threading.Thread(

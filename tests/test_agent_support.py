@@ -139,6 +139,27 @@ class Agent:
 			time.sleep(0.5)
 
 
+def executor_for(
+	store_config,
+	found: list,
+	topology,
+	settings: ExecutorSettings | None = None,
+	kind: type[Executor] = Executor,
+	enqueue=None,
+	secrets: Secrets | None = None,
+) -> Executor:
+	"""A worker's executor of the ``found`` handlers, with a job store connection of its own."""
+	return kind(
+		JobStore(store_config),
+		handlers.index(found),
+		topology,
+		secrets or Secrets(),
+		DockerHosts(),
+		settings or ExecutorSettings(),
+		enqueue=enqueue,
+	)
+
+
 def make_agent(
 	store_config, server: ContainerServer, secrets: dict | None = None, health_timeout=60
 ) -> Agent:
@@ -147,14 +168,7 @@ def make_agent(
 	hosts = DockerHosts()
 	found = bench_handlers(BenchSettings(health_timeout=health_timeout))
 	store = JobStore(store_config)
-	executor = Executor(
-		JobStore(store_config),
-		handlers.index(found),
-		topology,
-		secret_source,
-		hosts,
-		ExecutorSettings(),
-	)
+	executor = executor_for(store_config, found, topology, secrets=secret_source)
 	agent = Agent(None, executor, server, store, topology, secret_source)  # type: ignore[arg-type]
 	agent.router = Router(found, store, agent.enqueue, topology, hosts)
 	return agent

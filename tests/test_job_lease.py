@@ -66,14 +66,7 @@ def setup(endpoints, store_config, tally: Tally, hold: bool = False):
 	job_id = router.handle(server.name, "POST", "benches/b1/restart", {}, agent_job_id="AJ-x").json["job"]
 
 	def worker() -> Executor:
-		return Executor(
-			JobStore(store_config),
-			handlers.index([handler]),
-			topology,
-			support.Secrets(),
-			DockerHosts(),
-			SETTINGS,
-		)
+		return support.executor_for(store_config, [handler], topology, SETTINGS)
 
 	return job_id, worker
 

@@ -48,6 +48,7 @@ from tests.proxy_helpers import (
 	FakeSecrets,
 	FakeTopology,
 	container_server,
+	proxy_settings,
 	remove_servers,
 	run_job,
 	start_bench_pair,
@@ -71,14 +72,7 @@ def cluster(endpoints, docker_client):
 	try:
 		start_bench_pair(docker_client, endpoints, app, BENCH)
 		start_bench_pair(docker_client, endpoints, app, WS_BENCH, websocket=True)
-		settings = ProxySettings(
-			traefik_image=endpoints["images"]["traefik"],
-			router_image=endpoints["images"]["front"],
-			bind_address="127.0.0.1",
-			http_port=0,
-			https_port=0,
-			reload_timeout=90,  # only bounds a failure: a busy CI host may take long
-		)
+		settings = proxy_settings(endpoints)
 		jobs = ProxyJobs(settings)
 		topology = FakeTopology(app_servers={UPSTREAM: app}, benches={SITE: BENCH}, proxies=[proxy_server])
 		yield {
@@ -261,13 +255,7 @@ def test_an_operators_container_of_the_same_name_is_never_replaced(endpoints, do
 		endpoints["images"]["base"], ["sleep", "300"], name=f"{prefix}-traefik", detach=True
 	)
 	try:
-		settings = ProxySettings(
-			traefik_image=endpoints["images"]["traefik"],
-			router_image=endpoints["images"]["front"],
-			bind_address="127.0.0.1",
-			http_port=0,
-			https_port=0,
-		)
+		settings = proxy_settings(endpoints)
 		with pytest.raises(
 			naming.NotOwned, match=f"container {prefix}-traefik .* is not one press_selfhosted made"
 		):
@@ -596,14 +584,7 @@ def test_routes_of_the_former_layout_are_adopted_by_the_router(endpoints, docker
 	site, domain = "former.example.com", "www.former.test"
 	try:
 		start_bench_pair(docker_client, endpoints, app, BENCH)
-		settings = ProxySettings(
-			traefik_image=endpoints["images"]["traefik"],
-			router_image=endpoints["images"]["front"],
-			bind_address="127.0.0.1",
-			http_port=0,
-			https_port=0,
-			reload_timeout=90,  # only bounds a failure: a busy CI host may take long
-		)
+		settings = proxy_settings(endpoints)
 		proxy = Proxy.ensure(docker_client, server, settings)
 		# back to the former layout: no router, a page service, the site's routers in Traefik
 		proxy.router.remove(force=True)
