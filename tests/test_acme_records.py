@@ -81,3 +81,17 @@ def test_pending_then_failure_with_the_reason_then_expired():
 	assert expired.status == acme_records.EXPIRED and expired.held == lapsed
 	assert "expired" in expired.error and "Fix:" in expired.error
 	assert acme.not_after(x509.load_pem_x509_certificate(lapsed.chain.encode())) < NOW
+
+
+def test_a_custom_domain_certified_by_acme_gets_a_record_of_its_own():
+	"""The site's certificate never stands for its custom domain's, nor the reverse."""
+	own = held(["a.example.com"], "acme", NOW - datetime.timedelta(days=3))
+	domain = held(["www.customer.test"], "acme", NOW - datetime.timedelta(days=2))
+	custom = SiteCertificate("a.example.com", NOW - datetime.timedelta(minutes=5), None, "www.customer.test")
+	found = acme_records.records([site("a.example.com"), custom], [], [own, domain], RESOLVER, NOW)
+	assert [(r.name, r.domain, r.wildcard, r.status, r.held) for r in found] == [
+		("a.example.com", "a.example.com", False, acme_records.ACTIVE, own),
+		("www.customer.test", "www.customer.test", False, acme_records.ACTIVE, domain),
+	]
+	(waiting,) = acme_records.records([custom], [], [own], RESOLVER, NOW)
+	assert (waiting.name, waiting.status, waiting.held) == ("www.customer.test", acme_records.PENDING, None)

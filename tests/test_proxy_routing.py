@@ -511,6 +511,21 @@ def test_bad_payloads_are_refused_with_the_field(cluster):
 		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": "not a key"}))
 
 
+def test_a_host_without_a_certificate_needs_the_proxys_acme_resolver(cluster):
+	"""Press sends the keys with empty values when its TLS Certificate holds none: only a proxy with an
+	ACME resolver can certify the domain (tests/test_proxy_tls.py), and never a wildcard."""
+	empty = dict.fromkeys(("privkey.pem", "fullchain.pem", "chain.pem"))
+	domain = "www.no-certificate.test"
+	for payload in ({"name": domain, "target": SITE, "certificate": empty}, {"name": domain, "target": SITE}):
+		with pytest.raises(ValidationError) as refused:
+			job(cluster, "Add Host to Proxy", payload)
+		assert refused.value.field == "certificate" and "has no ACME resolver" in str(refused.value)
+		assert "press_selfhosted_acme_email" in refused.value.fix
+	with pytest.raises(ValidationError, match="cannot be obtained by HTTP-01.*DNS-01"):
+		job(cluster, "Add Host to Proxy", {"name": "*.example.org", "certificate": empty})
+	assert cluster["proxy"].owner_of(domain) is None
+
+
 def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
 	proxy = dataclasses.replace(cluster["proxy"], settings=ProxySettings("x", "y", reload_timeout=1))
 	record = JobRecord(1, "Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import random
 import ssl
 import uuid
 
@@ -30,6 +31,7 @@ from press_selfhosted.tests.acme_services import Relay
 from tests.proxy_helpers import (
 	FakeTopology,
 	container_server,
+	poll_until,
 	remove_servers,
 	run_job,
 	start_bench_pair,
@@ -112,7 +114,7 @@ def cluster(endpoints, docker_client):
 		kind: container_server(
 			endpoints, f"{prefix}{kind}-proxy.local", "Proxy Server", f"{prefix}{kind}", network
 		)
-		for kind in ("a", "l")
+		for kind in ("a", "l", "c")
 	}
 	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
 	try:
@@ -125,6 +127,36 @@ def cluster(endpoints, docker_client):
 		yield {"client": docker_client, "topology": topology, "proxies": proxies, "network": network}
 	finally:
 		remove_servers(docker_client, [app.name, *(p.name for p in proxies.values())], network)
+
+
+@pytest.fixture
+def pebble_acme(cluster, endpoints):
+	"""A resolver of pebble (reached through a relay on the cluster network's gateway: pebble listens on
+	the host's loopback) and pebble's root certificate, which its certificates verify against."""
+	pebble = endpoints["pebble"]
+	with open(pebble["ca_file"]) as handle:
+		pebble_https_ca = handle.read()
+	gateway = cluster["client"].networks.get(cluster["network"]).attrs["IPAM"]["Config"][0]["Gateway"]
+	directory = requests.utils.urlparse(pebble["directory_url"])
+	relay = Relay(gateway, (directory.hostname, directory.port))
+	try:
+		resolver = AcmeResolver(
+			"ops@example.com",
+			f"https://{gateway}:{relay.port}{directory.path}",
+			ca_bundle=pebble_https_ca,
+			server_name="localhost",  # pebble's HTTPS certificate names localhost and 127.0.0.1
+		)
+		root = requests.get(f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10).text
+		yield resolver, root
+	finally:
+		relay.close()
+
+
+def served_names(served: bytes) -> list[str]:
+	names = x509.load_der_x509_certificate(served).extensions.get_extension_for_class(
+		x509.SubjectAlternativeName
+	)
+	return names.value.get_values_for_type(x509.DNSName)
 
 
 # --- pure: settings, flags, documents -------------------------------------------------------------
@@ -229,40 +261,23 @@ def test_site_config_keys(endpoints, tmp_path):
 # --- real Traefik, real pebble ----------------------------------------------------------------------
 
 
-def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
+def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints, pebble_acme):
 	client = cluster["client"]
 	server = cluster["proxies"]["a"]
 	pebble = endpoints["pebble"]
-	with open(pebble["ca_file"]) as handle:
-		pebble_https_ca = handle.read()
-	gateway = client.networks.get(cluster["network"]).attrs["IPAM"]["Config"][0]["Gateway"]
-	directory = requests.utils.urlparse(pebble["directory_url"])
-	relay = Relay(gateway, (directory.hostname, directory.port))
+	resolver, root = pebble_acme
+	settings = settings_for(endpoints, acme=resolver, http_port=PEBBLE_HTTP_PORT)
+	log = add_site(cluster, settings, server, ACME_SITE)
+	assert any("writing the routes of" in line for line in log)
+	proxy = Proxy.ensure(client, server, settings)
 	try:
-		resolver = AcmeResolver(
-			"ops@example.com",
-			f"https://{gateway}:{relay.port}{directory.path}",
-			ca_bundle=pebble_https_ca,
-			server_name="localhost",  # pebble's HTTPS certificate names localhost and 127.0.0.1
-		)
-		settings = settings_for(endpoints, acme=resolver, http_port=PEBBLE_HTTP_PORT)
-		log = add_site(cluster, settings, server, ACME_SITE)
-		assert any("writing the routes of" in line for line in log)
-		proxy = Proxy.ensure(client, server, settings)
-		root = requests.get(f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10).text
-		try:
-			served, answer = verified_request(proxy.published_port("443/tcp"), ACME_SITE, root, timeout=90)
-		except ssl.SSLError:
-			pytest.fail(f"no certificate from pebble; Traefik's log:\n{proxy.traefik.logs(tail=40).decode()}")
-	finally:
-		relay.close()
+		served, answer = verified_request(proxy.published_port("443/tcp"), ACME_SITE, root, timeout=90)
+	except ssl.SSLError:
+		pytest.fail(f"no certificate from pebble; Traefik's log:\n{proxy.traefik.logs(tail=40).decode()}")
 	assert answer.startswith("HTTP/1.1 200") and json.loads(answer.split("\r\n\r\n", 1)[1]) == {
 		"site": ACME_SITE
 	}
-	names = x509.load_der_x509_certificate(served).extensions.get_extension_for_class(
-		x509.SubjectAlternativeName
-	)
-	assert names.value.get_values_for_type(x509.DNSName) == [ACME_SITE]
+	assert served_names(served) == [ACME_SITE]
 
 	storage = proxy.traefik.exec_run(["stat", "-c", "%a", acme.ACME_STORAGE]).output.decode().strip()
 	assert storage == "600"
@@ -308,6 +323,78 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints):
 	assert proxy.site(ACME_SITE).cert_resolver is None
 	assert "certResolver" not in container_file(proxy.traefik, sites_file)
 	client.volumes.get(f"{server.container_prefix}-traefik-acme")
+
+
+def test_a_custom_domain_sent_without_a_certificate_is_certified_by_acme(cluster, endpoints, pebble_acme):
+	"""Press's Add Host to Proxy without a certificate (its TLS Certificate left to the proxy's resolver):
+	the domain routes to its site and Traefik obtains its certificate from pebble by HTTP-01, served by
+	SNI; Remove Host from Proxy takes it out of the route and of the names Traefik asks for."""
+	client = cluster["client"]
+	server = cluster["proxies"]["c"]
+	resolver, root = pebble_acme
+	# names of this run's own: pebble's DNS is shared with whatever else runs
+	run = uuid.uuid4().hex[:8]
+	site, domain = f"acme-{run}.example.com", f"www.acme-{run}.test"
+	cluster["topology"].benches[site] = BENCH
+	settings = settings_for(endpoints, acme=resolver)
+	proxy = Proxy.ensure(client, server, settings)
+	# pebble validates HTTP-01 on port 5002 of the address its DNS gives: a loopback address of this
+	# test's own, relayed to the proxy's published HTTP port (proxy "a" holds 127.0.0.1:5002)
+	address = f"127.0.0.{random.randint(2, 250)}"
+	dns = endpoints["pebble"]["challtestsrv_url"]
+	relay = Relay(address, ("127.0.0.1", proxy.published_port("80/tcp")), port=PEBBLE_HTTP_PORT)
+	try:
+		for name in (site, domain):
+			answer = requests.post(f"{dns}/add-a", json={"host": name, "addresses": [address]}, timeout=5)
+			answer.raise_for_status()
+		add_site(cluster, settings, server, site)
+		handlers = index(ProxyJobs(settings).handlers())
+		empty = dict.fromkeys(("privkey.pem", "fullchain.pem", "chain.pem"))  # what Press sends for none
+		payload = {"name": domain, "target": site, "certificate": empty}
+		run_job(handlers["Add Host to Proxy"], server, client, cluster["topology"], payload, site=site)
+		route = proxy.site(site)
+		assert (route.domains, route.acme_domains) == ((domain,), (domain,))
+		sites_file = f"{traefik.DYNAMIC_DIRECTORY}/{traefik.SITES_FILE}"
+		document = yaml.safe_load(container_file(proxy.traefik, sites_file))
+		jsonschema.validate(document, SCHEMA)
+		assert document["http"]["routers"]["sites-tls"]["tls"]["domains"] == [
+			{"main": site},
+			{"main": domain},
+		]
+		try:
+			served, answer = verified_request(proxy.published_port("443/tcp"), domain, root, timeout=120)
+		except ssl.SSLError:
+			pytest.fail(f"no certificate from pebble; Traefik's log:\n{proxy.traefik.logs(tail=40).decode()}")
+		assert served_names(served) == [domain]
+		assert json.loads(answer.split("\r\n\r\n", 1)[1]) == {"site": site}
+		# the report (and so the TLS Certificate records) has the domain, once acme.json holds it
+		expiry = acme.not_after(x509.load_der_x509_certificate(served))
+		reported = poll_until(
+			lambda: [c for c in proxy.site_certificates() if c.domain == domain and c.not_after],
+			timeout=60,
+			what="the custom domain's certificate in acme.json",
+		)
+		assert [(c.site, c.name, c.not_after) for c in reported] == [(site, domain, expiry)]
+
+		run_job(
+			handlers["Remove Host from Proxy"],
+			server,
+			client,
+			cluster["topology"],
+			{"path_args": {"host": domain}},
+			site=site,
+		)
+	finally:
+		relay.close()
+		for name in (site, domain):
+			requests.post(f"{dns}/clear-a", json={"host": name}, timeout=5)
+	route = proxy.site(site)
+	assert (route.domains, route.acme_domains) == ((), ())
+	assert proxy.served([domain]) == {domain: None}
+	assert proxy.sites().acme_domains == ()
+	document = yaml.safe_load(container_file(proxy.traefik, sites_file))
+	assert document["http"]["routers"]["sites-tls"]["tls"]["domains"] == [{"main": site}]
+	assert [c.name for c in proxy.site_certificates()] == [site]
 
 
 def test_stored_certificates_are_read_without_their_keys(endpoints):

@@ -162,3 +162,21 @@ def _directory(path: str) -> bytes:
 		info.mode = 0o755
 		archive.addfile(info)
 	return buffer.getvalue()
+
+
+def test_custom_domains_certified_by_acme_are_among_the_sites_domains():
+	route = BASE.with_domains(added=("www.example.org",), acme=True)
+	assert (route.domains, route.acme_domains) == (
+		("shop.example.org", "www.example.org"),
+		("www.example.org",),
+	)
+	assert site_router.parse(site_router.render(route)["routes/site1_example_com.map"], "x.map") == route
+	# a certificate sent for it later takes over from the resolver; a status change keeps it as it was
+	assert route.with_domains(added=("www.example.org",), acme=False).acme_domains == ()
+	assert route.with_status("suspended").acme_domains == ("www.example.org",)
+	assert route.with_domains(added=("more.example.org",)).acme_domains == ("www.example.org",)
+	gone = route.with_domains(removed=("www.example.org",))
+	assert (gone.domains, gone.acme_domains) == (("shop.example.org",), ())
+	with pytest.raises(ValidationError) as refused:
+		SiteRoute(**{**vars(BASE), "acme_domains": ("other.example.org",)})
+	assert refused.value.field == "acme_domains" and "Fix:" in str(refused.value)

@@ -20,6 +20,7 @@ VARIANTS = {
 	"sites": Sites(ROUTER, generation=1),
 	"sites with ACME": Sites(ROUTER, "acme", ("a.example.com", "b.example.com"), 7),
 	"ACME, no site yet": Sites(ROUTER, "acme", (), 2),
+	"ACME with a custom domain": Sites(ROUTER, "acme", ("a.example.com",), 3, ("www.customer.test",)),
 	"host with cert": HostRoute("shop.example.org", site="site1.example.com"),
 	"wildcard host": HostRoute("*.example.com"),
 }
@@ -109,9 +110,29 @@ def test_distinct_hosts_get_distinct_names():
 			"characters other than",
 		),
 		(lambda: Sites(ROUTER, "acme", ("a.example.com`)",)), "acme_sites", "characters other than"),
+		(lambda: Sites(ROUTER, "acme", (), 1, ("*.example.com",)), "acme_domains", "characters other than"),
 	],
 )
 def test_bad_input_is_refused_with_the_field(make, field, message):
 	with pytest.raises(ValidationError, match=message) as refused:
 		make()
 	assert refused.value.field == field
+
+
+def test_the_resolver_is_asked_for_site_names_and_acme_custom_domains_alike():
+	sites = VARIANTS["ACME with a custom domain"]
+	assert loaded(sites)["http"]["routers"]["sites-tls"]["tls"]["domains"] == [
+		{"main": "a.example.com"},
+		{"main": "www.customer.test"},
+	]
+	assert traefik.parse(traefik.render(sites), traefik.SITES_FILE) == sites
+
+
+def test_a_sites_file_written_before_acme_custom_domains_still_reads():
+	header = traefik.HEADER + (
+		'{"acme_sites": ["a.example.com"], "cert_resolver": "acme", "generation": 4, "kind": "Sites", '
+		f'"router_url": "{ROUTER}"}}'
+	)
+	assert traefik.parse(header + "\n{}\n", traefik.SITES_FILE) == Sites(
+		ROUTER, "acme", ("a.example.com",), 4
+	)

@@ -8,10 +8,13 @@ certificate is not being renewed, are written to one Error Log per proxy. The sa
 ``press_selfhosted.api.site_certificates``.
 
 Every hour too, what each proxy serves by ACME is kept as Press's own **TLS Certificate** records
-(``watch_site_certificates``): one per site name and one ``*.<root domain>`` per DNS-01 wildcard, with its
+(``watch_site_certificates``): one per site name, one per custom domain it certifies (the record Press's
+Site Domain made, see ``acme_custom_domain``) and one ``*.<root domain>`` per DNS-01 wildcard, with its
 status (Pending, Active, Failure with the reason, Expired), dates, issuer, chain and private key (a
 Password field: the only place a key read from ``acme.json`` is kept). A name the proxy no longer
-certifies loses its record; a lapsed certificate is marked Expired and written to the Error Log once.
+certifies loses its record, but a custom domain's, which Press deletes with its Site Domain; a lapsed
+certificate is marked Expired and written to the Error Log once. Records without this proxy in
+``acme_proxy_server`` (Press's, the operator's, the platform CA's, another proxy's) are never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import frappe
 from press_selfhosted.agent import cluster, settings, topology
 from press_selfhosted.engine import acme, acme_records
 from press_selfhosted.engine.proxy import Proxy
+from press_selfhosted.validations.doc_events import server_is_container_server
 
 TITLE = "press_selfhosted: site certificates on {proxy}"
 RECORDS_TITLE = "press_selfhosted: TLS Certificate records of {proxy}"
@@ -109,7 +113,10 @@ def sync_certificate_records(proxy_server: str) -> dict[str, str]:
 		if record.status == acme_records.EXPIRED and (current is None or current.status != record.status):
 			frappe.log_error(title=EXPIRED_TITLE.format(name=record.name), message=record.error)
 	for name in kept.keys() - {record.name for record in found}:
-		frappe.delete_doc("TLS Certificate", name, ignore_permissions=True)
+		# a custom domain's record goes with its Site Domain (Press deletes both); until the proxy routes
+		# the domain (Add Host to Proxy not run yet, or failed) it stays Pending
+		if not frappe.db.exists("Site Domain", {"tls_certificate": name}):
+			frappe.delete_doc("TLS Certificate", name, ignore_permissions=True)
 	return {record.name: record.status for record in found}
 
 
@@ -120,7 +127,6 @@ def _values(record: acme_records.CertificateRecord, proxy_server: str) -> dict:
 		"status": record.status,
 		"error": record.error,
 		"provider": "Other",
-		"team": cluster.operator_team(),
 		"acme_proxy_server": proxy_server,
 	}
 	held = record.held
@@ -153,12 +159,34 @@ def _save(name: str, values: dict) -> None:
 		doc = frappe.get_doc("TLS Certificate", name)
 		doc.update(values)
 	else:
-		doc = frappe.get_doc({"doctype": "TLS Certificate", **values})
+		# a custom domain's record keeps its Site Domain's team; the operator's team owns the others
+		doc = frappe.get_doc({"doctype": "TLS Certificate", "team": cluster.operator_team(), **values})
 	doc.flags.ignore_validate = True
 	if doc.is_new():
 		doc.insert(ignore_permissions=True)
 	else:
 		doc.save(ignore_permissions=True)
+
+
+def acme_proxy_of(site: str) -> str | None:
+	"""The container Proxy Server of ``site`` when it has an ACME resolver (the site config's ACME keys,
+	which every container proxy's Traefik is set up with); else None."""
+	proxy = frappe.db.get_value("Server", frappe.db.get_value("Site", site, "server"), "proxy_server")
+	if not server_is_container_server("Proxy Server", proxy):
+		return None
+	resolver, _default_certificate = acme.from_site_config(frappe.conf)
+	return proxy if resolver else None
+
+
+def acme_custom_domain(doc, proxy: str) -> None:
+	"""A custom domain's TLS Certificate as Press's Site Domain inserts it, left to ``proxy``'s ACME
+	resolver: provider "Other", so Press's certbot never runs (it needs Press to answer the challenge,
+	which Traefik answers here, and the Internet); Pending without a certificate until
+	``watch_site_certificates`` fills it from acme.json; ``acme_proxy_server`` makes it that watch's own."""
+	doc.update({"provider": "Other", "status": "Pending", "acme_proxy_server": proxy})
+	# Press's validate of provider "Other" refuses a record without a certificate and key (it checks an
+	# uploaded pair): Traefik obtains them only once Add Host to Proxy has run, so it is skipped here.
+	doc.flags.ignore_validate = True
 
 
 def _naive_utc(moment: datetime.datetime) -> datetime.datetime:

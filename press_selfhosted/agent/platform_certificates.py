@@ -9,7 +9,10 @@ under the domain. ``renew_platform_certificates`` (daily) issues again what laps
 Custom domains of sites on container servers follow their root domain: where the platform CA certifies
 the root domain, Press's TLS Certificate for a custom domain is issued by the CA as it is inserted
 (provider "Other", so Press's certbot, which needs the Internet, never runs) and Press's own Site Domain
-flow sends it with "Add Host to Proxy" once the Site Domain holds it.
+flow sends it with "Add Host to Proxy" once the Site Domain holds it. Elsewhere, where the site's proxy
+has an ACME resolver, the record is left Pending without a certificate (``certificates.acme_custom_domain``)
+and "Add Host to Proxy" is sent at once without one: Traefik obtains it by HTTP-01 and the hourly watch
+fills the record.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import frappe
 from cryptography import x509
 from press.agent import Agent
 
-from press_selfhosted.agent import cluster
+from press_selfhosted.agent import certificates, cluster
 from press_selfhosted.engine import acme, platform_ca
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
@@ -83,7 +86,8 @@ def _platform_authority_of(root_domain: str | None) -> platform_ca.Authority | N
 
 def certify_custom_domain(doc, method=None) -> None:
 	"""TLS Certificate before insert: the certificate Press's Site Domain asks for, for a custom domain
-	of a container site whose root domain the platform CA certifies, is issued by the CA at once."""
+	of a container site, is issued by the platform CA at once where it certifies the site's root domain,
+	else left to the ACME resolver of the site's proxy where it has one (Press's certbot otherwise)."""
 	if doc.wildcard or doc.certificate or doc.provider != "Let's Encrypt":
 		return
 	site = frappe.db.get_value("Site Domain", {"domain": doc.domain}, "site")
@@ -93,21 +97,37 @@ def certify_custom_domain(doc, method=None) -> None:
 	if ca:
 		doc.update(issued_values(ca, [doc.domain]))
 		doc.status = "Active"
+	elif proxy := certificates.acme_proxy_of(site):
+		certificates.acme_custom_domain(doc, proxy)
 
 
 def send_custom_domain_certificate(doc, method=None) -> None:
-	"""Site Domain on update: once it holds a platform-CA certificate, ``Add Host to Proxy`` sends it (what
-	Press does when its certbot succeeds; for provider "Other" Press waits for nothing)."""
+	"""Site Domain on update: once it holds its TLS Certificate, ``Add Host to Proxy`` is sent at once
+	(what Press does when its certbot succeeds; for provider "Other" Press waits for nothing) when the
+	certificate is the platform CA's, or is left to the proxy's ACME resolver (sent without one: the proxy
+	routes the domain and Traefik obtains its certificate)."""
 	if doc.status != "Pending" or not doc.tls_certificate or not doc.has_value_changed("tls_certificate"):
 		return
 	certificate = frappe.db.get_value(
-		"TLS Certificate", doc.tls_certificate, ["provider", "status", "certificate"], as_dict=True
+		"TLS Certificate",
+		doc.tls_certificate,
+		["provider", "status", "certificate", "acme_proxy_server"],
+		as_dict=True,
 	)
-	if not certificate or (certificate.provider, certificate.status) != ("Other", "Active"):
+	if not certificate or certificate.provider != "Other":
 		return
-	ca = _platform_authority_of(frappe.db.get_value("Site", doc.site, "domain"))
-	if ca and ca.issued(certificate.certificate or ""):
+	by_acme = (
+		certificate.status == "Pending" and certificate.acme_proxy_server and not certificate.certificate
+	)
+	if by_acme or (
+		certificate.status == "Active" and _issued_by_platform_ca(doc.site, certificate.certificate)
+	):
 		doc.create_agent_request()
+
+
+def _issued_by_platform_ca(site: str, certificate: str | None) -> bool:
+	ca = _platform_authority_of(frappe.db.get_value("Site", site, "domain"))
+	return bool(ca and ca.issued(certificate or ""))
 
 
 def deliver(certificate) -> list[str]:

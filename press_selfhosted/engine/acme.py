@@ -9,8 +9,9 @@ sites ``<sub>.<root domain>`` get theirs from the proxy itself, in one of two wa
 - a default certificate (:class:`DefaultCertificate`), typically a wildcard for the root domain signed
   by the operator's own CA; Traefik serves it for every name without a better match.
 
-Custom domains keep the certificates Press issues and sends with ``Add Host to Proxy``: a site's
-resolver is asked for the site name only, and Traefik picks a host's certificate by SNI.
+Custom domains keep the certificates Press sends with ``Add Host to Proxy`` (Traefik picks a host's
+certificate by SNI); one Press sends without a certificate is certified by the resolver like a site
+name (``SiteRoute.acme_domains``).
 
 A root domain's wildcard needs DNS-01 (:class:`DnsChallenge`): a second resolver ``<name>-dns`` beside
 the HTTP-01 one, with any DNS provider of Traefik's ACME client (lego). Its credentials are files in
@@ -408,12 +409,18 @@ def not_before(certificate: x509.Certificate) -> datetime.datetime:
 
 @dataclass(frozen=True)
 class SiteCertificate:
-	"""A site the proxy asks its ACME resolver to certify: since when it is routed, and until when its
-	certificate holds (None: Traefik has none for it)."""
+	"""A name the proxy asks its ACME resolver to certify, the site's own or its custom ``domain``:
+	since when it is routed, and until when its certificate holds (None: Traefik has none for it)."""
 
 	site: str
 	routed_since: datetime.datetime
 	not_after: datetime.datetime | None
+	domain: str | None = None  # a custom domain of the site, certified by the resolver too
+
+	@property
+	def name(self) -> str:
+		"""The name certified."""
+		return self.domain or self.site
 
 	def problem(self, now: datetime.datetime) -> str | None:
 		"""What an operator must look at, or None while all is well."""
@@ -421,13 +428,13 @@ class SiteCertificate:
 			if now - self.routed_since < ISSUE_GRACE:
 				return None
 			return (
-				f"{self.site}: no certificate since its route was written at {self.routed_since:%Y-%m-%d %H:%M} UTC. "
-				"Fix: the ACME server must reach http://<site>/.well-known/acme-challenge/ on this proxy "
+				f"{self.name}: no certificate since its route was written at {self.routed_since:%Y-%m-%d %H:%M} UTC. "
+				f"Fix: the ACME server must reach http://{self.name}/.well-known/acme-challenge/ on this proxy "
 				"(DNS pointing here, port 80 open); Traefik's log (docker logs) says why it failed."
 			)
 		if self.not_after - now < RENEWAL_OVERDUE:
 			return (
-				f"{self.site}: certificate expires {self.not_after:%Y-%m-%d %H:%M} UTC and has not been renewed. "
+				f"{self.name}: certificate expires {self.not_after:%Y-%m-%d %H:%M} UTC and has not been renewed. "
 				"Fix: see Traefik's log (docker logs) for the renewal's error."
 			)
 		return None
@@ -531,15 +538,16 @@ def from_site_config(conf: Mapping) -> tuple[AcmeResolver | None, DefaultCertifi
 
 
 def certificate_rows(found: list[SiteCertificate], now: datetime.datetime) -> list[dict]:
-	"""The report as the API answers it: one row per site, the problem (or None) in words."""
+	"""The report as the API answers it: one row per name certified, the problem (or None) in words."""
 	return [
 		{
 			"site": certificate.site,
+			"domain": certificate.domain,
 			"routed_since": certificate.routed_since.isoformat(),
 			"not_after": certificate.not_after.isoformat() if certificate.not_after else None,
 			"problem": certificate.problem(now),
 		}
-		for certificate in sorted(found, key=lambda item: item.site)
+		for certificate in sorted(found, key=lambda item: (item.site, item.domain or ""))
 	]
 
 
@@ -548,5 +556,5 @@ def problems_text(proxy_server: str, rows: list[dict]) -> str | None:
 	problems = [row["problem"] for row in rows if row["problem"]]
 	if not problems:
 		return None
-	header = f"{len(problems)} of {len(rows)} site(s) certified by ACME on proxy server {proxy_server}:"
+	header = f"{len(problems)} of {len(rows)} name(s) certified by ACME on proxy server {proxy_server}:"
 	return "\n".join([header, *problems])

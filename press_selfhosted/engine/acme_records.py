@@ -1,6 +1,7 @@
 """What the TLS Certificate records of a container proxy's ACME certificates say, from what its Traefik
-holds: one record per site name the proxy certifies by HTTP-01, and one ``*.<root domain>`` per wildcard
-obtained by DNS-01. Pure: the proxy's report and ``acme.json``'s certificates in, records out.
+holds: one record per site name and per custom domain the proxy certifies by HTTP-01, and one
+``*.<root domain>`` per wildcard obtained by DNS-01. Pure: the proxy's report and ``acme.json``'s
+certificates in, records out.
 
 A record follows its certificate: Pending while Traefik has none and the site's grace period runs,
 Failure (with the reason) after it, Active with the served chain, Expired once it lapsed. A name the proxy
@@ -23,7 +24,7 @@ FAILURE = "Failure"
 
 @dataclass(frozen=True)
 class CertificateRecord:
-	domain: str  # the site name, or the root domain of a wildcard
+	domain: str  # the site name, a custom domain, or the root domain of a wildcard
 	wildcard: bool
 	status: str
 	held: HeldCertificate | None
@@ -46,8 +47,8 @@ def records(
 	held = list(held)
 	found = []
 	for site in sites:
-		best = _latest(h for h in held if h.resolver == resolver.name and site.site in h.names)
-		found.append(_record(site.site, False, best, site.problem(now), now))
+		best = _latest(h for h in held if h.resolver == resolver.name and site.name in h.names)
+		found.append(_record(site.name, False, best, site.problem(now), now))
 	for domain in wildcard_domains:
 		best = _latest(h for h in held if h.resolver == resolver.dns_name and h.main == f"*.{domain}")
 		found.append(_record(domain, True, best, None, now))

@@ -460,17 +460,30 @@ class Proxy:
 	def sites(self) -> Sites | None:
 		return self.read(traefik.SITES_FILE)
 
-	def bump(self, ctx: StepContext | None, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> int:
-		"""Write ``sites.yml`` with the next generation (and the ACME site names changed): written
-		after every other file of the change, so once Traefik shows this generation it has read them.
+	def bump(
+		self,
+		ctx: StepContext | None,
+		add: tuple[str, ...] = (),
+		remove: tuple[str, ...] = (),
+		add_domains: tuple[str, ...] = (),
+		remove_domains: tuple[str, ...] = (),
+	) -> int:
+		"""Write ``sites.yml`` with the next generation (and the ACME site names and custom domains
+		changed): written after every other file of the change, so once Traefik shows this generation it
+		has read them.
 
 		Jobs of different sites run at once on one proxy, so the file is replaced only if it still holds
-		the generation this change was computed from (else it is read again): no site name is lost."""
+		the generation this change was computed from (else it is read again): no name is lost."""
 		for _attempt in range(SITES_ATTEMPTS):
 			current = self.sites()
 			base = current or Sites(self.router_url)
-			names = tuple(sorted((set(base.acme_sites) - set(remove)) | set(add)))
-			sites = Sites(self.router_url, self.cert_resolver, names, base.generation + 1)
+			sites = Sites(
+				self.router_url,
+				self.cert_resolver,
+				_changed(base.acme_sites, add, remove),
+				base.generation + 1,
+				_changed(base.acme_domains, add_domains, remove_domains),
+			)
 			if self._replace_sites(ctx, sites, current):
 				if ctx:
 					ctx.log(f"Traefik's files are at generation {sites.generation}")
@@ -505,12 +518,21 @@ class Proxy:
 			ctx.log(f"{traefik.SITES_FILE} changed meanwhile (another job): read again")
 		return result.exit_code == 0
 
-	def _acme_sites(self, ctx: StepContext, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
-		"""The site names Traefik obtains certificates for, changed only when they change."""
+	def _certify(self, ctx: StepContext, route: SiteRoute | None, previous: SiteRoute | None) -> None:
+		"""The names Traefik obtains certificates for as ``route`` says (None: the site is gone),
+		``previous`` being what was published: its site name and ACME custom domains while the proxy
+		has a resolver, and none of the other hosts of either. ``sites.yml`` changes only when they do."""
+		hosts = tuple({*(previous.hosts if previous else ()), *(route.hosts if route else ())})
+		certified = route is not None and route.cert_resolver is not None
+		sites = (route.site,) if certified else ()
+		domains = route.acme_domains if certified else ()
 		current = self.sites()
-		listed = set(current.acme_sites) if current else set()
-		if current is None or (listed - set(remove)) | set(add) != listed:
-			self.bump(ctx, add, remove)
+		if current is not None and (current.acme_sites, current.acme_domains) == (
+			_changed(current.acme_sites, sites, hosts),
+			_changed(current.acme_domains, domains, hosts),
+		):
+			return
+		self.bump(ctx, sites, hosts, domains, hosts)
 
 	def ensure_sites(self) -> bool:
 		"""``sites.yml`` naming this router and resolver (written when either changed)."""
@@ -655,14 +677,12 @@ class Proxy:
 		gone = tuple(site_router.map_file(host) for host in before if host not in route.hosts)
 		ctx.log(f"writing the routes of {route.site} ({route.status}): {', '.join(route.hosts)}")
 		self._write_router(ctx, site_router.render(route), gone)
-		renamed = (previous.site,) if previous and previous.site != route.site else ()
-		certified = (route.site,) if route.cert_resolver else ()
-		self._acme_sites(ctx, certified, (*renamed, *(() if certified else (route.site,))))
+		self._certify(ctx, route, previous)
 
 	def unpublish(self, ctx: StepContext, route: SiteRoute) -> None:
 		ctx.log(f"removing the routes of {route.site}: {', '.join(route.hosts)}")
 		self._write_router(ctx, {}, tuple(site_router.map_file(host) for host in route.hosts))
-		self._acme_sites(ctx, (), (route.site,))
+		self._certify(ctx, None, route)
 
 	def served(self, hosts: list[str]) -> dict[str, str | None]:
 		"""What the router's check server answers for each host (None: no route)."""
@@ -741,7 +761,8 @@ class Proxy:
 	# --- the certificate report and the former layout ----------------------------------------------
 
 	def site_certificates(self) -> list[acme.SiteCertificate]:
-		"""Each site this proxy asks its ACME resolver to certify, with what Traefik holds for it.
+		"""Each site name and custom domain this proxy asks its ACME resolver to certify, with what
+		Traefik holds for it.
 
 		One exec lists every map file's time and every site's header line (thousands of sites: no
 		read per file)."""
@@ -765,8 +786,15 @@ class Proxy:
 			path, _, header = line.partition(":")
 			name = path.removeprefix("./")
 			route = site_router.parse(header, name)
-			if route.cert_resolver == resolver:
-				found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
+			if route.cert_resolver != resolver:
+				continue
+			found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
+			for domain in route.acme_domains:
+				# since the domain's own map file was written (when it was added)
+				routed = written.get(site_router.map_file(domain).removeprefix(f"{site_router.ROUTES}/"))
+				found.append(
+					acme.SiteCertificate(route.site, routed or written[name], held.get(domain), domain)
+				)
 		return found
 
 	def adopt_former_routes(self, ctx: StepContext | None) -> bool:
@@ -809,6 +837,40 @@ def _upstream(ctx: StepContext) -> str:
 
 def _site_of_path(ctx: StepContext) -> str:
 	return validate_fqdn(ctx.job.site or ctx.payload.get("path_args", {}).get("site"), "site")
+
+
+def _changed(listed: tuple[str, ...], add: tuple[str, ...], remove: tuple[str, ...]) -> tuple[str, ...]:
+	"""``listed`` without ``remove`` and with ``add`` (which wins), sorted."""
+	return tuple(sorted((set(listed) - set(remove)) | set(add)))
+
+
+CERTIFICATE_KEYS = ("fullchain.pem", "chain.pem", "privkey.pem")
+
+
+def _certificate_sent(certificate: object) -> bool:
+	"""Whether Press's payload holds a certificate: it sends the keys with empty values when its TLS
+	Certificate has none (one the proxy's ACME resolver obtains); a stored key is masked, never empty."""
+	return isinstance(certificate, dict) and any(certificate.get(key) for key in CERTIFICATE_KEYS)
+
+
+def _certified_by_acme(proxy: Proxy, host: HostRoute) -> None:
+	"""A host Press sent without a certificate is certified by the proxy's resolver: refused when there
+	is none, or for a wildcard (HTTP-01 cannot prove one)."""
+	if host.site is None:
+		raise ValidationError(
+			"certificate",
+			host.name,
+			"a wildcard's certificate cannot be obtained by HTTP-01, and none was sent",
+			"send the wildcard's TLS Certificate, or choose DNS-01 for its root domain",
+		)
+	if proxy.cert_resolver is None:
+		raise ValidationError(
+			"certificate",
+			host.name,
+			f"no certificate was sent, and proxy server {proxy.server.name} has no ACME resolver to obtain one",
+			f"issue the domain's TLS Certificate in Press and retry, or set {acme.CONFIG_EMAIL} in the "
+			"site config so that the proxy obtains it by HTTP-01",
+		)
 
 
 def _certificate_files(host: HostRoute, certificate: dict, private_key: str, field: str) -> dict:
@@ -880,6 +942,7 @@ class ProxyJobs:
 			front=f"{names.front}:{FRONT_PORT}",  # the front passes /socket.io on to its backend
 			status=current.status if current else site_router.ACTIVE,
 			domains=current.domains if current else (),
+			acme_domains=current.acme_domains if current else (),
 			cert_resolver=proxy.cert_resolver,
 		)
 		if route == current:
@@ -942,8 +1005,9 @@ class ProxyJobs:
 			return
 		sent = ctx.payload.get("domains")
 		domains = current.domains if sent is None else tuple(validate_fqdn(d, "domains") for d in sent)
+		kept = tuple(d for d in domains if d not in (old, new))
 		route = dataclasses.replace(
-			current, site=new, domains=tuple(d for d in domains if d not in (old, new))
+			current, site=new, domains=kept, acme_domains=tuple(d for d in current.acme_domains if d in kept)
 		)
 		proxy.publish(ctx, route, current)
 
@@ -991,13 +1055,20 @@ class ProxyJobs:
 		proxy.verify(ctx, site_router.expected(self._existing(proxy, new), gone=(old,)))
 
 	def add_host(self, ctx: StepContext) -> None:
+		"""A custom domain (or a wildcard) with the certificate Press sent; a custom domain sent without
+		one is routed to its site and certified by the proxy's ACME resolver (HTTP-01)."""
 		proxy = self.proxy(ctx)
 		host = HostRoute(
 			name=traefik.validate_host_name(ctx.payload.get("name"), "name"),
 			site=None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target"),
 		)
-		certificate = ctx.payload.get("certificate") or {}
-		files = _certificate_files(host, certificate, ctx.secret("privkey.pem"), "certificate")
+		certificate = ctx.payload.get("certificate")
+		by_acme = not _certificate_sent(certificate)
+		if by_acme:
+			_certified_by_acme(proxy, host)
+			files = {}
+		else:
+			files = _certificate_files(host, certificate, ctx.secret("privkey.pem"), "certificate")
 		current = None
 		if host.site:
 			# refused before any certificate is written: the host would serve another site's name
@@ -1005,10 +1076,14 @@ class ProxyJobs:
 			owner = proxy.owner_of(host.name)
 			if owner not in (None, host.site):
 				raise HostTaken(proxy.server.name, host.name, owner, host.site)
-		_install_certificate(ctx, proxy, host, files)
-		proxy.bump(ctx)
-		if current and host.name not in current.hosts:
-			proxy.publish(ctx, current.with_domains(added=(host.name,)), current)
+		if by_acme:
+			# a certificate Press sent before would outrank the one the resolver obtains
+			proxy.write(ctx, {}, [proxy._path(host.file_name), host.certificate_directory])
+		else:
+			_install_certificate(ctx, proxy, host, files)
+			proxy.bump(ctx)
+		if current and (route := current.with_domains(added=(host.name,), acme=by_acme)) != current:
+			proxy.publish(ctx, route, current)
 
 	def add_wildcard_hosts(self, ctx: StepContext) -> None:
 		"""Press's wildcard certificates of root domains (a JSON array: ``domain``, ``certificate``), each
@@ -1036,13 +1111,17 @@ class ProxyJobs:
 		proxy.bump(ctx)
 
 	def remove_host(self, ctx: StepContext) -> None:
+		"""The host's certificate, and its route when it had one of its own or was certified by ACME (a
+		domain Press routed with 'Add Domain to Upstream' keeps its route, as on Press's Agent)."""
 		proxy = self.proxy(ctx)
 		name = traefik.validate_host_name(ctx.payload.get("path_args", {}).get("host"), "host")
 		host = proxy.read(HostRoute(name).file_name) or HostRoute(name)
 		proxy.write(ctx, {}, [proxy._path(host.file_name), host.certificate_directory])
 		proxy.bump(ctx)
 		expected = {}
-		if host.site and (current := proxy.site(host.site)) and name in current.domains:
+		owner = host.site or proxy.owner_of(name)
+		current = proxy.site(owner) if owner else None
+		if current and (name in current.acme_domains or (host.site and name in current.domains)):
 			site = current.with_domains(removed=(name,))
 			proxy.publish(ctx, site, current)
 			expected = site_router.expected(site, gone=(name,))

@@ -75,6 +75,8 @@ class SiteRoute:
 	status: str = ACTIVE
 	domains: tuple[str, ...] = ()
 	cert_resolver: str | None = None  # the proxy's ACME resolver (engine.acme) that certifies ``site``
+	# the custom domains (of ``domains``) that resolver certifies too: Press sent them without a certificate
+	acme_domains: tuple[str, ...] = ()
 
 	def __post_init__(self):
 		validate_fqdn(self.site, "name")
@@ -83,6 +85,13 @@ class SiteRoute:
 			# A wildcard is a certificate (HostRoute), never a site's domain: Press's Site Domains are
 			# single names, and the map matches exact names only.
 			validate_fqdn(domain, "domain")
+		if stray := set(self.acme_domains) - set(self.domains):
+			raise ValidationError(
+				"acme_domains",
+				sorted(stray),
+				"a domain certified by ACME must be one of the site's domains",
+				"add the domain to the site (Add Host to Proxy) before it is certified",
+			)
 		if not isinstance(self.front, str) or not FRONT.match(self.front):
 			raise ValidationError("front", self.front, "not a container host:port", "check the bench's name")
 
@@ -98,9 +107,20 @@ class SiteRoute:
 	def with_status(self, status: str, extra_domains: tuple[str, ...] = ()) -> SiteRoute:
 		return dataclasses.replace(self, status=status, domains=_merged(self.domains, extra_domains))
 
-	def with_domains(self, added: tuple[str, ...] = (), removed: tuple[str, ...] = ()) -> SiteRoute:
+	def with_domains(
+		self, added: tuple[str, ...] = (), removed: tuple[str, ...] = (), acme: bool | None = None
+	) -> SiteRoute:
+		"""``acme``: whether the proxy's resolver certifies ``added`` (True) or they carry certificates
+		of their own (False); None leaves that as it was."""
 		kept = tuple(domain for domain in self.domains if domain not in removed)
-		return dataclasses.replace(self, domains=_merged(kept, added))
+		certified = tuple(domain for domain in self.acme_domains if domain not in removed)
+		if acme is not None:
+			certified = tuple(domain for domain in certified if domain not in added)
+		return dataclasses.replace(
+			self,
+			domains=_merged(kept, added),
+			acme_domains=_merged(certified, added) if acme else certified,
+		)
 
 	@classmethod
 	def from_state(cls, state: dict) -> SiteRoute:
@@ -109,6 +129,7 @@ class SiteRoute:
 		fields = {f.name for f in dataclasses.fields(cls)}
 		kept = {key: value for key, value in state.items() if key in fields}
 		kept["domains"] = tuple(kept.get("domains") or ())
+		kept["acme_domains"] = tuple(kept.get("acme_domains") or ())
 		kept["front"] = str(kept.get("front", "")).removeprefix("http://")
 		return cls(**kept)
 

@@ -5,8 +5,9 @@ Traefik rebuilds its whole configuration on any change of any provider, so one r
 make every site's change cost in proportion to the fleet (see engine.site_router). Here Traefik holds:
 - ``sites.yml`` (:func:`sites_document`): routers ``sites`` (``web``) and ``sites-tls`` (``websecure``)
   matching every host at the lowest priority, to the site router, which maps each host to its site. With
-  an ACME resolver, ``sites-tls`` lists every certified site name under ``tls.domains``, so Traefik still
-  obtains one certificate per site name. Its middleware ``sites-generation`` carries a number bumped
+  an ACME resolver, ``sites-tls`` lists every certified site name, and every custom domain Press sent
+  without a certificate, under ``tls.domains``, so Traefik obtains one certificate per name by HTTP-01.
+  Its middleware ``sites-generation`` carries a number bumped
   whenever Traefik's files change: certificates show nowhere in Traefik's API, so a job knows Traefik has
   applied its change once the API shows that number.
 - a document per host with its own certificate (custom domains, wildcards: ``host_<name>.yml``).
@@ -93,31 +94,40 @@ def host_document(host: HostRoute) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Sites:
-	"""What ``sites.yml`` says: where the site router is, the ACME resolver and the site names it
-	certifies, and the generation of Traefik's files."""
+	"""What ``sites.yml`` says: where the site router is, the ACME resolver and the names it certifies
+	(site names, and custom domains Press sent without a certificate), and the generation of Traefik's
+	files."""
 
 	router_url: str  # http://<proxy prefix>-router:80
 	cert_resolver: str | None = None
 	acme_sites: tuple[str, ...] = ()
 	generation: int = 0
+	acme_domains: tuple[str, ...] = ()  # custom domains (SiteRoute.acme_domains of every site)
 
 	def __post_init__(self):
 		for site in self.acme_sites:
 			validate_fqdn(site, "acme_sites")
+		for domain in self.acme_domains:
+			validate_fqdn(domain, "acme_domains")
+
+	@property
+	def acme_names(self) -> tuple[str, ...]:
+		"""Every name the resolver is asked for, sorted."""
+		return tuple(sorted({*self.acme_sites, *self.acme_domains}))
 
 
 def sites_document(
-	router_url: str, cert_resolver: str | None, acme_sites: tuple[str, ...], generation: int
+	router_url: str, cert_resolver: str | None, acme_names: tuple[str, ...], generation: int
 ) -> dict[str, Any]:
 	"""Every host to the site router, on both entry points. TLS is terminated with the certificate
 	matching the SNI (a host document's, one obtained by the resolver, the default one otherwise); the
-	resolver is asked for the site names only, because custom domains carry Press's certificates and
-	may not point here yet."""
+	resolver is asked for ``acme_names`` only: site names, and the custom domains Press sent without a
+	certificate (those with one carry Press's certificate and may not point here yet)."""
 	tls: dict[str, Any] = {}
 	if cert_resolver:
 		tls["certResolver"] = cert_resolver
-		if acme_sites:
-			tls["domains"] = [{"main": site} for site in sorted(acme_sites)]
+		if acme_names:
+			tls["domains"] = [{"main": name} for name in sorted(acme_names)]
 	router = {
 		"rule": "HostRegexp(`.+`)",
 		"priority": PRIORITY_SITES,
@@ -148,7 +158,7 @@ def render(source: Sites | HostRoute) -> str:
 	"""The file's text: the header with the source dataclass, then the document."""
 	if isinstance(source, Sites):
 		document = sites_document(
-			source.router_url, source.cert_resolver, source.acme_sites, source.generation
+			source.router_url, source.cert_resolver, source.acme_names, source.generation
 		)
 	else:
 		document = host_document(source)
@@ -167,5 +177,10 @@ def parse(text: str, file_name: str) -> Sites | HostRoute:
 	state = json.loads(first[len(HEADER) :])
 	kind = state.pop("kind")
 	if kind == "Sites":
-		return Sites(**{**state, "acme_sites": tuple(state["acme_sites"])})
+		# files written before custom domains were certified by ACME have no acme_domains
+		names = {
+			"acme_sites": tuple(state["acme_sites"]),
+			"acme_domains": tuple(state.get("acme_domains") or ()),
+		}
+		return Sites(**{**state, **names})
 	return HostRoute(**state)

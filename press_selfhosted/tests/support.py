@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import socket
 import ssl
 import subprocess
@@ -20,7 +21,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import docker
 import frappe
@@ -30,8 +33,10 @@ from frappe.installer import update_site_config
 from press.press.doctype.agent_job.agent_job import poll_pending_jobs_server
 from press.press.doctype.bench.bench import process_bench_queue
 
-from press_selfhosted.agent import cluster, runtime
-from press_selfhosted.engine import naming
+from press_selfhosted.agent import cluster, runtime, settings, topology
+from press_selfhosted.engine import acme, naming
+from press_selfhosted.engine.proxy import Proxy
+from press_selfhosted.tests.acme_services import Relay
 
 SERVICES = "press_selfhosted_test_services"
 
@@ -454,3 +459,94 @@ def save_with_latest(doctype: str, name: str, action: Callable, attempts: int = 
 			frappe.db.rollback()
 			if attempt == attempts - 1:
 				raise
+
+
+# --- the cluster's proxy certified by the project's pebble ----------------------------------------------
+
+PEBBLE_HTTP_PORT = 5002
+
+
+@dataclass
+class Pebble:
+	"""A cluster's container proxy with an ACME resolver pointed at the project's pebble. pebble validates
+	HTTP-01 on port 5002 of the address its DNS (pebble-challtestsrv) gives for a name: :meth:`point` gives
+	a name this run's own loopback address, where a relay passes port 5002 on to the proxy's HTTP port."""
+
+	endpoints: dict
+	address: str
+	https_port: int
+	root: str  # pebble's root certificate (PEM): what its certificates verify against
+	relays: list[Relay]
+	config_keys: list[str]
+	names: list[str] = field(default_factory=list)
+
+	def point(self, name: str) -> None:
+		url = self.endpoints["pebble"]["challtestsrv_url"]
+		requests.post(
+			f"{url}/add-a", json={"host": name, "addresses": [self.address]}, timeout=5
+		).raise_for_status()
+		self.names.append(name)
+
+	def served(self, host: str, timeout: float = 120) -> x509.Certificate:
+		"""The certificate the proxy serves for ``host`` by SNI, once it verifies against pebble's root
+		(Traefik obtains it in the background)."""
+		context = ssl.create_default_context(cadata=self.root)
+		deadline = time.monotonic() + timeout
+		while True:
+			try:
+				with (
+					socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as raw,
+					context.wrap_socket(raw, server_hostname=host) as tls,
+				):
+					return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+			except (ssl.SSLError, OSError):
+				if time.monotonic() > deadline:
+					raise
+				time.sleep(0.5)
+
+	def close(self) -> None:
+		"""Relays closed, DNS records cleared, the ACME keys out of the site config."""
+		for relay in self.relays:
+			relay.close()
+		url = self.endpoints["pebble"]["challtestsrv_url"]
+		for name in self.names:
+			requests.post(f"{url}/clear-a", json={"host": name}, timeout=5)
+		for key in self.config_keys:
+			update_site_config(key, "None")  # Frappe removes a key set to "None"
+			frappe.local.conf.pop(key, None)
+
+
+def use_pebble(endpoints: dict, proxy_name: str) -> Pebble:
+	"""The ACME keys in the site config (as the workers read them; :meth:`Pebble.close` removes them) and
+	the proxy remade with the resolver."""
+	pebble = endpoints["pebble"]
+	server = topology.FrappeTopology().server("Proxy Server", proxy_name)
+	client = docker_client(endpoints)
+	gateway = client.networks.get(server.network).attrs["IPAM"]["Config"][0]["Gateway"]
+	directory = urlparse(pebble["directory_url"])
+	relays = [Relay(gateway, (directory.hostname, directory.port))]
+	found = Pebble(endpoints, f"127.0.0.{random.randint(2, 250)}", 0, "", relays, [])
+	try:
+		with open(pebble["ca_file"]) as handle:
+			ca_bundle = handle.read()
+		values = {
+			acme.CONFIG_EMAIL: "ops@example.com",
+			acme.CONFIG_DIRECTORY: f"https://{gateway}:{relays[0].port}{directory.path}",
+			acme.CONFIG_CA_BUNDLE: ca_bundle,
+			acme.CONFIG_SERVER_NAME: "localhost",  # pebble's HTTPS certificate names localhost
+		}
+		for key, value in values.items():
+			update_site_config(key, value)
+			found.config_keys.append(key)
+		frappe.local.conf.update(values)
+		proxy = Proxy.ensure(client, server, settings.proxy_settings(server))
+		target = ("127.0.0.1", proxy.published_port("80/tcp"))
+		relays.append(Relay(found.address, target, port=PEBBLE_HTTP_PORT))
+		found.https_port = proxy.published_port("443/tcp")
+		found.root = requests.get(
+			f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10
+		).text
+	except BaseException:
+		found.close()
+		raise
+	return found

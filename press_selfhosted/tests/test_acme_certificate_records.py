@@ -6,24 +6,18 @@ Press never tries certbot for it; the report lists it; once the route is removed
 domain set to DNS-01 on the desk gets its wildcard, recorded as ``*.<domain>``.
 
 The site's route is written by the proxy handler directly (as Press's Agent Job would): no bench serves
-it, since the certificate is Traefik's own business. pebble validates HTTP-01 on port 5002 of the
-address its DNS (pebble-challtestsrv) gives for the name: the test gives the name a loopback address of
-its own, where a relay passes port 5002 on to the proxy's published HTTP port."""
+it, since the certificate is Traefik's own business. pebble reaches the proxy as ``support.use_pebble``
+says."""
 
 from __future__ import annotations
 
-import random
-import socket
-import ssl
 import time
 import uuid
 from urllib.parse import urlparse
 
 import frappe
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from frappe.installer import update_site_config
 from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
@@ -35,7 +29,6 @@ from press_selfhosted.press_selfhosted.report.tls_certificate_expiry import tls_
 from press_selfhosted.tests import support
 from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive
 
-PEBBLE_HTTP_PORT = 5002
 BENCH = "acme-records"  # the route's bench: nothing answers there, and nothing needs to
 
 
@@ -55,57 +48,21 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 		cls.started = now_datetime()
 		cls.proxy_name = cls.servers["Proxy Server"]
 		cls.site = f"acme-{uuid.uuid4().hex[:6]}.{cls.spec.domain}"
-		cls.relays = []
-		cls.config_keys = []
+		cls.relays = []  # of the tests' own
+		cls.pebble = None
 		try:
-			cls.use_pebble()
+			cls.pebble = support.use_pebble(cls.endpoints, cls.proxy_name)
+			cls.pebble.point(cls.site)
 		except BaseException:
 			cls.tearDownClass()
 			raise
 
 	@classmethod
-	def use_pebble(cls):
-		pebble = cls.endpoints["pebble"]
-		server = topology.FrappeTopology().server("Proxy Server", cls.proxy_name)
-		client = support.docker_client(cls.endpoints)
-		gateway = client.networks.get(server.network).attrs["IPAM"]["Config"][0]["Gateway"]
-		directory = urlparse(pebble["directory_url"])
-		cls.relays.append(Relay(gateway, (directory.hostname, directory.port)))
-		with open(pebble["ca_file"]) as handle:
-			ca_bundle = handle.read()
-		values = {
-			acme.CONFIG_EMAIL: "ops@example.com",
-			acme.CONFIG_DIRECTORY: f"https://{gateway}:{cls.relays[0].port}{directory.path}",
-			acme.CONFIG_CA_BUNDLE: ca_bundle,
-			acme.CONFIG_SERVER_NAME: "localhost",  # pebble's HTTPS certificate names localhost
-		}
-		# in the site config, as the workers read it, and removed when the class ends
-		for key, value in values.items():
-			update_site_config(key, value)
-			cls.config_keys.append(key)
-		frappe.local.conf.update(values)
-		proxy = Proxy.ensure(client, server, settings.proxy_settings(server))
-		address = f"127.0.0.{random.randint(2, 250)}"
-		requests.post(
-			f"{pebble['challtestsrv_url']}/add-a", json={"host": cls.site, "addresses": [address]}, timeout=5
-		)
-		target = ("127.0.0.1", proxy.published_port("80/tcp"))
-		cls.relays.append(Relay(address, target, port=PEBBLE_HTTP_PORT))
-		cls.https_port = proxy.published_port("443/tcp")
-		cls.pebble_root = requests.get(
-			f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10
-		).text
-
-	@classmethod
 	def tearDownClass(cls):
 		for relay in cls.relays:
 			relay.close()
-		requests.post(
-			f"{cls.endpoints['pebble']['challtestsrv_url']}/clear-a", json={"host": cls.site}, timeout=5
-		)
-		for key in cls.config_keys:
-			update_site_config(key, "None")  # Frappe removes a key set to "None"
-			frappe.local.conf.pop(key, None)
+		if cls.pebble:
+			cls.pebble.close()
 		support.remove_cluster_containers(cls.endpoints, cls.servers)
 		super().tearDownClass()
 
@@ -132,21 +89,9 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 		for step in handler.steps:
 			step.run(ctx)
 
-	def served(self, host: str | None = None, timeout: float = 120) -> x509.Certificate:
+	def served(self, host: str | None = None) -> x509.Certificate:
 		"""The certificate the proxy serves for ``host`` (the site), once it verifies against pebble's root."""
-		context = ssl.create_default_context(cadata=self.pebble_root)
-		deadline = time.monotonic() + timeout
-		while True:
-			try:
-				with (
-					socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as raw,
-					context.wrap_socket(raw, server_hostname=host or self.site) as tls,
-				):
-					return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-			except (ssl.SSLError, OSError):
-				if time.monotonic() > deadline:
-					raise
-				time.sleep(0.5)
+		return self.pebble.served(host or self.site)
 
 	def sync_until(self, condition, what: str, timeout: float = 60):
 		"""``watch_site_certificates``' work for this proxy, again until ``condition()`` holds (Traefik

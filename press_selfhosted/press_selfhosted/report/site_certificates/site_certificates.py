@@ -1,4 +1,4 @@
-"""The certificates each container proxy's Traefik holds for its sites by ACME, with days left and what is
+"""The certificates each container proxy's Traefik holds by ACME for its sites and their custom domains, with days left and what is
 wrong (none after the grace period, renewal overdue); a proxy that cannot be read says so in its row."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def execute(filters=None):
 			"width": 200,
 		},
 		{"fieldname": "site", "label": _("Site"), "fieldtype": "Data", "width": 240},
+		{"fieldname": "domain", "label": _("Custom Domain"), "fieldtype": "Data", "width": 200},
 		{"fieldname": "not_after", "label": _("Expires"), "fieldtype": "Datetime", "width": 170},
 		{"fieldname": "days_left", "label": _("Days Left"), "fieldtype": "Int", "width": 90},
 		{"fieldname": "problem", "label": _("Problem"), "fieldtype": "Data", "width": 420},
@@ -45,6 +46,7 @@ def execute(filters=None):
 				{
 					"proxy_server": proxy,
 					"site": row["site"],
+					"domain": row["domain"],
 					"not_after": expires.replace(tzinfo=None) if expires else None,
 					"days_left": (expires - now).days if expires else None,
 					"problem": row["problem"],
