@@ -27,7 +27,7 @@ from press.press.doctype.site_activity.site_activity import log_site_activity
 
 from press_selfhosted.engine import domain_dns
 from press_selfhosted.engine.errors import DomainNotPointingHere, EngineError
-from press_selfhosted.validations.doc_events import server_is_container_server
+from press_selfhosted.validations.doc_events import site_on_container_server
 
 
 def proxy_target(site: str) -> domain_dns.ProxyTarget:
@@ -55,10 +55,6 @@ def _normalized(domain: str) -> str:
 	return domain
 
 
-def _on_container_server(site: str) -> bool:
-	return server_is_container_server("Server", frappe.db.get_value("Site", site, "server"))
-
-
 def _checked(site: str, domain: str) -> domain_dns.DomainDns:
 	try:
 		return check(site, domain)
@@ -75,7 +71,7 @@ class ContainerAwareSite(Site):
 	@dashboard_whitelist()
 	@Site.site_action(["Active"])
 	def add_domain(self, domain):
-		if not _on_container_server(self.name):
+		if not site_on_container_server(self.name):
 			return super().add_domain(domain)
 		domain = _normalized(domain)
 		if frappe.db.exists("Site Domain", {"domain": domain}):
@@ -101,7 +97,7 @@ class ContainerAwareSite(Site):
 def check_dns(name, domain):
 	"""The dashboard's DNS check: Press's answer shape (``matched``, ``type``, ``CNAME``/``A`` with their
 	``answer``), from the operator's resolvers for sites on container servers."""
-	if not _on_container_server(name):
+	if not site_on_container_server(name):
 		return press_check_dns(name, domain)
 	domain = _normalized(domain)
 	try:
@@ -122,7 +118,7 @@ def validate_site_domain(doc, method=None) -> None:
 		doc.flags.dns_checked
 		or doc.get("default")
 		or doc.domain == doc.site
-		or not _on_container_server(doc.site)
+		or not site_on_container_server(doc.site)
 	):
 		return
 	found = _checked(doc.site, doc.domain)

@@ -26,7 +26,7 @@ from press_selfhosted.engine import acme, platform_ca
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
 )
-from press_selfhosted.validations.doc_events import server_is_container_server
+from press_selfhosted.validations.doc_events import site_on_container_server
 
 
 def certify_root_domain(domain: str, renew: bool = False) -> dict:
@@ -91,7 +91,7 @@ def certify_custom_domain(doc, method=None) -> None:
 	if doc.wildcard or doc.certificate or doc.provider != "Let's Encrypt":
 		return
 	site = frappe.db.get_value("Site Domain", {"domain": doc.domain}, "site")
-	if not site or not server_is_container_server("Server", frappe.db.get_value("Site", site, "server")):
+	if not site_on_container_server(site):
 		return
 	ca = _platform_authority_of(frappe.db.get_value("Site", site, "domain"))
 	if ca:

@@ -40,6 +40,11 @@ def server_is_container_server(doctype: str, name: str | None) -> bool:
 	return bool(values) and records.is_container_server(values)
 
 
+def site_on_container_server(site: str | None) -> bool:
+	"""Whether the stored Site ``site`` lives on a container app server."""
+	return bool(site) and server_is_container_server("Server", frappe.db.get_value("Site", site, "server"))
+
+
 def validate_server_record(doc, method=None) -> None:
 	"""Server, Proxy Server, Database Server: both container fields or neither; for a container server
 	``container_prefix``, ``docker_socket``, ``ip`` and ``private_ip`` are valid, and the Docker TLS
