@@ -6,10 +6,12 @@ verified against the issuing root. The topology and secret source are fakes of P
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import random
 import ssl
+import time
 import uuid
 
 import jsonschema
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from references import schema
 
-from press_selfhosted.engine import acme, naming, traefik
+from press_selfhosted.engine import acme, acme_records, naming, traefik
 from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
 from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
@@ -114,7 +116,7 @@ def cluster(endpoints, docker_client):
 		kind: container_server(
 			endpoints, f"{prefix}{kind}-proxy.local", "Proxy Server", f"{prefix}{kind}", network
 		)
-		for kind in ("a", "l", "c")
+		for kind in ("a", "l", "c", "r", "f")
 	}
 	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
 	try:
@@ -129,11 +131,10 @@ def cluster(endpoints, docker_client):
 		remove_servers(docker_client, [app.name, *(p.name for p in proxies.values())], network)
 
 
-@pytest.fixture
-def pebble_acme(cluster, endpoints):
-	"""A resolver of pebble (reached through a relay on the cluster network's gateway: pebble listens on
-	the host's loopback) and pebble's root certificate, which its certificates verify against."""
-	pebble = endpoints["pebble"]
+@contextlib.contextmanager
+def resolver_of(cluster, pebble: dict, **settings):
+	"""A resolver of ``pebble`` (reached through a relay on the cluster network's gateway: pebble listens
+	on the host's loopback) and pebble's root certificate, which its certificates verify against."""
 	with open(pebble["ca_file"]) as handle:
 		pebble_https_ca = handle.read()
 	gateway = cluster["client"].networks.get(cluster["network"]).attrs["IPAM"]["Config"][0]["Gateway"]
@@ -145,11 +146,26 @@ def pebble_acme(cluster, endpoints):
 			f"https://{gateway}:{relay.port}{directory.path}",
 			ca_bundle=pebble_https_ca,
 			server_name="localhost",  # pebble's HTTPS certificate names localhost and 127.0.0.1
+			**settings,
 		)
 		root = requests.get(f"{pebble['management_url']}/roots/0", verify=pebble["ca_file"], timeout=10).text
 		yield resolver, root
 	finally:
 		relay.close()
+
+
+@pytest.fixture
+def pebble_acme(cluster, endpoints):
+	with resolver_of(cluster, endpoints["pebble"]) as found:
+		yield found
+
+
+@pytest.fixture
+def short_lived_acme(cluster, endpoints):
+	"""The pebble whose certificates hold ten minutes, told to Traefik (under a day: it checks every
+	minute and renews a certificate with under 20 minutes left)."""
+	with resolver_of(cluster, endpoints["pebble_short"], certificates_duration=1) as found:
+		yield found
 
 
 def served_names(served: bytes) -> list[str]:
@@ -173,6 +189,9 @@ def test_acme_resolver_becomes_traefik_flags(endpoints):
 	assert f"--certificatesresolvers.acme.acme.storage={acme.ACME_STORAGE}" in flags
 	assert f"--certificatesresolvers.acme.acme.cacertificates={acme.ACME_CA_BUNDLE}" in flags
 	assert "--certificatesresolvers.acme.acme.caservername=acme.internal" in flags
+	assert "--certificatesresolvers.acme.acme.certificatesduration=2160" in flags  # Traefik's own default
+	six_days = AcmeResolver("ops@example.com", certificates_duration=160).arguments()
+	assert "--certificatesresolvers.acme.acme.certificatesduration=160" in six_days
 	plain = AcmeResolver("ops@example.com")
 	assert f"--certificatesresolvers.acme.acme.caserver={acme.LETS_ENCRYPT}" in plain.arguments()
 	assert not any("cacertificates" in flag or "caservername" in flag for flag in plain.arguments())
@@ -186,6 +205,8 @@ def test_acme_resolver_becomes_traefik_flags(endpoints):
 		({"directory_url": "http://acme.internal/dir"}, acme.CONFIG_DIRECTORY, "https:// URL"),
 		({"ca_bundle": "not a certificate"}, acme.CONFIG_CA_BUNDLE, "no PEM certificate"),
 		({"key_type": "DSA"}, "key_type", "EC256"),
+		({"certificates_duration": 0}, acme.CONFIG_CERTIFICATES_DURATION, "whole number of hours"),
+		({"certificates_duration": "90 days"}, acme.CONFIG_CERTIFICATES_DURATION, "160 for its six-day"),
 	],
 )
 def test_acme_settings_are_refused_with_the_field_and_fix(arguments, field, words):
@@ -250,6 +271,11 @@ def test_site_config_keys(endpoints, tmp_path):
 		}
 	)
 	assert resolver.directory_url == acme.LETS_ENCRYPT and "BEGIN CERTIFICATE" in resolver.ca_bundle
+	assert resolver.certificates_duration == 2160
+	short, _ = acme.from_site_config(
+		{acme.CONFIG_EMAIL: "ops@example.com", acme.CONFIG_CERTIFICATES_DURATION: "160"}
+	)
+	assert short.certificates_duration == 160
 	assert certificate == DefaultCertificate(chain, key)
 	with pytest.raises(ValidationError) as refused:
 		acme.from_site_config(
@@ -397,6 +423,138 @@ def test_a_custom_domain_sent_without_a_certificate_is_certified_by_acme(cluster
 	assert [c.name for c in proxy.site_certificates()] == [site]
 
 
+class AcmeProxy:
+	"""A proxy of the cluster with ``resolver``, its sites' names pointed by pebble's DNS at an address
+	relayed to its HTTP port (pebble validates HTTP-01 on port 5002 of the address its DNS gives) or at
+	one where nothing listens; what it serves and what its TLS Certificate records are made of
+	(``acme_records.records`` of its report and ``acme.json``)."""
+
+	def __init__(self, cluster, endpoints, kind: str, acme_settings: tuple, pebble: str):
+		self.cluster = cluster
+		self.resolver, self.root = acme_settings
+		self.server = cluster["proxies"][kind]
+		self.settings = settings_for(endpoints, acme=self.resolver)
+		self.proxy = Proxy.ensure(cluster["client"], self.server, self.settings)
+		self.address, self.nowhere = random.sample(
+			[f"127.0.{n}.{m}" for n in (3, 4) for m in range(2, 250)], 2
+		)
+		self.dns = endpoints[pebble]["challtestsrv_url"]
+		self.relay = Relay(
+			self.address, ("127.0.0.1", self.proxy.published_port("80/tcp")), port=PEBBLE_HTTP_PORT
+		)
+		self.names: list[str] = []
+
+	def add_site(self, site: str, reachable: bool = True) -> None:
+		self.point(site, self.address if reachable else self.nowhere)
+		self.cluster["topology"].benches[site] = BENCH
+		add_site(self.cluster, self.settings, self.server, site)
+
+	def point(self, name: str, to: str) -> None:
+		"""``name``'s only A record (challtestsrv adds to the ones it has)."""
+		self.names.append(name)
+		requests.post(f"{self.dns}/clear-a", json={"host": name}, timeout=5).raise_for_status()
+		requests.post(
+			f"{self.dns}/add-a", json={"host": name, "addresses": [to]}, timeout=5
+		).raise_for_status()
+
+	def served(self, name: str, timeout: float = 120) -> x509.Certificate:
+		"""The certificate served for ``name`` once it verifies against pebble's root."""
+		try:
+			answer = verified_request(self.proxy.published_port("443/tcp"), name, self.root, timeout)
+		except ssl.SSLError:
+			pytest.fail(
+				f"no certificate for {name}; Traefik's log:\n{self.proxy.traefik.logs(tail=40).decode()}"
+			)
+		return x509.load_der_x509_certificate(answer[0])
+
+	def records(self) -> dict[str, acme_records.CertificateRecord]:
+		now = datetime.datetime.now(datetime.timezone.utc)
+		held = self.proxy.held_certificates()
+		found = acme_records.records(self.proxy.site_certificates(), (), held, self.resolver, now)
+		return {record.name: record for record in found}
+
+	def recorded(self, name: str, served: x509.Certificate) -> acme_records.CertificateRecord:
+		"""``name``'s record once it holds ``served`` (Traefik writes acme.json after it serves)."""
+
+		def holding():
+			record = self.records().get(name)
+			return (
+				record
+				if record and record.held and record.held.leaf.serial_number == served.serial_number
+				else None
+			)
+
+		return poll_until(holding, 60, f"{name}'s record holding serial {served.serial_number:x}")
+
+	def close(self) -> None:
+		self.relay.close()
+		for name in self.names:
+			requests.post(f"{self.dns}/clear-a", json={"host": name}, timeout=5)
+
+
+def test_traefik_renews_a_short_lived_certificate_and_the_records_follow(
+	cluster, endpoints, short_lived_acme
+):
+	"""A site's ten-minute certificate is renewed by Traefik on its own; the records then hold the new
+	serial and expiry, which is what the proxy serves."""
+	proxy = AcmeProxy(cluster, endpoints, "r", short_lived_acme, "pebble_short")
+	site = f"renew-{uuid.uuid4().hex[:8]}.example.com"
+	try:
+		proxy.add_site(site)
+		first = proxy.served(site)
+		assert acme.not_after(first) - acme.not_before(first) <= datetime.timedelta(minutes=11)
+		record = proxy.recorded(site, first)
+		assert (record.status, record.error) == (acme_records.ACTIVE, None)
+
+		renewed = poll_until(
+			lambda: (leaf := proxy.served(site)).serial_number != first.serial_number and leaf,
+			timeout=300,
+			what=f"Traefik renewing {site}'s certificate (issued {acme.not_before(first):%H:%M:%S})",
+		)
+		assert acme.not_after(renewed) > acme.not_after(first)
+		record = proxy.recorded(site, renewed)
+		assert (record.status, record.error) == (acme_records.ACTIVE, None)
+		assert acme.not_after(record.held.leaf) == acme.not_after(renewed)
+	finally:
+		proxy.close()
+
+
+def test_a_name_whose_challenge_failed_is_asked_for_again_once_retried(cluster, endpoints, pebble_acme):
+	"""Nothing answers a site's challenge (its DNS points elsewhere): no certificate, the record Pending
+	(then Failure with the reason once the grace period is over: tests/test_acme_records.py). Traefik does
+	not ask again on its own once the DNS is fixed; ``retry_certificates`` has it ask, and restarts the
+	name's grace period."""
+	proxy = AcmeProxy(cluster, endpoints, "f", pebble_acme, "pebble")
+	run = uuid.uuid4().hex[:8]
+	site = f"retry-{run}.example.com"
+	try:
+		proxy.add_site(site, reachable=False)
+		routed = poll_until(
+			lambda: (
+				"connection refused" in proxy.proxy.traefik.logs(tail=20).decode()
+				and {c.name: c.routed_since for c in proxy.proxy.site_certificates()}[site]
+			),
+			60,
+			"pebble refusing the challenge",
+		)
+		waiting = proxy.records()[site]
+		assert (waiting.status, waiting.held) == (acme_records.PENDING, None)
+
+		proxy.point(site, proxy.address)
+		port = proxy.proxy.published_port("443/tcp")
+		time.sleep(5)
+		assert verification_fails(port, site, proxy.root, timeout=0)  # still Traefik's default certificate
+		generation = proxy.proxy.sites().generation
+		assert proxy.proxy.retry_certificates(None, (site,)) == generation + 1
+		retried = proxy.served(site)
+		assert proxy.recorded(site, retried).status == acme_records.ACTIVE
+		assert {c.name: c.routed_since for c in proxy.proxy.site_certificates()}[site] > routed
+		with pytest.raises(ValidationError, match="does not ask an ACME resolver"):
+			proxy.proxy.retry_certificates(None, (f"elsewhere-{run}.example.com",))
+	finally:
+		proxy.close()
+
+
 def test_stored_certificates_are_read_without_their_keys(endpoints):
 	chain, key, certificate = issue(endpoints["ca"], ["one.example.com", "www.one.example.com"])
 	stored = {
@@ -413,7 +571,8 @@ def test_stored_certificates_are_read_without_their_keys(endpoints):
 		}
 	}
 	found = acme.stored_certificates(json.dumps(stored).encode(), "acme")
-	assert found == dict.fromkeys(["one.example.com", "www.one.example.com"], acme.not_after(certificate))
+	validity = (acme.not_before(certificate), acme.not_after(certificate))
+	assert found == dict.fromkeys(["one.example.com", "www.one.example.com"], validity)
 	assert acme.stored_certificates(b"", "acme") == {} and acme.stored_certificates(b"{}", "other") == {}
 	with pytest.raises(ValidationError, match="acme.json"):
 		acme.stored_certificates(b"{not json", "acme")
@@ -426,6 +585,13 @@ def test_a_certificate_not_renewed_in_time_is_a_problem():
 	overdue = acme.SiteCertificate("a.example.com", since, now + datetime.timedelta(days=12))
 	assert healthy.problem(now) is None
 	assert "expires 2026-12-08" in overdue.problem(now) and "not been renewed" in overdue.problem(now)
+	# a short-lived certificate (Traefik renews it every minute once a third of its life is left) is
+	# judged by its own lifetime, not by Let's Encrypt's 90 days
+	issued = now - datetime.timedelta(minutes=5)
+	lifetime = datetime.timedelta(minutes=10)
+	short = acme.SiteCertificate("a.example.com", since, issued + lifetime, not_before=issued)
+	assert short.problem(now) is None
+	assert "not been renewed" in short.problem(now + datetime.timedelta(minutes=4))
 
 
 def test_default_certificate_from_the_operators_ca(cluster, endpoints):

@@ -54,6 +54,7 @@ CONFIG_EMAIL = "press_selfhosted_acme_email"
 CONFIG_DIRECTORY = "press_selfhosted_acme_directory"
 CONFIG_CA_BUNDLE = "press_selfhosted_acme_ca_bundle"
 CONFIG_SERVER_NAME = "press_selfhosted_acme_server_name"
+CONFIG_CERTIFICATES_DURATION = "press_selfhosted_acme_certificates_duration"
 CONFIG_CERTIFICATE = "press_selfhosted_default_certificate"
 CONFIG_CERTIFICATE_KEY = "press_selfhosted_default_certificate_key"
 
@@ -70,6 +71,9 @@ class AcmeResolver:
 	server_name: str = ""
 	key_type: str = "EC256"
 	name: str = "acme"
+	# how long the ACME server's certificates hold, in hours (Traefik's certificatesDuration): Traefik
+	# checks for renewals once a day when it is 90 days, every minute when it is under a day
+	certificates_duration: int = 2160
 
 	def __post_init__(self):
 		if not isinstance(self.email, str) or not EMAIL.match(self.email):
@@ -89,6 +93,14 @@ class AcmeResolver:
 				f"give the directory URL of your ACME server, e.g. {LETS_ENCRYPT}",
 			)
 		validate_ca_bundle(self.ca_bundle, CONFIG_CA_BUNDLE)
+		duration = self.certificates_duration
+		if not isinstance(duration, int) or isinstance(duration, bool) or not 1 <= duration <= 24 * 3650:
+			raise ValidationError(
+				CONFIG_CERTIFICATES_DURATION,
+				duration,
+				"the lifetime of the ACME server's certificates must be a whole number of hours (1 to 87600)",
+				"give it in hours: 2160 for Let's Encrypt's 90 days, 160 for its six-day certificates",
+			)
 		if self.key_type not in KEY_TYPES:
 			raise ValidationError("key_type", self.key_type, f"one of {', '.join(KEY_TYPES)}", "pick one")
 
@@ -112,6 +124,7 @@ class AcmeResolver:
 			# one file for both resolvers: Traefik keeps each resolver's account and certificates apart
 			f"{prefix}.storage={ACME_STORAGE}",
 			f"{prefix}.keytype={self.key_type}",
+			f"{prefix}.certificatesduration={self.certificates_duration}",
 		]
 		if self.ca_bundle:
 			flags.append(f"{prefix}.cacertificates={ACME_CA_BUNDLE}")
@@ -299,10 +312,16 @@ def wildcard_files(dynamic_directory: str, domains: tuple[str, ...], resolver: s
 
 # --- what Traefik obtained ---------------------------------------------------------------------------
 
-# Traefik renews a certificate 30 days before it expires; one that still expires this soon is not
-# being renewed. A site gets this long after its route is written before a missing certificate counts.
-RENEWAL_OVERDUE = datetime.timedelta(days=20)
+# Traefik renews a certificate when a third of its lifetime is left (30 of 90 days; for short-lived ones
+# it checks every minute): one with under two thirds of that window left (20 of 90 days) is not being
+# renewed. A site gets ISSUE_GRACE after its route is written before a missing certificate counts.
+RENEWAL_OVERDUE = 2 / 9
 ISSUE_GRACE = datetime.timedelta(minutes=30)
+DEFAULT_LIFETIME = datetime.timedelta(days=90)  # Let's Encrypt's, when the issue date is not known
+
+
+def renewal_overdue(issued: datetime.datetime, expires: datetime.datetime, now: datetime.datetime) -> bool:
+	return expires - now < (expires - issued) * RENEWAL_OVERDUE
 
 
 @dataclass(frozen=True)
@@ -377,14 +396,17 @@ def held_certificates(acme_json: bytes, resolvers: tuple[str, ...]) -> list[Held
 	return found
 
 
-def stored_certificates(acme_json: bytes, resolver: str) -> dict[str, datetime.datetime]:
-	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → its expiry (UTC)."""
-	found: dict[str, datetime.datetime] = {}
+def stored_certificates(
+	acme_json: bytes, resolver: str
+) -> dict[str, tuple[datetime.datetime, datetime.datetime]]:
+	"""Every name a certificate of ``resolver`` in Traefik's ``acme.json`` covers → when its latest
+	certificate was issued and when it expires (UTC)."""
+	found: dict[str, tuple[datetime.datetime, datetime.datetime]] = {}
 	for held in held_certificates(acme_json, (resolver,)):
-		expiry = not_after(held.leaf)
+		validity = (not_before(held.leaf), not_after(held.leaf))
 		for name in held.names:
 			if name:
-				found[name] = max(found.get(name, expiry), expiry)
+				found[name] = max(found.get(name, validity), validity, key=lambda pair: pair[1])
 	return found
 
 
@@ -416,6 +438,7 @@ class SiteCertificate:
 	routed_since: datetime.datetime
 	not_after: datetime.datetime | None
 	domain: str | None = None  # a custom domain of the site, certified by the resolver too
+	not_before: datetime.datetime | None = None  # when the certificate held was issued
 
 	@property
 	def name(self) -> str:
@@ -432,7 +455,7 @@ class SiteCertificate:
 				f"Fix: the ACME server must reach http://{self.name}/.well-known/acme-challenge/ on this proxy "
 				"(DNS pointing here, port 80 open); Traefik's log (docker logs) says why it failed."
 			)
-		if self.not_after - now < RENEWAL_OVERDUE:
+		if renewal_overdue(self.not_before or self.not_after - DEFAULT_LIFETIME, self.not_after, now):
 			return (
 				f"{self.name}: certificate expires {self.not_after:%Y-%m-%d %H:%M} UTC and has not been renewed. "
 				"Fix: see Traefik's log (docker logs) for the renewal's error."
@@ -519,6 +542,15 @@ def _read(conf: Mapping, key: str) -> str:
 		) from None
 
 
+def _hours(value: object) -> object:
+	"""The site config's hours as a number when they read as one (the resolver refuses anything else)."""
+	if value in (None, ""):
+		return AcmeResolver.certificates_duration
+	if isinstance(value, str) and value.strip().isdigit():
+		return int(value)
+	return value
+
+
 def from_site_config(conf: Mapping) -> tuple[AcmeResolver | None, DefaultCertificate | None]:
 	"""The proxy's TLS settings from the Press site's config: ACME when an e-mail is set, a default
 	certificate when a certificate is set; both together is allowed (the default certificate then
@@ -530,6 +562,7 @@ def from_site_config(conf: Mapping) -> tuple[AcmeResolver | None, DefaultCertifi
 			directory_url=conf.get(CONFIG_DIRECTORY) or LETS_ENCRYPT,
 			ca_bundle=_read(conf, CONFIG_CA_BUNDLE),
 			server_name=conf.get(CONFIG_SERVER_NAME) or "",
+			certificates_duration=_hours(conf.get(CONFIG_CERTIFICATES_DURATION)),
 		)
 	certificate = None
 	if conf.get(CONFIG_CERTIFICATE) or conf.get(CONFIG_CERTIFICATE_KEY):

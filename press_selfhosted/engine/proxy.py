@@ -788,14 +788,51 @@ class Proxy:
 			route = site_router.parse(header, name)
 			if route.cert_resolver != resolver:
 				continue
-			found.append(acme.SiteCertificate(route.site, written[name], held.get(route.site)))
+			issued, expires = held.get(route.site, (None, None))
+			found.append(acme.SiteCertificate(route.site, written[name], expires, not_before=issued))
 			for domain in route.acme_domains:
 				# since the domain's own map file was written (when it was added)
 				routed = written.get(site_router.map_file(domain).removeprefix(f"{site_router.ROUTES}/"))
+				issued, expires = held.get(domain, (None, None))
 				found.append(
-					acme.SiteCertificate(route.site, routed or written[name], held.get(domain), domain)
+					acme.SiteCertificate(route.site, routed or written[name], expires, domain, issued)
 				)
 		return found
+
+	def retry_certificates(self, ctx: StepContext | None, names: tuple[str, ...]) -> int:
+		"""Ask the ACME resolvers again for ``names`` (site names and custom domains this proxy certifies by
+		HTTP-01, ``*.<root domain>`` wildcards by DNS-01) after a failed challenge was fixed (DNS now
+		pointing here, port 80 opened, a DNS provider's credential corrected).
+
+		Traefik asks its resolver for a name only when it reads a configuration that lists the name and
+		it holds no certificate for it; a failure is not retried on its own. So each name's route file
+		is touched (its grace period starts again: the record goes back to Pending, not straight to
+		Failure) and ``sites.yml`` is written with the next generation, which makes Traefik read its
+		whole configuration again. Names that have a certificate are left to Traefik's renewal. Returns
+		the generation written."""
+		sites = self.sites()
+		certified = sites.acme_names if sites and sites.cert_resolver else ()
+		wildcards = (
+			{f"*.{domain}" for domain in self.settings.wildcard_domains} if self.settings.acme else set()
+		)
+		for name in names:
+			validate_fqdn(name.removeprefix("*."), "name")
+			if name not in certified and name not in wildcards:
+				raise ValidationError(
+					"name",
+					name,
+					f"proxy server {self.server.name} does not ask an ACME resolver for this name",
+					"retry a name the proxy certifies by ACME: its site, a custom domain Press sent without a "
+					"certificate, or the wildcard of a root domain set to DNS-01",
+				)
+		routed = [
+			f"{site_router.DIRECTORY}/{site_router.map_file(name)}" for name in names if name in certified
+		]
+		if routed:
+			commands.run(self.router, ["touch", "-c", *routed], ROOT)
+		if ctx:
+			ctx.log(f"asking the ACME resolver again for {', '.join(names)}")
+		return self.bump(ctx)
 
 	def adopt_former_routes(self, ctx: StepContext | None) -> bool:
 		"""The routes of the former layout (one ``site_*.yml`` of Traefik routers per site) written into
