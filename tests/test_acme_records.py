@@ -14,6 +14,7 @@ from press_selfhosted.engine.acme import AcmeResolver, HeldCertificate, SiteCert
 
 NOW = datetime.datetime(2026, 11, 30, 9, 0, tzinfo=datetime.timezone.utc)
 RESOLVER = AcmeResolver("ops@example.com")
+HOUR = datetime.timedelta(hours=1)
 CA = platform_ca.Authority.create("records test CA", now=NOW - datetime.timedelta(days=400))
 
 
@@ -61,7 +62,7 @@ def test_each_site_gets_its_latest_certificate_and_the_wildcard_the_dns_resolver
 	wildcard = held(["*.root.test", "root.test"], RESOLVER.dns_name, NOW - datetime.timedelta(days=1))
 	stray = held(["*.root.test"], "acme", NOW)  # another resolver's: not the wildcard's record
 	found = acme_records.records(
-		[site("a.example.com")], ["root.test"], [old, new, wildcard, stray], RESOLVER, NOW
+		[site("a.example.com")], {"root.test": NOW - HOUR}, [old, new, wildcard, stray], RESOLVER, NOW
 	)
 	assert [(r.name, r.status, r.held) for r in found] == [
 		("*.root.test", acme_records.ACTIVE, wildcard),
@@ -72,12 +73,12 @@ def test_each_site_gets_its_latest_certificate_and_the_wildcard_the_dns_resolver
 
 def test_pending_then_failure_with_the_reason_then_expired():
 	pending, failed = acme_records.records(
-		[site("new.example.com", routed_hours_ago=0.1), site("old.example.com")], [], [], RESOLVER, NOW
+		[site("new.example.com", routed_hours_ago=0.1), site("old.example.com")], {}, [], RESOLVER, NOW
 	)
 	assert (pending.status, pending.error) == (acme_records.PENDING, None)
 	assert failed.status == acme_records.FAILURE and "no certificate" in failed.error
 	lapsed = held(["gone.example.com"], "acme", NOW - datetime.timedelta(days=91))
-	(expired,) = acme_records.records([site("gone.example.com")], [], [lapsed], RESOLVER, NOW)
+	(expired,) = acme_records.records([site("gone.example.com")], {}, [lapsed], RESOLVER, NOW)
 	assert expired.status == acme_records.EXPIRED and expired.held == lapsed
 	assert "expired" in expired.error and "Fix:" in expired.error
 	assert acme.not_after(x509.load_pem_x509_certificate(lapsed.chain.encode())) < NOW
@@ -88,10 +89,18 @@ def test_a_custom_domain_certified_by_acme_gets_a_record_of_its_own():
 	own = held(["a.example.com"], "acme", NOW - datetime.timedelta(days=3))
 	domain = held(["www.customer.test"], "acme", NOW - datetime.timedelta(days=2))
 	custom = SiteCertificate("a.example.com", NOW - datetime.timedelta(minutes=5), None, "www.customer.test")
-	found = acme_records.records([site("a.example.com"), custom], [], [own, domain], RESOLVER, NOW)
+	found = acme_records.records([site("a.example.com"), custom], {}, [own, domain], RESOLVER, NOW)
 	assert [(r.name, r.domain, r.wildcard, r.status, r.held) for r in found] == [
 		("a.example.com", "a.example.com", False, acme_records.ACTIVE, own),
 		("www.customer.test", "www.customer.test", False, acme_records.ACTIVE, domain),
 	]
-	(waiting,) = acme_records.records([custom], [], [own], RESOLVER, NOW)
+	(waiting,) = acme_records.records([custom], {}, [own], RESOLVER, NOW)
 	assert (waiting.name, waiting.status, waiting.held) == ("www.customer.test", acme_records.PENDING, None)
+
+
+def test_a_wildcard_without_a_certificate_is_pending_then_a_failure_saying_why():
+	asked = {"new.test": NOW - datetime.timedelta(minutes=5), "old.test": NOW - HOUR}
+	pending, failed = acme_records.records([], asked, [], RESOLVER, NOW)
+	assert (pending.name, pending.status, pending.error) == ("*.new.test", acme_records.PENDING, None)
+	assert (failed.name, failed.status) == ("*.old.test", acme_records.FAILURE)
+	assert "no certificate since" in failed.error and "ACME DNS Provider" in failed.error

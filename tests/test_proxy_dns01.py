@@ -7,6 +7,7 @@ are real; the served certificate is checked by SNI against pebble's root."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import ssl
 import uuid
@@ -186,6 +187,13 @@ def test_traefik_obtains_a_wildcard_by_dns01_from_pebble(proxy_server, endpoints
 		what="the wildcard in acme.json",
 	)
 	assert [c["domain"] for c in stored["Certificates"]] == [{"main": f"*.{domain}", "sans": [domain]}]
+	# what its record's grace period counts from; asked for again on request (a fixed credential)
+	asked = proxy.wildcards_requested()
+	assert list(asked) == [domain]
+	assert datetime.datetime.now(datetime.timezone.utc) - asked[domain] < datetime.timedelta(minutes=10)
+	before = proxy.sites()
+	assert proxy.retry_certificates(None, (f"*.{domain}",)) == (before.generation if before else 0) + 1
+	assert proxy.wildcards_requested()[domain] >= asked[domain]
 
 	# The credentials: files only root reads, named by the environment, in no inspect output.
 	for variable in dns.credentials:

@@ -116,7 +116,7 @@ def cluster(endpoints, docker_client):
 		kind: container_server(
 			endpoints, f"{prefix}{kind}-proxy.local", "Proxy Server", f"{prefix}{kind}", network
 		)
-		for kind in ("a", "l", "c", "r", "f")
+		for kind in ("a", "l", "c", "r", "f", "s")
 	}
 	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
 	try:
@@ -470,7 +470,7 @@ class AcmeProxy:
 	def records(self) -> dict[str, acme_records.CertificateRecord]:
 		now = datetime.datetime.now(datetime.timezone.utc)
 		held = self.proxy.held_certificates()
-		found = acme_records.records(self.proxy.site_certificates(), (), held, self.resolver, now)
+		found = acme_records.records(self.proxy.site_certificates(), {}, held, self.resolver, now)
 		return {record.name: record for record in found}
 
 	def recorded(self, name: str, served: x509.Certificate) -> acme_records.CertificateRecord:
@@ -553,6 +553,45 @@ def test_a_name_whose_challenge_failed_is_asked_for_again_once_retried(cluster, 
 			proxy.proxy.retry_certificates(None, (f"elsewhere-{run}.example.com",))
 	finally:
 		proxy.close()
+
+
+def test_a_new_acme_server_gets_a_new_account_and_the_certificates_stay(cluster, endpoints):
+	"""The operator points the resolver at another ACME server (Let's Encrypt's staging server, then its
+	production one): Traefik would keep the former server's account, whose key ID the new server refuses;
+	the account is dropped before the new Traefik starts, so the next name is certified by the new server,
+	and the former server's certificates are still served."""
+	run = uuid.uuid4().hex[:8]
+	before, after = f"before-{run}.example.com", f"after-{run}.example.com"
+	with resolver_of(cluster, endpoints["pebble"]) as first_server:
+		proxy = AcmeProxy(cluster, endpoints, "s", first_server, "pebble")
+		try:
+			proxy.add_site(before)
+			kept = proxy.served(before)
+		finally:
+			proxy.close()
+	with resolver_of(cluster, endpoints["pebble_short"]) as second_server:
+		proxy = AcmeProxy(cluster, endpoints, "s", second_server, "pebble_short")
+		try:
+			proxy.add_site(after)
+			assert proxy.served(after).issuer != kept.issuer  # the second pebble's own CA
+			held = {h.main: h.leaf.serial_number for h in proxy.proxy.held_certificates()}
+			assert held[before] == kept.serial_number
+		finally:
+			proxy.close()
+
+
+def test_only_another_servers_account_is_dropped():
+	account = {"Email": "ops@example.com", "Registration": {"uri": "https://acme.test:14000/my-account/1"}}
+	stored = {"acme": {"Account": account, "Certificates": [{"domain": {"main": "a.example.com"}}]}}
+	same = acme.without_other_servers_accounts(
+		json.dumps(stored).encode(), "https://acme.test:14000/dir", ("acme",)
+	)
+	assert same is None
+	other = acme.without_other_servers_accounts(
+		json.dumps(stored).encode(), "https://acme.test:14001/dir", ("acme",)
+	)
+	assert json.loads(other) == {"acme": {"Account": None, "Certificates": stored["acme"]["Certificates"]}}
+	assert acme.without_other_servers_accounts(b"", "https://acme.test/dir", ("acme",)) is None
 
 
 def test_stored_certificates_are_read_without_their_keys(endpoints):

@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -374,12 +375,7 @@ class HeldCertificate:
 def held_certificates(acme_json: bytes, resolvers: tuple[str, ...]) -> list[HeldCertificate]:
 	"""The certificates of ``resolvers`` in Traefik's ``acme.json`` (read in memory: the file also holds
 	the ACME account key, which nothing here reads)."""
-	try:
-		stored = json.loads(acme_json or b"{}")
-	except ValueError as error:
-		raise ValidationError(
-			"acme.json", "", f"not JSON ({error})", "check the Traefik container's log"
-		) from None
+	stored = _parsed(acme_json)
 	found = []
 	for resolver in resolvers:
 		for entry in (stored.get(resolver) or {}).get("Certificates") or []:
@@ -394,6 +390,49 @@ def held_certificates(acme_json: bytes, resolvers: tuple[str, ...]) -> list[Held
 				)
 			)
 	return found
+
+
+def without_other_servers_accounts(
+	acme_json: bytes, directory_url: str, resolvers: tuple[str, ...]
+) -> bytes | None:
+	"""``acme.json`` without the ACME account of each of ``resolvers`` that was registered with another
+	ACME server than ``directory_url`` (None: nothing to drop).
+
+	Traefik keeps using a resolver's stored account whatever server the resolver now names (only a new
+	e-mail makes it register again), and the new server refuses that account's key ID ("Key ID (kid) in
+	JWS header missing expected URL prefix"): after moving from Let's Encrypt's staging server to its
+	production one, no certificate would ever be obtained. The certificates stay: Traefik serves them
+	until it renews them with the new server."""
+	if not acme_json:
+		return None
+	stored = _parsed(acme_json)
+	server = _origin(directory_url)
+	dropped = False
+	for resolver in resolvers:
+		account = (stored.get(resolver) or {}).get("Account")
+		registered = ((account or {}).get("Registration") or {}).get("uri") or ""
+		if account and _origin(registered) != server:
+			stored[resolver]["Account"] = None
+			dropped = True
+	return json.dumps(stored, indent=2).encode() if dropped else None
+
+
+def _parsed(acme_json: bytes) -> dict:
+	try:
+		return json.loads(acme_json or b"{}")
+	except ValueError as error:
+		raise ValidationError(
+			"acme.json", "", f"not JSON ({error})", "check the Traefik container's log"
+		) from None
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+	parts = urlsplit(url)
+	return (
+		parts.scheme,
+		(parts.hostname or "").lower(),
+		parts.port or (443 if parts.scheme == "https" else 80),
+	)
 
 
 def stored_certificates(

@@ -11,10 +11,16 @@ no longer certifies has no record (the caller removes it).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from press_selfhosted.engine.acme import AcmeResolver, HeldCertificate, SiteCertificate, not_after
+from press_selfhosted.engine.acme import (
+	ISSUE_GRACE,
+	AcmeResolver,
+	HeldCertificate,
+	SiteCertificate,
+	not_after,
+)
 
 PENDING = "Pending"
 ACTIVE = "Active"
@@ -38,20 +44,28 @@ class CertificateRecord:
 
 def records(
 	sites: Iterable[SiteCertificate],
-	wildcard_domains: Iterable[str],
+	wildcards: Mapping[str, datetime.datetime],
 	held: Iterable[HeldCertificate],
 	resolver: AcmeResolver,
 	now: datetime.datetime,
 ) -> list[CertificateRecord]:
-	"""The records of one proxy, sorted by name."""
+	"""The records of one proxy, sorted by name. ``wildcards``: each root domain whose wildcard the proxy
+	asks its DNS-01 resolver for → since when."""
 	held = list(held)
 	found = []
 	for site in sites:
 		best = _latest(h for h in held if h.resolver == resolver.name and site.name in h.names)
 		found.append(_record(site.name, False, best, site.problem(now), now))
-	for domain in wildcard_domains:
+	for domain, since in wildcards.items():
 		best = _latest(h for h in held if h.resolver == resolver.dns_name and h.main == f"*.{domain}")
-		found.append(_record(domain, True, best, None, now))
+		problem = None
+		if best is None and now - since >= ISSUE_GRACE:
+			problem = (
+				f"*.{domain}: no certificate since the proxy asked for it at {since:%Y-%m-%d %H:%M} UTC. Fix: check "
+				"the Root Domain's ACME DNS Provider and its credentials; Traefik's log (docker logs) says what "
+				"the DNS provider or the ACME server answered."
+			)
+		found.append(_record(domain, True, best, problem, now))
 	return sorted(found, key=lambda record: record.name)
 
 

@@ -172,6 +172,17 @@ def _credentials_tar(files: dict[str, bytes]) -> bytes:
 	return _tar(entries)
 
 
+def _container_file(server: ContainerServer, container: Container, path: str) -> bytes | None:
+	"""A file's content in ``container`` (running or only created), None when it has none."""
+	with docker_errors(server.docker, f"reading {path} in {container.name}"):
+		try:
+			stream, _stat = container.get_archive(path)
+		except docker.errors.NotFound:
+			return None
+		with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+			return archive.extractfile(archive.getmembers()[0]).read()
+
+
 def _ensure_network(client: docker.DockerClient, server: ContainerServer) -> None:
 	if not client.networks.list(names=[server.network]):
 		client.networks.create(
@@ -321,6 +332,14 @@ class Proxy:
 			if settings.acme and settings.acme.ca_bundle:
 				files = {acme.ACME_CA_BUNDLE.rpartition("/")[2]: (settings.acme.ca_bundle.encode(), 0o644)}
 				container.put_archive(acme.ACME_DIRECTORY, _tar(files))
+			if settings.acme:
+				# before Traefik starts and reads it: an account of the former ACME server is dropped
+				resolvers = (settings.acme.name, settings.acme.dns_name)
+				stored = _container_file(server, container, acme.ACME_STORAGE)
+				kept = acme.without_other_servers_accounts(stored, settings.acme.directory_url, resolvers)
+				if kept is not None:
+					name = acme.ACME_STORAGE.rpartition("/")[2]
+					container.put_archive(acme.ACME_DIRECTORY, _tar({name: (kept, 0o600)}))
 			if settings.dns_challenge:
 				# before Traefik starts: lego reads them when the resolver is made
 				container.put_archive(acme.ACME_DIRECTORY, _credentials_tar(settings.dns_challenge.files()))
@@ -404,13 +423,7 @@ class Proxy:
 		return None if content is None else traefik.parse(content.decode(), file_name)
 
 	def _file(self, container: Container, path: str) -> bytes | None:
-		with docker_errors(self.server.docker, f"reading {path} in {container.name}"):
-			try:
-				stream, _stat = container.get_archive(path)
-			except docker.errors.NotFound:
-				return None
-			with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-				return archive.extractfile(archive.getmembers()[0]).read()
+		return _container_file(self.server, container, path)
 
 	def _write(
 		self,
@@ -799,6 +812,23 @@ class Proxy:
 				)
 		return found
 
+	def wildcards_requested(self) -> dict[str, datetime.datetime]:
+		"""Each root domain whose wildcard this proxy asks its DNS-01 resolver for → since when (the time of
+		its document, rewritten only when it changes)."""
+		if not self.settings.wildcard_domains:
+			return {}
+		script = 'cd "$1" || exit 1; find . -maxdepth 1 -name "$2*.yml" -printf "%T@ %f\\n"'
+		argv = ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, acme.WILDCARD_FILE_PREFIX]
+		written = {}
+		for line in commands.run(self.traefik, argv, ROOT).stdout.splitlines():
+			seconds, _, name = line.partition(" ")
+			written[name] = datetime.datetime.fromtimestamp(int(float(seconds)), datetime.timezone.utc)
+		return {
+			domain: written[acme.wildcard_file_name(domain)]
+			for domain in self.settings.wildcard_domains
+			if acme.wildcard_file_name(domain) in written
+		}
+
 	def retry_certificates(self, ctx: StepContext | None, names: tuple[str, ...]) -> int:
 		"""Ask the ACME resolvers again for ``names`` (site names and custom domains this proxy certifies by
 		HTTP-01, ``*.<root domain>`` wildcards by DNS-01) after a failed challenge was fixed (DNS now
@@ -830,6 +860,13 @@ class Proxy:
 		]
 		if routed:
 			commands.run(self.router, ["touch", "-c", *routed], ROOT)
+		requested = [
+			f"{traefik.DYNAMIC_DIRECTORY}/{acme.wildcard_file_name(name.removeprefix('*.'))}"
+			for name in names
+			if name in wildcards
+		]
+		if requested:
+			commands.run(self.traefik, ["touch", "-c", *requested], ROOT)
 		if ctx:
 			ctx.log(f"asking the ACME resolver again for {', '.join(names)}")
 		return self.bump(ctx)
