@@ -104,3 +104,21 @@ def test_a_wildcard_without_a_certificate_is_pending_then_a_failure_saying_why()
 	assert (pending.name, pending.status, pending.error) == ("*.new.test", acme_records.PENDING, None)
 	assert (failed.name, failed.status) == ("*.old.test", acme_records.FAILURE)
 	assert "no certificate since" in failed.error and "ACME DNS Provider" in failed.error
+
+
+def test_a_site_served_with_its_root_domains_wildcard_has_no_record_of_its_own():
+	"""Traefik obtains no certificate for a name a wildcard it holds covers: no Failure for it."""
+	wildcard = held(["*.root.test", "root.test"], RESOLVER.dns_name, NOW - datetime.timedelta(days=1))
+	own = held(["early.root.test"], "acme", NOW - datetime.timedelta(days=2))  # obtained before the wildcard
+	found = acme_records.records(
+		[site("late.root.test"), site("early.root.test"), site("other.example.com")],
+		{"root.test": NOW - HOUR},
+		[wildcard, own],
+		RESOLVER,
+		NOW,
+	)
+	assert [(r.name, r.status) for r in found] == [
+		("*.root.test", acme_records.ACTIVE),
+		("early.root.test", acme_records.ACTIVE),
+		("other.example.com", acme_records.FAILURE),
+	]

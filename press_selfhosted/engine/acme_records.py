@@ -52,9 +52,14 @@ def records(
 	"""The records of one proxy, sorted by name. ``wildcards``: each root domain whose wildcard the proxy
 	asks its DNS-01 resolver for → since when."""
 	held = list(held)
+	wildcards_held = {h.main for h in held if h.resolver == resolver.dns_name}
 	found = []
 	for site in sites:
 		best = _latest(h for h in held if h.resolver == resolver.name and site.name in h.names)
+		if best is None and f"*.{site.name.partition('.')[2]}" in wildcards_held:
+			# Traefik asks for no certificate of a name its root domain's wildcard covers: the site is served
+			# with the wildcard, whose own record says how it stands
+			continue
 		found.append(_record(site.name, False, best, site.problem(now), now))
 	for domain, since in wildcards.items():
 		best = _latest(h for h in held if h.resolver == resolver.dns_name and h.main == f"*.{domain}")
