@@ -25,6 +25,8 @@ override_doctype_class = {
 	"Database Server": "press_selfhosted.agent.servers.ContainerAwareDatabaseServer",
 	# custom domains of container sites checked against the operator's DNS (press_selfhosted/agent/domains.py)
 	"Site": "press_selfhosted.agent.domains.ContainerAwareSite",
+	# certificates a container proxy obtains by ACME are asked for again there (agent/certificates.py)
+	"TLS Certificate": "press_selfhosted.agent.certificates.ContainerAwareTLSCertificate",
 }
 # the dashboard's Add Domain dialog asks this first: the operator's resolvers answer for container sites
 override_whitelisted_methods = {"press.api.site.check_dns": "press_selfhosted.agent.domains.check_dns"}

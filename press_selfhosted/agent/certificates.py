@@ -22,9 +22,12 @@ from __future__ import annotations
 import datetime
 
 import frappe
+from press.exceptions import TLSRetryLimitExceeded
+from press.press.doctype.tls_certificate.tls_certificate import MANUAL_RETRY_LIMIT, TLSCertificate
 
 from press_selfhosted.agent import cluster, settings, topology
 from press_selfhosted.engine import acme, acme_records
+from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.proxy import Proxy
 from press_selfhosted.validations.doc_events import server_is_container_server
 
@@ -84,7 +87,7 @@ def sync_certificate_records(proxy_server: str) -> dict[str, str]:
 	if proxy is not None and proxy_settings.acme is not None:
 		found = acme_records.records(
 			proxy.site_certificates(),
-			proxy_settings.wildcard_domains,
+			proxy.wildcards_requested(),
 			proxy.held_certificates(),
 			proxy_settings.acme,
 			datetime.datetime.now(datetime.timezone.utc),
@@ -112,12 +115,26 @@ def sync_certificate_records(proxy_server: str) -> dict[str, str]:
 		_save(record.name, values)
 		if record.status == acme_records.EXPIRED and (current is None or current.status != record.status):
 			frappe.log_error(title=EXPIRED_TITLE.format(name=record.name), message=record.error)
+		if not record.wildcard:
+			_follow_site_domain(record)
 	for name in kept.keys() - {record.name for record in found}:
 		# a custom domain's record goes with its Site Domain (Press deletes both); until the proxy routes
 		# the domain (Add Host to Proxy not run yet, or failed) it stays Pending
 		if not frappe.db.exists("Site Domain", {"tls_certificate": name}):
 			frappe.delete_doc("TLS Certificate", name, ignore_permissions=True)
 	return {record.name: record.status for record in found}
+
+
+def _follow_site_domain(record: acme_records.CertificateRecord) -> None:
+	"""A custom domain whose certificate failed is Broken, as Press marks one whose certbot failed, so the
+	dashboard offers its retry (``ContainerAwareSite.retry_add_domain``); Active again once the proxy has
+	its certificate. Only between those two: Pending belongs to Press's Add Host to Proxy job."""
+	domain = frappe.db.get_value(
+		"Site Domain", {"tls_certificate": record.name}, ["name", "status"], as_dict=True
+	)
+	flips = {acme_records.FAILURE: ("Active", "Broken"), acme_records.ACTIVE: ("Broken", "Active")}
+	if domain and record.status in flips and domain.status == flips[record.status][0]:
+		frappe.db.set_value("Site Domain", domain.name, "status", flips[record.status][1])
 
 
 def _values(record: acme_records.CertificateRecord, proxy_server: str) -> dict:
@@ -132,6 +149,8 @@ def _values(record: acme_records.CertificateRecord, proxy_server: str) -> dict:
 	held = record.held
 	if held is None:
 		return values
+	if record.status == acme_records.ACTIVE:
+		values["retry_count"] = 0  # as Press's certbot does once a certificate is obtained
 	leaf = held.leaf
 	# Press's field knows RSA sizes only; Traefik's default keys are EC (the field then keeps its default)
 	size = str(held.rsa_bits)
@@ -191,3 +210,65 @@ def acme_custom_domain(doc, proxy: str) -> None:
 
 def _naive_utc(moment: datetime.datetime) -> datetime.datetime:
 	return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class ContainerAwareTLSCertificate(TLSCertificate):
+	"""A certificate a container proxy obtains by ACME (``acme_proxy_server`` set) is the proxy's business:
+	Press's after-insert and key-size hooks, which would obtain it, leave it alone (the proxy asks for it
+	once Add Host to Proxy routes the name; the watch's saves change the key size to what Traefik holds)."""
+
+	def after_insert(self):
+		if not self.get("acme_proxy_server"):
+			super().after_insert()
+
+	def on_update(self):
+		if not self.get("acme_proxy_server"):
+			super().on_update()
+
+	@frappe.whitelist()
+	def obtain_certificate(self):
+		"""Press's "obtain it again" (the desk's button, the dashboard's Fetch Certificate, a Site Domain's
+		retry): a certificate a container proxy obtains by ACME is asked for again by that proxy, once the
+		cause of a failure is fixed; Press's certbot keeps every other one."""
+		if not self.get("acme_proxy_server"):
+			return super().obtain_certificate()
+		if self.retry_count >= MANUAL_RETRY_LIMIT:
+			frappe.throw(
+				f"{self.name} was retried {self.retry_count} times. Fix the cause first (its error says it: "
+				"DNS pointing at the proxy, port 80 open, the DNS provider's credential), then reset "
+				"Retry Count to retry.",
+				TLSRetryLimitExceeded,
+			)
+		self.update({"status": "Pending", "error": None, "retry_count": self.retry_count + 1})
+		self.flags.ignore_validate = True  # Press's check of an uploaded key pair (see _save)
+		self.save(ignore_permissions=True)
+		frappe.enqueue(
+			f"{__name__}.retry_acme_certificate",
+			name=self.name,
+			enqueue_after_commit=True,
+			job_id=f"retry_acme_certificate:{self.name}",
+			deduplicate=True,
+		)
+		return None
+
+
+def retry_acme_certificate(name: str) -> None:
+	"""Background job: the proxy's ACME resolver asked again for ``name``. A custom domain the proxy does
+	not route (its Add Host to Proxy failed) is sent again with Press's own Add Host to Proxy, which routes
+	it and adds it to the names Traefik certifies. A refusal is the record's error."""
+	record = frappe.get_doc("TLS Certificate", name)
+	server = topology.FrappeTopology().server("Proxy Server", record.acme_proxy_server)
+	site_domain = frappe.db.get_value("Site Domain", {"tls_certificate": name})
+	try:
+		proxy = Proxy.existing(
+			topology.docker_hosts.client(server.docker), server, settings.proxy_settings(server)
+		)
+		if proxy is None:
+			raise EngineError(f"proxy server {server.name} has no Traefik container. Fix: set it up again.")
+		sites = proxy.sites()
+		if site_domain and not (sites and name in sites.acme_names):
+			frappe.get_doc("Site Domain", site_domain).create_agent_request()
+		else:
+			proxy.retry_certificates(None, (name,))
+	except EngineError as error:
+		frappe.db.set_value("TLS Certificate", name, {"status": "Failure", "error": str(error)})

@@ -91,6 +91,34 @@ class ContainerAwareSite(Site):
 		site_domain.flags.dns_checked = True
 		site_domain.insert()
 
+	def retry_add_domain(self, domain):
+		"""The dashboard's Retry of a custom domain that is not Active, checked against the operator's DNS
+		(Press's own check asks public resolvers, and on a LAN it never matches: the retry then silently
+		did nothing). A domain whose certificate the site's proxy obtains by ACME keeps its status: the
+		proxy is asked again (``certificates.ContainerAwareTLSCertificate``) and the hourly watch marks it
+		Active with its certificate; any other goes through Press's Site Domain retry."""
+		if not site_on_container_server(self.name):
+			return super().retry_add_domain(domain)
+		_checked(self.name, domain)
+		found = frappe.db.get_value(
+			"Site Domain",
+			{"site": self.name, "domain": domain, "status": ("!=", "Active"), "retry_count": ("<=", 5)},
+			["name", "retry_count", "tls_certificate"],
+			as_dict=True,
+		)
+		if not found:
+			frappe.throw(
+				f"{domain} is not a custom domain of {self.name} that waits for a retry (it is Active, or was "
+				"retried more than 5 times: remove it and add it again)."
+			)
+		if found.tls_certificate and frappe.db.get_value(
+			"TLS Certificate", found.tls_certificate, "acme_proxy_server"
+		):
+			frappe.db.set_value("Site Domain", found.name, "retry_count", found.retry_count + 1)
+			frappe.get_doc("TLS Certificate", found.tls_certificate).obtain_certificate()
+		else:
+			frappe.get_doc("Site Domain", found.name).retry()
+
 
 @frappe.whitelist()
 @protected("Site")

@@ -516,10 +516,11 @@ class Pebble:
 			frappe.local.conf.pop(key, None)
 
 
-def use_pebble(endpoints: dict, proxy_name: str) -> Pebble:
+def use_pebble(endpoints: dict, proxy_name: str, which: str = "pebble") -> Pebble:
 	"""The ACME keys in the site config (as the workers read them; :meth:`Pebble.close` removes them) and
-	the proxy remade with the resolver."""
-	pebble = endpoints["pebble"]
+	the proxy remade with the resolver. ``which``: "pebble_short" is the pebble whose certificates hold
+	minutes (its lifetime is then told to Traefik, which renews them within a minute or two)."""
+	pebble = endpoints[which]
 	server = topology.FrappeTopology().server("Proxy Server", proxy_name)
 	client = docker_client(endpoints)
 	gateway = client.networks.get(server.network).attrs["IPAM"]["Config"][0]["Gateway"]
@@ -535,6 +536,8 @@ def use_pebble(endpoints: dict, proxy_name: str) -> Pebble:
 			acme.CONFIG_CA_BUNDLE: ca_bundle,
 			acme.CONFIG_SERVER_NAME: "localhost",  # pebble's HTTPS certificate names localhost
 		}
+		if pebble.get("certificate_seconds"):
+			values[acme.CONFIG_CERTIFICATES_DURATION] = max(1, pebble["certificate_seconds"] // 3600)
 		for key, value in values.items():
 			update_site_config(key, value)
 			found.config_keys.append(key)

@@ -216,5 +216,45 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 		self.assertEqual((record.wildcard, record.domain), (1, self.spec.domain))
 		self.assertEqual(record.acme_proxy_server, self.proxy_name)
 
-	def test_6_nothing_failed_in_the_background(self):
+	def test_6_a_renewal_replaces_the_served_certificate_and_the_record(self):
+		"""With an ACME server whose certificates hold ten minutes (pebble_short), Traefik renews a site's
+		certificate on its own within a minute or two; the watch then records the new serial and expiry,
+		which is what the proxy serves."""
+		self.pebble.close()
+		type(self).pebble = support.use_pebble(self.endpoints, self.proxy_name, "pebble_short")
+		# not under the root domain, whose DNS-01 wildcard (test 5) would serve it
+		self.site = f"renew-{uuid.uuid4().hex[:6]}.renewal.test"
+		self.pebble.point(self.site)
+		self.run_handler(
+			"Add Site to Upstream", {"name": self.site, "path_args": {"upstream": self.spec.private_ip}}
+		)
+		first = self.served()
+		self.sync_until(
+			lambda: self.recorded_serial() == first.serial_number, "the first certificate recorded"
+		)
+		renewed = support.wait_until(
+			lambda: (leaf := self.served()).serial_number != first.serial_number and leaf,
+			self.servers,
+			timeout=300,
+			what=f"Traefik renewing {self.site}'s certificate",
+		)
+		self.assertGreater(renewed.not_valid_after, first.not_valid_after)
+		self.sync_until(lambda: self.recorded_serial() == renewed.serial_number, "the renewal recorded")
+		record = self.record()
+		self.assertEqual((record.status, record.error), ("Active", None))
+		self.assertEqual(record.expires_on, acme.not_after(renewed).replace(tzinfo=None))
+		self.run_handler(
+			"Remove Site from Upstream", {"path_args": {"upstream": self.spec.private_ip, "site": self.site}}
+		)
+		self.sync_until(lambda: not frappe.db.exists("TLS Certificate", self.site), "the record removed")
+
+	def recorded_serial(self) -> int | None:
+		found = self.record()
+		return (
+			x509.load_pem_x509_certificate(found.certificate.encode()).serial_number
+			if found and found.certificate
+			else None
+		)
+
+	def test_7_nothing_failed_in_the_background(self):
 		self.assertEqual(support.problems_since(self.started, self.servers), [])

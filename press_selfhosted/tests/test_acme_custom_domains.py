@@ -10,6 +10,8 @@ A real bench and site (the project's stand-in bench image), as on an operator's 
 
 from __future__ import annotations
 
+import time
+
 import frappe
 from cryptography import x509
 from frappe.installer import update_site_config
@@ -17,9 +19,10 @@ from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
 from press_selfhosted.agent import certificates, settings, topology
-from press_selfhosted.engine import acme, domain_dns
+from press_selfhosted.engine import acme, domain_dns, site_router
 from press_selfhosted.engine.proxy import Proxy
 from press_selfhosted.tests import support
+from press_selfhosted.tests.acme_services import Relay
 
 
 class TestAcmeCustomDomains(IntegrationTestCase):
@@ -133,7 +136,7 @@ class TestAcmeCustomDomains(IntegrationTestCase):
 		frappe.db.commit()
 		self.assertEqual(frappe.db.get_value("TLS Certificate", self.domain, "modified"), modified)
 
-	def synced_record(self, condition):
+	def synced_record(self, condition, domain: str | None = None):
 		"""``watch_site_certificates``' work for this proxy, then the domain's record if ``condition`` holds
 		(Traefik writes acme.json in the background, after it serves the certificate)."""
 		certificates.sync_certificate_records(self.proxy_name)
@@ -147,10 +150,68 @@ class TestAcmeCustomDomains(IntegrationTestCase):
 			"expires_on",
 			"certificate_issuer",
 		]
-		found = frappe.db.get_value("TLS Certificate", self.domain, fields, as_dict=True)
+		found = frappe.db.get_value("TLS Certificate", domain or self.domain, fields, as_dict=True)
 		return found if found and condition(found) else None
 
-	def test_3_a_removed_domain_leaves_the_proxy_and_its_record_goes(self):
+	def test_3_a_domain_whose_challenge_failed_is_broken_then_retried_through_press(self):
+		"""Nothing answers the domain's challenge (the relay to the proxy's port 80 is shut): its record
+		turns Failure with the reason once the grace period is over, and its Site Domain Broken, as Press
+		marks a domain whose certificate failed; the dashboard's Retry (Press's ``retry_add_domain``) then
+		has the proxy ask again, and record and domain are Active with what the proxy serves."""
+		domain = f"fail-{frappe.generate_hash(length=8)}.example.test"
+		self.pebble.point(domain)
+		challenge_relay = self.pebble.relays.pop()  # the one pebble's HTTP-01 requests reach the proxy by
+		challenge_relay.close()
+		answer = support.api_call("press.api.site.add_domain", name=self.site, domain=domain)
+		self.assertEqual(answer.status_code, 200, answer.text[:1000])
+		self.wait(
+			lambda: frappe.db.get_value("Site Domain", {"domain": domain}, "status") == "Active",
+			f"Site Domain {domain} Active (routed)",
+		)
+		proxy = self.proxy()
+		self.wait(
+			lambda: f"[{domain}]" in proxy.traefik.logs(tail=50).decode(),
+			"Traefik failing the challenge",
+			120,
+		)
+		# the grace period over: the route file written 31 minutes ago
+		routed = int(time.time()) - 31 * 60
+		route_file = f"{site_router.DIRECTORY}/{site_router.map_file(domain)}"
+		self.assertEqual(proxy.router.exec_run(["touch", "-d", f"@{routed}", route_file]).exit_code, 0)
+		certificates.sync_certificate_records(self.proxy_name)
+		frappe.db.commit()
+		record = frappe.db.get_value("TLS Certificate", domain, ["status", "error"], as_dict=True)
+		self.assertEqual(record.status, "Failure")
+		self.assertIn("no certificate since its route was written", record.error)
+		self.assertIn("Fix:", record.error)
+		self.assertEqual(frappe.db.get_value("Site Domain", {"domain": domain}, "status"), "Broken")
+
+		self.pebble.relays.append(
+			Relay(self.pebble.address, challenge_relay.target, port=support.PEBBLE_HTTP_PORT)
+		)
+		answer = support.api_call("press.api.site.retry_add_domain", name=self.site, domain=domain)
+		self.assertEqual(answer.status_code, 200, answer.text[:1000])
+		frappe.db.rollback()  # a fresh snapshot: the web process committed it
+		record = frappe.db.get_value(
+			"TLS Certificate", domain, ["status", "error", "retry_count"], as_dict=True
+		)
+		self.assertEqual((record.status, record.error, record.retry_count), ("Pending", None, 1))
+		served = self.pebble.served(domain)  # the background job had the proxy ask again
+		record = support.wait_until(
+			lambda: self.synced_record(lambda found: found.status == "Active", domain),
+			self.servers,
+			timeout=60,
+			what=f"TLS Certificate {domain} Active",
+		)
+		leaf = x509.load_pem_x509_certificate(record.certificate.encode())
+		self.assertEqual(
+			(leaf.serial_number, record.retry_count, record.error), (served.serial_number, 0, None)
+		)
+		self.assertEqual(frappe.db.get_value("Site Domain", {"domain": domain}, "status"), "Active")
+		answer = support.api_call("press.api.site.remove_domain", name=self.site, domain=domain)
+		self.assertEqual(answer.status_code, 200, answer.text[:1000])
+
+	def test_4_a_removed_domain_leaves_the_proxy_and_its_record_goes(self):
 		answer = support.api_call("press.api.site.remove_domain", name=self.site, domain=self.domain)
 		self.assertEqual(answer.status_code, 200, answer.text[:1000])
 		job = frappe.db.get_value(
@@ -168,5 +229,5 @@ class TestAcmeCustomDomains(IntegrationTestCase):
 		self.assertFalse(frappe.db.exists("TLS Certificate", self.domain))
 		self.assertFalse(frappe.db.exists("Site Domain", {"domain": self.domain}))
 
-	def test_4_nothing_failed_in_the_background(self):
+	def test_5_nothing_failed_in_the_background(self):
 		self.assertEqual(support.problems_since(self.started, self.servers), [])
