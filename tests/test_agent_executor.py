@@ -18,7 +18,7 @@ from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import ContainerNotRunning, EngineError
 
 store_config = support.store_config
 
@@ -202,7 +202,7 @@ def test_a_command_in_a_stopped_container_names_the_container_and_the_fix(docker
 	try:
 		container.kill()
 		container.reload()
-		with pytest.raises(commands.ContainerNotRunning) as failure:
+		with pytest.raises(ContainerNotRunning) as failure:
 			commands.run(
 				container, ["echo", "--password", "pw-1"], commands.Exec(user="root", secrets=["pw-1"])
 			)

@@ -10,6 +10,7 @@ import requests
 
 from press_selfhosted.agent import transport
 from press_selfhosted.engine.agent.router import Response, error
+from press_selfhosted.engine.errors import JobStoreUnavailable
 
 
 class StandInAgent:
@@ -57,7 +58,6 @@ def test_container_servers_are_answered_in_process(agent_class):
 
 
 def test_a_failure_before_the_router_is_an_answer_never_an_exception():
-	from press_selfhosted.engine.agent.store import JobStoreUnavailable
 
 	def broken(agent, method, path, data, agent_job_id, files):
 		if path == "benches":

@@ -31,7 +31,12 @@ from site_cluster import remove_cluster, start_bench, start_cluster
 
 from press_selfhosted.engine import backups, commands
 from press_selfhosted.engine.agent.handlers import index
-from press_selfhosted.engine.errors import StorageAuthError, StorageBucketMissing, StorageUnreachable
+from press_selfhosted.engine.errors import (
+	BackupError,
+	StorageAuthError,
+	StorageBucketMissing,
+	StorageUnreachable,
+)
 from press_selfhosted.engine.storage import open_client
 
 HANDLER = index(backups.backup_handlers())["Backup Site"]
@@ -112,7 +117,7 @@ def test_keep_local_copies_when_asked_and_refuse_missing_site(docker_client, env
 		offsite_payload(bucket, "nowhere.example.com"),
 		site_secrets(cluster, bucket),
 	)
-	with pytest.raises(backups.BackupError, match="Site nowhere.example.com does not exist in bench bench-1"):
+	with pytest.raises(BackupError, match="Site nowhere.example.com does not exist in bench bench-1"):
 		missing.run()
 
 

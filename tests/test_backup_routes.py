@@ -32,6 +32,7 @@ from site_cluster import remove_cluster, start_bench, start_cluster
 
 from press_selfhosted.engine import backups, transfer, volume_files
 from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.errors import TransferError, UnsafeVolumePath
 from press_selfhosted.engine.storage import open_client
 
 HANDLER = index(backups.backup_handlers())["Backup Site"]
@@ -154,7 +155,7 @@ def test_a_link_in_the_backup_path_is_refused_and_nothing_is_uploaded(docker_cli
 	database = run.data["backups"]["database"]["path"]
 	# the site's code swaps its database backup for a link to a host file
 	in_bench(docker_client, env, f"mv {database} {database}.real && ln -s /etc/hostname {database}")
-	with pytest.raises(volume_files.UnsafeVolumePath, match=r"leads through a symbolic link") as caught:
+	with pytest.raises(UnsafeVolumePath, match=r"leads through a symbolic link") as caught:
 		run.run()
 	assert f"{SITE}/private/backups/{run.data['backups']['database']['file']} in volume" in str(caught.value)
 	in_bench(docker_client, env, f"rm {database} && mv {database}.real {database}")
@@ -165,7 +166,7 @@ def test_a_link_in_the_backup_path_is_refused_and_nothing_is_uploaded(docker_cli
 		env,
 		f"cd {BACKUPS}/.. && mv backups backups.real && ln -s backups.real backups",
 	)
-	with pytest.raises(volume_files.UnsafeVolumePath, match=rf"\({SITE}/private/backups in volume"):
+	with pytest.raises(UnsafeVolumePath, match=rf"\({SITE}/private/backups in volume"):
 		run.run()
 	with open_client(target) as s3:
 		assert object_keys(s3, target.bucket, f"backups/{SITE}/2026-02-02/") == []
@@ -196,7 +197,7 @@ def test_a_remote_docker_host_streams_through_docker(docker_client, tcp_docker, 
 	run = backed_up_only(job(tcp_docker, env, "2026-02-04"))
 	database = run.data["backups"]["database"]["path"]
 	in_bench(docker_client, env, f"rm {database} && ln -s /etc/hostname {database}")
-	with pytest.raises(transfer.TransferError, match="is not a regular file"):
+	with pytest.raises(TransferError, match="is not a regular file"):
 		run.run()
 	in_bench(docker_client, env, f"rm -f {BACKUPS}/*")
 

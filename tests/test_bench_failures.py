@@ -8,6 +8,7 @@ import pytest
 import test_agent_support as support
 
 from press_selfhosted.engine import naming
+from press_selfhosted.engine.errors import BenchError
 
 store_config = support.store_config
 registry_images = support.registry_images
@@ -85,7 +86,7 @@ def test_failing_health_check(make, docker_client, registry_images):
 def test_a_mount_reaches_only_folders_the_operator_allows():
 	"""A Bench Mount is a host folder inside a tenant's bench: /, the Docker socket or /etc would be its
 	way out of the container. Only folders under the operator's roots are mounted (none by default)."""
-	from press_selfhosted.engine.benches import BenchError, BenchSpec
+	from press_selfhosted.engine.benches import BenchSpec
 
 	def spec(source: str, roots: tuple[str, ...] = ("/srv/press-mounts",)):
 		mount = {"source": source, "destination": "/home/frappe/shared", "is_absolute_path": True}

@@ -137,3 +137,174 @@ def test_the_blocker_really_blocks():
 	)
 	assert result.returncode != 0
 	assert "blocked" in result.stderr
+
+
+# --- every engine error in engine/errors.py -------------------------------------------------------
+
+ERRORS = ENGINE / "errors.py"
+
+
+def error_classes() -> set[str]:
+	"""The classes errors.py defines that derive from EngineError (EngineError included)."""
+	tree = ast.parse(ERRORS.read_text(), filename=str(ERRORS))
+	bases = {
+		node.name: {_base_name(base) for base in node.bases}
+		for node in tree.body
+		if isinstance(node, ast.ClassDef)
+	}
+	found = {"EngineError"}
+	while grown := {name for name, of in bases.items() if of & found} - found:
+		found |= grown
+	return found
+
+
+def _base_name(node: ast.expr) -> str:
+	"""``EngineError`` of ``EngineError`` and of ``errors.EngineError``."""
+	if isinstance(node, ast.Attribute):
+		return node.attr
+	return getattr(node, "id", "")
+
+
+def errors_defined_outside(path: Path, known: set[str]) -> list[tuple[int, str]]:
+	"""Classes of ``path`` that derive from an engine error (through the module's own classes too,
+	and whatever name an import gives the error); EndJob and StepWaiting derive from Exception."""
+	tree = ast.parse(path.read_text(), filename=str(path))
+	errors = set(known)
+	for node in ast.walk(tree):
+		if isinstance(node, ast.ImportFrom):
+			errors |= {alias.asname for alias in node.names if alias.asname and alias.name in known}
+	found = []
+	classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+	while grown := [
+		node
+		for node in classes
+		if (node.lineno, node.name) not in found and {_base_name(base) for base in node.bases} & errors
+	]:
+		found += [(node.lineno, node.name) for node in grown]
+		errors |= {node.name for node in grown}
+	return sorted(found)
+
+
+def misplaced_errors(paths: list[Path]) -> list[str]:
+	"""Engine errors defined in ``paths``, including those derived from one another of ``paths`` defines."""
+	known = error_classes()
+	while True:
+		found = {
+			(str(path), line, name) for path in paths for line, name in errors_defined_outside(path, known)
+		}
+		if {name for *_, name in found} <= known:
+			return [f"{path}:{line} defines {name}" for path, line, name in sorted(found)]
+		known |= {name for *_, name in found}
+
+
+def test_engine_errors_are_defined_in_errors_py_only():
+	assert {
+		"EngineError",
+		"ValidationError",
+		"JobStoreUnavailable",
+		"PushDenied",
+		"NotTheSameFile",
+	} <= error_classes()
+	offences = misplaced_errors([path for _, path in engine_modules() if path != ERRORS])
+	assert not offences, "move these to press_selfhosted/engine/errors.py:\n" + "\n".join(offences)
+
+
+def test_the_error_check_catches_an_offence(tmp_path):
+	bad = tmp_path / "bad.py"
+	bad.write_text(
+		textwrap.dedent(
+			"""
+			from press_selfhosted.engine import errors
+			from press_selfhosted.engine.errors import TransferError as Copy
+
+			class Stop(Exception): ...
+			class Mine(errors.EngineError): ...
+			class Deeper(Mine): ...
+			class Renamed(Copy): ...
+			def later():
+				class Nested(errors.SiteError): ...
+			"""
+		)
+	)
+	other = tmp_path / "other.py"
+	other.write_text("from .bad import Mine\n\nclass Theirs(Mine): ...\n")
+	assert {name for _, name in errors_defined_outside(bad, error_classes())} == {
+		"Mine",
+		"Deeper",
+		"Renamed",
+		"Nested",
+	}
+	assert errors_defined_outside(other, error_classes()) == []
+	assert [line.rpartition(" ")[2] for line in misplaced_errors([bad, other])] == [
+		"Mine",
+		"Deeper",
+		"Renamed",
+		"Nested",
+		"Theirs",
+	]
+
+
+def test_errors_py_is_the_bottom_layer():
+	offences = [
+		name
+		for _, name in imports_of(ERRORS, "press_selfhosted.engine.errors")
+		if name.startswith("press_selfhosted")
+	]
+	assert not offences, (
+		f"errors.py imports {offences}: every engine module imports errors.py, not the reverse"
+	)
+
+
+def reexported_errors(path: Path, known: set[str], engine_names: set[str]) -> list[str]:
+	"""Errors ``path`` takes from another module of this app than errors.py (by import or attribute)."""
+	found = []
+	for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+		if isinstance(node, ast.ImportFrom):
+			module = node.module or ""
+			ours = node.level or module.startswith("press_selfhosted")
+			if ours and module.rpartition(".")[2] != "errors":
+				found += [
+					f"{node.lineno}: {alias.name} from {module}"
+					for alias in node.names
+					if alias.name in known
+				]
+		elif (
+			isinstance(node, ast.Attribute)
+			and isinstance(node.value, ast.Name)
+			and node.attr in known
+			and node.value.id in engine_names
+		):
+			found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+	return found
+
+
+def test_errors_are_imported_from_errors_py():
+	"""No module re-exports an engine error: ``from press_selfhosted.engine.transfer import ObjectMissing``
+	(or ``transfer.ObjectMissing``) works only while transfer happens to import it."""
+	known = error_classes()
+	engine_names = {path.stem for _, path in engine_modules()} - {"errors", "__init__"}
+	offences = [
+		f"{path.relative_to(ROOT)}:{offence}"
+		for path in sorted([*(ROOT / "press_selfhosted").rglob("*.py"), *(ROOT / "tests").rglob("*.py")])
+		for offence in reexported_errors(path, known, engine_names)
+	]
+	assert not offences, "\n".join(offences)
+
+
+def test_the_reexport_check_catches_an_offence(tmp_path):
+	bad = tmp_path / "bad.py"
+	bad.write_text(
+		"import frappe\n"
+		"from frappe import ValidationError\n"
+		"from press_selfhosted.engine import transfer\n"
+		"from press_selfhosted.engine.errors import ChecksumMismatch\n"
+		"from press_selfhosted.engine.sites import SiteError\n"
+		"from .validation import ValidationError as Refused\n"
+		"caught = (frappe.ValidationError, transfer.ObjectMissing, ChecksumMismatch)\n"
+	)
+	found = reexported_errors(bad, error_classes(), {"transfer", "sites", "validation"})
+	assert found == [
+		"5: SiteError from press_selfhosted.engine.sites",
+		"6: ValidationError from validation",
+		"7: transfer.ObjectMissing",
+	]

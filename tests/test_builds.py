@@ -33,6 +33,7 @@ from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, s
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.errors import BuildRequestError, BuildStageFailed
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.engine.registry_cleanup import list_tags, manifest_digest
 
@@ -175,9 +176,9 @@ def test_press_payload_is_read_and_refused_with_named_fields(apps, builder):
 	assert request.platform == "linux/amd64" and request.dockerfile == "FROM x\n"
 	assert builds.BuildRequest.from_payload({**payload, "platform": "arm64"}).platform == "linux/arm64"
 	bad = {**payload, "clone_instructions": [{**payload["clone_instructions"][0], "hash": "abc"}]}
-	with pytest.raises(builds.BuildRequestError, match=r"clone_instructions\[0\].hash 'abc' of app frappe"):
+	with pytest.raises(BuildRequestError, match=r"clone_instructions\[0\].hash 'abc' of app frappe"):
 		builds.BuildRequest.from_payload(bad)
-	with pytest.raises(builds.BuildRequestError, match="uploaded build context"):
+	with pytest.raises(BuildRequestError, match="uploaded build context"):
 		builds.BuildRequest.from_payload({"filename": "dcb-a-1234.tar.gz"})
 
 
@@ -600,7 +601,7 @@ def test_buildkit_log_names_the_failed_stage():
 	]:
 		log.feed(line)
 	failure = builds.failure_of("build1", log, 1)
-	assert isinstance(failure, builds.BuildStageFailed)
+	assert isinstance(failure, BuildStageFailed)
 	assert "`apps-shop` (Dockerfile step 3/3)" in str(failure) and "exit code 3" in str(failure)
 	assert "pip failed" in str(failure)
 	assert [s["status"] for s in log.stages()] == ["Done", "Error"]

@@ -10,13 +10,8 @@ from press_selfhosted.engine.database import (
 	CAPABILITIES,
 	PIDS_LIMIT,
 	ROOT_PASSWORD_FILE,
-	DatabaseContainerMissing,
-	DatabaseError,
-	DatabaseNotReady,
 	MariaDB,
 	MariaDBSpec,
-	SQLFailed,
-	UnsafeName,
 	database_name,
 	ensure_mariadb,
 	find_mariadb,
@@ -24,6 +19,13 @@ from press_selfhosted.engine.database import (
 	identifier,
 	password_hash,
 	quote,
+)
+from press_selfhosted.engine.errors import (
+	DatabaseContainerMissing,
+	DatabaseError,
+	DatabaseNotReady,
+	SQLFailed,
+	UnsafeName,
 )
 
 

@@ -35,15 +35,14 @@ from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.proxy import (
+from press_selfhosted.engine.errors import (
 	HostTaken,
-	Proxy,
-	ProxyJobs,
-	ProxySettings,
+	NotOwned,
 	RoutesNotLoaded,
 	SiteNotOnProxy,
+	ValidationError,
 )
-from press_selfhosted.engine.validation import ValidationError
+from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings
 from tests.proxy_helpers import (
 	FakeSecrets,
 	FakeTopology,
@@ -256,9 +255,7 @@ def test_an_operators_container_of_the_same_name_is_never_replaced(endpoints, do
 	)
 	try:
 		settings = proxy_settings(endpoints)
-		with pytest.raises(
-			naming.NotOwned, match=f"container {prefix}-traefik .* is not one press_selfhosted made"
-		):
+		with pytest.raises(NotOwned, match=f"container {prefix}-traefik .* is not one press_selfhosted made"):
 			Proxy.ensure(docker_client, server, settings)
 		theirs.reload()
 		assert (

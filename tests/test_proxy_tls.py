@@ -27,8 +27,8 @@ from references import schema
 from press_selfhosted.engine import acme, acme_records, naming, traefik
 from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
 from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
-from press_selfhosted.engine.validation import ValidationError
 from press_selfhosted.tests.acme_services import Relay
 from tests.proxy_helpers import (
 	FakeTopology,

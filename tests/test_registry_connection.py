@@ -10,7 +10,13 @@ from dataclasses import replace
 import pytest
 
 from press_selfhosted.engine import registry
-from press_selfhosted.engine.errors import ValidationError
+from press_selfhosted.engine.errors import (
+	RegistryAuthError,
+	RegistryError,
+	RegistryTLSError,
+	RegistryUnreachable,
+	ValidationError,
+)
 
 
 def closed_port() -> int:
@@ -56,7 +62,7 @@ def test_explicit_http_scheme_on_loopback(plain):
 
 
 def test_explicit_https_against_plain_port_is_a_tls_error_with_the_fix(plain):
-	with pytest.raises(registry.RegistryTLSError) as info:
+	with pytest.raises(RegistryTLSError) as info:
 		registry.test_connection(replace(plain, url=f"https://{plain.url}"))
 	assert "does not speak TLS" in str(info.value)
 
@@ -74,7 +80,7 @@ def test_ca_bundle_as_a_path(tls, endpoints):
 
 
 def test_tls_registry_without_the_ca_fails_verification(tls):
-	with pytest.raises(registry.RegistryTLSError) as info:
+	with pytest.raises(RegistryTLSError) as info:
 		registry.test_connection(replace(tls, ca_bundle=None))
 	message = str(info.value)
 	assert "CERTIFICATE_VERIFY_FAILED" in message
@@ -87,14 +93,14 @@ def test_tls_registry_without_verification(tls):
 
 
 def test_basic_challenge_without_credentials(tls):
-	with pytest.raises(registry.RegistryAuthError) as info:
+	with pytest.raises(RegistryAuthError) as info:
 		registry.test_connection(replace(tls, username="", password=""))
 	assert "requires authentication" in str(info.value)
 	assert "Username and Password" in str(info.value)
 
 
 def test_wrong_password(tls):
-	with pytest.raises(registry.RegistryAuthError) as info:
+	with pytest.raises(RegistryAuthError) as info:
 		registry.test_connection(replace(tls, password="definitely-wrong"))
 	message = str(info.value)
 	assert "rejected the user name or password" in message
@@ -103,13 +109,13 @@ def test_wrong_password(tls):
 
 
 def test_unknown_user(tls):
-	with pytest.raises(registry.RegistryAuthError):
+	with pytest.raises(RegistryAuthError):
 		registry.test_connection(replace(tls, username="nobody"))
 
 
 def test_unreachable_registry(plain):
 	started = time.monotonic()
-	with pytest.raises(registry.RegistryUnreachable) as info:
+	with pytest.raises(RegistryUnreachable) as info:
 		registry.test_connection(replace(plain, url=f"127.0.0.1:{closed_port()}"))
 	assert time.monotonic() - started < 5
 	assert "Connection refused" in str(info.value)
@@ -118,7 +124,7 @@ def test_unreachable_registry(plain):
 
 def test_a_server_that_is_not_a_registry(endpoints, plain):
 	s3 = endpoints["s3"]["endpoint_url"]
-	with pytest.raises(registry.RegistryError) as info:
+	with pytest.raises(RegistryError) as info:
 		registry.test_connection(replace(plain, url=s3))
 	assert "not a Docker registry" in str(info.value)
 
@@ -228,10 +234,10 @@ def test_bearer_token_registry(token_registry):
 
 def test_bearer_token_registry_wrong_password(token_registry):
 	target = registry.RegistryTarget(url=token_registry.url, username="press", password="wrong")
-	with pytest.raises(registry.RegistryAuthError, match="rejected the user name or password"):
+	with pytest.raises(RegistryAuthError, match="rejected the user name or password"):
 		registry.test_connection(target)
 
 
 def test_bearer_token_registry_without_credentials(token_registry):
-	with pytest.raises(registry.RegistryAuthError, match="requires authentication"):
+	with pytest.raises(RegistryAuthError, match="requires authentication"):
 		registry.test_connection(registry.RegistryTarget(url=token_registry.url))

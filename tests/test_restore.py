@@ -24,8 +24,9 @@ from backup_support import (
 	table_fingerprint,
 )
 
-from press_selfhosted.engine import restore, transfer
+from press_selfhosted.engine import restore
 from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.errors import ChecksumMismatch, ObjectMissing
 from press_selfhosted.engine.storage import open_client
 
 HANDLERS = index(restore.restore_handlers())
@@ -130,7 +131,7 @@ def test_checksum_mismatch_fails_before_touching_the_site_naming_the_file(docker
 	)
 	name = data["backups"]["database"]["file"]
 	with pytest.raises(
-		transfer.ChecksumMismatch, match=rf"The database backup file {name} of {SITE} has the checksum"
+		ChecksumMismatch, match=rf"The database backup file {name} of {SITE} has the checksum"
 	):
 		run.run()
 	assert run.done == set()
@@ -147,9 +148,7 @@ def test_missing_object_fails_before_touching_the_site_naming_it(docker_client, 
 	run = JobRun(
 		docker_client, cluster, HANDLERS["Restore Site"], SITE, payload, site_secrets(cluster, target)
 	)
-	with pytest.raises(
-		transfer.ObjectMissing, match="backups/none/2026-01-01/gone-database.sql.gz is not in bucket"
-	):
+	with pytest.raises(ObjectMissing, match="backups/none/2026-01-01/gone-database.sql.gz is not in bucket"):
 		run.run()
 	assert table_fingerprint(cluster, site_db(SITE)) == before
 
@@ -182,7 +181,7 @@ def test_download_checks_either_form_of_the_recorded_checksum(docker_client, env
 		mismatch = rf"The public backup file {name} of {SITE} has the checksum"
 		with (
 			replaced_object(s3, target, key, changed),
-			pytest.raises(transfer.ChecksumMismatch, match=mismatch),
+			pytest.raises(ChecksumMismatch, match=mismatch),
 		):
 			downloaded(payload)
 

@@ -26,7 +26,8 @@ from press_selfhosted.engine import commands
 from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.handlers import StepWaiting
 from press_selfhosted.engine.database import database_name
-from press_selfhosted.engine.sites import ProxyNotDone, SiteBusy, SiteError, SiteSettings, site_handlers
+from press_selfhosted.engine.errors import CommandFailed, ProxyNotDone, SiteBusy, SiteError
+from press_selfhosted.engine.sites import SiteSettings, site_handlers
 
 BENCH = "bench-1"
 ADMIN = "admin-Secret-42"
@@ -308,7 +309,7 @@ def test_failed_new_site_leaves_no_privileged_user_and_a_rerun_repairs(docker_cl
 	common = json.loads(backend.exec_run(["cat", f"{SITES}/common_site_config.json"]).output)
 	put_file(backend, SITES, "common_site_config.json", json.dumps({**common, "db_port": 3999}))
 	try:
-		with pytest.raises(commands.CommandFailed, match="(?s)exited with code 1.*Can.t connect") as failure:
+		with pytest.raises(CommandFailed, match="(?s)exited with code 1.*Can.t connect") as failure:
 			run(docker_client, env, "New Site", None, new_site_payload(site))
 		assert ADMIN not in str(failure.value)
 		assert privileged_users(cluster) == []

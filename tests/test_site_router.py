@@ -10,9 +10,8 @@ import tarfile
 import pytest
 
 from press_selfhosted.engine import site_router
+from press_selfhosted.engine.errors import RouteStateUnreadable, ValidationError
 from press_selfhosted.engine.site_router import SiteRoute
-from press_selfhosted.engine.traefik import RouteStateUnreadable
-from press_selfhosted.engine.validation import ValidationError
 
 BASE = SiteRoute(
 	site="site1.example.com",

@@ -13,7 +13,14 @@ import pytest
 
 from press_selfhosted.engine import storage
 from press_selfhosted.engine.cabundle import ca_bundle_path
-from press_selfhosted.engine.errors import ValidationError
+from press_selfhosted.engine.errors import (
+	StorageAuthError,
+	StorageBucketMissing,
+	StorageError,
+	StorageTLSError,
+	StorageUnreachable,
+	ValidationError,
+)
 
 
 def closed_port() -> int:
@@ -53,7 +60,7 @@ def bucket_cleanup(target):
 
 
 def test_missing_bucket_is_reported(target):
-	with pytest.raises(storage.StorageBucketMissing) as info:
+	with pytest.raises(StorageBucketMissing) as info:
 		storage.test_connection(target)
 	message = str(info.value)
 	assert target.bucket in message
@@ -86,7 +93,7 @@ def test_keys_checked_without_a_bucket(target):
 
 
 def test_wrong_access_key(target):
-	with pytest.raises(storage.StorageAuthError) as info:
+	with pytest.raises(StorageAuthError) as info:
 		storage.test_connection(replace(target, access_key="nosuchaccesskey"))
 	assert "does not know the access key" in str(info.value)
 	assert "nosuchaccesskey" not in str(info.value)
@@ -94,7 +101,7 @@ def test_wrong_access_key(target):
 
 def test_wrong_secret_key(target):
 	wrong = "wrong-secret-" + uuid.uuid4().hex
-	with pytest.raises(storage.StorageAuthError) as info:
+	with pytest.raises(StorageAuthError) as info:
 		storage.test_connection(replace(target, secret_key=wrong))
 	message = str(info.value)
 	assert "refused the secret key" in message
@@ -104,7 +111,7 @@ def test_wrong_secret_key(target):
 
 def test_unreachable_endpoint_is_refused_fast(target):
 	started = time.monotonic()
-	with pytest.raises(storage.StorageUnreachable) as info:
+	with pytest.raises(StorageUnreachable) as info:
 		storage.test_connection(replace(target, endpoint_url=f"http://127.0.0.1:{closed_port()}"))
 	assert time.monotonic() - started < 5
 	assert "Cannot reach the S3 endpoint" in str(info.value)
@@ -131,7 +138,7 @@ def test_silent_endpoint_is_bounded_by_the_read_timeout(target):
 	thread.start()
 	try:
 		started = time.monotonic()
-		with pytest.raises(storage.StorageUnreachable) as info:
+		with pytest.raises(StorageUnreachable) as info:
 			storage.test_connection(
 				replace(target, endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}", read_timeout=1)
 			)
@@ -148,7 +155,7 @@ def test_silent_endpoint_is_bounded_by_the_read_timeout(target):
 def test_tls_failure_without_the_private_ca(target, endpoints):
 	"""Any TLS server signed by the private CA will do: the TLS registry port."""
 	tls_url = f"https://{endpoints['registry_tls']['url']}"
-	with pytest.raises(storage.StorageTLSError) as info:
+	with pytest.raises(StorageTLSError) as info:
 		storage.test_connection(replace(target, endpoint_url=tls_url))
 	message = str(info.value)
 	assert "certificate verify failed" in message.lower() or "CERTIFICATE_VERIFY_FAILED" in message
@@ -160,13 +167,13 @@ def test_tls_passes_with_the_private_ca(target, endpoints):
 	tls_url = f"https://{endpoints['registry_tls']['url']}"
 	with open(endpoints["ca"]["cert_file"]) as handle:
 		pem = handle.read()
-	with pytest.raises(storage.StorageError) as info:
+	with pytest.raises(StorageError) as info:
 		storage.test_connection(replace(target, endpoint_url=tls_url, ca_bundle=pem))
-	assert not isinstance(info.value, storage.StorageTLSError | storage.StorageUnreachable)
+	assert not isinstance(info.value, StorageTLSError | StorageUnreachable)
 
 
 def test_https_against_a_plain_http_port_says_to_use_http(target):
-	with pytest.raises(storage.StorageTLSError) as info:
+	with pytest.raises(StorageTLSError) as info:
 		storage.test_connection(
 			replace(target, endpoint_url=target.endpoint_url.replace("http://", "https://"))
 		)

@@ -10,8 +10,8 @@ import yaml
 from references import schema
 
 from press_selfhosted.engine import traefik
+from press_selfhosted.engine.errors import RouteStateUnreadable, ValidationError
 from press_selfhosted.engine.traefik import HostRoute, Sites
-from press_selfhosted.engine.validation import ValidationError
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 ROUTER = "http://px-router:80"
@@ -88,9 +88,7 @@ def test_the_file_gives_back_what_it_was_rendered_from(source):
 
 
 def test_a_foreign_file_is_refused_with_the_fix():
-	with pytest.raises(
-		traefik.RouteStateUnreadable, match="host_x.yml.*not written by press_selfhosted.*Remove it"
-	):
+	with pytest.raises(RouteStateUnreadable, match="host_x.yml.*not written by press_selfhosted.*Remove it"):
 		traefik.parse("http: {}\n", "host_x.yml")
 
 

@@ -22,7 +22,15 @@ from backup_support import (
 )
 
 from press_selfhosted.engine import transfer
-from press_selfhosted.engine.errors import StorageAuthError, StorageBucketMissing, StorageUnreachable
+from press_selfhosted.engine.errors import (
+	ChecksumMismatch,
+	ObjectMissing,
+	StorageAuthError,
+	StorageBucketMissing,
+	StorageUnreachable,
+	TransferError,
+	UnknownChecksum,
+)
 from press_selfhosted.engine.storage import open_client
 
 MiB = 1024 * 1024
@@ -83,13 +91,9 @@ def test_member_data_is_read_exactly_after_long_name_headers_and_odd_sizes(box, 
 
 def test_a_missing_path_or_a_directory_is_refused_with_the_container_named(box, bucket):
 	with open_client(bucket) as s3:
-		with pytest.raises(
-			transfer.ObjectMissing, match=r"/tmp/absent does not exist in container t\w+-transfer"
-		):
+		with pytest.raises(ObjectMissing, match=r"/tmp/absent does not exist in container t\w+-transfer"):
 			transfer.upload_from_container(box, "/tmp/absent", s3, bucket, "p/site/absent", SMALL_PARTS)
-		with pytest.raises(
-			transfer.TransferError, match=r"/tmp in container t\w+-transfer is not a regular file"
-		):
+		with pytest.raises(TransferError, match=r"/tmp in container t\w+-transfer is not a regular file"):
 			transfer.upload_from_container(box, "/tmp", s3, bucket, "p/site/dir", SMALL_PARTS)
 		assert object_keys(s3, bucket.bucket, "p/site/absent") == []
 		assert object_keys(s3, bucket.bucket, "p/site/dir") == []
@@ -98,15 +102,11 @@ def test_a_missing_path_or_a_directory_is_refused_with_the_container_named(box, 
 def test_verify_names_the_object_on_size_or_checksum_mismatch(box, bucket):
 	with open_client(bucket) as s3:
 		s3.put_object(Bucket=bucket.bucket, Key="p/tampered", Body=b"abc")
-		with pytest.raises(
-			transfer.ChecksumMismatch, match=r"p/tampered .* has 3 bytes, but 4 were recorded"
-		):
+		with pytest.raises(ChecksumMismatch, match=r"p/tampered .* has 3 bytes, but 4 were recorded"):
 			transfer.verify_object(s3, bucket, "p/tampered", 4, ZEROS)
-		with pytest.raises(
-			transfer.ChecksumMismatch, match=r"p/tampered .* has the checksum [0-9a-f]{64}, but 0{64}"
-		):
+		with pytest.raises(ChecksumMismatch, match=r"p/tampered .* has the checksum [0-9a-f]{64}, but 0{64}"):
 			transfer.verify_object(s3, bucket, "p/tampered", 3, ZEROS)
-		with pytest.raises(transfer.ObjectMissing, match=r"p/nothing-here is not in bucket"):
+		with pytest.raises(ObjectMissing, match=r"p/nothing-here is not in bucket"):
 			transfer.verify_object(s3, bucket, "p/nothing-here", 3, ZEROS)
 
 
@@ -127,7 +127,7 @@ def test_download_into_container_from_key_and_presigned_url(box, bucket):
 		missing = s3.generate_presigned_url(
 			"get_object", Params={"Bucket": bucket.bucket, "Key": "p/down/none"}
 		)
-		with pytest.raises(transfer.ObjectMissing, match=r"p/down/none answers 404"):
+		with pytest.raises(ObjectMissing, match=r"p/down/none answers 404"):
 			transfer.open_url(missing)
 
 
@@ -170,7 +170,7 @@ def test_source_ending_early_aborts_the_upload(bucket):
 	ends, so the container-stopped fault is tested while `bench backup` runs (test_backup)."""
 	short = io.BytesIO(b"x" * (12 * MiB))
 	with open_client(bucket) as s3:
-		with pytest.raises(transfer.TransferError, match=r"the dump ended after 12582912 of 20971520 bytes"):
+		with pytest.raises(TransferError, match=r"the dump ended after 12582912 of 20971520 bytes"):
 			transfer.upload_stream(short, 20 * MiB, s3, bucket, "p/short/big", SMALL_PARTS, source="the dump")
 		assert object_keys(s3, bucket.bucket, "p/short/") == []
 		assert open_uploads(s3, bucket.bucket, "p/short/big") == []
@@ -194,7 +194,7 @@ def test_an_upload_is_verified_by_s3s_own_checksum_without_reading_it_back(box, 
 		assert reads == []
 
 		wrong = transfer.Checksum(transfer.composite_checksum(parts[::-1]), 5 * MiB)  # the parts reordered
-		with pytest.raises(transfer.ChecksumMismatch, match=r"p/ck/big .* has the S3 checksum .*-5, but"):
+		with pytest.raises(ChecksumMismatch, match=r"p/ck/big .* has the S3 checksum .*-5, but"):
 			transfer.verify_object(*args, wrong)
 		assert transfer.verify_object(*args, stored.checksum, read_back=True) == stored  # the daily check
 		assert reads == [1]
@@ -223,9 +223,7 @@ def test_a_stored_object_whose_bytes_differ_is_found_in_either_form(box, bucket)
 		assert checksum_of(changed, str(stored.checksum)) != str(stored.checksum)
 		for recorded in (stored.checksum, whole):
 			for read_back in (False, True):
-				with pytest.raises(
-					transfer.ChecksumMismatch, match=rf"{key} in bucket .*{re.escape(str(recorded))}"
-				):
+				with pytest.raises(ChecksumMismatch, match=rf"{key} in bucket .*{re.escape(str(recorded))}"):
 					transfer.verify_object(s3, bucket, key, stored.size, recorded, read_back=read_back)
 
 
@@ -240,7 +238,7 @@ def test_a_recorded_checksum_is_either_form_or_refused():
 		f"composite-sha256:1024:{base64.b64encode(bytes(32)).decode()}-3",
 		digest + "-2",
 	):
-		with pytest.raises(transfer.UnknownChecksum, match="is not a backup checksum"):
+		with pytest.raises(UnknownChecksum, match="is not a backup checksum"):
 			transfer.Checksum.parse(wrong)
 
 

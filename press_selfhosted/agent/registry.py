@@ -17,6 +17,7 @@ from __future__ import annotations
 import frappe
 
 from press_selfhosted.engine import builds
+from press_selfhosted.engine.errors import BuildRequestError
 from press_selfhosted.engine.registry import RegistryTarget
 from press_selfhosted.validations import infrastructure
 
@@ -72,7 +73,7 @@ def builder_settings() -> builds.BuilderSettings:
 
 def save_build_context(build: str, files: dict) -> dict[str, str]:
 	"""``POST builder/upload/<build>``: this Press sends clone instructions instead of a context."""
-	raise builds.BuildRequestError(
+	raise BuildRequestError(
 		f"build context upload for {build} refused: press_selfhosted's builder clones the apps itself from "
 		"the clone instructions of builder/build, as the Agent does; no upload is used."
 	)

@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from press_selfhosted.engine.errors import JobStoreUnavailable
+
 MARKER = "_press_selfhosted_swapped"
 
 
@@ -41,7 +43,6 @@ def failed(failure: Exception) -> RoutedResponse:
 	"""What Press gets when answering failed before the router could: 503 when the job store is out
 	(Press delivers again later), else 500; never an exception (Press would record an Agent Request
 	Failure and stop sending anything to the server)."""
-	from press_selfhosted.engine.agent.store import JobStoreUnavailable
 
 	status = 503 if isinstance(failure, JobStoreUnavailable) else 500
 	message = f"press_selfhosted: {type(failure).__name__}: {failure}"

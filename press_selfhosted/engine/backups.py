@@ -29,17 +29,13 @@ from press_selfhosted.engine import commands, sites, transfer, volume_files
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.database import MariaDB, identifier, quote
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import BackupError, EngineError
 from press_selfhosted.engine.storage import S3Target, open_client
 
 KINDS = ("database", "site_config", "public", "private")
 # `bench backup --verbose` summary lines, e.g. "Database: /home/.../x-database.sql.gz 1.2KiB"
 _SUMMARY = re.compile(r"^(Database|Config|Public|Private)\s*:\s*(\S+)", re.MULTILINE)
 _SUMMARY_KINDS = {"Database": "database", "Config": "site_config", "Public": "public", "Private": "private"}
-
-
-class BackupError(EngineError):
-	"""A site backup could not be made or stored."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,13 @@ from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.commands import BENCH_DIRECTORY, Exec, run
 from press_selfhosted.engine.database import find_mariadb_container
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import (
+	BenchError,
+	BenchHasSites,
+	BenchImageMissing,
+	BenchUnhealthy,
+	RegistryLoginFailed,
+)
 from press_selfhosted.engine.naming import BenchNames
 
 SITES = f"{BENCH_DIRECTORY}/sites"
@@ -62,26 +68,6 @@ NGINX_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SE
 # the scratch container copies the image's sites into the volume keeping owners and modes
 SCRATCH_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
 LAYOUT = "bench-net-1"  # the backend on its bench's own network only
-
-
-class BenchError(EngineError):
-	"""A bench could not be set up, changed or removed."""
-
-
-class BenchImageMissing(BenchError):
-	pass
-
-
-class RegistryLoginFailed(BenchError):
-	pass
-
-
-class BenchUnhealthy(BenchError):
-	pass
-
-
-class BenchHasSites(BenchError):
-	pass
 
 
 @dataclass(frozen=True)

@@ -64,11 +64,17 @@ from press_selfhosted.engine.agent.handlers import EndJob, Handler, StepContext,
 from press_selfhosted.engine.agent.jobs import MASK
 from press_selfhosted.engine.docker_hosts import DockerHost, docker_errors
 from press_selfhosted.engine.errors import (
+	BuildError,
+	BuildHostDiskFull,
+	BuildRequestError,
+	BuildStageFailed,
+	CloneFailed,
 	EngineError,
-	RegistryAuthError,
-	RegistryError,
+	PushDenied,
+	PushFailed,
 	RegistryTLSError,
 	RegistryUnreachable,
+	ValidationFailed,
 )
 from press_selfhosted.engine.registry import RegistryTarget, test_connection
 from press_selfhosted.engine.registry_cleanup import manifest_digest
@@ -96,64 +102,6 @@ PLATFORMS = {
 }
 REDIS_CACHE_PORT = 13000
 REDIS_QUEUE_PORT = 11000
-
-
-class BuildError(EngineError):
-	"""A build could not be done."""
-
-
-class BuildRequestError(BuildError):
-	"""Press's ``builder/build`` request lacks something or holds a value the builder cannot use."""
-
-
-class CloneFailed(BuildError):
-	"""An app could not be fetched at its commit. The message starts as Press's clone parser expects."""
-
-	def __init__(self, app: str, detail: str):
-		self.app = app
-		super().__init__(f"Failed to clone repository for {app} - {detail}")
-
-
-class ValidationFailed(BuildError):
-	"""The build context breaks a rule; ``report`` is the Agent's validation report for Press."""
-
-	def __init__(self, message: str, app: str | None = None, **details: Any):
-		self.report = {
-			"message": message,
-			"app": app,
-			"actual": details.get("actual"),
-			"expected": details.get("expected"),
-			"package": details.get("package"),
-			"invalid_releases": details.get("invalid_releases"),
-		}
-		shown = ", ".join(
-			f"{key}: {value}" for key, value in self.report.items() if value and key != "message"
-		)
-		super().__init__(f"{message}" + (f" ({shown})" if shown else "") + details.get("fix", ""))
-
-
-class BuildStageFailed(BuildError):
-	"""A Dockerfile step failed: names its ``#stage`` marker, exit code and last output lines."""
-
-
-class BuildHostDiskFull(BuildError):
-	"""The build server's Docker data root ran out of space."""
-
-	def __init__(self, server: str, where: str, detail: str):
-		self.server = server
-		super().__init__(
-			f"The build server {server} ran out of disk space ({where}): {detail}. "
-			"Fix: free space in its Docker data root (remove unused images and build cache: "
-			"`docker image prune`, `docker builder prune`) or grow that disk, then deploy again."
-		)
-
-
-class PushDenied(RegistryAuthError):
-	"""The registry refused the push (credentials or permissions)."""
-
-
-class PushFailed(RegistryError):
-	"""The push did not complete for another reason."""
 
 
 # --- the request ------------------------------------------------------------------------------------
@@ -1361,19 +1309,11 @@ def run_remote_builder(settings: BuilderSettings) -> Handler:
 
 __all__ = [
 	"AppClone",
-	"BuildError",
-	"BuildHostDiskFull",
 	"BuildKitLog",
 	"BuildRequest",
-	"BuildRequestError",
-	"BuildStageFailed",
 	"BuilderSettings",
-	"CloneFailed",
-	"PushDenied",
-	"PushFailed",
 	"PushLog",
 	"PushResult",
-	"ValidationFailed",
 	"bench_files",
 	"check_image_name",
 	"cli_host_args",

@@ -24,7 +24,7 @@ import docker.errors
 import docker.utils.socket
 from docker.models.containers import Container
 
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import CommandFailed, ContainerNotRunning
 
 BENCH_DIRECTORY = "/home/frappe/frappe-bench"
 MASK = "********"
@@ -47,25 +47,6 @@ class CommandResult:
 	@property
 	def output(self) -> str:
 		return "\n".join(part for part in (self.stdout.rstrip("\n"), self.stderr.rstrip("\n")) if part)
-
-
-class CommandFailed(EngineError):
-	def __init__(self, container: str, result: CommandResult):
-		self.container = container
-		self.result = result
-		tail = "\n".join(result.output.splitlines()[-20:])
-		super().__init__(
-			f"`{result.command}` exited with code {result.exit_code} in container {container}:\n{tail}"
-		)
-
-
-class ContainerNotRunning(EngineError):
-	def __init__(self, container: str, command: str, detail: str):
-		self.container = container
-		super().__init__(
-			f"`{command}` could not start: container {container} is not running ({detail}). "
-			"Fix: start it (Press: Bench Restart for a bench), then retry the job."
-		)
 
 
 @dataclass

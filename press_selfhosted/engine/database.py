@@ -41,7 +41,13 @@ from docker.models.containers import Container
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import ContainerServer
 from press_selfhosted.engine.docker_hosts import docker_errors
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import (
+	DatabaseContainerMissing,
+	DatabaseError,
+	DatabaseNotReady,
+	SQLFailed,
+	UnsafeName,
+)
 
 ROLE = "mariadb"
 DATA_PATH = "/var/lib/mysql"
@@ -55,26 +61,6 @@ REGISTRY = "press_selfhosted"  # the engine's schema on the database server (roo
 # the switch of user, stopping the temporary server of the first start); every other one is dropped.
 CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID")
 PIDS_LIMIT = 4096  # MariaDB runs one thread per connection: the limit counts threads
-
-
-class DatabaseError(EngineError):
-	"""The database server could not do what a job needed."""
-
-
-class DatabaseContainerMissing(DatabaseError):
-	pass
-
-
-class DatabaseNotReady(DatabaseError):
-	pass
-
-
-class SQLFailed(DatabaseError):
-	pass
-
-
-class UnsafeName(DatabaseError):
-	"""A database name that is not one the engine makes: it never reaches SQL."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import docker.errors
 import docker.tls
 import requests.exceptions
 
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import DockerOperationFailed, DockerUnreachable
 
 T = TypeVar("T")
 
@@ -34,28 +34,6 @@ class DockerHost:
 	timeout: int = 120
 	# a digest of the TLS files' content: rotated certificates at the same paths make a new client
 	tls_fingerprint: str = ""
-
-
-class DockerUnreachable(EngineError):
-	"""The Docker Engine of a server did not answer (socket missing, daemon down, timeout)."""
-
-	def __init__(self, host: DockerHost, action: str, detail: str):
-		self.host = host
-		self.action = action
-		super().__init__(
-			f"Docker on server {host.server} ({host.socket}) did not answer while {action}: {detail}. "
-			"Check that dockerd runs there and that this machine can reach that socket "
-			"(the server's docker_socket field)."
-		)
-
-
-class DockerOperationFailed(EngineError):
-	"""Docker answered with an error (bad request, conflict, missing object, daemon error)."""
-
-	def __init__(self, host: DockerHost, action: str, detail: str):
-		self.host = host
-		self.action = action
-		super().__init__(f"Docker on server {host.server} refused {action}: {detail}")
 
 
 class _APIClient(docker.APIClient):

@@ -14,13 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import JobTypesUnavailable
 
 FIXTURE = "agent_job_type.json"
-
-
-class JobTypesUnavailable(EngineError):
-	pass
 
 
 @dataclass(frozen=True)

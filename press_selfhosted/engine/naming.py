@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import NotOwned
 
 MANAGED = "press.managed"
 SERVER = "press.server"
@@ -40,10 +40,6 @@ def owned(
 	found = found or {}
 	wanted = {MANAGED: "1", SERVER: server, ROLE: role, BENCH: bench, SITE: site}
 	return all(found.get(key) == value for key, value in wanted.items() if value is not None)
-
-
-class NotOwned(EngineError):
-	"""A container or volume in the way of a destructive step carries no label saying it is ours."""
 
 
 def require_owned(

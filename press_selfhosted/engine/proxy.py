@@ -43,10 +43,18 @@ from docker.models.containers import Container
 from press_selfhosted.engine import acme, commands, naming, site_router, traefik
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
 from press_selfhosted.engine.docker_hosts import docker_errors
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import (
+	CommandFailed,
+	EngineError,
+	HostTaken,
+	ProxyNotReady,
+	RoutesNotLoaded,
+	SiteNotOnProxy,
+	ValidationError,
+)
 from press_selfhosted.engine.site_router import SiteRoute
 from press_selfhosted.engine.traefik import HostRoute, Sites
-from press_selfhosted.engine.validation import ValidationError, validate_fqdn
+from press_selfhosted.engine.validation import validate_fqdn
 
 SPEC_LABEL = "press.spec"
 ROLE_TRAEFIK = "traefik"
@@ -55,39 +63,6 @@ ROLE_FORMER_PAGES = "proxy-pages"  # the page service of the former per-site Tra
 FRONT_PORT = 80  # a bench front listens here on the cluster network
 API_ADDRESS = "127.0.0.1:8080"
 ROOT = commands.Exec(user="root", workdir="/")
-
-
-class SiteNotOnProxy(EngineError):
-	def __init__(self, server: str, site: str):
-		super().__init__(
-			f"Site {site} has no route on proxy server {server}. Run 'Add Site to Upstream' for it first "
-			"(Press does so when the site is created)."
-		)
-
-
-class RoutesNotLoaded(EngineError):
-	def __init__(self, server: str, wrong: dict, containers: str):
-		shown = ", ".join(f"{name}: {seen or 'absent'}" for name, seen in sorted(wrong.items()))
-		super().__init__(
-			f"The proxy server {server} does not serve the routes written for this job ({shown}). "
-			f"Check the log of {containers} (docker logs) for a configuration error."
-		)
-
-
-class HostTaken(EngineError):
-	def __init__(self, server: str, host: str, owner: str, site: str):
-		super().__init__(
-			f"{host} already routes to site {owner} on proxy server {server}, so it cannot route to {site}. "
-			f"Fix: remove the domain from {owner} first (Press: remove the Site Domain), then add it again."
-		)
-
-
-class ProxyNotReady(EngineError):
-	def __init__(self, server: str, container: str, status: str, logs: str):
-		super().__init__(
-			f"The proxy server {server} (container {container}, {status}) does not answer. "
-			f"Fix: look at its log, below, then set the server up again. Last log lines:\n{logs}"
-		)
 
 
 @dataclass(frozen=True)
@@ -526,7 +501,7 @@ class Proxy:
 		argv = ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker, temporary, traefik.SITES_FILE]
 		result = commands.run(self.traefik, argv, ROOT, check=False)
 		if result.exit_code not in (0, 3):
-			raise commands.CommandFailed(self.traefik.name, result)
+			raise CommandFailed(self.traefik.name, result)
 		if ctx and result.exit_code == 3:
 			ctx.log(f"{traefik.SITES_FILE} changed meanwhile (another job): read again")
 		return result.exit_code == 0

@@ -25,12 +25,8 @@ from .errors import RegistryAuthError, RegistryError, RegistryTLSError, Registry
 
 __all__ = [
 	"ConnectionReport",
-	"RegistryAuthError",
 	"RegistryClient",
-	"RegistryError",
-	"RegistryTLSError",
 	"RegistryTarget",
-	"RegistryUnreachable",
 	"parse_challenge",
 	"test_connection",
 ]

@@ -23,6 +23,7 @@ import json
 from press_selfhosted.engine import commands, sites, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
 from press_selfhosted.engine.backups import storage_target
+from press_selfhosted.engine.errors import ChecksumMismatch, ObjectMissing, TransferError
 from press_selfhosted.engine.storage import open_client
 
 FILE_KINDS = ("database", "public", "private")
@@ -45,7 +46,7 @@ def _sources(ctx: StepContext) -> dict[str, dict]:
 		if entry.get("key") or entry.get("url"):
 			found[kind] = entry
 	if "database" not in found:
-		raise transfer.ObjectMissing(
+		raise ObjectMissing(
 			f"Restore of {sites.site_name(ctx)}: no database backup file was given (neither a recorded object "
 			"key nor a URL). Fix: choose a backup with a database file."
 		)
@@ -82,7 +83,7 @@ def download_backup_files(ctx: StepContext) -> None:
 			)
 		if expected and got.checksum != expected:
 			ctx.run(container, ["rm", "-f", path])
-			raise transfer.ChecksumMismatch(
+			raise ChecksumMismatch(
 				f"The {kind} backup file {name} of {site} has the checksum {got.checksum}, but {expected} was "
 				"recorded when it was uploaded: the object changed or is damaged, so the site was not touched. "
 				"Fix: restore from another backup."
@@ -140,7 +141,7 @@ _DUMP_KIND = (
 def _check_dump(ctx: StepContext, path: str) -> None:
 	kind = commands.run(sites.backend(ctx), ["python3", "-c", _DUMP_KIND, path]).stdout.strip()
 	if kind not in ("gzip", "text"):
-		raise transfer.TransferError(
+		raise TransferError(
 			f"The database backup file {path.rsplit('/', 1)[-1]} of {sites.site_name(ctx)} is neither gzip nor SQL "
 			"text (an encrypted backup?): it was not loaded and the site was not touched. Fix: restore from an "
 			"unencrypted backup, or decrypt the file with the site's backup_encryption_key first."

@@ -26,16 +26,12 @@ from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, StepContext, handler
 from press_selfhosted.engine.benches import ensure_network
 from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb, find_mariadb
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import DockerTooOld
 from press_selfhosted.engine.proxy import ProxyJobs
 
 MIB = 1024 * 1024
 # Docker Engine 20.10: the oldest API this app is tested against (Debian bookworm's docker.io)
 MIN_API_VERSION = (1, 41)
-
-
-class DockerTooOld(EngineError):
-	pass
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.errors import SiteError
 from press_selfhosted.engine.sites import (
 	SITES,
-	SiteError,
 	SiteSettings,
 	backend,
 	create_user,

@@ -20,8 +20,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from press_selfhosted.engine.traefik import HEADER, RouteStateUnreadable, route_id
-from press_selfhosted.engine.validation import ValidationError, validate_fqdn
+from press_selfhosted.engine.errors import RouteStateUnreadable, ValidationError
+from press_selfhosted.engine.traefik import HEADER, route_id
+from press_selfhosted.engine.validation import validate_fqdn
 
 DIRECTORY = "/srv/router"
 ROUTES = "routes"  # under DIRECTORY

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from press_selfhosted.engine import commands
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.engine.sites import SITES, backend, if_activate, maintenance, site_name
-from press_selfhosted.engine.validation import ValidationError
 
 # Frappe's own names (sites/<site>/...): the table-wise dumps of Update Site Migrate, the tables of
 # the site before it, and the tables the migration wrote to (written by ``bench migrate``).

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from press_selfhosted.engine import commands, naming, site_router, transfer
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, handler
+from press_selfhosted.engine.errors import SiteError, TransferError
 from press_selfhosted.engine.proxy import FRONT_PORT, ProxyJobs
 from press_selfhosted.engine.site_tables import (
 	backup_site_tables,
@@ -36,7 +37,6 @@ from press_selfhosted.engine.site_tables import (
 )
 from press_selfhosted.engine.sites import (
 	SITES,
-	SiteError,
 	SiteSettings,
 	backend,
 	bench,
@@ -121,7 +121,7 @@ def move_site(ctx: StepContext) -> None:
 	ctx.run(target, ["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1"', "sh", staging])
 	try:
 		transfer.copy_between_containers(source, directory, target, staging)
-	except transfer.TransferError:
+	except TransferError:
 		# e.g. the target's disk is full: a partial copy must not keep holding that space until a rerun
 		commands.run(target, ["rm", "-rf", "--", staging], check=False)
 		raise

@@ -30,33 +30,14 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Handler, StepContext, StepWaiting, handler
-from press_selfhosted.engine.database import (
-	MariaDB,
-	SQLFailed,
-	database_name,
-	find_mariadb,
-	identifier,
-	quote,
-)
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.database import MariaDB, database_name, find_mariadb, identifier, quote
+from press_selfhosted.engine.errors import EngineError, ProxyNotDone, SiteBusy, SiteError, SQLFailed
 from press_selfhosted.engine.validation import validate_fqdn
 
 SITES = f"{commands.BENCH_DIRECTORY}/sites"
 ARCHIVED = "archived"
 REMOVE_FROM_UPSTREAM = "Remove Site from Upstream"
 _ROOT = commands.Exec(user="root", workdir="/")
-
-
-class SiteError(EngineError):
-	"""A site job could not do what Press asked."""
-
-
-class SiteBusy(SiteError):
-	pass
-
-
-class ProxyNotDone(SiteError):
-	pass
 
 
 @dataclass(frozen=True)

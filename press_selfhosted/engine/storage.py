@@ -28,11 +28,6 @@ from .errors import (
 __all__ = [
 	"ConnectionReport",
 	"S3Target",
-	"StorageAuthError",
-	"StorageBucketMissing",
-	"StorageError",
-	"StorageTLSError",
-	"StorageUnreachable",
 	"open_client",
 	"storage_error",
 	"test_connection",

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import RouteStateUnreadable
 from press_selfhosted.engine.validation import validate_fqdn
 
 DYNAMIC_DIRECTORY = "/etc/traefik/dynamic"
@@ -39,10 +39,6 @@ GENERATION = "sites-generation"  # the middleware whose header carries the gener
 GENERATION_HEADER = "X-Press-Generation"
 # Host documents have no routers; ACME's HTTP-01 router and nothing else outranks the catch-all.
 PRIORITY_SITES = 1
-
-
-class RouteStateUnreadable(EngineError):
-	"""A route file on the proxy does not carry the header this engine writes."""
 
 
 def validate_host_name(value: object, field: str) -> str:

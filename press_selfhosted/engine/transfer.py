@@ -22,28 +22,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import (
+	ChecksumMismatch,
+	EngineError,
+	ObjectMissing,
+	TransferError,
+	UnknownChecksum,
+)
 from press_selfhosted.engine.storage import S3Target, storage_error
 
 MiB = 1024 * 1024
 # What S3 requires of every part except the last; also our threshold for a single PUT.
 MIN_PART_SIZE = 5 * MiB
-
-
-class TransferError(EngineError):
-	"""A file could not be copied between a container and S3."""
-
-
-class ChecksumMismatch(TransferError):
-	"""The bytes read back do not have the size or checksum recorded for them."""
-
-
-class UnknownChecksum(TransferError):
-	"""A recorded checksum is in neither form of :class:`Checksum`."""
-
-
-class ObjectMissing(TransferError):
-	"""The object a backup recorded is not in the bucket (or the URL answers no file)."""
 
 
 @dataclass(frozen=True)

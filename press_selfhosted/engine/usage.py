@@ -19,7 +19,7 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.database import MariaDB, checked_name, quote
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import SiteNotInBench
 from press_selfhosted.engine.validation import validate_fqdn
 
 USERS_QUERY = (
@@ -28,10 +28,6 @@ USERS_QUERY = (
 )
 # Sizes of the given directories, 0 for one that does not exist (a site without private files).
 DU = 'for d in "$@"; do if [ -d "$d" ]; then du -sb -- "$d"; else printf "0\\t%s\\n" "$d"; fi; done'
-
-
-class SiteNotInBench(EngineError):
-	pass
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,6 @@ __all__ = [
 	"MAX_CONTAINER_PREFIX_LENGTH",
 	"DockerSocket",
 	"RegistryAddress",
-	"ValidationError",
 	"parse_docker_socket",
 	"parse_internal_networks",
 	"validate_access_key",

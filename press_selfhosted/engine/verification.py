@@ -21,7 +21,7 @@ from press_selfhosted.engine import sites, transfer
 from press_selfhosted.engine.agent.handlers import JobRecord, StepContext
 from press_selfhosted.engine.agent.runner import Contexts, Journal, Log, run_steps
 from press_selfhosted.engine.backups import table_counts
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import ChecksumMismatch, EngineError, ObjectMissing, UnknownChecksum
 from press_selfhosted.engine.restore import restore_handlers
 from press_selfhosted.engine.storage import S3Target
 
@@ -45,7 +45,7 @@ def recheck(
 			transfer.verify_object(
 				s3, target, key, size, transfer.Checksum.parse(checksum), tuning, read_back=True
 			)
-		except (transfer.ObjectMissing, transfer.ChecksumMismatch, transfer.UnknownChecksum) as error:
+		except (ObjectMissing, ChecksumMismatch, UnknownChecksum) as error:
 			found.append(FileCheck(key, False, str(error)))
 		else:
 			found.append(FileCheck(key, True, f"{key}: {size} bytes, checksum as recorded"))

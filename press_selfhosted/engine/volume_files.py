@@ -35,18 +35,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from press_selfhosted.engine import commands, transfer
+from press_selfhosted.engine.errors import NotTheSameFile, TransferError, UnsafeVolumePath
 from press_selfhosted.engine.storage import S3Target
-from press_selfhosted.engine.transfer import TransferError
 
 _UNIX_BASE_URL = "http+docker://localhost"  # docker-py's base URL for a unix socket
-
-
-class UnsafeVolumePath(TransferError):
-	"""A file to read from a volume lies behind a symbolic link, or is not a regular file."""
-
-
-class NotTheSameFile(TransferError):
-	"""The file under the mountpoint on this machine is not the one the container sees."""
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,9 @@ from press_selfhosted.engine.agent.runner import (
 	describe,
 	run_steps,
 )
-from press_selfhosted.engine.agent.store import JobStore, JobStoreUnavailable, LeaseLost
+from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import EngineError, JobStoreUnavailable, LeaseLost
 
 
 @dataclass

@@ -18,6 +18,7 @@ import docker
 
 from press_selfhosted.engine import commands
 from press_selfhosted.engine.docker_hosts import DockerHost
+from press_selfhosted.engine.errors import CommandFailed
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class StepContext:
 		how.secrets = [*how.secrets, *self._known_secrets]
 		try:
 			result = commands.run(container, argv, how, check=check)
-		except commands.CommandFailed as failure:
+		except CommandFailed as failure:
 			self.log(f"$ {failure.result.command}\n{failure.result.output}")
 			raise
 		self.log(f"$ {result.command}\n{result.output}".rstrip())

@@ -28,9 +28,9 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Topology
-from press_selfhosted.engine.database import DatabaseError, find_mariadb
+from press_selfhosted.engine.database import find_mariadb
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import DatabaseError, QueryFailed
 from press_selfhosted.engine.validation import validate_fqdn
 
 MIB = 1024 * 1024
@@ -105,14 +105,6 @@ for site in wanted or sorted(os.listdir("sites")):
 	}
 print(json.dumps(facts))
 """
-
-
-class QueryFailed(EngineError):
-	"""A direct query that cannot be answered; ``status_code`` is the HTTP answer Press gets."""
-
-	def __init__(self, status_code: int, message: str):
-		self.status_code = status_code
-		super().__init__(message)
 
 
 @dataclass(frozen=True)

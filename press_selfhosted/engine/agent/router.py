@@ -23,11 +23,11 @@ from typing import Any
 
 from press_selfhosted.engine import commands, naming
 from press_selfhosted.engine.agent.handlers import Handler, Topology
-from press_selfhosted.engine.agent.queries import Queries, QueryFailed
-from press_selfhosted.engine.agent.store import JobStore, JobStoreUnavailable, NewJob
+from press_selfhosted.engine.agent.queries import Queries
+from press_selfhosted.engine.agent.store import JobStore, NewJob
 from press_selfhosted.engine.commands import Exec
 from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.errors import EngineError, ValidationError
+from press_selfhosted.engine.errors import EngineError, JobStoreUnavailable, QueryFailed, ValidationError
 from press_selfhosted.engine.traefik import validate_host_name
 from press_selfhosted.engine.validation import (
 	validate_app_name,

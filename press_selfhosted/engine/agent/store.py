@@ -32,7 +32,12 @@ import pymysql.cursors
 
 from press_selfhosted.engine.agent import jobs
 from press_selfhosted.engine.agent.jobs import JobRow, StepRow
-from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.errors import (
+	JobStoreError,
+	JobStoreUnavailable,
+	LeaseLost,
+	LocksLost,
+)
 
 JOB_TABLE = "press_selfhosted_agent_job"
 STEP_TABLE = "press_selfhosted_agent_job_step"
@@ -84,22 +89,6 @@ _MIGRATIONS = (
 		ADD COLUMN IF NOT EXISTS lease_until DATETIME(6) NULL""",
 )
 OPEN = (jobs.PENDING, jobs.RUNNING)
-
-
-class JobStoreError(EngineError):
-	"""The job store's database refused a statement (not an outage)."""
-
-
-class JobStoreUnavailable(EngineError):
-	"""The job store's database could not be reached, or the connection ended."""
-
-
-class LocksLost(JobStoreUnavailable):
-	"""The connection that held this worker's named locks ended: the locks are gone with it."""
-
-
-class LeaseLost(EngineError):
-	"""The job's lease is no longer this worker's: it must not write or run anything more of it."""
 
 
 @dataclass(frozen=True)
