@@ -36,11 +36,16 @@ RECORDS_TITLE = "press_selfhosted: TLS Certificate records of {proxy}"
 EXPIRED_TITLE = "press_selfhosted: TLS Certificate {name} expired"
 
 
-def site_certificates(proxy_server: str) -> list[dict]:
-	"""The report of one container Proxy Server (empty when its Traefik has no ACME resolver)."""
+def _running_proxy(proxy_server: str) -> Proxy | None:
+	"""The container Proxy Server's Traefik and router as they run, with its settings (None: not made)."""
 	server = topology.FrappeTopology().server("Proxy Server", proxy_server)
 	client = topology.docker_hosts.client(server.docker)
-	proxy = Proxy.existing(client, server, settings.proxy_settings(server))
+	return Proxy.existing(client, server, settings.proxy_settings(server))
+
+
+def site_certificates(proxy_server: str) -> list[dict]:
+	"""The report of one container Proxy Server (empty when its Traefik has no ACME resolver)."""
+	proxy = _running_proxy(proxy_server)
 	if proxy is None:
 		return []
 	return acme.certificate_rows(proxy.site_certificates(), datetime.datetime.now(datetime.timezone.utc))
@@ -80,16 +85,14 @@ def watch_site_certificates() -> None:
 def sync_certificate_records(proxy_server: str) -> dict[str, str]:
 	"""The TLS Certificate records of what ``proxy_server`` serves by ACME, made, updated or removed;
 	record name → its status."""
-	server = topology.FrappeTopology().server("Proxy Server", proxy_server)
-	proxy_settings = settings.proxy_settings(server)
-	proxy = Proxy.existing(topology.docker_hosts.client(server.docker), server, proxy_settings)
+	proxy = _running_proxy(proxy_server)
 	found = []
-	if proxy is not None and proxy_settings.acme is not None:
+	if proxy is not None and proxy.settings.acme is not None:
 		found = acme_records.records(
 			proxy.site_certificates(),
 			proxy.wildcards_requested(),
 			proxy.held_certificates(),
-			proxy_settings.acme,
+			proxy.settings.acme,
 			datetime.datetime.now(datetime.timezone.utc),
 		)
 	kept = {
@@ -256,15 +259,12 @@ def retry_acme_certificate(name: str) -> None:
 	"""Background job: the proxy's ACME resolver asked again for ``name``. A custom domain the proxy does
 	not route (its Add Host to Proxy failed) is sent again with Press's own Add Host to Proxy, which routes
 	it and adds it to the names Traefik certifies. A refusal is the record's error."""
-	record = frappe.get_doc("TLS Certificate", name)
-	server = topology.FrappeTopology().server("Proxy Server", record.acme_proxy_server)
+	proxy_server = frappe.db.get_value("TLS Certificate", name, "acme_proxy_server")
 	site_domain = frappe.db.get_value("Site Domain", {"tls_certificate": name})
 	try:
-		proxy = Proxy.existing(
-			topology.docker_hosts.client(server.docker), server, settings.proxy_settings(server)
-		)
+		proxy = _running_proxy(proxy_server)
 		if proxy is None:
-			raise EngineError(f"proxy server {server.name} has no Traefik container. Fix: set it up again.")
+			raise EngineError(f"proxy server {proxy_server} has no Traefik container. Fix: set it up again.")
 		sites = proxy.sites()
 		if site_domain and not (sites and name in sites.acme_names):
 			frappe.get_doc("Site Domain", site_domain).create_agent_request()
