@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-from press_selfhosted.engine.benches import bench_handlers
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.benches import bench_handlers
 
 
 class Topology:
@@ -46,7 +46,7 @@ def store_config(db: dict, name: str) -> StoreConfig:
 
 
 def job_overhead(endpoints: dict, jobs: int = 50) -> None:
-	from press_selfhosted.engine.agent.handlers import ContainerServer
+	from press_selfhosted.engine.clients.servers import ContainerServer
 
 	name = f"psa_bench_{uuid.uuid4().hex[:6]}"
 	config = store_config(endpoints["mariadb"], name)

@@ -44,15 +44,15 @@ def endpoints() -> dict:
 def handlers(public_mib: int) -> list:
 	"""New Site up to its scheduler (the rest is the proxy's part, as tests' make_site runs it) plus a
 	step writing the site's public files, and Backup Site."""
-	from press_selfhosted.engine import sites
-	from press_selfhosted.engine.agent.handlers import Step
-	from press_selfhosted.engine.backups import backup_handlers
-	from press_selfhosted.engine.sites import site_handlers
+	from press_selfhosted.engine.jobs import site_steps
+	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.handlers import Step
+	from press_selfhosted.engine.jobs.sites import site_handlers
 
 	def write_public_files(ctx) -> None:
-		files = f"{sites.SITES}/{sites.site_name(ctx)}/public/files"
+		files = f"{site_steps.SITES}/{site_steps.site_name(ctx)}/public/files"
 		script = f"head -c {public_mib * 1048576} /dev/urandom > {files}/big.bin"
-		ctx.run(sites.backend(ctx), ["sh", "-c", script])
+		ctx.run(site_steps.backend(ctx), ["sh", "-c", script])
 
 	new_site = next(h for h in site_handlers() if h.job_type == "New Site")
 	backup = next(h for h in backup_handlers() if h.job_type == "Backup Site")
@@ -82,12 +82,12 @@ def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
 	from backup_support import scratch_bucket, site_secrets
 	from site_cluster import Secrets, Topology, remove_cluster, start_bench, start_cluster
 
-	from press_selfhosted.engine.agent import handlers as agent_handlers
 	from press_selfhosted.engine.agent import jobs
 	from press_selfhosted.engine.agent.executor import Executor
 	from press_selfhosted.engine.agent.router import Router
 	from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-	from press_selfhosted.engine.docker_hosts import DockerHosts
+	from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+	from press_selfhosted.engine.jobs import handlers as agent_handlers
 
 	info = endpoints()
 	client = docker.DockerClient(base_url=info["docker"]["base_url"], timeout=600)

@@ -51,7 +51,7 @@ def cluster_of(client, prefix: str):
 	from site_cluster import Cluster, server
 
 	from press_selfhosted.engine import naming
-	from press_selfhosted.engine.database import MariaDBSpec, ensure_mariadb
+	from press_selfhosted.engine.clients.mariadb import MariaDBSpec, ensure_mariadb
 
 	info = endpoints()
 	network = naming.resource_name(prefix, "net")
@@ -65,8 +65,8 @@ def cluster_of(client, prefix: str):
 def run_job(client, cluster, target, date: str) -> int:
 	from backup_support import JobRun, offsite_payload, site_secrets
 
-	from press_selfhosted.engine.agent.handlers import index
-	from press_selfhosted.engine.backups import backup_handlers
+	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.handlers import index
 
 	handler = index(backup_handlers())["Backup Site"]
 	payload = {"with_files": True, **offsite_payload(target, SITE, date)}
@@ -78,12 +78,13 @@ def run_agent(client, cluster, target, date: str) -> int:
 	"""Press Agent's Backup Site: the bench command, then each file from local disk to S3."""
 	from backup_support import BENCH, bench_container
 
-	from press_selfhosted.engine import backups, commands
-	from press_selfhosted.engine.storage import open_client
+	from press_selfhosted.engine.clients import docker_exec
+	from press_selfhosted.engine.clients.storage import open_client
+	from press_selfhosted.engine.jobs import backups
 
 	container = bench_container(client, cluster)
 	argv = ["bench", "--site", SITE, "backup", "--with-files", "--verbose"]
-	result = commands.run(container, argv)
+	result = docker_exec.run(container, argv)
 	paths = [path for _, path in backups._SUMMARY.findall(result.stdout)]
 	mountpoint = client.volumes.get(f"{cluster.prefix}-{BENCH}-sites").attrs["Mountpoint"]
 	total = 0

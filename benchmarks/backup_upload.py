@@ -35,8 +35,8 @@ from child_run import report_figures, run_child
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from press_selfhosted.engine import transfer, volume_files
-from press_selfhosted.engine.storage import S3Target, open_client
+from press_selfhosted.engine.clients import transfer, volume_files
+from press_selfhosted.engine.clients.storage import S3Target, open_client
 
 MB = 1000 * 1000
 

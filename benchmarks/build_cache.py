@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from build_support import app_files, build_payload, frappe_files, make_app, press_dockerfile
 
-from press_selfhosted.engine import builds
-from press_selfhosted.engine.docker_hosts import DockerHost
+from press_selfhosted.engine.clients.docker_hosts import DockerHost
+from press_selfhosted.engine.jobs import builds
 
 
 def timed_build(settings, host, request) -> tuple[float, builds.BuildKitLog]:

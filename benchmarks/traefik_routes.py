@@ -35,10 +35,10 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from press_selfhosted.engine import commands, naming, site_router, traefik
-from press_selfhosted.engine.agent.handlers import ContainerServer, JobRecord, StepContext
-from press_selfhosted.engine.docker_hosts import DockerHost
-from press_selfhosted.engine.proxy import (
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients import docker_exec, site_router, traefik
+from press_selfhosted.engine.clients.docker_hosts import DockerHost
+from press_selfhosted.engine.clients.proxy import (
 	API_ADDRESS,
 	Proxy,
 	ProxySettings,
@@ -46,8 +46,10 @@ from press_selfhosted.engine.proxy import (
 	_tar,
 	traefik_spec,
 )
+from press_selfhosted.engine.clients.servers import ContainerServer
+from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext
 
-AS_ROOT = commands.Exec(user="root", workdir="/")
+AS_ROOT = docker_exec.Exec(user="root", workdir="/")
 MiB = 1024 * 1024
 
 
@@ -126,7 +128,7 @@ def former_served(proxy: Proxy, site: site_router.SiteRoute) -> bool:
 	"""Whether Traefik's API shows the site's router going where ``site`` says."""
 	key = traefik.route_id(site.site)
 	url = f"http://{API_ADDRESS}/api/http/routers/{key}@file"
-	result = commands.run(proxy.traefik, ["wget", "-q", "-O", "-", url], AS_ROOT, check=False)
+	result = docker_exec.run(proxy.traefik, ["wget", "-q", "-O", "-", url], AS_ROOT, check=False)
 	if result.exit_code != 0:
 		return False
 	want = key if site.status == site_router.ACTIVE else f"{key}-page"

@@ -43,7 +43,7 @@ def _call(function, *args, **kwargs):
 def agent_jobs(server: str, limit: int = 20) -> list[dict]:
 	"""The latest agent jobs of a container server, newest first."""
 	_only_operators()
-	from press_selfhosted.agent import runtime
+	from press_selfhosted.glue import runtime
 
 	jobs = runtime.job_store().latest(server, _call(validate_limit, limit, "limit", MAX_JOBS))
 	return [{**job.as_agent(), "job_type": job.job_type} for job in jobs]
@@ -53,7 +53,7 @@ def agent_jobs(server: str, limit: int = 20) -> list[dict]:
 def retention_plan() -> list[str]:
 	"""Object keys the retention would delete now (nothing is deleted)."""
 	_only_operators()
-	from press_selfhosted.agent.backups import apply_retention as retention
+	from press_selfhosted.glue.backups import apply_retention as retention
 
 	return retention(dry_run=True)
 
@@ -62,7 +62,7 @@ def retention_plan() -> list[str]:
 def apply_retention() -> list[str]:
 	"""Deletes the expired backups' objects and marks those Site Backups Unavailable."""
 	_only_operators()
-	from press_selfhosted.agent.backups import apply_retention as retention
+	from press_selfhosted.glue.backups import apply_retention as retention
 
 	return retention(dry_run=False)
 
@@ -83,13 +83,13 @@ def registry_cleanup() -> dict:
 
 
 def _registry_cleanup(dry_run: bool) -> dict:
-	from press_selfhosted.agent.registry import LOCAL_REGISTRY
-	from press_selfhosted.engine.registry_cleanup import (
+	from press_selfhosted.engine.policies.registry_cleanup import (
 		cleanup_summary,
 		delete_unreferenced_tags,
 		images_to_keep,
 		tags_by_repository,
 	)
+	from press_selfhosted.glue.registry import LOCAL_REGISTRY
 	from press_selfhosted.validations import infrastructure
 
 	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
@@ -115,7 +115,7 @@ def _registry_cleanup(dry_run: bool) -> dict:
 def verify_backup(site_backup: str) -> dict:
 	"""Re-reads the MinIO objects of one Site Backup; a failure marks it Unavailable."""
 	_only_operators()
-	from press_selfhosted.agent import backups
+	from press_selfhosted.glue import backups
 
 	if not frappe.db.exists("Site Backup", site_backup):
 		frappe.throw(f"Site Backup {site_backup} does not exist")
@@ -135,7 +135,7 @@ def run_restore_drill(site: str) -> dict:
 		frappe.throw(f"site: no Site named {site!r}", frappe.DoesNotExistError)
 	frappe.has_permission("Site", "write", doc=site, throw=True)
 	job = frappe.enqueue(
-		"press_selfhosted.agent.backups.run_restore_drills",
+		"press_selfhosted.glue.backups.run_restore_drills",
 		queue="long",
 		job_id=f"press_selfhosted_restore_drill:{site}",
 		deduplicate=True,
@@ -148,7 +148,7 @@ def run_restore_drill(site: str) -> dict:
 def site_usage(site: str) -> dict:
 	"""Measures ``site`` now, records its usage and applies its plan's limits; returns the decision."""
 	_only_operators()
-	from press_selfhosted.agent.usage import check_site
+	from press_selfhosted.glue.usage import check_site
 
 	if not frappe.db.exists("Site", site):
 		frappe.throw(f"site: no Site named {site!r}", frappe.DoesNotExistError)
@@ -159,7 +159,7 @@ def site_usage(site: str) -> dict:
 def site_certificates(proxy_server: str) -> list[dict]:
 	"""The ACME certificates Traefik holds for the sites of a container Proxy Server, and their problems."""
 	_only_operators()
-	from press_selfhosted.agent.certificates import site_certificates as report
+	from press_selfhosted.glue.certificates import site_certificates as report
 
 	return report(proxy_server)
 
@@ -169,7 +169,7 @@ def setup_container_server(doctype: str, name: str) -> str:
 	"""Asks for the Setup Container Server job of a container Server, Proxy Server or Database Server;
 	returns Press's Agent Job (its steps and output show there). The server turns Active when it succeeds."""
 	_only_operators()
-	from press_selfhosted.agent import servers
+	from press_selfhosted.glue import servers
 
 	if doctype not in servers.SERVER_DOCTYPES:
 		frappe.throw(f"doctype: {doctype!r} is not one of {', '.join(servers.SERVER_DOCTYPES)}")
@@ -183,7 +183,7 @@ def certify_root_domain(domain: str, renew: int = 0) -> dict:
 	"""The root domain's certificate from the platform's own CA (issued when missing or due): the TLS
 	Certificate's name, whether one was issued, and the Agent Jobs that send it to the proxies."""
 	_only_operators()
-	from press_selfhosted.agent.platform_certificates import certify_root_domain as certify
+	from press_selfhosted.glue.platform_certificates import certify_root_domain as certify
 
 	return _call(certify, domain, renew=bool(int(renew)))
 

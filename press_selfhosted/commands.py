@@ -20,7 +20,7 @@ def _connect(context):
 
 	frappe.init(site=context.sites[0])
 	frappe.connect()
-	from press_selfhosted.agent.runtime import apply_swap
+	from press_selfhosted.glue.runtime import apply_swap
 
 	apply_swap()
 
@@ -42,8 +42,8 @@ def set_up_cluster_command(
 	servers up; waits until they are Active. A second run changes nothing."""
 	import frappe
 
-	from press_selfhosted.agent import cluster as all_in_one
 	from press_selfhosted.engine.errors import ValidationError
+	from press_selfhosted.glue import cluster as all_in_one
 
 	_connect(context)
 	spec = all_in_one.AllInOne(
@@ -198,7 +198,7 @@ def certify_root_domain_command(context, domain, renew):
 	Press's TLS Certificate and sent to the domain's container proxies."""
 	import frappe
 
-	from press_selfhosted.agent.platform_certificates import certify_root_domain
+	from press_selfhosted.glue.platform_certificates import certify_root_domain
 
 	_connect(context)
 	done = _checked(lambda: certify_root_domain(domain, renew=renew))
@@ -226,7 +226,7 @@ def platform_ca_certificate_command(context):
 @click.pass_obj
 def sweep_command(context):
 	"""Re-enqueue agent jobs whose worker died."""
-	from press_selfhosted.agent.runtime import sweep_jobs
+	from press_selfhosted.glue.runtime import sweep_jobs
 
 	_connect(context)
 	click.echo(f"re-enqueued: {sweep_jobs()}")
@@ -237,7 +237,7 @@ def sweep_command(context):
 @click.pass_obj
 def run_job_command(context, job_id):
 	"""Run (or resume) one agent job in this process."""
-	from press_selfhosted.agent.runtime import run_job
+	from press_selfhosted.glue.runtime import run_job
 
 	_connect(context)
 	click.echo(run_job(job_id) or "held by another worker")
@@ -248,7 +248,7 @@ def run_job_command(context, job_id):
 @click.pass_obj
 def retention_command(context, dry_run):
 	"""Apply the backup retention policy to the backups in MinIO."""
-	from press_selfhosted.agent.backups import apply_retention
+	from press_selfhosted.glue.backups import apply_retention
 
 	_connect(context)
 	keys = apply_retention(dry_run=dry_run)
@@ -277,7 +277,7 @@ def registry_cleanup_command(context, dry_run):
 @click.pass_obj
 def verify_backups_command(context, days):
 	"""Re-read recent backups from MinIO and check sizes and checksums."""
-	from press_selfhosted.agent.backups import recheck_backups
+	from press_selfhosted.glue.backups import recheck_backups
 
 	_connect(context)
 	report = recheck_backups(days=days)
@@ -330,7 +330,7 @@ def restore_drill_command(context, site):
 	"""Restore SITE's latest backup into a throw-away site and compare it (runs here, now)."""
 	import frappe
 
-	from press_selfhosted.agent.backups import run_restore_drills
+	from press_selfhosted.glue.backups import run_restore_drills
 
 	_connect(context)
 	run_restore_drills(site_name=site)

@@ -200,7 +200,7 @@ CUSTOM_FIELDS = {
 			"no_copy": 1,
 		},
 	],
-	# How a container proxy certifies the sites under the root domain (press_selfhosted/agent/root_domains.py)
+	# How a container proxy certifies the sites under the root domain (press_selfhosted/glue/root_domains.py)
 	"Root Domain": [
 		{
 			"fieldname": "acme_section",
@@ -270,7 +270,7 @@ CUSTOM_FIELDS = {
 		},
 	],
 	# Who issued a TLS Certificate, and which container proxy serves it when it was obtained by ACME
-	# (press_selfhosted/agent/certificates.py, platform_certificates.py)
+	# (press_selfhosted/glue/certificates.py, platform_certificates.py)
 	"TLS Certificate": [
 		{
 			"fieldname": "certificate_issuer",

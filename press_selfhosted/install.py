@@ -46,7 +46,7 @@ def after_sync() -> None:
 
 def create_job_store() -> None:
 	"""The agent's job tables, so that the first job (or ``press-selfhosted run-job``) finds them."""
-	from press_selfhosted.agent.runtime import job_store
+	from press_selfhosted.glue.runtime import job_store
 
 	job_store().ensure_schema()
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from press_selfhosted.engine.storage import S3Target, open_client
+from press_selfhosted.engine.clients.storage import S3Target, open_client
 
 
 def s3_target(endpoints: dict, bucket: str, **changes) -> S3Target:
@@ -230,7 +230,7 @@ def checksum_of(body: bytes, like: str) -> str:
 def replaced_object(s3, target: S3Target, key: str, body: bytes) -> Iterator[None]:
 	"""``key`` holds ``body`` for the block, uploaded as a backup is (same parts, S3 checksums), then
 	its original bytes again."""
-	from press_selfhosted.engine import transfer
+	from press_selfhosted.engine.clients import transfer
 
 	original = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
 	transfer.upload_stream(io.BytesIO(body), len(body), s3, target, key)
@@ -289,8 +289,8 @@ def make_site(docker_client, cluster, site: str, target: S3Target, public_mib: i
 	"""A site made by the New Site handler, with rows in a table of its own and public/private files."""
 	from site_cluster import run_steps
 
-	from press_selfhosted.engine.agent.handlers import index
-	from press_selfhosted.engine.sites import site_handlers
+	from press_selfhosted.engine.jobs.handlers import index
+	from press_selfhosted.engine.jobs.sites import site_handlers
 
 	payload = {"name": site, "apps": ["frappe"], "config": {}, "managed_database_config": {}}
 	run_steps(
@@ -318,7 +318,7 @@ def make_site(docker_client, cluster, site: str, target: S3Target, public_mib: i
 
 
 def site_db(site: str) -> str:
-	from press_selfhosted.engine.database import database_name
+	from press_selfhosted.engine.clients.mariadb import database_name
 
 	return database_name(BENCH, site)
 
@@ -346,7 +346,7 @@ def table_counts(cluster, db_name: str) -> dict[str, int]:
 def restore_payload(target, data: dict, use_keys: tuple[str, ...] = (), **changes) -> dict:
 	"""Press's restore payload: presigned URLs per file; the recorded key and sha256 of each file (as
 	the glue adds them; keys of ``use_keys`` and of the private file, whose URL the job store masks)."""
-	from press_selfhosted.engine import restore
+	from press_selfhosted.engine.jobs import restore
 
 	recorded, urls = {}, {}
 	with open_client(target) as s3:
@@ -380,7 +380,7 @@ class JobRun:
 	"""One job run step by step as the executor does it: data persists between runs, output per run."""
 
 	def __init__(self, docker_client, cluster, handler, site: str, payload: dict, secrets: dict):
-		from press_selfhosted.engine.agent.handlers import JobRecord
+		from press_selfhosted.engine.jobs.handlers import JobRecord
 
 		self.client = docker_client
 		self.cluster = cluster
@@ -427,8 +427,8 @@ def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str, pub
 	Yields (cluster, target, backup job data, (fingerprint, table counts) at backup time)."""
 	from site_cluster import remove_cluster, start_bench, start_cluster
 
-	from press_selfhosted.engine.agent.handlers import index
-	from press_selfhosted.engine.backups import backup_handlers
+	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.handlers import index
 
 	prefix = f"t{uuid.uuid4().hex[:8]}"
 	with scratch_bucket(endpoints, f"t-{bucket_purpose}-{prefix}") as target:

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import jobs, runner
-from press_selfhosted.engine.agent.handlers import JobRecord, Step, StepContext
-from press_selfhosted.engine.database import quote
+from press_selfhosted.engine.clients.mariadb import quote
+from press_selfhosted.engine.jobs.handlers import JobRecord, Step, StepContext
 
 Probe = Callable[[], object]
 

@@ -1,7 +1,7 @@
 """A whole container cluster driven as Press drives it: shared by the platform and site crash tests.
 
-App server, Database Server (MariaDB through ``engine.database``) and Proxy Server (Traefik through
-``engine.proxy``) are container servers on one cluster network of our dockerd. Jobs go through the
+App server, Database Server (MariaDB through ``engine.clients.mariadb``) and Proxy Server (Traefik through
+``engine.clients.proxy``) are container servers on one cluster network of our dockerd. Jobs go through the
 real ``Router`` into the real ``JobStore`` (MariaDB service) and each runs in its own worker thread
 with its own ``Executor`` and store connection, as separate RQ workers would (so Archive Site can wait
 for the proxy's job while that job runs). The Frappe layer is played by plain stand-ins: the
@@ -19,22 +19,24 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 
-from press_selfhosted.agent import backups as glue
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.catalog import all_handlers
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
-from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, Handler, Step
 from press_selfhosted.engine.agent.jobs import FINISHED
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JOB_TABLE, JobStore, StoreConfig
-from press_selfhosted.engine.benches import BenchSettings
-from press_selfhosted.engine.builds import BuilderSettings
-from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
-from press_selfhosted.engine.proxy import Proxy, ProxyJobs
-from press_selfhosted.engine.registry import RegistryTarget
-from press_selfhosted.engine.sites import SiteSettings
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.mariadb import MariaDB, MariaDBSpec, ensure_mariadb
+from press_selfhosted.engine.clients.proxy import Proxy
+from press_selfhosted.engine.clients.registry import RegistryTarget
+from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.benches import BenchSettings
+from press_selfhosted.engine.jobs.builds import BuilderSettings
+from press_selfhosted.engine.jobs.handlers import Handler, Step
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.engine.jobs.site_steps import SiteSettings
+from press_selfhosted.glue import backups as glue
 from tests.proxy_helpers import proxy_settings
 
 APP_IP = "10.9.0.1"
@@ -363,11 +365,11 @@ def crash_executor() -> Executor:
 	The site handlers' steps linger ``PSA_LINGER`` seconds after doing their work, so a kill lands while
 	the step is Running with its effects already made (the rerun must repeat finished work harmlessly).
 	"""
-	from press_selfhosted.engine.backups import backup_handlers
-	from press_selfhosted.engine.restore import restore_handlers
-	from press_selfhosted.engine.site_rename import rename_handlers
-	from press_selfhosted.engine.site_updates import SiteUpdates
-	from press_selfhosted.engine.sites import site_handlers
+	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.restore import restore_handlers
+	from press_selfhosted.engine.jobs.site_rename import rename_handlers
+	from press_selfhosted.engine.jobs.site_updates import SiteUpdates
+	from press_selfhosted.engine.jobs.sites import site_handlers
 
 	world = json.loads(os.environ["PSA_PLATFORM_WORLD"])
 	linger = float(os.environ.get("PSA_LINGER", "0"))

@@ -13,10 +13,12 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 
-from press_selfhosted.engine import benches, naming
-from press_selfhosted.engine.agent.handlers import ContainerServer, Handler, JobRecord, StepContext
-from press_selfhosted.engine.docker_hosts import DockerHost
-from press_selfhosted.engine.proxy import ProxySettings
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients.docker_hosts import DockerHost
+from press_selfhosted.engine.clients.proxy import ProxySettings
+from press_selfhosted.engine.clients.servers import ContainerServer
+from press_selfhosted.engine.jobs import benches
+from press_selfhosted.engine.jobs.handlers import Handler, JobRecord, StepContext
 
 
 @dataclass
@@ -138,7 +140,7 @@ def start_bench_pair(
 	client, endpoints: dict, app_server: ContainerServer, bench: str, websocket: bool = False
 ) -> None:
 	"""Backend ``<prefix>-<bench>`` and front ``<prefix>-<bench>-front`` named and labelled as the
-	bench lifecycle makes them (engine.benches), on the cluster network; the front runs the production
+	bench lifecycle makes them (engine.jobs.benches), on the cluster network; the front runs the production
 	configuration (benches.FRONT_CONF). ``websocket``: the backend answers websockets on :9000."""
 	backend = naming.resource_name(app_server.container_prefix, bench)
 	client.containers.run(

@@ -1,6 +1,6 @@
 """A small container cluster for the bench stand-in, database and site tests.
 
-One Docker network, the Database Server's MariaDB container made by ``engine.database``, and bench
+One Docker network, the Database Server's MariaDB container made by ``engine.clients.mariadb``, and bench
 containers started the way the bench lifecycle starts them (backend ``<prefix>-<bench>`` with the
 ``<prefix>-<bench>-sites`` volume at ``sites/``, a front ``<prefix>-<bench>-front`` sharing it).
 Everything carries the ``press.server`` label of the test's own servers and is removed by label.
@@ -17,10 +17,11 @@ import docker
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import jobs, runner
-from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
 from press_selfhosted.engine.agent.runner import Contexts
-from press_selfhosted.engine.database import MariaDB, MariaDBSpec, ensure_mariadb
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.mariadb import MariaDB, MariaDBSpec, ensure_mariadb
+from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
+from press_selfhosted.engine.jobs.handlers import JobRecord
 
 SITES = "/home/frappe/frappe-bench/sites"
 

@@ -1,4 +1,4 @@
-"""TLS Certificate records of what a container proxy's Traefik holds by ACME (engine.acme_records): pure,
+"""TLS Certificate records of what a container proxy's Traefik holds by ACME (engine.policies.acme_records): pure,
 with certificates made by the platform CA's engine and an acme.json as Traefik writes it."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import json
 
 from cryptography import x509
 
-from press_selfhosted.engine import acme, acme_records, platform_ca
-from press_selfhosted.engine.acme import AcmeResolver, HeldCertificate, SiteCertificate
+from press_selfhosted.engine.clients import acme, platform_ca
+from press_selfhosted.engine.clients.acme import AcmeResolver, HeldCertificate, SiteCertificate
+from press_selfhosted.engine.policies import acme_records
 
 NOW = datetime.datetime(2026, 11, 30, 9, 0, tzinfo=datetime.timezone.utc)
 RESOLVER = AcmeResolver("ops@example.com")

@@ -19,12 +19,13 @@ from dataclasses import replace
 import pytest
 import test_agent_support as support
 
-from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, sweep
-from press_selfhosted.engine.agent.handlers import ContainerServer, Step
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-from press_selfhosted.engine.benches import bench_handlers
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.servers import ContainerServer
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.benches import bench_handlers
+from press_selfhosted.engine.jobs.handlers import Step
 
 store_config = support.store_config
 registry_images = support.registry_images

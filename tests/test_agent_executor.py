@@ -13,12 +13,12 @@ import uuid
 import pytest
 import test_agent_support as support
 
-from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.errors import ContainerNotRunning, EngineError
+from press_selfhosted.engine.jobs import handlers
 
 store_config = support.store_config
 
@@ -190,7 +190,7 @@ def test_a_job_given_up_while_the_one_before_it_hands_it_over_still_runs(endpoin
 
 
 def test_a_command_in_a_stopped_container_names_the_container_and_the_fix(docker_client, endpoints, unique):
-	from press_selfhosted.engine import commands
+	from press_selfhosted.engine.clients import docker_exec
 
 	container = docker_client.containers.run(
 		endpoints["images"]["base"],
@@ -203,8 +203,8 @@ def test_a_command_in_a_stopped_container_names_the_container_and_the_fix(docker
 		container.kill()
 		container.reload()
 		with pytest.raises(ContainerNotRunning) as failure:
-			commands.run(
-				container, ["echo", "--password", "pw-1"], commands.Exec(user="root", secrets=["pw-1"])
+			docker_exec.run(
+				container, ["echo", "--password", "pw-1"], docker_exec.Exec(user="root", secrets=["pw-1"])
 			)
 		message = str(failure.value)
 		assert f"container t{unique}-stopped is not running" in message

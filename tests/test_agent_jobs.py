@@ -1,7 +1,7 @@
 """Pure parts of the job model: what the store masks, and how a masked value is found again in the
 request Press recorded (the Frappe layer reads Press's Agent Job for secrets it keeps nowhere else)."""
 
-from press_selfhosted.engine.agent.jobs import MASK, lookup, scrub
+from press_selfhosted.engine.masking import MASK, lookup, scrub
 
 REQUEST = {
 	"name": "s1.example.test",

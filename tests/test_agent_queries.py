@@ -13,8 +13,8 @@ import test_agent_support as support
 from press_selfhosted.engine.agent.queries import SiteFacts, bench_status, sites_info
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.sites import site_handlers
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.jobs.sites import site_handlers
 from tests.site_cluster import SITES, put_file, remove_cluster, run_steps, start_bench, start_cluster
 
 store_config = support.store_config

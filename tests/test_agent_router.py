@@ -9,10 +9,10 @@ import test_agent_support as support
 
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-from press_selfhosted.engine.benches import bench_handlers
-from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.proxy import ProxyJobs
-from press_selfhosted.engine.sites import site_handlers
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.jobs.benches import bench_handlers
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 store_config = support.store_config
 

@@ -12,14 +12,16 @@ import uuid
 import pytest
 import test_agent_support as support
 
-from press_selfhosted.engine.agent import handlers, jobs, runner
+from press_selfhosted.engine.agent import jobs, runner
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
-from press_selfhosted.engine.agent.handlers import ContainerServer, EndJob, JobRecord, StepWaiting
 from press_selfhosted.engine.agent.locks import BenchLocks
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.errors import BenchBusy, EngineError
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.handlers import EndJob, JobRecord, StepWaiting
 
 store_config = support.store_config
 SERVER = ContainerServer(

@@ -21,14 +21,15 @@ import pymysql
 import pytest
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
-from press_selfhosted.engine.agent.handlers import ContainerServer, DatabaseEndpoint, JobRecord
 from press_selfhosted.engine.agent.jobs import FINISHED
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-from press_selfhosted.engine.benches import BenchSettings, bench_handlers
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.jobs.handlers import JobRecord
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import inspect
 import pytest
 import requests
 
-from press_selfhosted.agent import transport
 from press_selfhosted.engine.agent.router import Response, error
 from press_selfhosted.engine.errors import JobStoreUnavailable
+from press_selfhosted.glue import transport
 
 
 class StandInAgent:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.registry_cleanup import (
+from press_selfhosted.engine.policies.registry_cleanup import (
 	CleanupReport,
 	cleanup_summary,
 	images_to_keep,

@@ -29,15 +29,16 @@ from backup_support import (
 )
 from site_cluster import remove_cluster, start_bench, start_cluster
 
-from press_selfhosted.engine import backups, commands
-from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.clients import docker_exec
+from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import (
 	BackupError,
 	StorageAuthError,
 	StorageBucketMissing,
 	StorageUnreachable,
 )
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.jobs import backups
+from press_selfhosted.engine.jobs.handlers import index
 
 HANDLER = index(backups.backup_handlers())["Backup Site"]
 SITE = "shop.example.com"
@@ -65,7 +66,7 @@ def job(docker_client, env, date: str, target=None, **payload) -> JobRun:
 
 def backup_files(docker_client, env) -> list[str]:
 	cluster, _ = env
-	result = commands.run(
+	result = docker_exec.run(
 		bench_container(docker_client, cluster),
 		["ls", f"/home/frappe/frappe-bench/sites/{SITE}/private/backups"],
 	)
@@ -103,7 +104,7 @@ def test_keep_local_copies_when_asked_and_refuse_missing_site(docker_client, env
 	data = run.run()
 	assert set(data["backups"]) == {"database", "site_config"}
 	assert sorted(backup_files(docker_client, env)) == sorted(e["file"] for e in data["backups"].values())
-	commands.run(
+	docker_exec.run(
 		bench_container(docker_client, env[0]),
 		["sh", "-c", f"rm -f /home/frappe/frappe-bench/sites/{SITE}/private/backups/*"],
 	)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime
 import json
 
-from press_selfhosted.agent import backups as glue
-from press_selfhosted.engine import retention
+from press_selfhosted.engine.policies import retention
+from press_selfhosted.glue import backups as glue
 
 CONFIG = {
 	"endpoint_url": "https://minio.example.com",

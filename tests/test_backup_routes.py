@@ -30,10 +30,11 @@ from backup_support import (
 )
 from site_cluster import remove_cluster, start_bench, start_cluster
 
-from press_selfhosted.engine import backups, transfer, volume_files
-from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.clients import transfer, volume_files
+from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import TransferError, UnsafeVolumePath
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.jobs import backups
+from press_selfhosted.engine.jobs.handlers import index
 
 HANDLER = index(backups.backup_handlers())["Backup Site"]
 SITE = "routes.example.com"

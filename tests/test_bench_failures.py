@@ -86,7 +86,7 @@ def test_failing_health_check(make, docker_client, registry_images):
 def test_a_mount_reaches_only_folders_the_operator_allows():
 	"""A Bench Mount is a host folder inside a tenant's bench: /, the Docker socket or /etc would be its
 	way out of the container. Only folders under the operator's roots are mounted (none by default)."""
-	from press_selfhosted.engine.benches import BenchSpec
+	from press_selfhosted.engine.jobs.benches import BenchSpec
 
 	def spec(source: str, roots: tuple[str, ...] = ("/srv/press-mounts",)):
 		mount = {"source": source, "destination": "/home/frappe/shared", "is_absolute_path": True}

@@ -20,8 +20,8 @@ import pytest
 from references import frappe_cli_commands
 from site_cluster import SITES, put_file, remove_cluster, sql_as, start_bench, start_cluster
 
-from press_selfhosted.engine import commands
-from press_selfhosted.engine.database import database_name
+from press_selfhosted.engine.clients import docker_exec
+from press_selfhosted.engine.clients.mariadb import database_name
 
 # A login with root's rights for the stand-in's own setup-db paths (new-site without --no-setup-db,
 # restore, reinstall, drop-site: real Frappe's root-only parts, which the engine no longer drives).
@@ -46,8 +46,8 @@ def env(docker_client, endpoints):
 
 
 def bench(container, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
-	how = commands.Exec(stdin=stdin.encode() if stdin is not None else None)
-	result = commands.run(container, ["bench", *argv], how, check=False)
+	how = docker_exec.Exec(stdin=stdin.encode() if stdin is not None else None)
+	result = docker_exec.run(container, ["bench", *argv], how, check=False)
 	return result.exit_code, result.stdout, result.stderr
 
 
@@ -180,7 +180,7 @@ def test_passwords_are_read_from_the_prompt(env, site):
 
 
 def test_every_option_of_the_stand_in_exists_in_frappe():
-	"""The stand-in accepts only what real Frappe accepts (shared/frappe-cli/commands.json)."""
+	"""The stand-in accepts only what real Frappe accepts (shared/frappe-cli/docker_exec.json)."""
 	frappe_commands = json.loads(frappe_cli_commands().read_text())
 	loader = importlib.machinery.SourceFileLoader("standin_bench", str(STANDIN))
 	module = types.ModuleType("standin_bench")

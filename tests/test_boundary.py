@@ -279,7 +279,7 @@ def reexported_errors(path: Path, known: set[str], engine_names: set[str]) -> li
 
 
 def test_errors_are_imported_from_errors_py():
-	"""No module re-exports an engine error: ``from press_selfhosted.engine.transfer import ObjectMissing``
+	"""No module re-exports an engine error: ``from press_selfhosted.engine.clients.transfer import ObjectMissing``
 	(or ``transfer.ObjectMissing``) works only while transfer happens to import it."""
 	known = error_classes()
 	engine_names = {path.stem for _, path in engine_modules()} - {"errors", "__init__"}
@@ -298,13 +298,13 @@ def test_the_reexport_check_catches_an_offence(tmp_path):
 		"from frappe import ValidationError\n"
 		"from press_selfhosted.engine import transfer\n"
 		"from press_selfhosted.engine.errors import ChecksumMismatch\n"
-		"from press_selfhosted.engine.sites import SiteError\n"
+		"from press_selfhosted.engine.jobs.sites import SiteError\n"
 		"from .validation import ValidationError as Refused\n"
 		"caught = (frappe.ValidationError, transfer.ObjectMissing, ChecksumMismatch)\n"
 	)
 	found = reexported_errors(bad, error_classes(), {"transfer", "sites", "validation"})
 	assert found == [
-		"5: SiteError from press_selfhosted.engine.sites",
+		"5: SiteError from press_selfhosted.engine.jobs.sites",
 		"6: ValidationError from validation",
 		"7: transfer.ObjectMissing",
 	]

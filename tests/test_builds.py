@@ -27,15 +27,15 @@ from build_support import (
 	serve_private,
 )
 
-from press_selfhosted.engine import builds, naming
-from press_selfhosted.engine.agent import handlers, jobs
+from press_selfhosted.engine import masking, naming
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.registry import RegistryTarget
 from press_selfhosted.engine.errors import BuildRequestError, BuildStageFailed
-from press_selfhosted.engine.registry import RegistryTarget
-from press_selfhosted.engine.registry_cleanup import list_tags, manifest_digest
+from press_selfhosted.engine.jobs import builds, handlers
+from press_selfhosted.engine.policies.registry_cleanup import list_tags, manifest_digest
 
 store_config = support.store_config
 STEPS = ["Clone Repositories", "Run Validations", "Build Image", "Push Docker Image", "Cleanup Context"]
@@ -60,7 +60,7 @@ class Secrets:
 				if self.rotate_after[key] < 0:
 					return "rotated-" + self.values[key]
 			return self.values[key]
-		return jobs.lookup(self.requests[job.agent_job_id], key) or ""
+		return masking.lookup(self.requests[job.agent_job_id], key) or ""
 
 
 @dataclass
@@ -395,7 +395,7 @@ def test_private_source_token_is_read_at_run_time_and_never_stored(apps, builder
 		)
 		job_id = builder.post(payload, run=False)
 		stored = builder.store.get(job_id).payload
-		assert TOKEN not in json.dumps(stored) and jobs.MASK in stored["clone_instructions"][1]["url"]
+		assert TOKEN not in json.dumps(stored) and masking.MASK in stored["clone_instructions"][1]["url"]
 		builder.executor().run(job_id)
 		job = builder.poll(job_id)
 		assert job["status"] == "Success", json.dumps(job, indent=1)[-2000:]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from press_selfhosted.engine import acme
-from press_selfhosted.engine.acme import ISSUE_GRACE, SiteCertificate
+from press_selfhosted.engine.clients import acme
+from press_selfhosted.engine.clients.acme import ISSUE_GRACE, SiteCertificate
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.timezone.utc)
 

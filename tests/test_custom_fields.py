@@ -205,8 +205,8 @@ def test_index_covered():
 
 
 def test_the_engine_names_the_root_domain_fields_of_dns01():
-	"""Its refusals name the field the operator fills (engine.acme's FIELD_*), shown by their labels."""
-	from press_selfhosted.engine import acme
+	"""Its refusals name the field the operator fills (engine.clients.acme's FIELD_*), shown by their labels."""
+	from press_selfhosted.engine.clients import acme
 
 	fields = {field["fieldname"]: field for field in read_custom_fields()["Root Domain"]}
 	for name in (acme.FIELD_PROVIDER, acme.FIELD_CREDENTIALS, acme.FIELD_RESOLVERS, acme.FIELD_DELAY):

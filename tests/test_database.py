@@ -1,4 +1,4 @@
-"""engine.database against a real MariaDB container on our dockerd."""
+"""engine.clients.mariadb against a real MariaDB container on our dockerd."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from site_cluster import remove_cluster, start_cluster
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.database import (
+from press_selfhosted.engine.clients.mariadb import (
 	CAPABILITIES,
 	PIDS_LIMIT,
 	ROOT_PASSWORD_FILE,

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.docker_hosts import DockerHost, DockerHosts
-from press_selfhosted.engine.docker_tls import DockerTLS, materialize, server_folder
+from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
+from press_selfhosted.engine.clients.docker_tls import DockerTLS, materialize, server_folder
 from press_selfhosted.engine.errors import DockerUnreachable, ValidationError
 from press_selfhosted.validations.records import check_docker_tls
 

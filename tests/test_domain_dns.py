@@ -9,8 +9,8 @@ import socket
 import pytest
 import requests
 
-from press_selfhosted.engine import domain_dns
-from press_selfhosted.engine.domain_dns import Nameserver, ProxyTarget
+from press_selfhosted.engine.clients import domain_dns
+from press_selfhosted.engine.clients.domain_dns import Nameserver, ProxyTarget
 from press_selfhosted.engine.errors import DnsUnanswered, DomainNotPointingHere, ValidationError
 
 PROXY_IP = "192.0.2.10"

@@ -26,16 +26,16 @@ from site_cluster import (
 )
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent import handlers
-from press_selfhosted.engine.agent.handlers import JobRecord
 from press_selfhosted.engine.agent.runner import Contexts
-from press_selfhosted.engine.backups import backup_handlers
-from press_selfhosted.engine.benches import BenchSettings, bench_handlers
-from press_selfhosted.engine.database import database_name
-from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.restore import restore_handlers
-from press_selfhosted.engine.sites import site_handlers
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.mariadb import database_name
+from press_selfhosted.engine.clients.storage import open_client
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.backups import backup_handlers
+from press_selfhosted.engine.jobs.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.jobs.handlers import JobRecord
+from press_selfhosted.engine.jobs.restore import restore_handlers
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 registry_images = support.registry_images
 SITE_HANDLERS = handlers.index([*site_handlers(), *backup_handlers(), *restore_handlers()])

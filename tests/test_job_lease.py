@@ -14,11 +14,11 @@ import uuid
 import pymysql
 import test_agent_support as support
 
-from press_selfhosted.engine.agent import handlers
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.jobs import handlers
 
 store_config = support.store_config
 SETTINGS = ExecutorSettings(flush_interval=0.05, lease=4, renew_interval=0.5)

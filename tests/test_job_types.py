@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from press_selfhosted.engine import builds, job_types
-from press_selfhosted.engine.agent import catalog, handlers
-from press_selfhosted.engine.proxy import ProxySettings
+from press_selfhosted.engine.agent import catalog, job_types
+from press_selfhosted.engine.clients.proxy import ProxySettings
+from press_selfhosted.engine.jobs import builds, handlers
 
 # Press's fixture gives no path for these, or one that differs from what Press's code really calls
 PATHS_FROM_PRESS_CODE = {

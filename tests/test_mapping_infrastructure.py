@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from press_selfhosted.engine.clients.registry import RegistryTarget
+from press_selfhosted.engine.clients.storage import S3Target
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.registry import RegistryTarget
-from press_selfhosted.engine.storage import S3Target
 from press_selfhosted.validations import infrastructure as infra
 
 STORAGE = {

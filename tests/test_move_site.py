@@ -24,10 +24,10 @@ from site_cluster import (
 	start_cluster,
 )
 
-from press_selfhosted.engine import transfer
-from press_selfhosted.engine.agent.handlers import JobRecord
-from press_selfhosted.engine.site_updates import move_site
-from press_selfhosted.engine.sites import site_handlers
+from press_selfhosted.engine.clients import transfer
+from press_selfhosted.engine.jobs.handlers import JobRecord
+from press_selfhosted.engine.jobs.site_updates import move_site
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 OLD, NEW = "bench-old", "bench-new"
 

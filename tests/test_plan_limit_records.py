@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime
 
-from press_selfhosted.engine import plan_limits
-from press_selfhosted.engine.plan_limits import MIB, Action, LimitState, PlanLimits, decide
-from press_selfhosted.engine.usage import SiteUsage
+from press_selfhosted.engine.policies import plan_limits
+from press_selfhosted.engine.policies.plan_limits import MIB, Action, LimitState, PlanLimits, decide
+from press_selfhosted.engine.policies.usage import SiteUsage
 
 NOW = datetime.datetime(2026, 3, 1, 9, 0)
 

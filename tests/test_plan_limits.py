@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from press_selfhosted.engine.plan_limits import MIB, Action, LimitState, PlanLimits, decide, excesses
-from press_selfhosted.engine.usage import SiteUsage
+from press_selfhosted.engine.policies.plan_limits import MIB, Action, LimitState, PlanLimits, decide, excesses
+from press_selfhosted.engine.policies.usage import SiteUsage
 
 DAY = datetime.timedelta(days=1)
 T0 = datetime.datetime(2026, 1, 1, 12, 0)

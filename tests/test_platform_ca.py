@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from press_selfhosted.engine import platform_ca
+from press_selfhosted.engine.clients import platform_ca
 from press_selfhosted.engine.errors import ValidationError
 
 NOW = datetime.datetime(2026, 11, 30, tzinfo=datetime.timezone.utc)

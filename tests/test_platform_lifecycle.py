@@ -29,11 +29,11 @@ from platform_support import (
 )
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.backups import table_counts
-from press_selfhosted.engine.database import database_name
-from press_selfhosted.engine.registry import RegistryTarget
-from press_selfhosted.engine.registry_cleanup import list_tags, manifest_digest
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.clients.mariadb import database_name
+from press_selfhosted.engine.clients.registry import RegistryTarget
+from press_selfhosted.engine.clients.storage import open_client
+from press_selfhosted.engine.jobs.backups import table_counts
+from press_selfhosted.engine.policies.registry_cleanup import list_tags, manifest_digest
 
 store_config = support.store_config
 registry_images = support.registry_images

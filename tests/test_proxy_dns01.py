@@ -19,10 +19,11 @@ import yaml
 from cryptography import x509
 from references import schema
 
-from press_selfhosted.engine import acme, naming, traefik
-from press_selfhosted.engine.acme import AcmeResolver, DnsChallenge
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients import acme, traefik
+from press_selfhosted.engine.clients.acme import AcmeResolver, DnsChallenge
+from press_selfhosted.engine.clients.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive
 from tests.proxy_helpers import container_server, poll_until, remove_servers, verified_request
 

@@ -29,12 +29,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from references import schema
 
-from press_selfhosted.engine import naming, platform_ca, site_router, traefik
+from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
-from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients import platform_ca, site_router, traefik
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.proxy import Proxy, ProxySettings
 from press_selfhosted.engine.errors import (
 	HostTaken,
 	NotOwned,
@@ -42,7 +43,8 @@ from press_selfhosted.engine.errors import (
 	SiteNotOnProxy,
 	ValidationError,
 )
-from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings
+from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext, index
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
 from tests.proxy_helpers import (
 	FakeSecrets,
 	FakeTopology,

@@ -24,11 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from references import schema
 
-from press_selfhosted.engine import acme, acme_records, naming, traefik
-from press_selfhosted.engine.acme import AcmeResolver, DefaultCertificate
-from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients import acme, traefik
+from press_selfhosted.engine.clients.acme import AcmeResolver, DefaultCertificate
+from press_selfhosted.engine.clients.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.proxy import Proxy, ProxyJobs, ProxySettings, traefik_spec
+from press_selfhosted.engine.jobs.handlers import index
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.engine.policies import acme_records
 from press_selfhosted.tests.acme_services import Relay
 from tests.proxy_helpers import (
 	FakeTopology,

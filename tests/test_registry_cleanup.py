@@ -7,9 +7,9 @@ import tarfile
 
 import pytest
 
+from press_selfhosted.engine.clients.registry import RegistryTarget
 from press_selfhosted.engine.errors import RegistryAuthError
-from press_selfhosted.engine.registry import RegistryTarget
-from press_selfhosted.engine.registry_cleanup import (
+from press_selfhosted.engine.policies.registry_cleanup import (
 	delete_unreferenced_tags,
 	list_tags,
 	manifest_digest,

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from press_selfhosted.engine import registry
+from press_selfhosted.engine.clients import registry
 from press_selfhosted.engine.errors import (
 	RegistryAuthError,
 	RegistryError,

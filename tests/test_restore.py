@@ -24,10 +24,10 @@ from backup_support import (
 	table_fingerprint,
 )
 
-from press_selfhosted.engine import restore
-from press_selfhosted.engine.agent.handlers import index
+from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import ChecksumMismatch, ObjectMissing
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.jobs import restore
+from press_selfhosted.engine.jobs.handlers import index
 
 HANDLERS = index(restore.restore_handlers())
 SITE = "source.example.com"

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from backup_support import object_keys, scratch_bucket
 
-from press_selfhosted.engine import retention
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.clients.storage import open_client
+from press_selfhosted.engine.policies import retention
 
 TODAY = datetime.date(2026, 3, 15)  # a Sunday
 

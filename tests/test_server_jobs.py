@@ -11,9 +11,9 @@ import docker.errors
 import pytest
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent.handlers import index
-from press_selfhosted.engine.database import MariaDBSpec, ensure_mariadb
-from press_selfhosted.engine.server_jobs import server_handlers
+from press_selfhosted.engine.clients.mariadb import MariaDBSpec, ensure_mariadb
+from press_selfhosted.engine.jobs.handlers import index
+from press_selfhosted.engine.jobs.servers import server_handlers
 from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
 HANDLERS = index(server_handlers())

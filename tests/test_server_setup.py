@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.database import ROOT_PASSWORD_FILE, MariaDB
-from press_selfhosted.engine.proxy import ProxyJobs
-from press_selfhosted.engine.server_jobs import server_setup_handler
+from press_selfhosted.engine.clients.mariadb import ROOT_PASSWORD_FILE, MariaDB
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.engine.jobs.servers import server_setup_handler
 from tests.platform_support import proxy_settings
 from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 

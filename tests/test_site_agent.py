@@ -12,14 +12,15 @@ import pytest
 from site_cluster import PressJobs, Secrets, Topology, remove_cluster, start_bench, start_cluster
 from test_agent_support import store_config  # noqa: F401 (the job store fixture)
 
-from press_selfhosted.engine import job_types
+from press_selfhosted.engine.agent import job_types
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
-from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.database import database_name
-from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.sites import SiteSettings, site_handlers
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.mariadb import database_name
+from press_selfhosted.engine.jobs.handlers import index
+from press_selfhosted.engine.jobs.site_steps import SiteSettings
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 HANDLERS = site_handlers(SiteSettings())
 # Press calls these two with the app or nothing after the site (press.agent.Agent.uninstall_app_site /

@@ -32,15 +32,15 @@ from platform_support import (
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.executor import sweep
-from press_selfhosted.engine.agent.handlers import index
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, NewJob
-from press_selfhosted.engine.backups import backup_handlers
-from press_selfhosted.engine.database import database_name
-from press_selfhosted.engine.docker_hosts import DockerHosts
-from press_selfhosted.engine.restore import restore_handlers
-from press_selfhosted.engine.site_rename import rename_handlers
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.mariadb import database_name
+from press_selfhosted.engine.clients.storage import open_client
+from press_selfhosted.engine.jobs.backups import backup_handlers
+from press_selfhosted.engine.jobs.handlers import index
+from press_selfhosted.engine.jobs.restore import restore_handlers
+from press_selfhosted.engine.jobs.site_rename import rename_handlers
 
 store_config = support.store_config
 registry_images = support.registry_images

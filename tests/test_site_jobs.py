@@ -22,12 +22,13 @@ from site_cluster import (
 	start_cluster,
 )
 
-from press_selfhosted.engine import commands
-from press_selfhosted.engine.agent import handlers
-from press_selfhosted.engine.agent.handlers import StepWaiting
-from press_selfhosted.engine.database import database_name
+from press_selfhosted.engine.clients import docker_exec
+from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.errors import CommandFailed, ProxyNotDone, SiteBusy, SiteError
-from press_selfhosted.engine.sites import SiteSettings, site_handlers
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.handlers import StepWaiting
+from press_selfhosted.engine.jobs.site_steps import SiteSettings
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 BENCH = "bench-1"
 ADMIN = "admin-Secret-42"
@@ -101,7 +102,7 @@ def site_config(backend, site: str, folder: str = "") -> dict:
 
 
 def apps_of(backend, site: str) -> list[str]:
-	result = commands.run(backend, ["bench", "--site", site, "list-apps"])
+	result = docker_exec.run(backend, ["bench", "--site", site, "list-apps"])
 	return [line.split()[0] for line in result.stdout.splitlines()]
 
 

@@ -9,9 +9,9 @@ import tarfile
 
 import pytest
 
-from press_selfhosted.engine import site_router
+from press_selfhosted.engine.clients import site_router
+from press_selfhosted.engine.clients.site_router import SiteRoute
 from press_selfhosted.engine.errors import RouteStateUnreadable, ValidationError
-from press_selfhosted.engine.site_router import SiteRoute
 
 BASE = SiteRoute(
 	site="site1.example.com",

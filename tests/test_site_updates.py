@@ -25,8 +25,9 @@ from platform_support import (
 	update_payload,
 )
 
-from press_selfhosted.engine import naming, transfer
-from press_selfhosted.engine.database import database_name
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients import transfer
+from press_selfhosted.engine.clients.mariadb import database_name
 
 store_config = support.store_config
 registry_images = support.registry_images

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from press_selfhosted.engine import storage
-from press_selfhosted.engine.cabundle import ca_bundle_path
+from press_selfhosted.engine.clients import storage
+from press_selfhosted.engine.clients.cabundle import ca_bundle_path
 from press_selfhosted.engine.errors import (
 	StorageAuthError,
 	StorageBucketMissing,

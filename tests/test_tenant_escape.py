@@ -29,11 +29,12 @@ from site_cluster import (
 	start_cluster,
 )
 
-from press_selfhosted.engine.agent import handlers
-from press_selfhosted.engine.database import password_hash
+from press_selfhosted.engine.clients.mariadb import password_hash
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.engine.restore import restore_handlers
-from press_selfhosted.engine.sites import SiteSettings, site_handlers
+from press_selfhosted.engine.jobs import handlers
+from press_selfhosted.engine.jobs.restore import restore_handlers
+from press_selfhosted.engine.jobs.site_steps import SiteSettings
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 BENCH = "bench-1"
 ADMIN = "adm-Tenant-Secret-91"

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from references import schema
 
-from press_selfhosted.engine import traefik
+from press_selfhosted.engine.clients import traefik
+from press_selfhosted.engine.clients.traefik import HostRoute, Sites
 from press_selfhosted.engine.errors import RouteStateUnreadable, ValidationError
-from press_selfhosted.engine.traefik import HostRoute, Sites
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 ROUTER = "http://px-router:80"

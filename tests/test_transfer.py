@@ -21,7 +21,8 @@ from backup_support import (
 	sha256_in,
 )
 
-from press_selfhosted.engine import transfer
+from press_selfhosted.engine.clients import transfer
+from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import (
 	ChecksumMismatch,
 	ObjectMissing,
@@ -31,7 +32,6 @@ from press_selfhosted.engine.errors import (
 	TransferError,
 	UnknownChecksum,
 )
-from press_selfhosted.engine.storage import open_client
 
 MiB = 1024 * 1024
 SMALL_PARTS = transfer.Tuning(part_size=5 * MiB, parallel_parts=2)

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from press_selfhosted.engine.database import database_name
+from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.errors import SiteNotInBench
-from press_selfhosted.engine.usage import measure
+from press_selfhosted.engine.policies.usage import measure
 from tests.proxy_helpers import remove_servers
 from tests.site_cluster import SITES, put_file, start_bench, start_cluster
 

@@ -20,10 +20,10 @@ from backup_support import (
 )
 from site_cluster import Secrets, Topology, contexts
 
-from press_selfhosted.engine import verification
-from press_selfhosted.engine.agent.handlers import JobRecord
+from press_selfhosted.engine.agent import verification
+from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import StorageError
-from press_selfhosted.engine.storage import open_client
+from press_selfhosted.engine.jobs.handlers import JobRecord
 
 SITE = "checked.example.com"
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 
 class _DockerEndpoint(Protocol):
-	"""What a Docker error names of ``engine.docker_hosts.DockerHost`` (not imported: see above)."""
+	"""What a Docker error names of ``engine.clients.docker_hosts.DockerHost`` (not imported: see above)."""
 
 	@property
 	def server(self) -> str: ...
@@ -38,7 +38,7 @@ class _DockerEndpoint(Protocol):
 
 
 class _CommandResult(Protocol):
-	"""What :class:`CommandFailed` reads of ``engine.commands.CommandResult`` (not imported: see above)."""
+	"""What :class:`CommandFailed` reads of ``engine.clients.docker_exec.CommandResult`` (not imported: see above)."""
 
 	@property
 	def command(self) -> str: ...
@@ -400,7 +400,7 @@ class ChecksumMismatch(TransferError):
 
 
 class UnknownChecksum(TransferError):
-	"""A recorded checksum is in neither form of ``engine.transfer.Checksum``."""
+	"""A recorded checksum is in neither form of ``engine.clients.transfer.Checksum``."""
 
 
 class NotTheSameFile(TransferError):

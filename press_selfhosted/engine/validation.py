@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import ValidationError
+from press_selfhosted.engine.errors import ValidationError
 
 __all__ = [
 	"CONTAINER_SUFFIX_RESERVE",

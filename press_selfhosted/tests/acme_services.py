@@ -9,7 +9,7 @@ import socket
 import tarfile
 import threading
 
-from press_selfhosted.engine import acme
+from press_selfhosted.engine.clients import acme
 
 # where the tests put the exec provider's script: the ACME volume, which outlives the Traefik container
 EXEC_PATH = f"{acme.ACME_DIRECTORY}/challtestsrv.sh"

@@ -33,9 +33,10 @@ from frappe.installer import update_site_config
 from press.press.doctype.agent_job.agent_job import poll_pending_jobs_server
 from press.press.doctype.bench.bench import process_bench_queue
 
-from press_selfhosted.agent import cluster, runtime, settings, topology
-from press_selfhosted.engine import acme, naming
-from press_selfhosted.engine.proxy import Proxy
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients import acme
+from press_selfhosted.engine.clients.proxy import Proxy
+from press_selfhosted.glue import cluster, runtime, settings, topology
 from press_selfhosted.tests.acme_services import Relay
 
 SERVICES = "press_selfhosted_test_services"

@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives import serialization
 from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
-from press_selfhosted.agent import certificates, settings, topology
-from press_selfhosted.engine import acme
-from press_selfhosted.engine.agent.handlers import JobRecord, StepContext, index
-from press_selfhosted.engine.proxy import Proxy, ProxyJobs
+from press_selfhosted.engine.clients import acme
+from press_selfhosted.engine.clients.proxy import Proxy
+from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext, index
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.glue import certificates, settings, topology
 from press_selfhosted.press_selfhosted.report.tls_certificate_expiry import tls_certificate_expiry
 from press_selfhosted.tests import support
 from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive

@@ -18,9 +18,9 @@ from frappe.installer import update_site_config
 from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
-from press_selfhosted.agent import certificates, settings, topology
-from press_selfhosted.engine import acme, domain_dns, site_router
-from press_selfhosted.engine.proxy import Proxy
+from press_selfhosted.engine.clients import acme, domain_dns, site_router
+from press_selfhosted.engine.clients.proxy import Proxy
+from press_selfhosted.glue import certificates, settings, topology
 from press_selfhosted.tests import support
 from press_selfhosted.tests.acme_services import Relay
 

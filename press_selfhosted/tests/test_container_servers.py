@@ -8,7 +8,7 @@ import frappe
 from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
-from press_selfhosted.agent import cluster
+from press_selfhosted.glue import cluster
 from press_selfhosted.tests import support
 
 

@@ -21,9 +21,9 @@ from frappe.tests import IntegrationTestCase
 from frappe.utils import now_datetime
 
 from press_selfhosted import api
-from press_selfhosted.agent import backups
-from press_selfhosted.agent.platform_certificates import certify_root_domain, renew_custom_domain
-from press_selfhosted.engine import domain_dns
+from press_selfhosted.engine.clients import domain_dns
+from press_selfhosted.glue import backups
+from press_selfhosted.glue.platform_certificates import certify_root_domain, renew_custom_domain
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
 )

@@ -10,7 +10,7 @@ from frappe.tests import IntegrationTestCase
 
 from press_selfhosted import hooks
 from press_selfhosted.custom_fields import CUSTOM_FIELDS
-from press_selfhosted.engine import job_types
+from press_selfhosted.engine.agent import job_types
 from press_selfhosted.engine.agent.store import JOB_TABLE, STEP_TABLE
 from press_selfhosted.install import INDEXES, index_covered
 from press_selfhosted.tests import support

@@ -12,9 +12,9 @@ from cryptography import x509
 from frappe.tests import IntegrationTestCase
 from frappe.utils import get_datetime, now_datetime
 
-from press_selfhosted.agent import cluster
-from press_selfhosted.agent.platform_certificates import certify_root_domain
-from press_selfhosted.engine import platform_ca
+from press_selfhosted.engine.clients import platform_ca
+from press_selfhosted.glue import cluster
+from press_selfhosted.glue.platform_certificates import certify_root_domain
 from press_selfhosted.tests import support
 
 

@@ -7,8 +7,8 @@ import frappe
 from frappe.installer import update_site_config
 from frappe.tests import IntegrationTestCase
 
-from press_selfhosted.agent import cluster
 from press_selfhosted.engine.validation import INTERNAL_NETWORKS_CONFIG_KEY
+from press_selfhosted.glue import cluster
 from press_selfhosted.tests import support
 
 

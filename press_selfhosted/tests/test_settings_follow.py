@@ -13,9 +13,9 @@ from frappe.tests import IntegrationTestCase
 from frappe.utils.password import get_decrypted_password
 from press.press.doctype.site_backup.site_backup import get_backup_bucket
 
-from press_selfhosted.agent import settings
-from press_selfhosted.engine import acme
+from press_selfhosted.engine.clients import acme
 from press_selfhosted.engine.errors import ValidationError
+from press_selfhosted.glue import settings
 from press_selfhosted.tests import support
 
 

@@ -11,8 +11,8 @@ operator changed it, or a mask of asterisks when it is unchanged; a mask is not 
 from __future__ import annotations
 
 from press_selfhosted.engine import validation
-from press_selfhosted.engine.registry import RegistryTarget
-from press_selfhosted.engine.storage import S3Target
+from press_selfhosted.engine.clients.registry import RegistryTarget
+from press_selfhosted.engine.clients.storage import S3Target
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ADDRESSING_STYLE = "path"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from press_selfhosted.engine.agent.handlers import Handler
-from press_selfhosted.engine.backups import backup_handlers
-from press_selfhosted.engine.benches import BenchSettings, bench_handlers
-from press_selfhosted.engine.builds import BuilderSettings, run_remote_builder
-from press_selfhosted.engine.proxy import ProxyJobs, ProxySettings
-from press_selfhosted.engine.restore import restore_handlers
-from press_selfhosted.engine.server_jobs import server_handlers, server_setup_handler
-from press_selfhosted.engine.site_rename import rename_handlers
-from press_selfhosted.engine.site_tables import table_handlers
-from press_selfhosted.engine.site_updates import SiteUpdates
-from press_selfhosted.engine.sites import SiteSettings, site_handlers
+from press_selfhosted.engine.clients.proxy import ProxySettings
+from press_selfhosted.engine.jobs.backups import backup_handlers
+from press_selfhosted.engine.jobs.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.jobs.builds import BuilderSettings, run_remote_builder
+from press_selfhosted.engine.jobs.handlers import Handler
+from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.engine.jobs.restore import restore_handlers
+from press_selfhosted.engine.jobs.servers import server_handlers, server_setup_handler
+from press_selfhosted.engine.jobs.site_rename import rename_handlers
+from press_selfhosted.engine.jobs.site_steps import SiteSettings
+from press_selfhosted.engine.jobs.site_tables import table_handlers
+from press_selfhosted.engine.jobs.site_updates import SiteUpdates
+from press_selfhosted.engine.jobs.sites import site_handlers
 
 
 def all_handlers(

@@ -38,14 +38,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from press_selfhosted.engine.agent import jobs
-from press_selfhosted.engine.agent.handlers import (
-	EndJob,
-	Handler,
-	JobRecord,
-	SecretSource,
-	Step,
-	Topology,
-)
 from press_selfhosted.engine.agent.jobs import JobRow
 from press_selfhosted.engine.agent.locks import BENCH
 from press_selfhosted.engine.agent.runner import (
@@ -58,8 +50,9 @@ from press_selfhosted.engine.agent.runner import (
 	run_steps,
 )
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.errors import EngineError, JobStoreUnavailable, LeaseLost
+from press_selfhosted.engine.jobs.handlers import EndJob, Handler, JobRecord, SecretSource, Step, Topology
 
 
 @dataclass

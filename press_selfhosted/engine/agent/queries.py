@@ -26,11 +26,12 @@ from typing import Any
 
 from docker.models.containers import Container
 
-from press_selfhosted.engine import commands, naming
-from press_selfhosted.engine.agent.handlers import Topology
-from press_selfhosted.engine.database import find_mariadb
-from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients import docker_exec
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.mariadb import find_mariadb
 from press_selfhosted.engine.errors import DatabaseError, QueryFailed
+from press_selfhosted.engine.jobs.handlers import Topology
 from press_selfhosted.engine.validation import validate_fqdn
 
 MIB = 1024 * 1024
@@ -269,12 +270,12 @@ class Queries:
 		bench: str,
 		what: str,
 		argv: Callable[[naming.BenchNames], list[str]],
-	) -> commands.CommandResult:
+	) -> docker_exec.CommandResult:
 		"""``argv`` run in the bench's running backend container (its exit code is the caller's to judge)."""
 		host = self.topology.server(server_type, server)
 		names = naming.BenchNames.of(host.container_prefix, bench)
 
-		def run(client) -> commands.CommandResult:
+		def run(client) -> docker_exec.CommandResult:
 			containers = client.containers.list(all=True, filters={"name": f"^{names.backend}$"})
 			if not containers:
 				raise QueryFailed(404, f"bench {bench} has no container {names.backend} on server {server}")
@@ -285,7 +286,7 @@ class Queries:
 					f"bench {bench} on server {server}: container {names.backend} is {backend.status}; "
 					"start it (Bench Restart in Press) and ask again",
 				)
-			return commands.run(backend, argv(names), check=False)
+			return docker_exec.run(backend, argv(names), check=False)
 
 		return self.docker_hosts.call(host.docker, what, run)
 

@@ -21,14 +21,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from press_selfhosted.engine import commands, naming
-from press_selfhosted.engine.agent.handlers import Handler, Topology
+from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.queries import Queries
 from press_selfhosted.engine.agent.store import JobStore, NewJob
-from press_selfhosted.engine.commands import Exec
-from press_selfhosted.engine.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients import docker_exec
+from press_selfhosted.engine.clients.docker_exec import Exec
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts
+from press_selfhosted.engine.clients.traefik import validate_host_name
 from press_selfhosted.engine.errors import EngineError, JobStoreUnavailable, QueryFailed, ValidationError
-from press_selfhosted.engine.traefik import validate_host_name
+from press_selfhosted.engine.jobs.handlers import Handler, Topology
 from press_selfhosted.engine.validation import (
 	validate_app_name,
 	validate_bench_name,
@@ -241,7 +242,7 @@ class Router:
 
 		def list_apps(client):
 			container = client.containers.get(name)
-			return commands.run(container, ["bench", "--site", site, "list-apps"], Exec(), check=False)
+			return docker_exec.run(container, ["bench", "--site", site, "list-apps"], Exec(), check=False)
 
 		result = self.docker_hosts.call(host.docker, f"listing the apps of {site}", list_apps)
 		if result.exit_code != 0:

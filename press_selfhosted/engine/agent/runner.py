@@ -23,8 +23,10 @@ from typing import Any
 import docker
 
 from press_selfhosted.engine.agent import jobs
-from press_selfhosted.engine.agent.handlers import (
-	ContainerServer,
+from press_selfhosted.engine.clients.docker_hosts import DockerHosts, docker_errors
+from press_selfhosted.engine.clients.servers import ContainerServer
+from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.engine.jobs.handlers import (
 	EndJob,
 	JobRecord,
 	SecretSource,
@@ -33,8 +35,6 @@ from press_selfhosted.engine.agent.handlers import (
 	StepWaiting,
 	Topology,
 )
-from press_selfhosted.engine.docker_hosts import DockerHosts, docker_errors
-from press_selfhosted.engine.errors import EngineError
 
 WAITING = "Waiting"  # a run (and its step) stopped until the step's condition is met
 

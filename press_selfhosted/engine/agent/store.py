@@ -30,6 +30,7 @@ import pymysql
 import pymysql.constants.CLIENT
 import pymysql.cursors
 
+from press_selfhosted.engine import masking
 from press_selfhosted.engine.agent import jobs
 from press_selfhosted.engine.agent.jobs import JobRow, StepRow
 from press_selfhosted.engine.errors import (
@@ -215,7 +216,7 @@ class JobStore:
 				new.bench,
 				new.site,
 				new.agent_job_id,
-				json.dumps(jobs.scrub(new.payload)),
+				json.dumps(masking.scrub(new.payload)),
 				jobs.PENDING,
 				"{}",
 				jobs.utcnow(),

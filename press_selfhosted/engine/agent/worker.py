@@ -3,7 +3,7 @@ module:function <job id>``.
 
 ``function()`` returns the :class:`~press_selfhosted.engine.agent.executor.Executor` to use (store,
 handlers, topology, secrets). The Frappe layer does not use this entry point (it runs jobs in RQ
-workers through ``press_selfhosted.agent``); it is for running a job outside a bench, e.g. by hand or
+workers through ``press_selfhosted.glue``); it is for running a job outside a bench, e.g. by hand or
 in the crash tests.
 """
 

@@ -10,7 +10,7 @@ try:
 except ImportError:  # Frappe before v16
 	from frappe.tests.utils import FrappeTestCase as TestCase
 
-from press_selfhosted.agent import root_domains
+from press_selfhosted.glue import root_domains
 
 
 def root_domain(**values):

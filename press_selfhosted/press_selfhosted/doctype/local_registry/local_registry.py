@@ -6,7 +6,7 @@ from __future__ import annotations
 import frappe
 from frappe import _
 
-from press_selfhosted.engine import registry
+from press_selfhosted.engine.clients import registry
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.press_selfhosted import default_record
 from press_selfhosted.press_selfhosted.default_record import DefaultRecord

@@ -5,7 +5,7 @@
 import frappe
 from frappe.model.document import Document
 
-from press_selfhosted.engine import platform_ca
+from press_selfhosted.engine.clients import platform_ca
 
 DOCTYPE = "Platform Certificate Authority"
 

@@ -7,7 +7,7 @@ import frappe
 from frappe import _
 from frappe.utils import sbool
 
-from press_selfhosted.engine import storage
+from press_selfhosted.engine.clients import storage
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.press_selfhosted import default_record
 from press_selfhosted.press_selfhosted.default_record import DefaultRecord

@@ -8,8 +8,8 @@ import datetime
 import frappe
 from frappe import _
 
-from press_selfhosted.agent.certificates import site_certificates
 from press_selfhosted.engine.errors import EngineError
+from press_selfhosted.glue.certificates import site_certificates
 
 
 def execute(filters=None):

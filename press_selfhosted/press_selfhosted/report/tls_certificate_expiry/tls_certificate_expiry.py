@@ -1,6 +1,6 @@
 """Every TLS Certificate with its days left, issuer and status, the soonest to lapse first: Press's own,
 the platform CA's and those the container proxies obtain by ACME (kept hourly by
-press_selfhosted.agent.certificates.watch_site_certificates)."""
+press_selfhosted.glue.certificates.watch_site_certificates)."""
 
 from __future__ import annotations
 
