@@ -63,7 +63,7 @@ def route(index: int) -> site_router.SiteRoute:
 	)
 
 
-# --- the former layout: what engine/traefik.py rendered for a site before the site router ----------
+# --- the former layout: what engine/clients/traefik.py rendered for a site before the site router ----------
 
 
 def former_document(site: site_router.SiteRoute) -> dict:

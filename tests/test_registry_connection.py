@@ -1,4 +1,4 @@
-"""engine/registry.py against the real registries: anonymous plain HTTP, and TLS (private CA) with
+"""engine/clients/registry.py against the real registries: anonymous plain HTTP, and TLS (private CA) with
 htpasswd basic authentication."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""engine/storage.py against the real S3 service (SeaweedFS S3 gateway on loopback)."""
+"""engine/clients/storage.py against the real S3 service (SeaweedFS S3 gateway on loopback)."""
 
 from __future__ import annotations
 
