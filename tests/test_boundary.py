@@ -1,5 +1,6 @@
 """The engine boundary: nothing under press_selfhosted/engine imports frappe or press (or the
-Frappe-side modules of this app, which do)."""
+Frappe-side modules of this app, which do); its errors live in errors.py; its layers (foundation,
+clients, policies, jobs, agent) import downwards only; no module of the app is part of an import cycle."""
 
 from __future__ import annotations
 
@@ -307,4 +308,161 @@ def test_the_reexport_check_catches_an_offence(tmp_path):
 		"5: SiteError from press_selfhosted.engine.jobs.sites",
 		"6: ValidationError from validation",
 		"7: transfer.ObjectMissing",
+	]
+
+
+# --- layers: imports point down, never in a circle -----------------------------------------------------
+
+# Bottom to top. A module imports only modules of its own layer or of the layers below it.
+LAYERS = ("foundation", "clients", "policies", "jobs", "agent")
+
+
+def layer_of(module: str) -> str | None:
+	"""The layer of an engine module (its sub-package; the modules at the engine's top are the
+	foundation: errors, naming, validation, masking); None outside the engine."""
+	parts = module.split(".")
+	if parts[:2] != ["press_selfhosted", "engine"]:
+		return None
+	if len(parts) > 2 and parts[2] in LAYERS:
+		return parts[2]
+	return "foundation"
+
+
+def upward_imports(modules: list[tuple[str, Path]]) -> list[str]:
+	"""Imports of ``modules`` that reach a higher layer than the importer's."""
+	found = []
+	for module, path in modules:
+		mine = LAYERS.index(layer_of(module))
+		for line, name in imports_of(path, module):
+			theirs = layer_of(name)
+			if theirs and LAYERS.index(theirs) > mine:
+				found.append(f"{module}:{line} ({LAYERS[mine]}) imports {name} ({theirs})")
+	return found
+
+
+def test_engine_imports_point_down_the_layers():
+	offences = upward_imports(engine_modules())
+	assert not offences, "\n".join(offences)
+
+
+def test_every_layer_has_its_package():
+	for layer in LAYERS[1:]:
+		assert (ENGINE / layer / "__init__.py").is_file(), layer
+
+
+def test_the_layer_check_catches_an_offence(tmp_path):
+	client = tmp_path / "proxy.py"
+	client.write_text(
+		"from press_selfhosted.engine import naming\n"
+		"from press_selfhosted.engine.clients import traefik\n"
+		"from press_selfhosted.engine.jobs.handlers import StepContext\n"
+	)
+	found = upward_imports([("press_selfhosted.engine.clients.proxy", client)])
+	importer = (
+		"press_selfhosted.engine.clients.proxy:3 (clients) imports press_selfhosted.engine.jobs.handlers"
+	)
+	assert found == [f"{importer} (jobs)", f"{importer}.StepContext (jobs)"]
+
+
+def app_modules() -> list[tuple[str, Path]]:
+	package = ROOT / "press_selfhosted"
+	found = []
+	for path in sorted(package.rglob("*.py")):
+		parts = list(path.relative_to(ROOT).with_suffix("").parts)
+		if parts[-1] == "__init__":
+			parts.pop()
+		found.append((".".join(parts), path))
+	return found
+
+
+def import_cycles(modules: list[tuple[str, Path]]) -> list[list[str]]:
+	"""Groups of modules that import each other, directly or through others (Tarjan's strongly
+	connected components of the import graph, imports inside functions included)."""
+	known = {name for name, _ in modules}
+	graph = {
+		name: sorted({target for _, target in imports_of(path, name) if target in known and target != name})
+		for name, path in modules
+	}
+	index: dict[str, int] = {}
+	low: dict[str, int] = {}
+	stack: list[str] = []
+	cycles = []
+
+	def visit(node: str) -> None:
+		index[node] = low[node] = len(index)
+		stack.append(node)
+		for target in graph[node]:
+			if target not in index:
+				visit(target)
+				low[node] = min(low[node], low[target])
+			elif target in stack:
+				low[node] = min(low[node], index[target])
+		if low[node] == index[node]:
+			group = []
+			while True:
+				member = stack.pop()
+				group.append(member)
+				if member == node:
+					break
+			if len(group) > 1:
+				cycles.append(sorted(group))
+
+	for node in graph:
+		if node not in index:
+			visit(node)
+	return cycles
+
+
+def test_no_import_cycles_in_the_app():
+	assert import_cycles(app_modules()) == []
+
+
+def test_the_cycle_check_catches_a_cycle(tmp_path):
+	files = {
+		"a": "from press_selfhosted.engine import b\n",
+		"b": "def late():\n\tfrom press_selfhosted.engine.c import thing\n",
+		"c": "import press_selfhosted.engine.a\n",
+		"d": "from press_selfhosted.engine import a\n",
+	}
+	modules = []
+	for name, text in files.items():
+		(tmp_path / f"{name}.py").write_text(text)
+		modules.append((f"press_selfhosted.engine.{name}", tmp_path / f"{name}.py"))
+	assert import_cycles(modules) == [
+		["press_selfhosted.engine.a", "press_selfhosted.engine.b", "press_selfhosted.engine.c"]
+	]
+
+
+def _imports_this_app(node: ast.AST) -> bool:
+	if isinstance(node, ast.ImportFrom):
+		return bool(node.level) or (node.module or "").startswith("press_selfhosted")
+	return isinstance(node, ast.Import) and any(a.name.startswith("press_selfhosted") for a in node.names)
+
+
+def engine_imports_inside_functions(modules: list[tuple[str, Path]]) -> list[str]:
+	"""Imports of this app's modules made inside a function of an engine module (how a cycle hides)."""
+	found = []
+	for module, path in modules:
+		for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+			if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+				found += [
+					f"{module}:{inner.lineno} in {node.name}()"
+					for inner in ast.walk(node)
+					if _imports_this_app(inner)
+				]
+	return found
+
+
+def test_engine_modules_import_at_the_top():
+	offences = engine_imports_inside_functions(engine_modules())
+	assert not offences, "\n".join(offences)
+
+
+def test_the_inner_import_check_catches_an_offence(tmp_path):
+	bad = tmp_path / "bad.py"
+	bad.write_text(
+		"import json\n\ndef step(ctx):\n\timport json\n\tfrom press_selfhosted.engine.jobs import backups\n"
+	)
+	assert engine_imports_inside_functions([("press_selfhosted.engine.jobs.bad", bad)]) == [
+		"press_selfhosted.engine.jobs.bad:5 in step()"
 	]
