@@ -27,7 +27,7 @@ from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.jobs import handlers
-from press_selfhosted.engine.jobs.benches import bench_handlers
+from press_selfhosted.engine.jobs.benches import BenchJobs
 
 
 class Topology:
@@ -56,7 +56,8 @@ def job_overhead(endpoints: dict, jobs: int = 50) -> None:
 		"bench.test", "Server", "b", DockerHost("bench.test", endpoints["docker"]["base_url"]), "b-net"
 	)
 	noop = [
-		replace(h, steps=tuple(replace(s, run=lambda ctx: None) for s in h.steps)) for h in bench_handlers()
+		replace(h, steps=tuple(replace(s, run=lambda ctx: None) for s in h.steps))
+		for h in BenchJobs().handlers()
 	]
 	executor = Executor(JobStore(config), handlers.index(noop), Topology(server), None, DockerHosts())
 	router = Router(noop, store, lambda job: None, Topology(server), DockerHosts())

@@ -45,17 +45,17 @@ def handlers(public_mib: int) -> list:
 	"""New Site up to its scheduler (the rest is the proxy's part, as tests' make_site runs it) plus a
 	step writing the site's public files, and Backup Site."""
 	from press_selfhosted.engine.jobs import site_steps
-	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.backups import BackupJobs
 	from press_selfhosted.engine.jobs.handlers import Step
-	from press_selfhosted.engine.jobs.sites import site_handlers
+	from press_selfhosted.engine.jobs.sites import SiteJobs
 
 	def write_public_files(ctx) -> None:
 		files = f"{site_steps.SITES}/{site_steps.site_name(ctx)}/public/files"
 		script = f"head -c {public_mib * 1048576} /dev/urandom > {files}/big.bin"
 		ctx.run(site_steps.backend(ctx), ["sh", "-c", script])
 
-	new_site = next(h for h in site_handlers() if h.job_type == "New Site")
-	backup = next(h for h in backup_handlers() if h.job_type == "Backup Site")
+	new_site = next(h for h in SiteJobs().handlers() if h.job_type == "New Site")
+	backup = next(h for h in BackupJobs().handlers() if h.job_type == "Backup Site")
 	return [
 		dataclasses.replace(
 			new_site, steps=(*new_site.steps[:4], Step("Write Public Files", write_public_files))

@@ -65,10 +65,10 @@ def cluster_of(client, prefix: str):
 def run_job(client, cluster, target, date: str) -> int:
 	from backup_support import JobRun, offsite_payload, site_secrets
 
-	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.backups import BackupJobs
 	from press_selfhosted.engine.jobs.handlers import index
 
-	handler = index(backup_handlers())["Backup Site"]
+	handler = index(BackupJobs().handlers())["Backup Site"]
 	payload = {"with_files": True, **offsite_payload(target, SITE, date)}
 	data = JobRun(client, cluster, handler, SITE, payload, site_secrets(cluster, target)).run()
 	return sum(entry["size"] for entry in data["backups"].values())

@@ -290,13 +290,13 @@ def make_site(docker_client, cluster, site: str, target: S3Target, public_mib: i
 	from site_cluster import run_steps
 
 	from press_selfhosted.engine.jobs.handlers import index
-	from press_selfhosted.engine.jobs.sites import site_handlers
+	from press_selfhosted.engine.jobs.sites import SiteJobs
 
 	payload = {"name": site, "apps": ["frappe"], "config": {}, "managed_database_config": {}}
 	run_steps(
 		docker_client,
 		cluster,
-		index(site_handlers())["New Site"],
+		index(SiteJobs().handlers())["New Site"],
 		BENCH,
 		site,
 		payload,
@@ -427,7 +427,7 @@ def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str, pub
 	Yields (cluster, target, backup job data, (fingerprint, table counts) at backup time)."""
 	from site_cluster import remove_cluster, start_bench, start_cluster
 
-	from press_selfhosted.engine.jobs.backups import backup_handlers
+	from press_selfhosted.engine.jobs.backups import BackupJobs
 	from press_selfhosted.engine.jobs.handlers import index
 
 	prefix = f"t{uuid.uuid4().hex[:8]}"
@@ -437,7 +437,7 @@ def backed_up_site(docker_client, endpoints, site: str, bucket_purpose: str, pub
 			start_bench(docker_client, endpoints, cluster, BENCH)
 			make_site(docker_client, cluster, site, target, public_mib=public_mib)
 			payload = {"with_files": True, **offsite_payload(target, site)}
-			handler = index(backup_handlers())["Backup Site"]
+			handler = index(BackupJobs().handlers())["Backup Site"]
 			data = JobRun(docker_client, cluster, handler, site, payload, site_secrets(cluster, target)).run()
 			source = (table_fingerprint(cluster, site_db(site)), table_counts(cluster, site_db(site)))
 			yield cluster, target, data, source

@@ -365,11 +365,11 @@ def crash_executor() -> Executor:
 	The site handlers' steps linger ``PSA_LINGER`` seconds after doing their work, so a kill lands while
 	the step is Running with its effects already made (the rerun must repeat finished work harmlessly).
 	"""
-	from press_selfhosted.engine.jobs.backups import backup_handlers
-	from press_selfhosted.engine.jobs.restore import restore_handlers
-	from press_selfhosted.engine.jobs.site_rename import rename_handlers
-	from press_selfhosted.engine.jobs.site_updates import SiteUpdates
-	from press_selfhosted.engine.jobs.sites import site_handlers
+	from press_selfhosted.engine.jobs.backups import BackupJobs
+	from press_selfhosted.engine.jobs.restore import RestoreJobs
+	from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
+	from press_selfhosted.engine.jobs.site_updates import SiteUpdateJobs
+	from press_selfhosted.engine.jobs.sites import SiteJobs
 
 	world = json.loads(os.environ["PSA_PLATFORM_WORLD"])
 	linger = float(os.environ.get("PSA_LINGER", "0"))
@@ -383,15 +383,15 @@ def crash_executor() -> Executor:
 		return replace(step, run=run)
 
 	settings = SiteSettings()
-	updates = SiteUpdates(ProxyJobs(proxy_settings(world["endpoints"])), settings)
+	updates = SiteUpdateJobs(ProxyJobs(proxy_settings(world["endpoints"])), settings)
 	found = [
 		replace(h, steps=tuple(lingering(s) for s in h.steps))
 		for h in (
-			*site_handlers(settings),
+			*SiteJobs(settings).handlers(),
 			*updates.handlers(),
-			*backup_handlers(),
-			*restore_handlers(),
-			*rename_handlers(settings),
+			*BackupJobs().handlers(),
+			*RestoreJobs().handlers(),
+			*SiteRenameJobs(settings).handlers(),
 		)
 	]
 	return Executor(

@@ -24,7 +24,7 @@ from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs import handlers
-from press_selfhosted.engine.jobs.benches import bench_handlers
+from press_selfhosted.engine.jobs.benches import BenchJobs
 from press_selfhosted.engine.jobs.handlers import Step
 
 store_config = support.store_config
@@ -45,7 +45,7 @@ def worker_executor() -> Executor:
 
 		return replace(step, run=run)
 
-	found = [replace(h, steps=tuple(lingering(s) for s in h.steps)) for h in bench_handlers()]
+	found = [replace(h, steps=tuple(lingering(s) for s in h.steps)) for h in BenchJobs().handlers()]
 	return Executor(
 		JobStore(StoreConfig(**spec["store"])),
 		handlers.index(found),

@@ -14,7 +14,7 @@ from press_selfhosted.engine.agent.queries import SiteFacts, bench_status, sites
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.sites import SiteJobs
 from tests.site_cluster import SITES, put_file, remove_cluster, run_steps, start_bench, start_cluster
 
 store_config = support.store_config
@@ -37,7 +37,7 @@ def env(endpoints, docker_client, store_config):
 	try:
 		cluster = start_cluster(docker_client, endpoints, prefix)
 		backend = start_bench(docker_client, endpoints, cluster, BENCH)
-		new_site = next(h for h in site_handlers() if h.job_type == "New Site")
+		new_site = next(h for h in SiteJobs().handlers() if h.job_type == "New Site")
 		secrets = {"mariadb_root_password": cluster.root_password, "admin_password": "admin"}
 		for site in (LIVE, PAUSED):
 			# the engine's New Site step: database and user as root, then bench new-site --no-setup-db

@@ -10,9 +10,9 @@ import test_agent_support as support
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
-from press_selfhosted.engine.jobs.benches import bench_handlers
+from press_selfhosted.engine.jobs.benches import BenchJobs
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
 store_config = support.store_config
 
@@ -22,7 +22,7 @@ def make(store_config, queued):
 		{"docker": {"base_url": "unix:///nonexistent"}, "images": {"front": "x"}}, "r" + uuid.uuid4().hex[:6]
 	)
 	return server, Router(
-		bench_handlers(), JobStore(store_config), queued.append, support.Topology(), DockerHosts()
+		BenchJobs().handlers(), JobStore(store_config), queued.append, support.Topology(), DockerHosts()
 	)
 
 
@@ -80,7 +80,7 @@ def test_ping_unknown_and_failures_never_raise(store_config):
 	job = router.handle(server.name, "POST", "benches/b1/sites/s1/migrate", {}, agent_job_id="AJ-3")
 	assert job.status_code == 404 and queued == []  # a 4xx fails Press's job at once
 	broken = Router(
-		bench_handlers(),
+		BenchJobs().handlers(),
 		JobStore(StoreConfig("127.0.0.1", 1, "x", "y", "z")),
 		queued.append,
 		support.Topology(),
@@ -107,7 +107,7 @@ def test_malformed_requests_are_refused_with_the_field_named(store_config):
 	"""Press retries a 5xx forever: what can never work is a 400 (Press fails the job at once)."""
 	queued = []
 	server, _ = make(store_config, queued)
-	found = [*bench_handlers(), *site_handlers(), *ProxyJobs(lambda: None).handlers()]
+	found = [*BenchJobs().handlers(), *SiteJobs().handlers(), *ProxyJobs(lambda: None).handlers()]
 	router = Router(found, JobStore(store_config), queued.append, support.Topology(), DockerHosts())
 	site = "s1.example.com"
 	bad = {
@@ -143,7 +143,7 @@ def test_only_a_store_outage_answers_503(store_config):
 	def unreachable():
 		return JobStore(StoreConfig("127.0.0.1", 1, "x", "y", "z")).ensure_schema()
 
-	lazy = Router(bench_handlers(), unreachable, queued.append, support.Topology(), DockerHosts())
+	lazy = Router(BenchJobs().handlers(), unreachable, queued.append, support.Topology(), DockerHosts())
 	down = lazy.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id="AJ-5")
 	assert down.status_code == 503 and "could not be reached" in down.json["output"]
 	# a store that answers but refuses the statement (no tables): no outage, so no endless retries
@@ -152,7 +152,9 @@ def test_only_a_store_outage_answers_503(store_config):
 	root = JobStore(dataclasses.replace(empty, database="mysql"))
 	root._query(f"CREATE DATABASE `{name}`")
 	try:
-		refused = Router(bench_handlers(), JobStore(empty), queued.append, support.Topology(), DockerHosts())
+		refused = Router(
+			BenchJobs().handlers(), JobStore(empty), queued.append, support.Topology(), DockerHosts()
+		)
 		answer = refused.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id="AJ-6")
 		assert answer.status_code == 500 and "refused a statement" in answer.json["output"]
 	finally:

@@ -28,7 +28,7 @@ from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
 from press_selfhosted.engine.jobs import handlers
-from press_selfhosted.engine.jobs.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.jobs.benches import BenchJobs, BenchSettings
 from press_selfhosted.engine.jobs.handlers import JobRecord
 
 
@@ -167,7 +167,7 @@ def make_agent(
 	topology = Topology({(server.server_type, server.name): server})
 	secret_source = Secrets(dict(secrets or {}))
 	hosts = DockerHosts()
-	found = bench_handlers(BenchSettings(health_timeout=health_timeout))
+	found = BenchJobs(BenchSettings(health_timeout=health_timeout)).handlers()
 	store = JobStore(store_config)
 	executor = executor_for(store_config, found, topology, secrets=secret_source)
 	agent = Agent(None, executor, server, store, topology, secret_source)  # type: ignore[arg-type]

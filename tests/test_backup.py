@@ -40,7 +40,7 @@ from press_selfhosted.engine.errors import (
 from press_selfhosted.engine.jobs import backups
 from press_selfhosted.engine.jobs.handlers import index
 
-HANDLER = index(backups.backup_handlers())["Backup Site"]
+HANDLER = index(backups.BackupJobs().handlers())["Backup Site"]
 SITE = "shop.example.com"
 
 

@@ -36,7 +36,7 @@ from press_selfhosted.engine.errors import TransferError, UnsafeVolumePath
 from press_selfhosted.engine.jobs import backups
 from press_selfhosted.engine.jobs.handlers import index
 
-HANDLER = index(backups.backup_handlers())["Backup Site"]
+HANDLER = index(backups.BackupJobs().handlers())["Backup Site"]
 SITE = "routes.example.com"
 UPLOAD = "Upload Site Backup to S3"
 BACKUPS = f"/home/frappe/frappe-bench/sites/{SITE}/private/backups"

@@ -77,7 +77,7 @@ class Builder:
 	def executor(self) -> Executor:
 		return Executor(
 			JobStore(self.store_config),
-			handlers.index([builds.run_remote_builder(self.settings)]),
+			handlers.index(builds.BuilderJobs(self.settings).handlers()),
 			support.Topology({("Server", self.server.name): self.server}),
 			self.secrets,
 			DockerHosts(),
@@ -114,7 +114,7 @@ def builder(endpoints, store_config, tmp_path_factory):
 	secrets = Secrets({"registry_password": tls["password"]})
 	store = JobStore(store_config)
 	router = Router(
-		[builds.run_remote_builder(settings)],
+		builds.BuilderJobs(settings).handlers(),
 		store,
 		lambda job_id: None,
 		support.Topology({("Server", server.name): server}),
@@ -514,7 +514,7 @@ def worker_executor() -> Executor:
 	)
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),
-		handlers.index([builds.run_remote_builder(settings)]),
+		handlers.index(builds.BuilderJobs(settings).handlers()),
 		support.Topology({("Server", server.name): server}),
 		Secrets({"registry_password": tls["password"]}, world["requests"]),
 		DockerHosts(),

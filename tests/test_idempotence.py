@@ -31,14 +31,14 @@ from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.jobs import handlers
-from press_selfhosted.engine.jobs.backups import backup_handlers
-from press_selfhosted.engine.jobs.benches import BenchSettings, bench_handlers
+from press_selfhosted.engine.jobs.backups import BackupJobs
+from press_selfhosted.engine.jobs.benches import BenchJobs, BenchSettings
 from press_selfhosted.engine.jobs.handlers import JobRecord
-from press_selfhosted.engine.jobs.restore import restore_handlers
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.restore import RestoreJobs
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
 registry_images = support.registry_images
-SITE_HANDLERS = handlers.index([*site_handlers(), *backup_handlers(), *restore_handlers()])
+SITE_HANDLERS = handlers.index([*SiteJobs().handlers(), *BackupJobs().handlers(), *RestoreJobs().handlers()])
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def app_server(endpoints, docker_client):
 
 def test_new_bench_and_archive_bench_are_idempotent(docker_client, app_server, registry_images):
 	bench = "bench-idem"
-	found = handlers.index(bench_handlers(BenchSettings(health_timeout=120)))
+	found = handlers.index(BenchJobs(BenchSettings(health_timeout=120)).handlers())
 	topology = support.Topology({(app_server.server_type, app_server.name): app_server})
 	made = Contexts(topology, support.Secrets({}), DockerHosts(lambda host: docker_client))
 	backend = naming.resource_name(app_server.container_prefix, bench)

@@ -27,7 +27,7 @@ from site_cluster import (
 from press_selfhosted.engine.clients import transfer
 from press_selfhosted.engine.jobs.handlers import JobRecord
 from press_selfhosted.engine.jobs.site_updates import move_site
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
 OLD, NEW = "bench-old", "bench-new"
 
@@ -49,7 +49,7 @@ def secrets(cluster) -> dict:
 
 def make_site(docker_client, env, site: str) -> None:
 	cluster, _ = env
-	handler = next(h for h in site_handlers() if h.job_type == "New Site")
+	handler = next(h for h in SiteJobs().handlers() if h.job_type == "New Site")
 	payload = {"name": site, "apps": ["frappe"], "config": {}}
 	run_steps(docker_client, cluster, handler, OLD, None, payload, secrets(cluster), steps=1)
 

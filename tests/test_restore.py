@@ -29,7 +29,7 @@ from press_selfhosted.engine.errors import ChecksumMismatch, ObjectMissing
 from press_selfhosted.engine.jobs import restore
 from press_selfhosted.engine.jobs.handlers import index
 
-HANDLERS = index(restore.restore_handlers())
+HANDLERS = index(restore.RestoreJobs().handlers())
 SITE = "source.example.com"
 FILES = f"/home/frappe/frappe-bench/sites/{SITE}"
 DOWNLOADS = "/home/frappe/frappe-bench/sites/downloads"

@@ -13,10 +13,10 @@ import pytest
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.mariadb import MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.jobs.handlers import index
-from press_selfhosted.engine.jobs.servers import server_handlers
+from press_selfhosted.engine.jobs.servers import ServerJobs
 from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
-HANDLERS = index(server_handlers())
+HANDLERS = index(ServerJobs().handlers())
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 
 
 def test_ssh_users_on_a_container_proxy_succeed_saying_why_nothing_is_done(server, docker_client):
-	handlers = index(server_handlers())
+	handlers = index(ServerJobs().handlers())
 	proxy = replace(server, server_type="Proxy Server")
 	_, log = run_job(handlers["Add User to Proxy"], proxy, docker_client, FakeTopology(), {"name": "bench-1"})
 	assert len(log) == 3 and "has no SSH jump host" in log[0] and "bench-1" in log[0]

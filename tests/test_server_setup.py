@@ -9,8 +9,9 @@ import pytest
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.mariadb import ROOT_PASSWORD_FILE, MariaDB
+from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
-from press_selfhosted.engine.jobs.servers import server_setup_handler
+from press_selfhosted.engine.jobs.servers import ServerJobs
 from tests.platform_support import proxy_settings
 from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
@@ -28,9 +29,8 @@ def cluster(endpoints, docker_client):
 
 
 def setup(endpoints, docker_client, server, password="root-secret"):
-	handler = server_setup_handler(
-		ProxyJobs(proxy_settings(endpoints)), lambda: endpoints["images"]["mariadb"]
-	)
+	jobs = ServerJobs(ProxyJobs(proxy_settings(endpoints)), lambda: endpoints["images"]["mariadb"])
+	handler = index(jobs.handlers())["Setup Container Server"]
 	secrets = FakeSecrets({"mariadb_root_password": password})
 	return run_job(handler, server, docker_client, FakeTopology(), {}, secrets=secrets)[1]
 

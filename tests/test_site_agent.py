@@ -20,9 +20,9 @@ from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.site_steps import SiteSettings
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
-HANDLERS = site_handlers(SiteSettings())
+HANDLERS = SiteJobs(SiteSettings()).handlers()
 # Press calls these two with the app or nothing after the site (press.agent.Agent.uninstall_app_site /
 # archive_site); its Agent Job Type records leave the app out or carry no path.
 PATHS_BEYOND_THE_FIXTURE = {"Uninstall App from Site", "Archive Site"}

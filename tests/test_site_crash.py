@@ -37,10 +37,10 @@ from press_selfhosted.engine.agent.store import JobStore, NewJob
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.clients.storage import open_client
-from press_selfhosted.engine.jobs.backups import backup_handlers
+from press_selfhosted.engine.jobs.backups import BackupJobs
 from press_selfhosted.engine.jobs.handlers import index
-from press_selfhosted.engine.jobs.restore import restore_handlers
-from press_selfhosted.engine.jobs.site_rename import rename_handlers
+from press_selfhosted.engine.jobs.restore import RestoreJobs
+from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
 
 store_config = support.store_config
 registry_images = support.registry_images
@@ -50,9 +50,9 @@ SITES = "/home/frappe/frappe-bench/sites"
 NEW_SITE_STEPS = 7
 ARCHIVE_STEPS = 5
 UPDATE_STEPS = 13
-RESTORE_STEPS = len(index(restore_handlers())["Restore Site"].steps)
-RENAME_STEPS = len(index(rename_handlers())["Rename Site"].steps)
-BACKUP_STEPS = len(index(backup_handlers())["Backup Site"].steps)
+RESTORE_STEPS = len(index(RestoreJobs().handlers())["Restore Site"].steps)
+RENAME_STEPS = len(index(SiteRenameJobs().handlers())["Rename Site"].steps)
+BACKUP_STEPS = len(index(BackupJobs().handlers())["Backup Site"].steps)
 LINGER = "0.5"
 APPS = ["frappe", "testapp"]  # every site's
 

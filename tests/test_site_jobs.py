@@ -28,14 +28,14 @@ from press_selfhosted.engine.errors import CommandFailed, ProxyNotDone, SiteBusy
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.handlers import StepWaiting
 from press_selfhosted.engine.jobs.site_steps import SiteSettings
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
 BENCH = "bench-1"
 ADMIN = "admin-Secret-42"
 SETTINGS = SiteSettings(idle_timeout=60, idle_interval=0.2)
-HANDLERS = handlers.index(site_handlers(SETTINGS))
+HANDLERS = handlers.index(SiteJobs(SETTINGS).handlers())
 # gives up on a busy site quickly (a loaded host must not make the patient tests give up early)
-IMPATIENT = handlers.index(site_handlers(replace(SETTINGS, idle_timeout=3)))
+IMPATIENT = handlers.index(SiteJobs(replace(SETTINGS, idle_timeout=3)).handlers())
 
 
 @pytest.fixture(scope="module")

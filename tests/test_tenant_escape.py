@@ -32,15 +32,15 @@ from site_cluster import (
 from press_selfhosted.engine.clients.mariadb import password_hash
 from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.engine.jobs import handlers
-from press_selfhosted.engine.jobs.restore import restore_handlers
+from press_selfhosted.engine.jobs.restore import RestoreJobs
 from press_selfhosted.engine.jobs.site_steps import SiteSettings
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
 BENCH = "bench-1"
 ADMIN = "adm-Tenant-Secret-91"
 USER_PASSWORD = "usr-Tenant-Secret-37"
 SETTINGS = SiteSettings(idle_timeout=30, idle_interval=0.2)
-HANDLERS = handlers.index([*site_handlers(SETTINGS), *restore_handlers()])
+HANDLERS = handlers.index([*SiteJobs(SETTINGS).handlers(), *RestoreJobs().handlers()])
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,25 @@
-"""Every job type press_selfhosted executes, in one list: what the router routes and the executor runs."""
+"""Every job type press_selfhosted executes, in one list: what the router routes and the executor runs.
+
+Each family of Press's job types is one class in ``engine.jobs`` (``SiteJobs`` for New Site, ``ProxyJobs``
+for Add Site to Upstream...), built with its settings; its ``handlers()`` lists its job types."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from press_selfhosted.engine.clients.proxy import ProxySettings
-from press_selfhosted.engine.jobs.backups import backup_handlers
-from press_selfhosted.engine.jobs.benches import BenchSettings, bench_handlers
-from press_selfhosted.engine.jobs.builds import BuilderSettings, run_remote_builder
+from press_selfhosted.engine.jobs.backups import BackupJobs
+from press_selfhosted.engine.jobs.benches import BenchJobs, BenchSettings
+from press_selfhosted.engine.jobs.builds import BuilderJobs, BuilderSettings
 from press_selfhosted.engine.jobs.handlers import Handler
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
-from press_selfhosted.engine.jobs.restore import restore_handlers
-from press_selfhosted.engine.jobs.servers import server_handlers, server_setup_handler
-from press_selfhosted.engine.jobs.site_rename import rename_handlers
+from press_selfhosted.engine.jobs.restore import RestoreJobs
+from press_selfhosted.engine.jobs.servers import ServerJobs
+from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
 from press_selfhosted.engine.jobs.site_steps import SiteSettings
-from press_selfhosted.engine.jobs.site_tables import table_handlers
-from press_selfhosted.engine.jobs.site_updates import SiteUpdates
-from press_selfhosted.engine.jobs.sites import site_handlers
+from press_selfhosted.engine.jobs.site_tables import SiteTableJobs
+from press_selfhosted.engine.jobs.site_updates import SiteUpdateJobs
+from press_selfhosted.engine.jobs.sites import SiteJobs
 
 
 def all_handlers(
@@ -28,16 +31,16 @@ def all_handlers(
 ) -> list[Handler]:
 	"""``mariadb_image``: what a container Database Server runs (asked when one is set up, if callable)."""
 	proxies = ProxyJobs(proxy)
-	return [
-		server_setup_handler(proxies, mariadb_image if callable(mariadb_image) else lambda: mariadb_image),
-		*bench_handlers(benches),
-		*site_handlers(sites),
-		*SiteUpdates(proxies, sites).handlers(),
-		*rename_handlers(sites),
-		*table_handlers(),
-		*server_handlers(),
-		*proxies.handlers(),
-		*backup_handlers(),
-		*restore_handlers(),
-		run_remote_builder(builder),
-	]
+	families = (
+		ServerJobs(proxies, mariadb_image if callable(mariadb_image) else lambda: mariadb_image),
+		BenchJobs(benches),
+		SiteJobs(sites),
+		SiteUpdateJobs(proxies, sites),
+		SiteRenameJobs(sites),
+		SiteTableJobs(),
+		proxies,
+		BackupJobs(),
+		RestoreJobs(),
+		BuilderJobs(builder),
+	)
+	return [handler for family in families for handler in family.handlers()]

@@ -24,7 +24,7 @@ from press_selfhosted.engine.errors import ChecksumMismatch, EngineError, Object
 from press_selfhosted.engine.jobs import site_steps
 from press_selfhosted.engine.jobs.backups import table_counts
 from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext
-from press_selfhosted.engine.jobs.restore import restore_handlers
+from press_selfhosted.engine.jobs.restore import RestoreJobs
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def restore_drill(
 			"storage": {**(storage or {}), "backup": {k: dict(v) for k, v in backup.items()}},
 		},
 	)
-	handler = next(h for h in restore_handlers() if h.job_type == "New Site from Backup")
+	handler = next(h for h in RestoreJobs().handlers() if h.job_type == "New Site from Backup")
 	context = contexts.for_job(job)
 	ctx = context(echo or _ignore)  # the drill's own commands: counting tables, dropping the copy
 	try:

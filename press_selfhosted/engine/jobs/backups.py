@@ -280,18 +280,21 @@ def _upload_file(
 	return stored, "streamed through Docker"
 
 
-def backup_handlers() -> list[Handler]:
-	return [
-		handler(
-			"Backup Site",
-			"POST",
-			"benches/{bench}/sites/{site}/backup",
-			[
-				("Backup Site", _refuse_missing_site(step_backup_site)),
-				("Upload Site Backup to S3", step_upload_site_backup),
-			],
-		)
-	]
+class BackupJobs:
+	"""Press's Backup Site: bench's backup files, uploaded to the offsite bucket when Press asks."""
+
+	def handlers(self) -> list[Handler]:
+		return [
+			handler(
+				"Backup Site",
+				"POST",
+				"benches/{bench}/sites/{site}/backup",
+				[
+					("Backup Site", _refuse_missing_site(step_backup_site)),
+					("Upload Site Backup to S3", step_upload_site_backup),
+				],
+			)
+		]
 
 
 def _refuse_missing_site(step):

@@ -620,11 +620,58 @@ def remove_container(ctx: StepContext, name: str, role: str, bench: str) -> None
 # --- handlers -----------------------------------------------------------------------------------
 
 
-def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
-	settings = settings or BenchSettings()
+class BenchJobs:
+	"""Press's bench jobs on an app server: a bench is its backend and front containers, its own network
+	and its sites and logs volumes, all labelled with the server and the bench."""
 
-	def spec(ctx: StepContext) -> tuple[BenchNames, BenchSpec]:
-		wanted = BenchSpec.from_payload(ctx.job.bench, ctx.payload, settings.mount_roots)
+	def __init__(self, settings: BenchSettings | None = None):
+		self.settings = settings or BenchSettings()
+
+	def handlers(self) -> list[Handler]:
+		return [
+			handler(
+				"Rebuild Bench Assets",
+				"POST",
+				"benches/{bench}/rebuild",
+				[("Rebuild Bench Assets", self.rebuild_assets)],
+			),
+			handler(
+				"New Bench",
+				"POST",
+				"benches",
+				[
+					("Initialize Bench", self.initialize),
+					("Update Bench Configuration", self.update_configuration),
+					("Deploy Bench", self.deploy),
+					("Bench Setup NGINX", self.setup_front_and_wait),
+				],
+			),
+			handler(
+				"Update Bench Configuration",
+				"POST",
+				"benches/{bench}/config",
+				[
+					("Update Bench Configuration", self.update_configuration),
+					("Bench Setup NGINX", self.setup_front),
+					("Generate Docker Compose File", self.compose_file),
+					("Update Bench Memory Limits", self.memory_limits),
+					("Deploy Bench", self.redeploy),
+				],
+			),
+			handler("Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", self.restart)]),
+			handler(
+				"Archive Bench",
+				"POST",
+				"benches/{bench}/archive",
+				[
+					("Bench Disable Production", self.disable_production),
+					("Move Bench to Archived Directory", self.archive_volumes),
+				],
+			),
+		]
+
+	def spec(self, ctx: StepContext) -> tuple[BenchNames, BenchSpec]:
+		wanted = BenchSpec.from_payload(ctx.job.bench, ctx.payload, self.settings.mount_roots)
 		# an environment variable named like a secret (*_KEY, *_PASSWORD) is masked in the store
 		environment = {
 			key: ctx.unmasked(f"bench_config.environment_variables.{key}", value)
@@ -634,54 +681,56 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 			wanted, environment=environment
 		)
 
-	def initialize(ctx: StepContext) -> None:
-		names, wanted = spec(ctx)
+	def initialize(self, ctx: StepContext) -> None:
+		names, wanted = self.spec(ctx)
 		pull_image(ctx, wanted.image)
 		ensure_network(ctx)
 		ensure_volumes(ctx, names, wanted.name)
-		seed_volumes(ctx, names, wanted, settings.scratch_timeout)
+		seed_volumes(ctx, names, wanted, self.settings.scratch_timeout)
 
-	def update_configuration(ctx: StepContext) -> None:
-		names, wanted = spec(ctx)
+	def update_configuration(self, ctx: StepContext) -> None:
+		names, wanted = self.spec(ctx)
 		_ensure_local_image(ctx, wanted.image)
 		write_common_site_config(ctx, names, wanted)
 
-	def deploy(ctx: StepContext) -> None:
-		names, wanted = spec(ctx)
+	def deploy(self, ctx: StepContext) -> None:
+		names, wanted = self.spec(ctx)
 		_ensure_local_image(ctx, wanted.image)
 		ensure_network(ctx)
 		ensure_bench_network(ctx, names, wanted.name)
 		ensure_volumes(ctx, names, wanted.name)
-		ensure_backend(ctx, names, wanted, settings)
+		ensure_backend(ctx, names, wanted, self.settings)
 
-	def redeploy(ctx: StepContext) -> None:
-		names, wanted = spec(ctx)
+	def redeploy(self, ctx: StepContext) -> None:
+		names, wanted = self.spec(ctx)
 		_ensure_local_image(ctx, wanted.image)
 		ensure_bench_network(ctx, names, wanted.name)
-		if not ensure_backend(ctx, names, wanted, settings):
+		if not ensure_backend(ctx, names, wanted, self.settings):
 			# common_site_config changes reach workers and the scheduler only on restart
 			ctx.docker.containers.get(names.backend).restart()
 			ctx.log(f"container {names.backend} restarted")
-		wait_healthy(ctx, names, settings.health_timeout)
+		wait_healthy(ctx, names, self.settings.health_timeout)
 
-	def setup_front(ctx: StepContext) -> None:
+	def setup_front(self, ctx: StepContext) -> None:
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		ensure_network(ctx)
 		ensure_bench_network(ctx, names, ctx.job.bench)
-		ensure_front(ctx, names, ctx.job.bench, settings)
+		ensure_front(ctx, names, ctx.job.bench, self.settings)
 
-	def setup_front_and_wait(ctx: StepContext) -> None:
-		setup_front(ctx)
-		wait_healthy(ctx, BenchNames.of(ctx.server.container_prefix, ctx.job.bench), settings.health_timeout)
+	def setup_front_and_wait(self, ctx: StepContext) -> None:
+		self.setup_front(ctx)
+		wait_healthy(
+			ctx, BenchNames.of(ctx.server.container_prefix, ctx.job.bench), self.settings.health_timeout
+		)
 
-	def compose_file(ctx: StepContext) -> None:
+	def compose_file(self, ctx: StepContext) -> None:
 		ctx.log("no compose file on a container server: containers are managed through the Docker API")
 
-	def memory_limits(ctx: StepContext) -> None:
-		names, wanted = spec(ctx)
+	def memory_limits(self, ctx: StepContext) -> None:
+		names, wanted = self.spec(ctx)
 		apply_limits(ctx, names, wanted)
 
-	def restart(ctx: StepContext) -> None:
+	def restart(self, ctx: StepContext) -> None:
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		backend = _get(ctx.docker.containers, names.backend)
 		if backend is None:
@@ -691,20 +740,20 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 			)
 		backend.restart()
 		ctx.log(f"container {names.backend} restarted")
-		wait_healthy(ctx, names, settings.health_timeout)
+		wait_healthy(ctx, names, self.settings.health_timeout)
 
-	def disable_production(ctx: StepContext) -> None:
+	def disable_production(self, ctx: StepContext) -> None:
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
-		sites, _ = inventory(ctx, names, ctx.job.bench, settings.scratch_timeout)
+		sites, _ = inventory(ctx, names, ctx.job.bench, self.settings.scratch_timeout)
 		if sites:
 			# Press keeps the Bench Active when the traceback contains exactly this text
 			raise BenchHasSites(f"Bench has sites: {', '.join(sites)}")
 		remove_container(ctx, names.front, "bench-front", ctx.job.bench)
 		remove_container(ctx, names.backend, "bench", ctx.job.bench)
 
-	def archive_volumes(ctx: StepContext) -> None:
+	def archive_volumes(self, ctx: StepContext) -> None:
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
-		sites, archived = inventory(ctx, names, ctx.job.bench, settings.scratch_timeout)
+		sites, archived = inventory(ctx, names, ctx.job.bench, self.settings.scratch_timeout)
 		if sites:
 			raise BenchHasSites(f"Bench has sites: {', '.join(sites)}")
 		if archived:
@@ -719,7 +768,7 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 			network.remove()
 			ctx.log(f"network {names.network} removed")
 
-	def rebuild_assets(ctx: StepContext) -> None:
+	def rebuild_assets(self, ctx: StepContext) -> None:
 		# the assets live in the sites volume, which the front serves: nothing to restart
 		names = BenchNames.of(ctx.server.container_prefix, ctx.job.bench)
 		backend = _get(ctx.docker.containers, names.backend)
@@ -729,48 +778,6 @@ def bench_handlers(settings: BenchSettings | None = None) -> list[Handler]:
 				"Fix: Bench Restart (or Update Bench Configuration to recreate it), then rebuild again."
 			)
 		ctx.run(backend, ["bench", "build"])
-
-	return [
-		handler(
-			"Rebuild Bench Assets",
-			"POST",
-			"benches/{bench}/rebuild",
-			[("Rebuild Bench Assets", rebuild_assets)],
-		),
-		handler(
-			"New Bench",
-			"POST",
-			"benches",
-			[
-				("Initialize Bench", initialize),
-				("Update Bench Configuration", update_configuration),
-				("Deploy Bench", deploy),
-				("Bench Setup NGINX", setup_front_and_wait),
-			],
-		),
-		handler(
-			"Update Bench Configuration",
-			"POST",
-			"benches/{bench}/config",
-			[
-				("Update Bench Configuration", update_configuration),
-				("Bench Setup NGINX", setup_front),
-				("Generate Docker Compose File", compose_file),
-				("Update Bench Memory Limits", memory_limits),
-				("Deploy Bench", redeploy),
-			],
-		),
-		handler("Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", restart)]),
-		handler(
-			"Archive Bench",
-			"POST",
-			"benches/{bench}/archive",
-			[
-				("Bench Disable Production", disable_production),
-				("Move Bench to Archived Directory", archive_volumes),
-			],
-		),
-	]
 
 
 def _remove_volume(ctx: StepContext, name: str, role: str) -> None:

@@ -1121,101 +1121,6 @@ def _clone_url(ctx: StepContext, index: int, clone: AppClone) -> str:
 	return url
 
 
-def _clone_repositories(ctx: StepContext, settings: BuilderSettings) -> None:
-	job = _Job(ctx, settings)
-	entries: list[str] = []
-	ctx.step_data = entries
-	for index, clone in enumerate(job.request.clones):
-		try:
-			entries.append(clone_app(settings, clone, _clone_url(ctx, index, clone)))
-		except CloneFailed as failure:
-			ctx.step_data = {"traceback": ctx.redact(str(failure))}
-			raise
-	lay_out_context(settings, job.request)
-
-
-def _run_validations(ctx: StepContext, settings: BuilderSettings) -> None:
-	job = _Job(ctx, settings)
-	request = job.request
-	directory = settings.build_dir(request)
-	try:
-		if not (directory / "Dockerfile").is_file():  # a resumed job whose directory is gone
-			for index, clone in enumerate(request.clones):
-				clone_app(settings, clone, _clone_url(ctx, index, clone))
-			lay_out_context(settings, request)
-		notes = validate_apps(request, directory)
-		check_image_name(request, settings.registry_target(request.registry_url).namespace)
-		if not request.no_push:
-			test_connection(job.target())
-	except ValidationFailed as failure:
-		ctx.step_data = failure.report
-		raise
-	except EngineError as failure:
-		ctx.step_data = {"message": str(failure)}
-		raise
-	# Press reads this step's data as a validation report whenever the job fails: none on success
-	ctx.step_data = {}
-	ctx.data.update(image=request.image, image_repository=request.repository, image_tag=request.tag)
-	markers = STAGE_MARKER.findall((directory / "Dockerfile").read_text())
-	ctx.log(f"{len(request.clones)} app(s) validated; Dockerfile stages: {', '.join(markers) or '(none)'}")
-	for note in notes:
-		ctx.log(note)
-
-
-def _build_image(ctx: StepContext, settings: BuilderSettings) -> None:
-	job = _Job(ctx, settings)
-	request = job.request
-	if ctx.data.get("build_failed"):  # a rerun after the failure was recorded: the same outcome
-		raise EndJob(str(ctx.data.get("build_error") or "The build failed."), run_after=("Cleanup Context",))
-	directory = settings.build_dir(request)
-	if not (directory / "Dockerfile").is_file():
-		raise BuildError(
-			f"The build context of {request.build} is gone from {directory}. Fix: deploy again from the Deploy Candidate."
-		)
-	tarball = settings.context_tar(request)
-	tar_context(directory, tarball)
-	token_file = None
-	if request.build_token:
-		token = ctx.secret("build_token") if request.build_token == MASK else request.build_token
-		token_file = settings.private(request) / "build_token"
-		token_file.parent.mkdir(parents=True, exist_ok=True)
-		token_file.touch(mode=0o600)
-		token_file.write_text(token)
-	log = BuildKitLog()
-	job.publish(build=[], push=[], force=True)
-	try:
-		code, image_id = run_buildkit(
-			settings,
-			ctx.server.docker,
-			request,
-			tarball,
-			naming.labels(ctx.server.name, "build"),
-			token_file,
-			# a stage that starts or ends is published at once: the next line may come minutes later
-			lambda line: (job.publish(build=log.lines, force=log.feed(line)), ctx.log(line.rstrip("\n"))),
-		)
-	finally:
-		tarball.unlink(missing_ok=True)
-		shutil.rmtree(settings.private(request), ignore_errors=True)
-		ctx.data["stages"] = log.stages()
-		job.publish(build=log.lines, force=True)
-	if code != 0:
-		failure = failure_of(ctx.server.name, log, code)
-		if not log.vertices:  # the CLI never reached BuildKit: an infrastructure failure, not the build's
-			raise failure
-		ctx.data.update(build_failed=True, build_error=str(failure))
-		if log.failed and log.failed.marker:
-			stage, _, step = log.failed.marker.partition("-")
-			ctx.data["failed_stage"] = {"stage": stage, "step": step}
-		raise EndJob(str(failure), run_after=("Cleanup Context",))
-	ctx.data.update(build_failed=False, image_id=image_id or log.image_id)
-	cached = sum(1 for v in log.vertices.values() if v.marker and v.status == "Cached")
-	marked = sum(1 for v in log.vertices.values() if v.marker)
-	ctx.log(
-		f"Built {request.image} ({image_id or log.image_id}); {cached} of {marked} marked steps from cache."
-	)
-
-
 def _push_progress(ctx: StepContext, job: _Job, log: PushLog, line: dict[str, Any]) -> None:
 	log.add(line)
 	job.publish(push=log.lines)
@@ -1223,94 +1128,188 @@ def _push_progress(ctx: StepContext, job: _Job, log: PushLog, line: dict[str, An
 		ctx.log(f"{line.get('id', '')}: {line['status']}".lstrip(": "))
 
 
-def _push_docker_image(ctx: StepContext, settings: BuilderSettings) -> None:
-	job = _Job(ctx, settings)
-	request = job.request
-	if request.no_push:
-		ctx.log("no_push is set: the image stays on the build server.")
-		return
-	log = PushLog()
-	target = job.target()
-	result = None
-	for attempt in range(1, settings.push_attempts + 1):
-		try:
-			test_connection(target)
-			result = push_image(
-				ctx.server.docker,
-				ctx.docker,
-				request.repository,
-				request.tag,
-				target,
-				lambda line: _push_progress(ctx, job, log, line),
-			)
-			test_connection(target)
-			break
-		except (RegistryUnreachable, PushFailed) as failure:
-			job.publish(push=log.lines, force=True)
-			if attempt == settings.push_attempts:
-				raise
-			ctx.log(
-				f"attempt {attempt} of {settings.push_attempts}: {failure}; retrying in {settings.push_retry_wait:.0f} s"
-			)
-			time.sleep(settings.push_retry_wait)
-		finally:
-			job.publish(push=log.lines, force=True)
-	assert result is not None
-	registry_path = request.repository.split("/", 1)[1]
-	stored = manifest_digest(target, registry_path, request.tag)
-	if stored != result.digest:
-		raise PushFailed(
-			f"The registry {request.registry_url} holds {stored or 'nothing'} for {request.image}, not the pushed "
-			f"{result.digest}. Fix: check the registry's storage, then deploy again."
+class BuilderJobs:
+	"""Press's Run Remote Builder: clone the apps, validate them, build the bench image with BuildKit, push it
+	to the registry, clean up; the steps as Press's Agent Job Type names them."""
+
+	def __init__(self, settings: BuilderSettings):
+		self.settings = settings
+
+	def handlers(self) -> list[Handler]:
+		steps = (
+			self.clone_repositories,
+			self.run_validations,
+			self.build_image,
+			self.push_docker_image,
+			self.cleanup_context,
 		)
-	ctx.data["image_digest"] = result.digest
-	ctx.log(f"Pushed {result.image} ({result.digest}); the registry serves that digest.")
-
-
-def _cleanup_context(ctx: StepContext, settings: BuilderSettings) -> None:
-	request = BuildRequest.from_payload(ctx.payload)
-	directory = settings.build_dir(request)
-	existed = directory.exists()
-	shutil.rmtree(directory, ignore_errors=True)
-	settings.context_tar(request).unlink(missing_ok=True)
-	shutil.rmtree(settings.private(request), ignore_errors=True)
-	ctx.step_data = {"cleanup": True}
-	ctx.log(
-		f"Build directory {directory} {'removed' if existed else 'was already gone'}; cached clones kept."
-	)
-
-
-def run_remote_builder(settings: BuilderSettings) -> Handler:
-	"""The ``Run Remote Builder`` handler (POST ``builder/build``), steps as Press's Agent Job Type."""
-
-	def bound(step: Callable[[StepContext, BuilderSettings], None]) -> Callable[[StepContext], None]:
-		return lambda ctx: step(ctx, settings)
-
-	return handler(
-		"Run Remote Builder",
-		"POST",
-		"builder/build",
-		list(
-			zip(
-				STEPS,
-				(
-					bound(_clone_repositories),
-					bound(_run_validations),
-					bound(_build_image),
-					bound(_push_docker_image),
-					bound(_cleanup_context),
-				),
-				strict=True,
+		return [
+			handler(
+				"Run Remote Builder",
+				"POST",
+				"builder/build",
+				list(zip(STEPS, steps, strict=True)),
+				initial_data={"output": json.dumps({"build": [], "push": []})},
 			)
-		),
-		initial_data={"output": json.dumps({"build": [], "push": []})},
-	)
+		]
+
+	def clone_repositories(self, ctx: StepContext) -> None:
+		job = _Job(ctx, self.settings)
+		entries: list[str] = []
+		ctx.step_data = entries
+		for index, clone in enumerate(job.request.clones):
+			try:
+				entries.append(clone_app(self.settings, clone, _clone_url(ctx, index, clone)))
+			except CloneFailed as failure:
+				ctx.step_data = {"traceback": ctx.redact(str(failure))}
+				raise
+		lay_out_context(self.settings, job.request)
+
+	def run_validations(self, ctx: StepContext) -> None:
+		job = _Job(ctx, self.settings)
+		request = job.request
+		directory = self.settings.build_dir(request)
+		try:
+			if not (directory / "Dockerfile").is_file():  # a resumed job whose directory is gone
+				for index, clone in enumerate(request.clones):
+					clone_app(self.settings, clone, _clone_url(ctx, index, clone))
+				lay_out_context(self.settings, request)
+			notes = validate_apps(request, directory)
+			check_image_name(request, self.settings.registry_target(request.registry_url).namespace)
+			if not request.no_push:
+				test_connection(job.target())
+		except ValidationFailed as failure:
+			ctx.step_data = failure.report
+			raise
+		except EngineError as failure:
+			ctx.step_data = {"message": str(failure)}
+			raise
+		# Press reads this step's data as a validation report whenever the job fails: none on success
+		ctx.step_data = {}
+		ctx.data.update(image=request.image, image_repository=request.repository, image_tag=request.tag)
+		markers = STAGE_MARKER.findall((directory / "Dockerfile").read_text())
+		ctx.log(
+			f"{len(request.clones)} app(s) validated; Dockerfile stages: {', '.join(markers) or '(none)'}"
+		)
+		for note in notes:
+			ctx.log(note)
+
+	def build_image(self, ctx: StepContext) -> None:
+		job = _Job(ctx, self.settings)
+		request = job.request
+		if ctx.data.get("build_failed"):  # a rerun after the failure was recorded: the same outcome
+			raise EndJob(
+				str(ctx.data.get("build_error") or "The build failed."), run_after=("Cleanup Context",)
+			)
+		directory = self.settings.build_dir(request)
+		if not (directory / "Dockerfile").is_file():
+			raise BuildError(
+				f"The build context of {request.build} is gone from {directory}. Fix: deploy again from the Deploy Candidate."
+			)
+		tarball = self.settings.context_tar(request)
+		tar_context(directory, tarball)
+		token_file = None
+		if request.build_token:
+			token = ctx.secret("build_token") if request.build_token == MASK else request.build_token
+			token_file = self.settings.private(request) / "build_token"
+			token_file.parent.mkdir(parents=True, exist_ok=True)
+			token_file.touch(mode=0o600)
+			token_file.write_text(token)
+		log = BuildKitLog()
+		job.publish(build=[], push=[], force=True)
+		try:
+			code, image_id = run_buildkit(
+				self.settings,
+				ctx.server.docker,
+				request,
+				tarball,
+				naming.labels(ctx.server.name, "build"),
+				token_file,
+				# a stage that starts or ends is published at once: the next line may come minutes later
+				lambda line: (job.publish(build=log.lines, force=log.feed(line)), ctx.log(line.rstrip("\n"))),
+			)
+		finally:
+			tarball.unlink(missing_ok=True)
+			shutil.rmtree(self.settings.private(request), ignore_errors=True)
+			ctx.data["stages"] = log.stages()
+			job.publish(build=log.lines, force=True)
+		if code != 0:
+			failure = failure_of(ctx.server.name, log, code)
+			if not log.vertices:  # the CLI never reached BuildKit: an infrastructure failure, not the build's
+				raise failure
+			ctx.data.update(build_failed=True, build_error=str(failure))
+			if log.failed and log.failed.marker:
+				stage, _, step = log.failed.marker.partition("-")
+				ctx.data["failed_stage"] = {"stage": stage, "step": step}
+			raise EndJob(str(failure), run_after=("Cleanup Context",))
+		ctx.data.update(build_failed=False, image_id=image_id or log.image_id)
+		cached = sum(1 for v in log.vertices.values() if v.marker and v.status == "Cached")
+		marked = sum(1 for v in log.vertices.values() if v.marker)
+		ctx.log(
+			f"Built {request.image} ({image_id or log.image_id}); {cached} of {marked} marked steps from cache."
+		)
+
+	def push_docker_image(self, ctx: StepContext) -> None:
+		job = _Job(ctx, self.settings)
+		request = job.request
+		if request.no_push:
+			ctx.log("no_push is set: the image stays on the build server.")
+			return
+		log = PushLog()
+		target = job.target()
+		result = None
+		for attempt in range(1, self.settings.push_attempts + 1):
+			try:
+				test_connection(target)
+				result = push_image(
+					ctx.server.docker,
+					ctx.docker,
+					request.repository,
+					request.tag,
+					target,
+					lambda line: _push_progress(ctx, job, log, line),
+				)
+				test_connection(target)
+				break
+			except (RegistryUnreachable, PushFailed) as failure:
+				job.publish(push=log.lines, force=True)
+				if attempt == self.settings.push_attempts:
+					raise
+				ctx.log(
+					f"attempt {attempt} of {self.settings.push_attempts}: {failure}; retrying in {self.settings.push_retry_wait:.0f} s"
+				)
+				time.sleep(self.settings.push_retry_wait)
+			finally:
+				job.publish(push=log.lines, force=True)
+		assert result is not None
+		registry_path = request.repository.split("/", 1)[1]
+		stored = manifest_digest(target, registry_path, request.tag)
+		if stored != result.digest:
+			raise PushFailed(
+				f"The registry {request.registry_url} holds {stored or 'nothing'} for {request.image}, not the pushed "
+				f"{result.digest}. Fix: check the registry's storage, then deploy again."
+			)
+		ctx.data["image_digest"] = result.digest
+		ctx.log(f"Pushed {result.image} ({result.digest}); the registry serves that digest.")
+
+	def cleanup_context(self, ctx: StepContext) -> None:
+		request = BuildRequest.from_payload(ctx.payload)
+		directory = self.settings.build_dir(request)
+		existed = directory.exists()
+		shutil.rmtree(directory, ignore_errors=True)
+		self.settings.context_tar(request).unlink(missing_ok=True)
+		shutil.rmtree(self.settings.private(request), ignore_errors=True)
+		ctx.step_data = {"cleanup": True}
+		ctx.log(
+			f"Build directory {directory} {'removed' if existed else 'was already gone'}; cached clones kept."
+		)
 
 
 __all__ = [
 	"AppClone",
 	"BuildKitLog",
 	"BuildRequest",
+	"BuilderJobs",
 	"BuilderSettings",
 	"PushLog",
 	"PushResult",
@@ -1322,6 +1321,5 @@ __all__ = [
 	"prepare_dockerfile",
 	"prune_workdir",
 	"push_image",
-	"run_remote_builder",
 	"validate_apps",
 ]

@@ -204,30 +204,33 @@ _AFTER_RESTORE = (
 )
 
 
-def restore_handlers() -> list[Handler]:
-	return [
-		handler(
-			"Restore Site",
-			"POST",
-			"benches/{bench}/sites/{site}/restore",
-			[
-				("Download Backup Files", download_backup_files),
-				("Restore Site", restore_database(with_files=False)),
-				("Restore Files", restore_files),
-				("Checksum of Downloaded Backup Files", log_checksums),
-				*_AFTER_RESTORE,
-			],
-		),
-		handler(
-			"New Site from Backup",
-			"POST",
-			"benches/{bench}/sites/restore",
-			[
-				("Download Backup Files", download_backup_files),
-				("New Site", site_steps.new_site),
-				("Update Site Configuration", site_steps.update_config_from_payload),
-				("Restore Site", restore_database(with_files=True)),
-				*_AFTER_RESTORE,
-			],
-		),
-	]
+class RestoreJobs:
+	"""Press's Restore Site and New Site from Backup: a site's database and files from backup files."""
+
+	def handlers(self) -> list[Handler]:
+		return [
+			handler(
+				"Restore Site",
+				"POST",
+				"benches/{bench}/sites/{site}/restore",
+				[
+					("Download Backup Files", download_backup_files),
+					("Restore Site", restore_database(with_files=False)),
+					("Restore Files", restore_files),
+					("Checksum of Downloaded Backup Files", log_checksums),
+					*_AFTER_RESTORE,
+				],
+			),
+			handler(
+				"New Site from Backup",
+				"POST",
+				"benches/{bench}/sites/restore",
+				[
+					("Download Backup Files", download_backup_files),
+					("New Site", site_steps.new_site),
+					("Update Site Configuration", site_steps.update_config_from_payload),
+					("Restore Site", restore_database(with_files=True)),
+					*_AFTER_RESTORE,
+				],
+			),
+		]

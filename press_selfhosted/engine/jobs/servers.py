@@ -139,35 +139,6 @@ def server_mariadb(ctx: StepContext) -> MariaDB:
 	return find_mariadb(ctx.docker, ctx.server, host, ctx.secret("mariadb_root_password"))
 
 
-def server_setup_handler(proxies: ProxyJobs, mariadb_image: Callable[[], str]) -> Handler:
-	"""``mariadb_image`` is asked when a Database Server is set up (the setting may point at the Local Registry)."""
-
-	def start_role_containers(ctx: StepContext) -> None:
-		role = ctx.server.server_type
-		if role == "Database Server":
-			spec = MariaDBSpec(ctx.server, mariadb_image())
-			db = ensure_mariadb(ctx.docker, spec, ctx.secret("mariadb_root_password"))
-			version = db.sql("SELECT VERSION()")[0][0]
-			ctx.log(f"MariaDB {version} answers in {spec.container_name} (root password from a file)")
-		elif role == "Proxy Server":
-			proxy = proxies.proxy(ctx)
-			version = proxy.wait_until_answering()
-			ctx.log(f"Traefik {version} answers in {proxy.traefik.name}; sites routed by {proxy.router.name}")
-		else:
-			ctx.log(f"app server {ctx.server.name}: its containers are made by New Bench; nothing to start")
-
-	return handler(
-		"Setup Container Server",
-		"POST",
-		"server/container-setup",
-		[
-			("Check Docker", check_docker),
-			("Create Cluster Network", ensure_network),
-			("Start Role Containers", start_role_containers),
-		],
-	)
-
-
 def ping(ctx: StepContext) -> None:
 	ctx.log(f"server {ctx.server.name}: Docker answers ({ctx.docker.version().get('Version', '?')})")
 
@@ -203,42 +174,76 @@ def prune_images(ctx: StepContext) -> None:
 	ctx.log(f"removed {len(removed)} unused image layer(s), {reclaimed:.1f} MiB reclaimed")
 
 
-def server_handlers() -> list[Handler]:
-	return [
-		handler("Ping Job", "POST", "ping_job", [("Ping Step", ping)]),
-		handler(
-			"Add User to Proxy",
-			"POST",
-			"ssh/users",
-			[
-				("Add User to Proxy", no_ssh_proxy),
-				("Add Certificate to User", no_ssh_proxy),
-				("Add Principal to User", no_ssh_proxy),
-			],
-		),
-		handler(
-			"Remove User from Proxy",
-			"DELETE",
-			"ssh/users/{user}",
-			[("Remove User from Proxy", no_ssh_proxy), ("Remove Principal from User", no_ssh_proxy)],
-		),
-		handler(
-			"Update Database Schema Sizes",
-			"POST",
-			"database/update-schema-sizes",
-			[
-				("Setup Metadata Table", schema_sizes_are_read_live),
-				("Update Database Schema Size in Metadata Table", report_schema_sizes),
-			],
-		),
-		handler(
-			"Cleanup Unused Files",
-			"POST",
-			"server/cleanup",
-			[
-				("Remove Archived Benches", report_archived_benches),
-				("Remove Temporary Files", no_temporary_files),
-				("Remove Unused Docker Artefacts", prune_images),
-			],
-		),
-	]
+class ServerJobs:
+	"""Press's server jobs on a container server: its setup (Docker checked, the cluster network, the role's
+	containers), Ping, the proxy's SSH users (none: no SSH proxy), schema sizes and cleanup.
+
+	``mariadb_image`` is asked when a Database Server is set up (the setting may point at the Local Registry)."""
+
+	def __init__(self, proxies: ProxyJobs, mariadb_image: Callable[[], str]):
+		self.proxies = proxies
+		self.mariadb_image = mariadb_image
+
+	def handlers(self) -> list[Handler]:
+		return [
+			handler(
+				"Setup Container Server",
+				"POST",
+				"server/container-setup",
+				[
+					("Check Docker", check_docker),
+					("Create Cluster Network", ensure_network),
+					("Start Role Containers", self.start_role_containers),
+				],
+			),
+			handler("Ping Job", "POST", "ping_job", [("Ping Step", ping)]),
+			handler(
+				"Add User to Proxy",
+				"POST",
+				"ssh/users",
+				[
+					("Add User to Proxy", no_ssh_proxy),
+					("Add Certificate to User", no_ssh_proxy),
+					("Add Principal to User", no_ssh_proxy),
+				],
+			),
+			handler(
+				"Remove User from Proxy",
+				"DELETE",
+				"ssh/users/{user}",
+				[("Remove User from Proxy", no_ssh_proxy), ("Remove Principal from User", no_ssh_proxy)],
+			),
+			handler(
+				"Update Database Schema Sizes",
+				"POST",
+				"database/update-schema-sizes",
+				[
+					("Setup Metadata Table", schema_sizes_are_read_live),
+					("Update Database Schema Size in Metadata Table", report_schema_sizes),
+				],
+			),
+			handler(
+				"Cleanup Unused Files",
+				"POST",
+				"server/cleanup",
+				[
+					("Remove Archived Benches", report_archived_benches),
+					("Remove Temporary Files", no_temporary_files),
+					("Remove Unused Docker Artefacts", prune_images),
+				],
+			),
+		]
+
+	def start_role_containers(self, ctx: StepContext) -> None:
+		role = ctx.server.server_type
+		if role == "Database Server":
+			spec = MariaDBSpec(ctx.server, self.mariadb_image())
+			db = ensure_mariadb(ctx.docker, spec, ctx.secret("mariadb_root_password"))
+			version = db.sql("SELECT VERSION()")[0][0]
+			ctx.log(f"MariaDB {version} answers in {spec.container_name} (root password from a file)")
+		elif role == "Proxy Server":
+			proxy = self.proxies.proxy(ctx)
+			version = proxy.wait_until_answering()
+			ctx.log(f"Traefik {version} answers in {proxy.traefik.name}; sites routed by {proxy.router.name}")
+		else:
+			ctx.log(f"app server {ctx.server.name}: its containers are made by New Bench; nothing to start")

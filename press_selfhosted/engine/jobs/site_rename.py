@@ -83,22 +83,28 @@ def _rename_record(ctx: StepContext, old: str, new: str) -> None:
 	ctx.log(f"the database record of {old} now names {new}")
 
 
-def rename_handlers(settings: SiteSettings | None = None) -> list[Handler]:
-	return [
-		handler(
-			"Rename Site",
-			"POST",
-			"benches/{bench}/sites/{site}/rename",
-			[
-				("Enable Maintenance Mode", maintenance("on")),
-				("Wait for Enqueued Jobs", wait_for_enqueued_jobs(settings or SiteSettings())),
-				("Update Site Configuration", update_config_from_payload),
-				("Rename Site", rename_site),
-				("Bench Setup NGINX", setup_nginx),
-				("Reload NGINX", nothing_to_reload),
-				("Disable Maintenance Mode", renamed(maintenance("off"))),
-				("Enable Scheduler", renamed(enable_scheduler)),
-				("Create User", renamed(create_user)),
-			],
-		)
-	]
+class SiteRenameJobs:
+	"""Press's Rename Site: the site's folder, database record and users under its new name."""
+
+	def __init__(self, settings: SiteSettings | None = None):
+		self.settings = settings or SiteSettings()
+
+	def handlers(self) -> list[Handler]:
+		return [
+			handler(
+				"Rename Site",
+				"POST",
+				"benches/{bench}/sites/{site}/rename",
+				[
+					("Enable Maintenance Mode", maintenance("on")),
+					("Wait for Enqueued Jobs", wait_for_enqueued_jobs(self.settings)),
+					("Update Site Configuration", update_config_from_payload),
+					("Rename Site", rename_site),
+					("Bench Setup NGINX", setup_nginx),
+					("Reload NGINX", nothing_to_reload),
+					("Disable Maintenance Mode", renamed(maintenance("off"))),
+					("Enable Scheduler", renamed(enable_scheduler)),
+					("Create User", renamed(create_user)),
+				],
+			)
+		]

@@ -165,17 +165,20 @@ def optimize_tables(ctx: StepContext) -> None:
 	_tables(ctx, "optimize", *tables)
 
 
-def table_handlers() -> list[Handler]:
-	site = "benches/{bench}/sites/{site}"
-	return [
-		handler(
-			"Restore Site Tables",
-			"POST",
-			f"{site}/update/migrate/restore",
-			[
-				("Restore Site Tables", restore_site_tables),
-				("Disable Maintenance Mode", if_activate(maintenance("off"))),
-			],
-		),
-		handler("Optimize Tables", "POST", f"{site}/optimize", [("Optimize Tables", optimize_tables)]),
-	]
+class SiteTableJobs:
+	"""Press's table jobs of a site: the tables an interrupted migration wrote to restored, tables optimized."""
+
+	def handlers(self) -> list[Handler]:
+		site = "benches/{bench}/sites/{site}"
+		return [
+			handler(
+				"Restore Site Tables",
+				"POST",
+				f"{site}/update/migrate/restore",
+				[
+					("Restore Site Tables", restore_site_tables),
+					("Disable Maintenance Mode", if_activate(maintenance("off"))),
+				],
+			),
+			handler("Optimize Tables", "POST", f"{site}/optimize", [("Optimize Tables", optimize_tables)]),
+		]

@@ -228,7 +228,7 @@ def build_search_index(ctx: StepContext) -> None:
 # --- the site's route on the proxy ---------------------------------------------------------------------
 
 
-class SiteUpdates:
+class SiteUpdateJobs:
 	"""The handlers of Press's site update jobs; ``proxies`` reaches the app server's Traefik."""
 
 	def __init__(self, proxies: ProxyJobs, settings: SiteSettings | None = None):

@@ -150,92 +150,104 @@ NGINX = (("Bench Setup NGINX", setup_nginx), ("Reload NGINX", check_front))
 SITE = "benches/{bench}/sites/{site}"
 
 
-def site_handlers(settings: SiteSettings | None = None) -> list[Handler]:
-	settings = settings or SiteSettings()
-	return [
-		handler(
-			"New Site",
-			"POST",
-			"benches/{bench}/sites",
-			[
-				("New Site", new_site),
-				("Install Apps", install_apps),
-				("Update Site Configuration", update_config_from_payload),
-				("Enable Scheduler", enable_scheduler),
-				("Create User", create_user),
-				*NGINX,
-			],
-		),
-		handler("Install App on Site", "POST", f"{SITE}/apps", [("Install App on Site", install_app)]),
-		handler(
-			"Uninstall App from Site",
-			"DELETE",
-			f"{SITE}/apps/{{app}}",
-			[
-				("Backup Site", backup_site),
-				("Upload Site Backup to S3", upload_backup),
-				("Uninstall App from Site", uninstall_app),
-			],
-		),
-		handler("Migrate Site", "POST", f"{SITE}/migrate", [("Migrate Site", migrate)]),
-		handler("Create User", "POST", f"{SITE}/create-user", [("Create User", create_user_from_payload)]),
-		handler(
-			"Run After Migrate Steps",
-			"POST",
-			f"{SITE}/run_after_migrate_steps",
-			[
-				("Set Administrator Password", set_admin_password),
-				("Bench Setup NGINX", setup_nginx),
-				("Reload NGINX", nothing_to_reload),
-				("Disable Maintenance Mode", maintenance("off")),
-				("Enable Scheduler", enable_scheduler),
-			],
-		),
-		handler(
-			"Clear Cache",
-			"DELETE",
-			f"{SITE}/cache",
-			[
-				("Clear Cache", bench_command("clear-cache")),
-				("Clear Website Cache", bench_command("clear-website-cache")),
-			],
-		),
-		handler("Reinstall Site", "POST", f"{SITE}/reinstall", [("Reinstall Site", reinstall)]),
-		handler(
-			"Update Site Configuration",
-			"POST",
-			f"{SITE}/config",
-			[("Update Site Configuration", update_config_from_payload)],
-		),
-		handler(
-			"Activate Site", "POST", f"{SITE}/activate", [("Disable Maintenance Mode", maintenance("off"))]
-		),
-		handler(
-			"Deactivate Site",
-			"POST",
-			f"{SITE}/deactivate",
-			[
-				("Enable Maintenance Mode", maintenance("on")),
-				("Wait for Enqueued Jobs", wait_for_enqueued_jobs(settings)),
-			],
-		),
-		handler("Add Domain", "POST", f"{SITE}/domains", [("Update Site Configuration", add_domain), *NGINX]),
-		handler(
-			"Remove Domain",
-			"DELETE",
-			f"{SITE}/domains/{{domain}}",
-			[("Update Site Configuration", remove_domain), *NGINX],
-		),
-		handler(
-			"Archive Site",
-			"POST",
-			f"{SITE}/archive",
-			[
-				("Backup Site", backup_site),
-				("Upload Site Backup to S3", upload_backup),
-				("Archive Site", archive_site),
-				("Bench Setup NGINX", setup_nginx),
-				("Reload NGINX", nothing_to_reload),
-			],
-		),
-	]
+class SiteJobs:
+	"""Press's site jobs: a site's lifecycle in its bench (made, apps, config, domains, archived)."""
+
+	def __init__(self, settings: SiteSettings | None = None):
+		self.settings = settings or SiteSettings()
+
+	def handlers(self) -> list[Handler]:
+		return [
+			handler(
+				"New Site",
+				"POST",
+				"benches/{bench}/sites",
+				[
+					("New Site", new_site),
+					("Install Apps", install_apps),
+					("Update Site Configuration", update_config_from_payload),
+					("Enable Scheduler", enable_scheduler),
+					("Create User", create_user),
+					*NGINX,
+				],
+			),
+			handler("Install App on Site", "POST", f"{SITE}/apps", [("Install App on Site", install_app)]),
+			handler(
+				"Uninstall App from Site",
+				"DELETE",
+				f"{SITE}/apps/{{app}}",
+				[
+					("Backup Site", backup_site),
+					("Upload Site Backup to S3", upload_backup),
+					("Uninstall App from Site", uninstall_app),
+				],
+			),
+			handler("Migrate Site", "POST", f"{SITE}/migrate", [("Migrate Site", migrate)]),
+			handler(
+				"Create User", "POST", f"{SITE}/create-user", [("Create User", create_user_from_payload)]
+			),
+			handler(
+				"Run After Migrate Steps",
+				"POST",
+				f"{SITE}/run_after_migrate_steps",
+				[
+					("Set Administrator Password", set_admin_password),
+					("Bench Setup NGINX", setup_nginx),
+					("Reload NGINX", nothing_to_reload),
+					("Disable Maintenance Mode", maintenance("off")),
+					("Enable Scheduler", enable_scheduler),
+				],
+			),
+			handler(
+				"Clear Cache",
+				"DELETE",
+				f"{SITE}/cache",
+				[
+					("Clear Cache", bench_command("clear-cache")),
+					("Clear Website Cache", bench_command("clear-website-cache")),
+				],
+			),
+			handler("Reinstall Site", "POST", f"{SITE}/reinstall", [("Reinstall Site", reinstall)]),
+			handler(
+				"Update Site Configuration",
+				"POST",
+				f"{SITE}/config",
+				[("Update Site Configuration", update_config_from_payload)],
+			),
+			handler(
+				"Activate Site",
+				"POST",
+				f"{SITE}/activate",
+				[("Disable Maintenance Mode", maintenance("off"))],
+			),
+			handler(
+				"Deactivate Site",
+				"POST",
+				f"{SITE}/deactivate",
+				[
+					("Enable Maintenance Mode", maintenance("on")),
+					("Wait for Enqueued Jobs", wait_for_enqueued_jobs(self.settings)),
+				],
+			),
+			handler(
+				"Add Domain", "POST", f"{SITE}/domains", [("Update Site Configuration", add_domain), *NGINX]
+			),
+			handler(
+				"Remove Domain",
+				"DELETE",
+				f"{SITE}/domains/{{domain}}",
+				[("Update Site Configuration", remove_domain), *NGINX],
+			),
+			handler(
+				"Archive Site",
+				"POST",
+				f"{SITE}/archive",
+				[
+					("Backup Site", backup_site),
+					("Upload Site Backup to S3", upload_backup),
+					("Archive Site", archive_site),
+					("Bench Setup NGINX", setup_nginx),
+					("Reload NGINX", nothing_to_reload),
+				],
+			),
+		]
