@@ -280,6 +280,20 @@ def _upload_file(
 	return stored, "streamed through Docker"
 
 
+def _refuse_missing_site(step):
+	"""Backup Site on a site that is not there fails naming it (Archive Site handles archived sites itself)."""
+
+	def run(ctx: StepContext) -> None:
+		if site_steps.read_site_config(ctx) is None:
+			raise BackupError(
+				f"Site {site_steps.site_name(ctx)} does not exist in bench {ctx.job.bench} on server {ctx.server.name}: "
+				"nothing to back up."
+			)
+		step(ctx)
+
+	return run
+
+
 class BackupJobs:
 	"""Press's Backup Site: bench's backup files, uploaded to the offsite bucket when Press asks."""
 
@@ -295,17 +309,3 @@ class BackupJobs:
 				],
 			)
 		]
-
-
-def _refuse_missing_site(step):
-	"""Backup Site on a site that is not there fails naming it (Archive Site handles archived sites itself)."""
-
-	def run(ctx: StepContext) -> None:
-		if site_steps.read_site_config(ctx) is None:
-			raise BackupError(
-				f"Site {site_steps.site_name(ctx)} does not exist in bench {ctx.job.bench} on server {ctx.server.name}: "
-				"nothing to back up."
-			)
-		step(ctx)
-
-	return run

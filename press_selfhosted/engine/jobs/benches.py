@@ -617,6 +617,14 @@ def remove_container(ctx: StepContext, name: str, role: str, bench: str) -> None
 		ctx.log(f"container {name} removed")
 
 
+def _remove_volume(ctx: StepContext, name: str, role: str) -> None:
+	volume = _get(ctx.docker.volumes, name)
+	if volume is not None:
+		naming.require_owned(volume, "volume", ctx.server.name, role, ctx.job.bench)
+		volume.remove(force=True)
+		ctx.log(f"volume {name} removed")
+
+
 # --- handlers -----------------------------------------------------------------------------------
 
 
@@ -778,11 +786,3 @@ class BenchJobs:
 				"Fix: Bench Restart (or Update Bench Configuration to recreate it), then rebuild again."
 			)
 		ctx.run(backend, ["bench", "build"])
-
-
-def _remove_volume(ctx: StepContext, name: str, role: str) -> None:
-	volume = _get(ctx.docker.volumes, name)
-	if volume is not None:
-		naming.require_owned(volume, "volume", ctx.server.name, role, ctx.job.bench)
-		volume.remove(force=True)
-		ctx.log(f"volume {name} removed")

@@ -96,6 +96,79 @@ class ProxyJobs:
 		# server (a root domain's DNS-01 settings are the server's).
 		self.settings = settings
 
+	def handlers(self) -> list[Handler]:
+		def payload_site(ctx: StepContext) -> str:
+			return validate_fqdn(ctx.payload.get("name"), "name")
+
+		def host_site(ctx: StepContext) -> str | None:
+			return None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target")
+
+		upstreams = "proxy/upstreams/{upstream}"
+		return [
+			handler(
+				"Add Site to Upstream",
+				"POST",
+				f"{upstreams}/sites",
+				[
+					("Add Site File to Upstream Directory", self.add_site),
+					("Reload NGINX", self.reload(payload_site)),
+				],
+			),
+			handler(
+				"Remove Site from Upstream",
+				"DELETE",
+				f"{upstreams}/sites/{{site}}",
+				[("Remove Site File from Upstream Directory", self.remove_site)],
+			),
+			handler(
+				"Update Site Status",
+				"POST",
+				f"{upstreams}/sites/{{site}}/status",
+				[("Update Site File", self.update_status), ("Reload NGINX", self.reload(_site_of_path))],
+			),
+			handler(
+				"Add Domain to Upstream",
+				"POST",
+				f"{upstreams}/domains",
+				[
+					("Add Site File to Upstream Directory", self.add_domain),
+					("Reload NGINX", self.reload(payload_site)),
+				],
+			),
+			handler(
+				"Add Host to Proxy",
+				"POST",
+				"proxy/hosts",
+				[("Add Host to Proxy", self.add_host), ("Reload NGINX", self.reload(host_site))],
+			),
+			handler(
+				"Add Wildcard Hosts to Proxy",
+				"POST",
+				"proxy/wildcards",
+				[
+					("Add Wildcard Hosts to Proxy", self.add_wildcard_hosts),
+					("Reload NGINX", self.reload(lambda ctx: None)),
+				],
+			),
+			handler(
+				"Rename Site on Upstream",
+				"POST",
+				f"{upstreams}/sites/{{site}}/rename",
+				[
+					("Rename Site File in Upstream Directory", self.rename_site),
+					("Rename Host Directory", self.rename_host),
+					("Rename Site in Host Directory", self.retarget_hosts),
+					("Reload NGINX", self.reload_renamed),
+				],
+			),
+			handler(
+				"Remove Host from Proxy",
+				"DELETE",
+				"proxy/hosts/{host}",
+				[("Remove Host from Proxy", self.remove_host)],
+			),
+		]
+
 	def proxy(self, ctx: StepContext) -> Proxy:
 		return self.proxy_of(ctx.docker, ctx.server)
 
@@ -324,76 +397,3 @@ class ProxyJobs:
 			proxy.verify(ctx, site_router.expected(self._existing(proxy, site)) if site else {})
 
 		return step
-
-	def handlers(self) -> list[Handler]:
-		def payload_site(ctx: StepContext) -> str:
-			return validate_fqdn(ctx.payload.get("name"), "name")
-
-		def host_site(ctx: StepContext) -> str | None:
-			return None if str(ctx.payload.get("name")).startswith("*.") else ctx.payload.get("target")
-
-		upstreams = "proxy/upstreams/{upstream}"
-		return [
-			handler(
-				"Add Site to Upstream",
-				"POST",
-				f"{upstreams}/sites",
-				[
-					("Add Site File to Upstream Directory", self.add_site),
-					("Reload NGINX", self.reload(payload_site)),
-				],
-			),
-			handler(
-				"Remove Site from Upstream",
-				"DELETE",
-				f"{upstreams}/sites/{{site}}",
-				[("Remove Site File from Upstream Directory", self.remove_site)],
-			),
-			handler(
-				"Update Site Status",
-				"POST",
-				f"{upstreams}/sites/{{site}}/status",
-				[("Update Site File", self.update_status), ("Reload NGINX", self.reload(_site_of_path))],
-			),
-			handler(
-				"Add Domain to Upstream",
-				"POST",
-				f"{upstreams}/domains",
-				[
-					("Add Site File to Upstream Directory", self.add_domain),
-					("Reload NGINX", self.reload(payload_site)),
-				],
-			),
-			handler(
-				"Add Host to Proxy",
-				"POST",
-				"proxy/hosts",
-				[("Add Host to Proxy", self.add_host), ("Reload NGINX", self.reload(host_site))],
-			),
-			handler(
-				"Add Wildcard Hosts to Proxy",
-				"POST",
-				"proxy/wildcards",
-				[
-					("Add Wildcard Hosts to Proxy", self.add_wildcard_hosts),
-					("Reload NGINX", self.reload(lambda ctx: None)),
-				],
-			),
-			handler(
-				"Rename Site on Upstream",
-				"POST",
-				f"{upstreams}/sites/{{site}}/rename",
-				[
-					("Rename Site File in Upstream Directory", self.rename_site),
-					("Rename Host Directory", self.rename_host),
-					("Rename Site in Host Directory", self.retarget_hosts),
-					("Reload NGINX", self.reload_renamed),
-				],
-			),
-			handler(
-				"Remove Host from Proxy",
-				"DELETE",
-				"proxy/hosts/{host}",
-				[("Remove Host from Proxy", self.remove_host)],
-			),
-		]

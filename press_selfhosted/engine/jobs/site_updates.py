@@ -235,50 +235,6 @@ class SiteUpdateJobs:
 		self.proxies = proxies
 		self.settings = settings or SiteSettings()
 
-	def _route(self, ctx: StepContext):
-		server = ctx.topology.proxy_for(ctx.server.name)
-		if server is None:
-			ctx.log(f"app server {ctx.server.name} has no container proxy server: no route to change")
-			return None, None
-		proxy = self.proxies.proxy_of(ctx.docker_of(server), server)
-		route = proxy.site(site_name(ctx))
-		if route is None:
-			ctx.log(f"{site_name(ctx)} has no route on proxy {server.name} yet (Press adds it with the site)")
-		return proxy, route
-
-	def point_route_at_target(self, ctx: StepContext) -> None:
-		"""'Bench Setup NGINX Target': the site's requests go to the target bench's front."""
-		proxy, current = self._route(ctx)
-		if current is None:
-			return
-		bench_name = target_bench(ctx)
-		names = naming.BenchNames.of(ctx.server.container_prefix, bench_name)
-		route = dataclasses.replace(current, bench=bench_name, front=f"{names.front}:{FRONT_PORT}")
-		if route == current:
-			ctx.log(f"the router already routes {route.site} to bench {bench_name}")
-			return
-		proxy.publish(ctx, route, current)
-
-	def wait_for_route(self, ctx: StepContext) -> None:
-		"""'Reload NGINX': waits until the proxy serves the new route."""
-		proxy, current = self._route(ctx)
-		if current is None:
-			return
-		if current.bench != target_bench(ctx):
-			raise SiteError(
-				f"The route of {current.site} on proxy {proxy.server.name} points at bench {current.bench}, "
-				f"not {target_bench(ctx)}. Fix: retry the job (its 'Bench Setup NGINX Target' step rewrites it)."
-			)
-		proxy.verify(ctx, site_router.expected(current))
-
-	def _moved(self) -> list[tuple[str, Callable[[StepContext], None]]]:
-		return [
-			("Move Site", move_site),
-			("Bench Setup NGINX", setup_nginx),
-			("Bench Setup NGINX Target", self.point_route_at_target),
-			("Reload NGINX", self.wait_for_route),
-		]
-
 	def handlers(self) -> list[Handler]:
 		update = "benches/{bench}/sites/{site}/update"
 		quiesce = [
@@ -334,4 +290,48 @@ class SiteUpdateJobs:
 				f"{update}/recover",
 				[("Disable Maintenance Mode", maintenance("off"))],
 			),
+		]
+
+	def _route(self, ctx: StepContext):
+		server = ctx.topology.proxy_for(ctx.server.name)
+		if server is None:
+			ctx.log(f"app server {ctx.server.name} has no container proxy server: no route to change")
+			return None, None
+		proxy = self.proxies.proxy_of(ctx.docker_of(server), server)
+		route = proxy.site(site_name(ctx))
+		if route is None:
+			ctx.log(f"{site_name(ctx)} has no route on proxy {server.name} yet (Press adds it with the site)")
+		return proxy, route
+
+	def point_route_at_target(self, ctx: StepContext) -> None:
+		"""'Bench Setup NGINX Target': the site's requests go to the target bench's front."""
+		proxy, current = self._route(ctx)
+		if current is None:
+			return
+		bench_name = target_bench(ctx)
+		names = naming.BenchNames.of(ctx.server.container_prefix, bench_name)
+		route = dataclasses.replace(current, bench=bench_name, front=f"{names.front}:{FRONT_PORT}")
+		if route == current:
+			ctx.log(f"the router already routes {route.site} to bench {bench_name}")
+			return
+		proxy.publish(ctx, route, current)
+
+	def wait_for_route(self, ctx: StepContext) -> None:
+		"""'Reload NGINX': waits until the proxy serves the new route."""
+		proxy, current = self._route(ctx)
+		if current is None:
+			return
+		if current.bench != target_bench(ctx):
+			raise SiteError(
+				f"The route of {current.site} on proxy {proxy.server.name} points at bench {current.bench}, "
+				f"not {target_bench(ctx)}. Fix: retry the job (its 'Bench Setup NGINX Target' step rewrites it)."
+			)
+		proxy.verify(ctx, site_router.expected(current))
+
+	def _moved(self) -> list[tuple[str, Callable[[StepContext], None]]]:
+		return [
+			("Move Site", move_site),
+			("Bench Setup NGINX", setup_nginx),
+			("Bench Setup NGINX Target", self.point_route_at_target),
+			("Reload NGINX", self.wait_for_route),
 		]
