@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -25,13 +24,19 @@ ENDPOINTS = ROOT / ".services" / "endpoints.json"
 
 @pytest.fixture(scope="session")
 def endpoints() -> dict:
-	"""Endpoints of the running services; starts them (idempotently) when they are not written yet.
+	"""Endpoints of the running services (``scripts/services up`` writes them; ``scripts/test`` runs it).
+	A fixture never starts them: that needs root and minutes, which a test run must not do behind
+	the operator's back.
 
 	The role images are those of this checkout: the services may have been started from another
 	checkout (a worktree sharing them), whose stand-ins differ. Images are tagged by the hash of
 	their inputs, so this builds only what this checkout changed (on top of the shared base image)."""
 	if not ENDPOINTS.exists():
-		subprocess.run([str(ROOT / "scripts" / "services"), "up"], check=True)
+		pytest.fail(
+			f"the test services are not running ({ENDPOINTS.relative_to(ROOT)} is missing). "
+			"Fix: scripts/services up (as root; scripts/test does it before running the suite)",
+			pytrace=False,
+		)
 	found = json.loads(ENDPOINTS.read_text())
 	found["images"] = {**found["images"], **checkout_images(found)}
 	return found
