@@ -16,6 +16,9 @@ SERVER = "press.server"
 ROLE = "press.role"
 BENCH = "press.bench"
 SITE = "press.site"
+# digest of what a container was made from (image, environment, mounts, hardening): another one means
+# the container is made again
+SPEC = "press.spec"
 
 
 def labels(server: str, role: str, bench: str | None = None, site: str | None = None) -> dict[str, str]:

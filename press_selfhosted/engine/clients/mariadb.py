@@ -25,11 +25,9 @@ that record. Every name that reaches root SQL is that record's, matched against
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import secrets
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients import docker_exec
+from press_selfhosted.engine.clients.containers import tar_archive
 from press_selfhosted.engine.clients.docker_hosts import docker_errors
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.errors import (
@@ -55,7 +54,6 @@ DATA_PATH = "/var/lib/mysql"
 SECRETS_PATH = "/run/press-secrets"
 ROOT_PASSWORD_FILE = f"{SECRETS_PATH}/mariadb-root-password"
 SCRATCH = "/tmp"  # where a call's option and SQL files live for the length of the call
-SPEC_LABEL = "press.spec"
 DB_NAME = re.compile(r"_[0-9a-f]{16}")
 REGISTRY = "press_selfhosted"  # the engine's schema on the database server (root only)
 # What the MariaDB entrypoint needs as root before it becomes ``mysql`` (chown of the data directory,
@@ -138,18 +136,6 @@ def option_value(value: str) -> str:
 	return f'"{escaped}"'
 
 
-def root_only_files(files: dict[str, str]) -> bytes:
-	"""A tar of text files owned by root, mode 0400."""
-	buffer = io.BytesIO()
-	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		for name, text in files.items():
-			data = text.encode()
-			info = tarfile.TarInfo(name)
-			info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o400, 0, 0, int(time.time())
-			archive.addfile(info, io.BytesIO(data))
-	return buffer.getvalue()
-
-
 # Runs as root in the MariaDB container: $1 the option file, $2 the SQL file, then client options.
 _SQL = 'o="$1"; q="$2"; shift 2; mariadb --defaults-extra-file="$o" "$@" < "$q"; s=$?; rm -f -- "$o" "$q"; exit $s'
 
@@ -177,7 +163,9 @@ class MariaDB:
 			*([f"--database={checked_name(database)}"] if database else []),
 		]
 		try:
-			self.container.put_archive(SCRATCH, root_only_files(files))
+			self.container.put_archive(
+				SCRATCH, tar_archive({name: (text.encode(), 0o400) for name, text in files.items()})
+			)
 		except docker.errors.APIError as error:
 			raise SQLFailed(
 				f"MariaDB of database server {self.server}: could not copy the SQL into container "
@@ -294,16 +282,6 @@ def _volume(client: docker.DockerClient, spec: MariaDBSpec, purpose: str) -> str
 	return name
 
 
-def _password_archive(password: str) -> bytes:
-	buffer = io.BytesIO()
-	data = password.encode()
-	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		info = tarfile.TarInfo(ROOT_PASSWORD_FILE.rsplit("/", 1)[1])
-		info.size, info.mode = len(data), 0o400
-		archive.addfile(info, io.BytesIO(data))
-	return buffer.getvalue()
-
-
 def _container_spec(spec: MariaDBSpec) -> dict:
 	"""What the container is made with; its digest (label ``press.spec``) says when to make it again."""
 	return {
@@ -327,7 +305,7 @@ def _create(client: docker.DockerClient, spec: MariaDBSpec) -> Container:
 	return client.containers.create(
 		name=spec.container_name,
 		hostname=spec.container_name,
-		labels={**naming.labels(spec.server.name, ROLE), SPEC_LABEL: _digest(described)},
+		labels={**naming.labels(spec.server.name, ROLE), naming.SPEC: _digest(described)},
 		volumes={
 			data: {"bind": DATA_PATH, "mode": "rw"},
 			secrets_volume: {"bind": SECRETS_PATH, "mode": "rw"},
@@ -364,13 +342,16 @@ def ensure_mariadb(client: docker.DockerClient, spec: MariaDBSpec, root_password
 				f"Database server {server.name}: container {spec.container_name} exists but is not managed for "
 				"this server (labels differ). Fix: remove or rename it, or change the server's container_prefix."
 			)
-		elif container.labels.get(SPEC_LABEL) != _digest(_container_spec(spec)):
+		elif container.labels.get(naming.SPEC) != _digest(_container_spec(spec)):
 			# made by an earlier version (e.g. without the dropped capabilities): the data stays in its volume
 			container.remove(force=True)
 			container = _create(client, spec)
 		if not spec.adopt:
 			# Written each time: a crash between create and start must not leave MariaDB without it.
-			container.put_archive(SECRETS_PATH, _password_archive(root_password))
+			container.put_archive(
+				SECRETS_PATH,
+				tar_archive({ROOT_PASSWORD_FILE.rsplit("/", 1)[1]: (root_password.encode(), 0o400)}),
+			)
 		if server.network not in (container.attrs["NetworkSettings"]["Networks"] or {}):
 			client.networks.get(server.network).connect(container)
 		container.reload()

@@ -43,6 +43,7 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients import acme, docker_exec, site_router, traefik
+from press_selfhosted.engine.clients.containers import tar_archive, unchanged_or_removed
 from press_selfhosted.engine.clients.docker_hosts import docker_errors
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.clients.site_router import SiteRoute
@@ -57,7 +58,6 @@ from press_selfhosted.engine.errors import (
 )
 from press_selfhosted.engine.validation import validate_fqdn
 
-SPEC_LABEL = "press.spec"
 ROLE_TRAEFIK = "traefik"
 ROLE_ROUTER = "proxy-router"
 ROLE_FORMER_PAGES = "proxy-pages"  # the page service of the former per-site Traefik routes
@@ -121,23 +121,6 @@ class ContainerSpec:
 # --- containers -----------------------------------------------------------------------------------
 
 
-def _tar(files: dict[str, tuple[bytes | None, int]]) -> bytes:
-	"""A tar of ``name → (content, mode)``, owned by root; content None is a directory."""
-	buffer = io.BytesIO()
-	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		for name, (content, mode) in files.items():
-			info = tarfile.TarInfo(name)
-			info.mode = mode
-			info.mtime = int(time.time())  # a route file's time is when it was written (certificate report)
-			if content is None:
-				info.type = tarfile.DIRTYPE
-				archive.addfile(info)
-				continue
-			info.size = len(content)
-			archive.addfile(info, io.BytesIO(content))
-	return buffer.getvalue()
-
-
 def _credentials_tar(files: dict[str, bytes]) -> bytes:
 	"""The DNS-01 credential files for ``put_archive`` into the ACME directory: readable by root alone
 	(Traefik's user), in a directory only root enters."""
@@ -145,7 +128,7 @@ def _credentials_tar(files: dict[str, bytes]) -> bytes:
 	entries: dict[str, tuple[bytes | None, int]] = {directory: (None, 0o700)}
 	for path, content in files.items():
 		entries[path.removeprefix(acme.ACME_DIRECTORY + "/")] = (content, 0o400)
-	return _tar(entries)
+	return tar_archive(entries)
 
 
 def _container_file(server: ContainerServer, container: Container, path: str) -> bytes | None:
@@ -178,15 +161,10 @@ def _ensure_container(
 	"""The container as ``spec`` says, created only when missing or different (then replaced)."""
 	with docker_errors(server.docker, f"ensuring container {spec.name}"):
 		try:
-			container = client.containers.get(spec.name)
+			found = client.containers.get(spec.name)
 		except docker.errors.NotFound:
-			container = None
-		if container is not None:
-			# an operator's container of the same name (or another server's) is left alone
-			naming.require_owned(container, "container", server.name, spec.labels[naming.ROLE])
-		if container is not None and container.labels.get(SPEC_LABEL) != spec.digest:
-			container.remove(force=True)
-			container = None
+			found = None
+		container = unchanged_or_removed(found, spec.digest, server.name, spec.labels[naming.ROLE])
 		if container is None:
 			_ensure_network(client, server)
 			for volume in spec.volumes:
@@ -200,7 +178,7 @@ def _ensure_container(
 				spec.image,
 				command=list(spec.command),
 				name=spec.name,
-				labels={**spec.labels, SPEC_LABEL: spec.digest},
+				labels={**spec.labels, naming.SPEC: spec.digest},
 				volumes={volume: {"bind": path, "mode": "rw"} for volume, path in spec.volumes.items()},
 				ports=spec.ports,
 				network=spec.network,
@@ -307,12 +285,12 @@ class Proxy:
 		def write_router_conf(container: Container) -> None:
 			made.append(container)
 			conf = {"nginx.conf": (site_router.nginx_conf().encode(), 0o644)}
-			container.put_archive(site_router.DIRECTORY, _tar(conf))
+			container.put_archive(site_router.DIRECTORY, tar_archive(conf))
 
 		def write_acme_files(container: Container) -> None:
 			if settings.acme and settings.acme.ca_bundle:
 				files = {acme.ACME_CA_BUNDLE.rpartition("/")[2]: (settings.acme.ca_bundle.encode(), 0o644)}
-				container.put_archive(acme.ACME_DIRECTORY, _tar(files))
+				container.put_archive(acme.ACME_DIRECTORY, tar_archive(files))
 			if settings.acme:
 				# before Traefik starts and reads it: an account of the former ACME server is dropped
 				resolvers = (settings.acme.name, settings.acme.dns_name)
@@ -320,7 +298,7 @@ class Proxy:
 				kept = acme.without_other_servers_accounts(stored, settings.acme.directory_url, resolvers)
 				if kept is not None:
 					name = acme.ACME_STORAGE.rpartition("/")[2]
-					container.put_archive(acme.ACME_DIRECTORY, _tar({name: (kept, 0o600)}))
+					container.put_archive(acme.ACME_DIRECTORY, tar_archive({name: (kept, 0o600)}))
 			if settings.dns_challenge:
 				# before Traefik starts: lego reads them when the resolver is made
 				container.put_archive(acme.ACME_DIRECTORY, _credentials_tar(settings.dns_challenge.files()))
@@ -433,7 +411,7 @@ class Proxy:
 				continue
 			if staged:
 				with docker_errors(self.server.docker, f"copying files into {container.name}"):
-					container.put_archive(directory, _tar(staged))
+					container.put_archive(directory, tar_archive(staged))
 			script = (
 				'cd "$1" || exit 1; shift; while [ "$1" != "--" ]; do mv -f "$1" "$2" || exit 1; shift 2; done; '
 				'shift; [ "$#" -eq 0 ] || rm -rf -- "$@"'
@@ -496,7 +474,7 @@ class Proxy:
 		temporary = f".{traefik.SITES_FILE}.{secrets.token_hex(4)}.tmp"
 		staged = {temporary: (traefik.render(sites).encode(), 0o644)}
 		with docker_errors(self.server.docker, f"copying {traefik.SITES_FILE} into {self.traefik.name}"):
-			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(staged))
+			self.traefik.put_archive(traefik.DYNAMIC_DIRECTORY, tar_archive(staged))
 		# the header's keys are sorted: the generation is followed by a comma
 		marker = f'"generation": {current.generation},' if current else ""
 		script = (

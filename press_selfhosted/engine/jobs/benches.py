@@ -45,6 +45,7 @@ import docker.utils
 from docker.models.containers import Container
 
 from press_selfhosted.engine import naming
+from press_selfhosted.engine.clients.containers import tar_archive, unchanged_or_removed
 from press_selfhosted.engine.clients.docker_exec import BENCH_DIRECTORY, Exec, run
 from press_selfhosted.engine.clients.mariadb import find_mariadb_container
 from press_selfhosted.engine.errors import (
@@ -60,7 +61,6 @@ from press_selfhosted.engine.naming import BenchNames
 SITES = f"{BENCH_DIRECTORY}/sites"
 LOGS = f"{BENCH_DIRECTORY}/logs"
 _ROOT = Exec(user="root", workdir="/")  # nginx reload and the health probe in the front
-SPEC_LABEL = "press.spec"  # hash of what needs a new container when it changes (image, env, mounts)
 # How containers run; part of the spec hash, so that an older container is made again at its next job.
 HARDENING = {"security_opt": ["no-new-privileges"], "cap_drop": ["ALL"]}
 # nginx's master starts as root (port 80, its log files), then becomes www-data
@@ -380,18 +380,13 @@ def write_common_site_config(ctx: StepContext, names: BenchNames, spec: BenchSpe
 			# Press writes the Database Server's private_ip; sites reach its MariaDB container by name
 			current.update(db_host=database.host, db_port=database.port)
 			ctx.log(f"db_host {database.host}:{database.port}: the MariaDB container of {database.server}")
-		container.put_archive("/seed/sites", _tar("common_site_config.json", json.dumps(current, indent=1)))
+		container.put_archive(
+			"/seed/sites",
+			tar_archive(
+				{"common_site_config.json": (json.dumps(current, indent=1).encode(), 0o644)}, owner=1000
+			),
+		)
 	ctx.log("common_site_config.json written")
-
-
-def _tar(name: str, text: str, uid: int = 1000) -> bytes:
-	data = text.encode()
-	buffer = io.BytesIO()
-	with tarfile.open(fileobj=buffer, mode="w") as archive:
-		info = tarfile.TarInfo(name)
-		info.size, info.uid, info.gid, info.mode, info.mtime = len(data), uid, uid, 0o644, int(time.time())
-		archive.addfile(info, io.BytesIO(data))
-	return buffer.getvalue()
 
 
 # --- containers ---------------------------------------------------------------------------------
@@ -399,13 +394,10 @@ def _tar(name: str, text: str, uid: int = 1000) -> bytes:
 
 def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec, settings: BenchSettings) -> bool:
 	"""Backend container up with ``spec``; replaced when image/env/mounts changed. True if (re)created."""
-	existing = _get(ctx.docker.containers, names.backend)
-	if existing is not None:
-		naming.require_owned(existing, "container", ctx.server.name, "bench", spec.name)
-	if existing is not None and existing.labels.get(SPEC_LABEL) != spec.spec_hash:
-		existing.remove(force=True)
+	found = _get(ctx.docker.containers, names.backend)
+	existing = unchanged_or_removed(found, spec.spec_hash, ctx.server.name, "bench", spec.name)
+	if found is not None and existing is None:
 		ctx.log(f"container {names.backend} replaced (image, environment, mounts or hardening changed)")
-		existing = None
 	created = existing is None
 	if created:
 		volumes = {
@@ -420,7 +412,7 @@ def ensure_backend(ctx: StepContext, names: BenchNames, spec: BenchSpec, setting
 			user="frappe",
 			init=True,
 			restart_policy={"Name": "always"},
-			labels=_labels(ctx, "bench", spec.name, **{SPEC_LABEL: spec.spec_hash}),
+			labels=_labels(ctx, "bench", spec.name, **{naming.SPEC: spec.spec_hash}),
 			environment=spec.environment,
 			volumes=volumes,
 			network=names.network,
@@ -519,22 +511,21 @@ def ensure_front(ctx: StepContext, names: BenchNames, bench: str, settings: Benc
 	"""The static-file front with this bench's nginx config; reloaded when it was already running."""
 	image = front_image(ctx)
 	_ensure_local_image(ctx, image)
-	conf = _tar(FRONT_CONF_NAME, FRONT_CONF.format(sites=SITES, backend=names.backend), uid=0)
+	conf = tar_archive(
+		{FRONT_CONF_NAME: (FRONT_CONF.format(sites=SITES, backend=names.backend).encode(), 0o644)}
+	)
 	described = json.dumps([image, HARDENING, NGINX_CAPABILITIES, settings.front_pids, LAYOUT])
 	digest = hashlib.sha256(described.encode()).hexdigest()[:16]
-	container = _get(ctx.docker.containers, names.front)
-	if container is not None:
-		naming.require_owned(container, "container", ctx.server.name, "bench-front", bench)
-		if container.labels.get(SPEC_LABEL) != digest:
-			container.remove(force=True)
-			ctx.log(f"container {names.front} replaced (image or hardening changed)")
-			container = None
+	found = _get(ctx.docker.containers, names.front)
+	container = unchanged_or_removed(found, digest, ctx.server.name, "bench-front", bench)
+	if found is not None and container is None:
+		ctx.log(f"container {names.front} replaced (image or hardening changed)")
 	if container is None:
 		container = ctx.docker.containers.create(
 			image,
 			name=names.front,
 			restart_policy={"Name": "always"},
-			labels=_labels(ctx, "bench-front", bench, **{SPEC_LABEL: digest}),
+			labels=_labels(ctx, "bench-front", bench, **{naming.SPEC: digest}),
 			volumes={names.sites: {"bind": SITES, "mode": "ro"}},
 			network=names.network,
 			cap_add=NGINX_CAPABILITIES,
