@@ -46,7 +46,7 @@ from docker.models.containers import Container
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.containers import tar_archive, unchanged_or_removed
-from press_selfhosted.engine.clients.docker_exec import BENCH_DIRECTORY, Exec, run
+from press_selfhosted.engine.clients.docker_exec import BENCH_DIRECTORY, CommandResult, Exec, run
 from press_selfhosted.engine.clients.mariadb import find_mariadb_container
 from press_selfhosted.engine.errors import (
 	BenchError,
@@ -543,12 +543,18 @@ def ensure_front(ctx: StepContext, names: BenchNames, bench: str, settings: Benc
 		ctx.log(f"container {names.front} started")
 
 
-_HEALTH = (
-	"if command -v curl >/dev/null; then curl -s -o /dev/null -m 5 -w '%{http_code}' http://127.0.0.1/api/method/ping; "
-	'else python3 -c "import urllib.request as u, urllib.error as e\n'
-	"try: print(u.urlopen('http://127.0.0.1/api/method/ping', timeout=5).status)\n"
-	'except e.HTTPError as x: print(x.code)"; fi'
+# The HTTP status of the front's answer to /api/method/ping for host $1: with curl, or Python in an image
+# without it. The bench's health check and each site's check ask it.
+PING = (
+	"if command -v curl >/dev/null; then curl -s -o /dev/null -m 5 -w '%{http_code}' -H \"Host: $1\" "
+	'http://127.0.0.1/api/method/ping; else python3 -c "import sys, urllib.request as u, urllib.error as e\n'
+	"r = u.Request('http://127.0.0.1/api/method/ping', headers={'Host': sys.argv[1]})\n"
+	'try: print(u.urlopen(r, timeout=5).status)\nexcept e.HTTPError as x: print(x.code)" "$1"; fi'
 )
+
+
+def ping_front(front: Container, host: str) -> CommandResult:
+	return run(front, ["sh", "-c", PING, "sh", host], _ROOT, check=False)
 
 
 def wait_healthy(ctx: StepContext, names: BenchNames, timeout: float) -> None:
@@ -558,7 +564,7 @@ def wait_healthy(ctx: StepContext, names: BenchNames, timeout: float) -> None:
 	while True:
 		front = ctx.docker.containers.get(names.front)
 		if front.status == "running":
-			result = run(front, ["sh", "-c", _HEALTH], _ROOT, check=False)
+			result = ping_front(front, "127.0.0.1")
 			code = result.stdout.strip()
 			if result.exit_code == 0 and code.isdigit() and int(code) < 502:
 				ctx.log(f"bench answers /api/method/ping through {names.front} (HTTP {code})")

@@ -29,12 +29,12 @@ from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients import docker_exec
 from press_selfhosted.engine.clients.mariadb import MariaDB, database_name, find_mariadb, identifier, quote
 from press_selfhosted.engine.errors import EngineError, SiteBusy, SiteError, SQLFailed
+from press_selfhosted.engine.jobs.benches import ping_front
 from press_selfhosted.engine.jobs.handlers import StepContext
 from press_selfhosted.engine.validation import validate_fqdn
 
 SITES = f"{docker_exec.BENCH_DIRECTORY}/sites"
 ARCHIVED = "archived"
-_ROOT = docker_exec.Exec(user="root", workdir="/")
 
 
 @dataclass(frozen=True)
@@ -436,17 +436,9 @@ def setup_nginx(ctx: StepContext) -> None:
 	)
 
 
-_PING = (
-	"if command -v curl >/dev/null; then curl -s -o /dev/null -m 5 -w '%{http_code}' -H \"Host: $1\" "
-	'http://127.0.0.1/api/method/ping; else python3 -c "import sys, urllib.request as u, urllib.error as e\n'
-	"r = u.Request('http://127.0.0.1/api/method/ping', headers={'Host': sys.argv[1]})\n"
-	'try: print(u.urlopen(r, timeout=5).status)\nexcept e.HTTPError as x: print(x.code)" "$1"; fi'
-)
-
-
 def check_front(ctx: StepContext) -> None:
 	container = front(ctx)
-	result = docker_exec.run(container, ["sh", "-c", _PING, "sh", site_name(ctx)], _ROOT, check=False)
+	result = ping_front(container, site_name(ctx))
 	status = result.stdout.strip()
 	if result.exit_code != 0 or not status.isdigit() or int(status) >= 500:
 		raise SiteError(
