@@ -16,7 +16,9 @@ from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.servers import ServerJobs
 from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
-HANDLERS = index(ServerJobs().handlers())
+# The jobs tested here use neither the proxies nor the MariaDB image: Setup Container Server, which does,
+# is tested in test_server_setup.
+HANDLERS = index(ServerJobs(proxies=None, mariadb_image=None).handlers())
 
 
 @pytest.fixture
@@ -84,12 +86,11 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 
 
 def test_ssh_users_on_a_container_proxy_succeed_saying_why_nothing_is_done(server, docker_client):
-	handlers = index(ServerJobs().handlers())
 	proxy = replace(server, server_type="Proxy Server")
-	_, log = run_job(handlers["Add User to Proxy"], proxy, docker_client, FakeTopology(), {"name": "bench-1"})
+	_, log = run_job(HANDLERS["Add User to Proxy"], proxy, docker_client, FakeTopology(), {"name": "bench-1"})
 	assert len(log) == 3 and "has no SSH jump host" in log[0] and "bench-1" in log[0]
 	payload = {"path_args": {"user": "bench-1"}}
-	_, log = run_job(handlers["Remove User from Proxy"], proxy, docker_client, FakeTopology(), payload)
+	_, log = run_job(HANDLERS["Remove User from Proxy"], proxy, docker_client, FakeTopology(), payload)
 	assert "docker exec" in log[0]
 
 
