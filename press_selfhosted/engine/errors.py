@@ -420,6 +420,19 @@ class CommandFailed(EngineError):
 		)
 
 
+class CommandOutputLost(EngineError):
+	"""Docker cut a reading command's output every time it was asked (its exec stream ended early)."""
+
+	def __init__(self, container: str, result: _CommandResult):
+		self.container = container
+		self.result = result
+		super().__init__(
+			f"`{result.command}` in container {container} ran (exit code {result.exit_code}) but Docker cut "
+			"its output each time it was run (its exec stream ended before the output: docker-py#2042), so "
+			"what it read is unknown. Fix: retry the job; if it keeps happening, look at dockerd's load and logs."
+		)
+
+
 class SQLFailed(DatabaseError):
 	"""MariaDB refused a statement, or the SQL could not be copied into its container."""
 

@@ -25,10 +25,18 @@ import docker.errors
 import docker.utils.socket
 from docker.models.containers import Container
 
-from press_selfhosted.engine.errors import CommandFailed, ContainerNotRunning
+from press_selfhosted.engine.errors import CommandFailed, CommandOutputLost, ContainerNotRunning
+from press_selfhosted.engine.masking import MASK
 
 BENCH_DIRECTORY = "/home/frappe/frappe-bench"
-MASK = "********"
+
+# Docker's exec stream can end before the command's output has all come through: exit code 0 and an
+# empty or cut stdout (docker/docker-py#2042, moby/moby#27289; about one exec in 300 on a loaded host).
+# So every command runs under sh, which prints this marker and the exit code after its output: a
+# result without it is known to be cut, never mistaken for an empty answer.
+END_OF_OUTPUT = "press-selfhosted-end-of-output"
+_WRAPPED = 'c=0; "$@" || c=$?; printf "\\n%s %d\\n" "$0" "$c"; exit "$c"'
+READ_ATTEMPTS = 3
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -44,6 +52,7 @@ class CommandResult:
 	exit_code: int
 	stdout: str
 	stderr: str
+	output_lost: bool = False  # Docker cut the output: stdout and stderr may lack their end
 
 	@property
 	def output(self) -> str:
@@ -55,13 +64,15 @@ class Exec:
 	"""How to run a command: as which user, where, with which environment, masking which secrets.
 
 	``stdin`` is written to the command's standard input (never closed: a command given input reads
-	what it needs, e.g. one line, and exits)."""
+	what it needs, e.g. one line, and exits). ``reads_only``: the command changes nothing, so when
+	Docker cuts its output it is run again (up to ``READ_ATTEMPTS`` times) rather than misread."""
 
 	user: str = "frappe"
 	workdir: str = BENCH_DIRECTORY
 	environment: dict[str, str] = field(default_factory=dict)
 	secrets: Sequence[str] = ()
 	stdin: bytes | None = None
+	reads_only: bool = False
 
 
 class Transcript(Protocol):
@@ -78,33 +89,58 @@ class Transcript(Protocol):
 def run(
 	container: Container, argv: Sequence[str], how: Exec | None = None, check: bool = True
 ) -> CommandResult:
+	"""``argv`` in ``container``; a nonzero exit raises CommandFailed when ``check``. A command whose
+	output Docker cut is run again when it only reads (``how.reads_only``), else its result says so
+	(``output_lost``): the command did run, only what it printed is partly unknown."""
 	how = how or Exec()
+	command = redact(" ".join(argv), how.secrets)
+	for _attempt in range(READ_ATTEMPTS if how.reads_only else 1):
+		exit_code, stdout, stderr = _exec(
+			container, ["sh", "-c", _WRAPPED, END_OF_OUTPUT, *argv], how, command
+		)
+		stdout, complete = _without_marker(stdout, exit_code)
+		if complete:
+			break
+	result = CommandResult(
+		command=command,
+		exit_code=exit_code,
+		stdout=redact(stdout.decode(errors="replace"), how.secrets),
+		stderr=redact(stderr.decode(errors="replace"), how.secrets),
+		output_lost=not complete,
+	)
+	if how.reads_only and not complete:
+		raise CommandOutputLost(container.name, result)
+	if check and exit_code != 0:
+		raise CommandFailed(container.name, result)
+	return result
+
+
+def _without_marker(stdout: bytes, exit_code: int) -> tuple[bytes, bool]:
+	"""The command's own stdout, and whether the marker showed it complete."""
+	marker = f"\n{END_OF_OUTPUT} {exit_code}\n".encode()
+	if stdout.endswith(marker):
+		return stdout[: -len(marker)], True
+	return stdout, False
+
+
+def _exec(container: Container, argv: list[str], how: Exec, command: str) -> tuple[int, bytes, bytes]:
 	try:
 		if how.stdin is None:
 			exit_code, (stdout, stderr) = container.exec_run(
-				list(argv),
+				argv,
 				user=how.user,
 				workdir=how.workdir,
 				environment=how.environment or None,
 				demux=True,
 			)
-		else:
-			exit_code, stdout, stderr = _run_with_input(container, argv, how)
+			return exit_code, stdout or b"", stderr or b""
+		return _run_with_input(container, argv, how)
 	except docker.errors.APIError as error:
 		# Docker answers 409 (or 500 on older engines) when the container stopped before the exec began
 		if "is not running" not in str(error):
 			raise
 		state = error.explanation or str(error)
-		raise ContainerNotRunning(container.name, redact(" ".join(argv), how.secrets), state) from error
-	result = CommandResult(
-		command=redact(" ".join(argv), how.secrets),
-		exit_code=exit_code,
-		stdout=redact((stdout or b"").decode(errors="replace"), how.secrets),
-		stderr=redact((stderr or b"").decode(errors="replace"), how.secrets),
-	)
-	if check and exit_code != 0:
-		raise CommandFailed(container.name, result)
-	return result
+		raise ContainerNotRunning(container.name, command, state) from error
 
 
 def _run_with_input(container: Container, argv: Sequence[str], how: Exec) -> tuple[int, bytes, bytes]:

@@ -42,6 +42,7 @@ from press_selfhosted.engine.clients.containers import tar_archive
 from press_selfhosted.engine.clients.docker_hosts import docker_errors
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.errors import (
+	CommandOutputLost,
 	DatabaseContainerMissing,
 	DatabaseError,
 	DatabaseNotReady,
@@ -136,6 +137,16 @@ def option_value(value: str) -> str:
 	return f'"{escaped}"'
 
 
+READ_STATEMENTS = ("SELECT", "SHOW", "DESCRIBE", "EXPLAIN")
+
+
+def _reads_only(query: str) -> bool:
+	"""Whether every statement of ``query`` only reads (a ``;`` inside a literal only makes it look like
+	more statements, so a write is never taken for a read)."""
+	statements = [part.split(None, 1)[0].upper() for part in query.split(";") if part.strip()]
+	return bool(statements) and all(word in READ_STATEMENTS for word in statements)
+
+
 # Runs as root in the MariaDB container: $1 the option file, $2 the SQL file, then client options.
 _SQL = 'o="$1"; q="$2"; shift 2; mariadb --defaults-extra-file="$o" "$@" < "$q"; s=$?; rm -f -- "$o" "$q"; exit $s'
 
@@ -162,18 +173,26 @@ class MariaDB:
 			"--skip-column-names",
 			*([f"--database={checked_name(database)}"] if database else []),
 		]
-		try:
-			self.container.put_archive(
-				SCRATCH, tar_archive({name: (text.encode(), 0o400) for name, text in files.items()})
-			)
-		except docker.errors.APIError as error:
-			raise SQLFailed(
-				f"MariaDB of database server {self.server}: could not copy the SQL into container "
-				f"{self.container.name}: {error.explanation or error}"
-			) from error
 		how = docker_exec.Exec(user="root", workdir="/", secrets=[self._root_password])
 		argv = ["sh", "-c", _SQL, "sh", f"{SCRATCH}/{login}", f"{SCRATCH}/{statements}", *options]
-		result = docker_exec.run(self.container, argv, how, check=False)
+		# a read is asked again when Docker cut its answer; the SQL files go with each run (the script
+		# removes them), so they are copied again
+		reads = _reads_only(query)
+		for _attempt in range(docker_exec.READ_ATTEMPTS if reads else 1):
+			try:
+				self.container.put_archive(
+					SCRATCH, tar_archive({name: (text.encode(), 0o400) for name, text in files.items()})
+				)
+			except docker.errors.APIError as error:
+				raise SQLFailed(
+					f"MariaDB of database server {self.server}: could not copy the SQL into container "
+					f"{self.container.name}: {error.explanation or error}"
+				) from error
+			result = docker_exec.run(self.container, argv, how, check=False)
+			if not result.output_lost:
+				break
+		if reads and result.output_lost:
+			raise CommandOutputLost(self.container.name, result)
 		if result.exit_code != 0:
 			raise SQLFailed(
 				f"MariaDB of database server {self.server} (container {self.container.name}) refused SQL: "

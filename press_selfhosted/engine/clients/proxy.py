@@ -64,6 +64,7 @@ ROLE_FORMER_PAGES = "proxy-pages"  # the page service of the former per-site Tra
 FRONT_PORT = 80  # a bench front listens here on the cluster network
 API_ADDRESS = "127.0.0.1:8080"
 ROOT = docker_exec.Exec(user="root", workdir="/")
+READ = docker_exec.Exec(user="root", workdir="/", reads_only=True)  # a command that changes nothing
 
 
 @dataclass(frozen=True)
@@ -522,7 +523,7 @@ class Proxy:
 	def loaded_generation(self) -> str:
 		"""The generation Traefik's API shows (or why none)."""
 		url = f"http://{API_ADDRESS}/api/http/middlewares/{traefik.GENERATION}@file"
-		result = docker_exec.run(self.traefik, ["wget", "-O", "-", url], ROOT, check=False)
+		result = docker_exec.run(self.traefik, ["wget", "-O", "-", url], READ, check=False)
 		if result.exit_code != 0:
 			return "absent" if "404" in result.stderr else f"API unreachable: {result.stderr.strip()[-200:]}"
 		try:
@@ -588,7 +589,7 @@ class Proxy:
 		listed = docker_exec.run(
 			self.traefik,
 			["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, acme.WILDCARD_FILE_PREFIX],
-			ROOT,
+			READ,
 		)
 		stale = sorted(set(listed.stdout.split()) - wanted.keys())
 		if stale:
@@ -665,7 +666,7 @@ class Proxy:
 
 	def served(self, hosts: list[str]) -> dict[str, str | None]:
 		"""What the router's check server answers for each host (None: no route)."""
-		result = docker_exec.run(self.router, ["sh", "-c", _CHECK, "sh", *hosts], ROOT, check=False)
+		result = docker_exec.run(self.router, ["sh", "-c", _CHECK, "sh", *hosts], READ, check=False)
 		answers = {}
 		for line in result.stdout.splitlines():
 			host, _, value = line.partition("\t")
@@ -712,7 +713,7 @@ class Proxy:
 		deadline = time.monotonic() + self.settings.reload_timeout
 		url = f"http://{API_ADDRESS}/api/version"
 		while True:
-			result = docker_exec.run(self.traefik, ["wget", "-q", "-O", "-", url], ROOT, check=False)
+			result = docker_exec.run(self.traefik, ["wget", "-q", "-O", "-", url], READ, check=False)
 			if result.exit_code == 0:
 				return json.loads(result.stdout).get("Version", "?")
 			self.traefik.reload()
@@ -728,7 +729,7 @@ class Proxy:
 		marker = f'"site": {json.dumps(site)}'
 		script = 'cd "$1" && grep -l -F -e "$2" -- host_*.yml 2>/dev/null; true'
 		found = docker_exec.run(
-			self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker], ROOT
+			self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker], READ
 		)
 		hosts = [self.read(name) for name in found.stdout.split()]
 		return [host for host in hosts if isinstance(host, HostRoute) and host.site == site]
@@ -753,7 +754,7 @@ class Proxy:
 			'find . -maxdepth 1 -name "*.map" -exec grep -H -m 1 -e "^$2" {} +; true'
 		)
 		directory = f"{site_router.DIRECTORY}/{site_router.ROUTES}"
-		listed = docker_exec.run(self.router, ["sh", "-c", script, "sh", directory, traefik.HEADER], ROOT)
+		listed = docker_exec.run(self.router, ["sh", "-c", script, "sh", directory, traefik.HEADER], READ)
 		times_part, _, headers_part = listed.stdout.partition("--\n")
 		written = {}
 		for line in times_part.splitlines():
@@ -786,7 +787,7 @@ class Proxy:
 		script = 'cd "$1" || exit 1; find . -maxdepth 1 -name "$2*.yml" -printf "%T@ %f\\n"'
 		argv = ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, acme.WILDCARD_FILE_PREFIX]
 		written = {}
-		for line in docker_exec.run(self.traefik, argv, ROOT).stdout.splitlines():
+		for line in docker_exec.run(self.traefik, argv, READ).stdout.splitlines():
 			seconds, _, name = line.partition(" ")
 			written[name] = datetime.datetime.fromtimestamp(int(float(seconds)), datetime.timezone.utc)
 		return {
@@ -843,7 +844,7 @@ class Proxy:
 		per-site routers outrank the catch-all, so the sites are served throughout. A host two former
 		files claimed stays with the first site (by file name)."""
 		script = 'cd "$1" && find . -maxdepth 1 -name "site_*.yml" -exec grep -H -m 1 "" {} +; true'
-		listed = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY], ROOT)
+		listed = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY], READ)
 		files, routes, claimed = [], [], set()
 		for line in sorted(listed.stdout.splitlines()):
 			path, _, header = line.partition(":")

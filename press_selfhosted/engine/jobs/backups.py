@@ -96,7 +96,7 @@ def _with_files(ctx: StepContext) -> bool:
 
 
 def _sizes(ctx: StepContext, container, paths: list[str]) -> dict[str, int]:
-	result = ctx.run(container, ["stat", "-c", "%s %n", *paths])
+	result = ctx.run(container, ["stat", "-c", "%s %n", *paths], docker_exec.Exec(reads_only=True))
 	return {line.split(" ", 1)[1]: int(line.split(" ", 1)[0]) for line in result.stdout.splitlines() if line}
 
 

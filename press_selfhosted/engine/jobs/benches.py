@@ -554,7 +554,9 @@ PING = (
 
 
 def ping_front(front: Container, host: str) -> CommandResult:
-	return run(front, ["sh", "-c", PING, "sh", host], _ROOT, check=False)
+	return run(
+		front, ["sh", "-c", PING, "sh", host], Exec(user="root", workdir="/", reads_only=True), check=False
+	)
 
 
 def wait_healthy(ctx: StepContext, names: BenchNames, timeout: float) -> None:

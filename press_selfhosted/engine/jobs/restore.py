@@ -142,7 +142,9 @@ _DUMP_KIND = (
 
 
 def _check_dump(ctx: StepContext, path: str) -> None:
-	kind = docker_exec.run(site_steps.backend(ctx), ["python3", "-c", _DUMP_KIND, path]).stdout.strip()
+	kind = docker_exec.run(
+		site_steps.backend(ctx), ["python3", "-c", _DUMP_KIND, path], docker_exec.Exec(reads_only=True)
+	).stdout.strip()
 	if kind not in ("gzip", "text"):
 		raise TransferError(
 			f"The database backup file {path.rsplit('/', 1)[-1]} of {site_steps.site_name(ctx)} is neither gzip nor SQL "
@@ -190,7 +192,7 @@ def uninstall_unavailable_apps(ctx: StepContext) -> None:
 def check_and_report_apps(ctx: StepContext) -> None:
 	"""Reload NGINX (the front answers) and the apps list as the job's output, one app per line."""
 	site_steps.check_front(ctx)
-	ctx.data["output"] = site_steps.bench(ctx, "list-apps").stdout.strip()
+	ctx.data["output"] = site_steps.bench(ctx, "list-apps", reads_only=True).stdout.strip()
 
 
 _AFTER_RESTORE = (

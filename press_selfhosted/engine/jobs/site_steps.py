@@ -99,11 +99,13 @@ def bench(
 	site: bool = True,
 	check: bool = True,
 	prompted: str | None = None,
+	reads_only: bool = False,
 ):
 	"""``bench [--site S] argv`` in the backend; the job's output keeps it with secrets masked.
-	``prompted`` is the answer to the password prompt of the command (its standard input)."""
+	``prompted`` is the answer to the password prompt of the command (its standard input);
+	``reads_only``: the command changes nothing (see ``docker_exec.Exec``)."""
 	prefix = ["bench", "--site", site_name(ctx)] if site else ["bench"]
-	how = docker_exec.Exec(secrets=(*secrets, *([prompted] if prompted else [])))
+	how = docker_exec.Exec(secrets=(*secrets, *([prompted] if prompted else [])), reads_only=reads_only)
 	if prompted is not None:
 		if "\n" in prompted or "\r" in prompted:
 			raise SiteError(
@@ -117,7 +119,7 @@ def read_site_config(ctx: StepContext, folder: str = "") -> dict | None:
 	"""``site_config.json`` of the site (under ``sites/<folder>`` when given), None when there is none."""
 	path = "/".join(part for part in (SITES, folder, site_name(ctx), "site_config.json") if part)
 	for attempt in range(5):
-		result = docker_exec.run(backend(ctx), ["cat", path], check=False)
+		result = docker_exec.run(backend(ctx), ["cat", path], docker_exec.Exec(reads_only=True), check=False)
 		if result.exit_code != 0:
 			return None
 		try:
@@ -180,7 +182,7 @@ if_activate = when("activate", "{site} was not active before: it stays in mainte
 
 def installed_apps(ctx: StepContext) -> list[str]:
 	"""First word of each ``list-apps`` line, as Press parses it."""
-	output = bench(ctx, "list-apps").stdout
+	output = bench(ctx, "list-apps", reads_only=True).stdout
 	return [line.split()[0] for line in output.splitlines() if line.strip()]
 
 

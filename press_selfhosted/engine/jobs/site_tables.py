@@ -145,7 +145,9 @@ def restore_touched_tables(ctx: StepContext) -> None:
 def log_touched_tables(ctx: StepContext) -> None:
 	folder = f"{SITES}/{site_name(ctx)}"
 	for name in (TOUCHED_TABLES, PREVIOUS_TABLES):
-		found = docker_exec.run(backend(ctx), ["cat", f"{folder}/{name}"], check=False)
+		found = docker_exec.run(
+			backend(ctx), ["cat", f"{folder}/{name}"], docker_exec.Exec(reads_only=True), check=False
+		)
 		if found.exit_code == 0:
 			ctx.log(f"{name}: {found.stdout.strip()}")
 			return

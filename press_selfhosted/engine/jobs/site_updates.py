@@ -55,6 +55,7 @@ from press_selfhosted.engine.jobs.site_tables import (
 )
 from press_selfhosted.engine.validation import validate_fqdn
 
+READ = docker_exec.Exec(reads_only=True)
 STAGING_PREFIX = ".moving-"  # sites/.moving-<site>: a copy lands here before it is renamed into place
 
 
@@ -145,7 +146,7 @@ _MANIFEST = 'cd "$1" && find . -type f -printf "%P\\t%s\\t%T@\\n"'
 
 
 def _manifest(container, directory: str) -> dict[str, tuple[int, int]]:
-	listed = docker_exec.run(container, ["sh", "-c", _MANIFEST, "sh", directory]).stdout
+	listed = docker_exec.run(container, ["sh", "-c", _MANIFEST, "sh", directory], READ).stdout
 	found = {}
 	for line in listed.splitlines():
 		path, size, mtime = line.rsplit("\t", 2)
@@ -158,7 +159,7 @@ def _hashes(container, directory: str, paths: list[str]) -> dict[str, str]:
 	for start in range(0, len(paths), 200):
 		script = 'cd "$1" && shift && sha256sum -- "$@"'
 		listed = docker_exec.run(
-			container, ["sh", "-c", script, "sh", directory, *paths[start : start + 200]]
+			container, ["sh", "-c", script, "sh", directory, *paths[start : start + 200]], READ
 		)
 		for line in listed.stdout.splitlines():
 			digest, _, path = line.partition("  ")

@@ -28,6 +28,7 @@ USERS_QUERY = (
 	"AND name NOT IN ('Administrator', 'Guest')"
 )
 # Sizes of the given directories, 0 for one that does not exist (a site without private files).
+READ = docker_exec.Exec(reads_only=True)
 DU = 'for d in "$@"; do if [ -d "$d" ]; then du -sb -- "$d"; else printf "0\\t%s\\n" "$d"; fi; done'
 
 
@@ -48,7 +49,7 @@ class SiteUsage:
 
 def site_config(bench: Container, site: str) -> dict:
 	validate_fqdn(site, "site")
-	result = docker_exec.run(bench, ["cat", f"sites/{site}/site_config.json"], check=False)
+	result = docker_exec.run(bench, ["cat", f"sites/{site}/site_config.json"], READ, check=False)
 	if result.exit_code != 0:
 		raise SiteNotInBench(
 			f"Site {site} has no site_config.json in bench container {bench.name}: {result.stderr.strip()}. "
@@ -62,7 +63,7 @@ def file_sizes(bench: Container, site: str) -> tuple[int, int, int]:
 	validate_fqdn(site, "site")
 	base = f"sites/{site}"
 	directories = [f"{base}/public", f"{base}/private/files", f"{base}/private/backups"]
-	result = docker_exec.run(bench, ["sh", "-c", DU, "sh", *directories])
+	result = docker_exec.run(bench, ["sh", "-c", DU, "sh", *directories], READ)
 	sizes = dict(reversed(line.split("\t", 1)) for line in result.stdout.splitlines())
 	return tuple(int(sizes[directory]) for directory in directories)
 
