@@ -17,7 +17,9 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from crash_support import CRASH_SETTINGS, lingering
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.catalog import all_handlers
@@ -33,8 +35,7 @@ from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEnd
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.benches import BenchSettings
 from press_selfhosted.engine.jobs.builds import BuilderSettings
-from press_selfhosted.engine.jobs.handlers import Handler, Step
-from press_selfhosted.engine.jobs.proxy import ProxyJobs
+from press_selfhosted.engine.jobs.handlers import Handler
 from press_selfhosted.engine.jobs.site_steps import SiteSettings
 from press_selfhosted.glue import backups as glue
 from tests.proxy_helpers import proxy_settings
@@ -126,6 +127,7 @@ def settings_of(endpoints: dict, contexts_dir: str) -> dict:
 		),
 		"benches": BenchSettings(health_timeout=60),
 		"sites": SiteSettings(),
+		"mariadb_image": endpoints["images"]["mariadb"],
 	}
 
 
@@ -144,6 +146,7 @@ class Platform:
 	endpoints: dict = field(default_factory=dict)
 	backups: dict = field(default_factory=dict)  # Site Backup stand-ins by database object key
 	workers: list[threading.Thread] = field(default_factory=list)
+	contexts: str = ""  # the builder's work directory (BuilderSettings.workdir)
 
 	def executor(self) -> Executor:
 		return Executor(
@@ -255,6 +258,7 @@ def start_platform(
 		"verify_tls": 0,
 	}
 	platform = Platform(prefix, topology, secrets, store_config, found, None, mariadb, storage, endpoints)  # type: ignore[arg-type]
+	platform.contexts = contexts_dir
 	platform.router = Router(
 		found, JobStore(store_config), platform.enqueue, topology, DockerHosts(), platform.enrich
 	)
@@ -356,49 +360,25 @@ def crash_world(platform: Platform) -> dict:
 		"store": vars(platform.store_config),
 		"secrets": platform.secrets.values,
 		"endpoints": platform.endpoints,
+		"contexts": platform.contexts,
 	}
 
 
 def crash_executor() -> Executor:
 	"""Factory of ``python -m press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``.
 
-	The site handlers' steps linger ``PSA_LINGER`` seconds after doing their work, so a kill lands while
-	the step is Running with its effects already made (the rerun must repeat finished work harmlessly).
+	Every handler of the catalog, its steps lingering ``PSA_LINGER`` seconds after doing their work
+	(tests/crash_support.py), with the platform's settings and Press's records from ``PSA_PLATFORM_WORLD``.
 	"""
-	from press_selfhosted.engine.jobs.backups import BackupJobs
-	from press_selfhosted.engine.jobs.restore import RestoreJobs
-	from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
-	from press_selfhosted.engine.jobs.site_updates import SiteUpdateJobs
-	from press_selfhosted.engine.jobs.sites import SiteJobs
-
 	world = json.loads(os.environ["PSA_PLATFORM_WORLD"])
 	linger = float(os.environ.get("PSA_LINGER", "0"))
 	app, db, proxy = (ContainerServer(**{**s, "docker": DockerHost(**s["docker"])}) for s in world["servers"])
-
-	def lingering(step: Step) -> Step:
-		def run(ctx):
-			step.run(ctx)
-			time.sleep(linger)
-
-		return replace(step, run=run)
-
-	settings = SiteSettings()
-	updates = SiteUpdateJobs(ProxyJobs(proxy_settings(world["endpoints"])), settings)
-	found = [
-		replace(h, steps=tuple(lingering(s) for s in h.steps))
-		for h in (
-			*SiteJobs(settings).handlers(),
-			*updates.handlers(),
-			*BackupJobs().handlers(),
-			*RestoreJobs().handlers(),
-			*SiteRenameJobs(settings).handlers(),
-		)
-	]
+	found = lingering(all_handlers(**settings_of(world["endpoints"], world["contexts"])), linger)
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),
 		handlers.index(found),
 		Topology(app, db, proxy, world["site_benches"], StoreConfig(**world["store"])),
 		Secrets(world["secrets"]),
 		DockerHosts(),
-		ExecutorSettings(lease=3, renew_interval=0.5),
+		CRASH_SETTINGS,
 	)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
-from dataclasses import replace
 
+import crash_support as crash
 import pytest
 import test_agent_support as support
 
@@ -25,10 +24,10 @@ from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.benches import BenchJobs
-from press_selfhosted.engine.jobs.handlers import Step
 
 store_config = support.store_config
 registry_images = support.registry_images
+JOB_TYPES = ["New Bench"]  # the job types crash-tested here (tests/test_job_crash.py checks coverage)
 STEPS = ["Initialize Bench", "Update Bench Configuration", "Deploy Bench", "Bench Setup NGINX"]
 LINGER = 3.0
 
@@ -37,22 +36,13 @@ def worker_executor() -> Executor:
 	"""Factory for the worker subprocess (``--factory test_agent_crash:worker_executor``)."""
 	spec = json.loads(os.environ["PSA_CRASH_WORLD"])
 	server = ContainerServer(**{**spec["server"], "docker": DockerHost(**spec["server"]["docker"])})
-
-	def lingering(step: Step) -> Step:
-		def run(ctx):
-			step.run(ctx)
-			time.sleep(LINGER)
-
-		return replace(step, run=run)
-
-	found = [replace(h, steps=tuple(lingering(s) for s in h.steps)) for h in BenchJobs().handlers()]
 	return Executor(
 		JobStore(StoreConfig(**spec["store"])),
-		handlers.index(found),
+		handlers.index(crash.lingering(BenchJobs().handlers(), LINGER)),
 		support.Topology({(server.server_type, server.name): server}),
 		support.Secrets({}),
 		DockerHosts(),
-		support.CRASH_SETTINGS,
+		crash.CRASH_SETTINGS,
 	)
 
 
@@ -82,7 +72,7 @@ def world(endpoints, docker_client, store_config):
 
 def spawn(server: ContainerServer, config: StoreConfig, job_id: int) -> subprocess.Popen:
 	world = {"server": {**vars(server), "docker": vars(server.docker)}, "store": vars(config)}
-	return support.spawn_worker("test_agent_crash:worker_executor", job_id, PSA_CRASH_WORLD=json.dumps(world))
+	return crash.spawn_worker("test_agent_crash:worker_executor", job_id, PSA_CRASH_WORLD=json.dumps(world))
 
 
 def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry_images, store_config):
@@ -98,7 +88,7 @@ def test_killed_worker_resumed_by_sweep_converges(world, docker_client, registry
 		agent.inline = False
 		job_id = agent.post("benches", support.new_bench_payload("bench-crash", image))
 		worker = spawn(server, store_config, job_id)
-		support.kill_at_step(agent.store, job_id, idx, worker)
+		crash.kill_at_step(agent.store, job_id, idx, worker)
 		assert agent.store.get(job_id).status == "Running"
 		# the dead worker's lock and lease are gone: the sweep re-enqueues the job
 		resumed = sweep(

@@ -7,14 +7,9 @@ in-memory stand-ins for the Frappe-backed ones (the engine takes them as protoco
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import docker
 import pymysql
@@ -238,46 +233,3 @@ def labelled(client: docker.DockerClient, server: str, kind: str = "containers",
 	collection = getattr(client, kind)
 	args = {"all": True} if kind == "containers" else {}
 	return collection.list(filters={"label": naming.label_filters(server, **match)}, **args)
-
-
-# Workers the crash tests kill: a short lease, so that the sweep may resume their job seconds later.
-CRASH_SETTINGS = ExecutorSettings(lease=3, renew_interval=0.5)
-
-
-def spawn_worker(factory: str, job_id: int, **environment: str) -> subprocess.Popen:
-	"""The real worker entry point in a subprocess a test can SIGKILL; ``factory`` (``module:function``
-	importable from tests/) builds its executor from ``environment``."""
-	env = dict(os.environ, **environment)
-	env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
-	argv = [sys.executable, "-m", "press_selfhosted.engine.agent.worker", "--factory", factory, str(job_id)]
-	return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_step_running(store: JobStore, job_id: int, idx: int, worker: subprocess.Popen, timeout: float = 120):
-	"""Returns once step ``idx`` of the job is Running (the moment a crash test kills the worker)."""
-	deadline = time.monotonic() + timeout
-	while not (len(steps := store.get(job_id).steps) > idx and steps[idx].status == "Running"):
-		assert worker.poll() is None and time.monotonic() < deadline, (
-			f"step {idx} never ran: {store.get(job_id)}"
-		)
-		time.sleep(0.05)
-
-
-def kill_at_step(store: JobStore, job_id: int, idx: int, worker: subprocess.Popen, timeout: float = 30):
-	"""SIGKILL the worker once step ``idx`` is Running; returns once MariaDB has freed the job's lock
-	and the dead worker's lease has run out (CRASH_SETTINGS.lease).
-
-	The server frees a dead client's named locks only when its connection thread notices the closed
-	socket, a moment after the process is gone: a sweep run before that rightly leaves the job alone.
-	"""
-	wait_step_running(store, job_id, idx, worker)
-	worker.send_signal(signal.SIGKILL)
-	worker.wait()
-	job_lock = store.lock_name("job", job_id)
-	deadline = time.monotonic() + timeout
-	while not store.is_free(job_lock):
-		assert time.monotonic() < deadline, f"the killed worker's lock on job {job_id} was never freed"
-		time.sleep(0.05)
-	while not store.get(job_id).lease_free:
-		assert time.monotonic() < deadline, f"the killed worker's lease on job {job_id} never ran out"
-		time.sleep(0.1)

@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import crash_support as crash
 import pytest
 import test_agent_support as support
 from build_support import (
@@ -518,8 +519,8 @@ def worker_executor() -> Executor:
 		support.Topology({("Server", server.name): server}),
 		Secrets({"registry_password": tls["password"]}, world["requests"]),
 		DockerHosts(),
-		# a short lease: the killed worker's job may be resumed seconds later (support.kill_at_step)
-		ExecutorSettings(flush_interval=0.2, lease=support.CRASH_SETTINGS.lease, renew_interval=0.5),
+		# a short lease: the killed worker's job may be resumed seconds later (crash.kill_at_step)
+		ExecutorSettings(flush_interval=0.2, lease=crash.CRASH_SETTINGS.lease, renew_interval=0.5),
 	)
 
 
@@ -543,13 +544,13 @@ def test_rerun_after_a_crash_mid_build_converges(apps, builder, docker_client):
 			"requests": builder.secrets.requests,
 		}
 	)
-	worker = support.spawn_worker("test_builds:worker_executor", job_id, PSA_BUILD_WORLD=world)
+	worker = crash.spawn_worker("test_builds:worker_executor", job_id, PSA_BUILD_WORLD=world)
 	try:
 		deadline = time.monotonic() + 120
 		while "apps-crm" not in json.dumps(builder.poll(job_id)["data"].get("output", "")):
 			assert worker.poll() is None and time.monotonic() < deadline, builder.poll(job_id)
 			time.sleep(0.1)
-		support.kill_at_step(builder.store, job_id, 2, worker)
+		crash.kill_at_step(builder.store, job_id, 2, worker)
 		assert builder.poll(job_id)["status"] == "Running"
 		assert sweep(builder.store, lambda found: builder.executor().run(found), min_age=0) == [job_id]
 		job = builder.poll(job_id)

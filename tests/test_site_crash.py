@@ -18,6 +18,7 @@ import re
 import subprocess
 import uuid
 
+import crash_support as crash
 import pytest
 import test_agent_support as support
 from backup_support import object_keys, restore_payload, scratch_bucket
@@ -31,7 +32,6 @@ from platform_support import (
 )
 
 from press_selfhosted.engine import naming
-from press_selfhosted.engine.agent.executor import sweep
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, NewJob
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
@@ -44,6 +44,8 @@ from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
 
 store_config = support.store_config
 registry_images = support.registry_images
+# the job types crash-tested here (tests/test_job_crash.py checks coverage)
+JOB_TYPES = ["New Site", "Archive Site", "Update Site Migrate", "Restore Site", "Rename Site", "Backup Site"]
 BENCH = "bench-crash"
 TARGET = "bench-crash-next"  # the bench sites are updated to
 SITES = "/home/frappe/frappe-bench/sites"
@@ -87,7 +89,7 @@ def cluster(docker_client, endpoints, store_config, registry_images, tmp_path_fa
 
 def spawn(platform, job_id: int, linger: str) -> subprocess.Popen:
 	world = json.dumps(crash_world(platform))
-	return support.spawn_worker(
+	return crash.spawn_worker(
 		"platform_support:crash_executor", job_id, PSA_PLATFORM_WORLD=world, PSA_LINGER=linger
 	)
 
@@ -95,11 +97,8 @@ def spawn(platform, job_id: int, linger: str) -> subprocess.Popen:
 def kill_at_step_then_sweep(platform, store: JobStore, job_id: int, idx: int) -> dict:
 	"""SIGKILL the worker once step ``idx`` is Running, then let the sweep resume the job; its final poll."""
 	worker = spawn(platform, job_id, LINGER)
-	support.kill_at_step(store, job_id, idx, worker)
-	assert store.get(job_id).status == "Running"
-	# the sweep sees every open job of the session's store; only this one is this test's to resume
-	resumed = sweep(store, lambda job: job == job_id and spawn(platform, job, "0").wait(), min_age=0)
-	assert job_id in resumed
+	crash.kill_at_step(store, job_id, idx, worker)
+	crash.resume(store, job_id, lambda job: spawn(platform, job, "0")).wait()
 	return platform.poll(platform.topology.app, job_id, timeout=120)
 
 
