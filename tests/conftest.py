@@ -1,4 +1,5 @@
-"""Shared fixtures: the real local services started by scripts/services."""
+"""Shared fixtures: the real local services started by scripts/services, the job store made on their
+MariaDB for this session, the bench test image pushed to the local registries."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import os
 import uuid
 from pathlib import Path
 
+import pymysql
 import pytest
 from hypothesis import settings
 from references import press_fixtures_dir
+
+from press_selfhosted.engine.agent.store import JobStore, StoreConfig
 
 # properties are checked for correctness, never for speed: a loaded machine must not fail them
 settings.register_profile("press_selfhosted", deadline=None)
@@ -73,3 +77,43 @@ def docker_client(endpoints):
 def unique() -> str:
 	"""A short lowercase token for names that must not collide between tests or runs."""
 	return uuid.uuid4().hex[:8]
+
+
+# --- the job store and the bench image in the registries, shared by the agent, bench and site tests ---
+
+
+@pytest.fixture(scope="session")
+def store_config(endpoints):
+	db = endpoints["mariadb"]
+	name = f"psa_test_{uuid.uuid4().hex[:8]}"
+	root = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=db["password"])
+	with root.cursor() as cursor:
+		cursor.execute(f"CREATE DATABASE `{name}`")
+	config = StoreConfig(db["host"], db["port"], db["user"], db["password"], name)
+	JobStore(config).ensure_schema()
+	yield config
+	with root.cursor() as cursor:
+		cursor.execute(f"DROP DATABASE `{name}`")
+	root.close()
+
+
+@pytest.fixture(scope="session")
+def registry_images(endpoints, docker_client):
+	"""The bench test image pushed to both local registries: {"plain": ref, "tls": ref}."""
+	local = endpoints["images"]["bench"]
+	tag = local.split(":")[-1]
+	tls = endpoints["registry_tls"]
+	refs = {
+		"plain": f"{endpoints['registry']['url']}/press-selfhosted-test/bench:{tag}",
+		"tls": f"{tls['url']}/press-selfhosted-test/bench:{tag}",
+	}
+	image = docker_client.images.get(local)
+	auth = {"username": tls["username"], "password": tls["password"]}
+	for kind, ref in refs.items():
+		repository, _ = ref.rsplit(":", 1)
+		image.tag(repository, tag)
+		for line in docker_client.images.push(
+			repository, tag, stream=True, decode=True, auth_config=auth if kind == "tls" else None
+		):
+			assert "error" not in line, line
+	return refs

@@ -14,9 +14,9 @@ import os
 import subprocess
 import uuid
 
+import agent_support as support
 import crash_support as crash
 import pytest
-import test_agent_support as support
 
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
@@ -25,8 +25,6 @@ from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.benches import BenchJobs
 
-store_config = support.store_config
-registry_images = support.registry_images
 JOB_TYPES = ["New Bench"]  # the job types crash-tested here (tests/test_job_crash.py checks coverage)
 STEPS = ["Initialize Bench", "Update Bench Configuration", "Deploy Bench", "Bench Setup NGINX"]
 LINGER = 3.0

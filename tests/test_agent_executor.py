@@ -10,8 +10,8 @@ import threading
 import time
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.router import Router
@@ -19,8 +19,6 @@ from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.errors import ContainerNotRunning, EngineError
 from press_selfhosted.engine.jobs import handlers
-
-store_config = support.store_config
 
 
 def run_handler(endpoints, store_config, handler, started=None):

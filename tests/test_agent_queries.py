@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 
 import pytest
-import test_agent_support as support
 
 from press_selfhosted.engine.agent.queries import SiteFacts, bench_status, sites_info
 from press_selfhosted.engine.agent.router import Router
@@ -17,7 +16,6 @@ from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.jobs.sites import SiteJobs
 from tests.site_cluster import SITES, put_file, remove_cluster, run_steps, start_bench, start_cluster
 
-store_config = support.store_config
 BENCH = "bench-q"
 LIVE = "live.example.com"
 PAUSED = "paused.example.com"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-import test_agent_support as support
+import agent_support as support
 
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
@@ -13,8 +13,6 @@ from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.jobs.benches import BenchJobs
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
 from press_selfhosted.engine.jobs.sites import SiteJobs
-
-store_config = support.store_config
 
 
 def make(store_config, queued):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 
 from press_selfhosted.engine.agent import jobs, runner
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -23,7 +23,6 @@ from press_selfhosted.engine.errors import BenchBusy, EngineError
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.handlers import EndJob, JobRecord, StepWaiting
 
-store_config = support.store_config
 SERVER = ContainerServer(
 	"r.example.test", "Server", "r", DockerHost("r.example.test", "unix:///nowhere"), "r-net"
 )

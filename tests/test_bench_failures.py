@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.errors import BenchError
-
-store_config = support.store_config
-registry_images = support.registry_images
 
 
 @pytest.fixture

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 
 from press_selfhosted.engine import naming
-
-store_config = support.store_config
-registry_images = support.registry_images
 
 JOB_KEYS = {
 	"id",

@@ -15,9 +15,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import agent_support as support
 import crash_support as crash
 import pytest
-import test_agent_support as support
 from build_support import (
 	AppRepo,
 	app_files,
@@ -38,7 +38,6 @@ from press_selfhosted.engine.errors import BuildRequestError, BuildStageFailed
 from press_selfhosted.engine.jobs import builds, handlers
 from press_selfhosted.engine.policies.registry_cleanup import list_tags, manifest_digest
 
-store_config = support.store_config
 STEPS = ["Clone Repositories", "Run Validations", "Build Image", "Push Docker Image", "Cleanup Context"]
 TOKEN = f"ghs_{uuid.uuid4().hex}"
 

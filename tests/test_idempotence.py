@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 from backup_support import BENCH, JobRun, offsite_payload, restore_payload, scratch_bucket, site_secrets
 from idempotence import assert_idempotent, database, docker_objects, files, s3_objects
 from site_cluster import (
@@ -37,7 +37,6 @@ from press_selfhosted.engine.jobs.handlers import JobRecord
 from press_selfhosted.engine.jobs.restore import RestoreJobs
 from press_selfhosted.engine.jobs.sites import SiteJobs
 
-registry_images = support.registry_images
 SITE_HANDLERS = handlers.index([*SiteJobs().handlers(), *BackupJobs().handlers(), *RestoreJobs().handlers()])
 
 

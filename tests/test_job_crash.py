@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import agent_support as support
 import crash_support as crash
 import pytest
 import test_agent_crash
-import test_agent_support as support
 import test_site_crash
 from backup_support import object_keys, scratch_bucket
 from build_support import app_files, build_payload, frappe_files, make_app, press_dockerfile
@@ -56,8 +56,6 @@ from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.policies.registry_cleanup import list_tags
 from tests.proxy_helpers import proxy_settings
 
-store_config = support.store_config
-registry_images = support.registry_images
 BENCH, TARGET = "bench-a", "bench-b"  # the cluster's benches: sites start on BENCH, updates go to TARGET
 SITES = "/home/frappe/frappe-bench/sites"
 LINGER = "0.3"

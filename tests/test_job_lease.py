@@ -11,8 +11,8 @@ import threading
 import time
 import uuid
 
+import agent_support as support
 import pymysql
-import test_agent_support as support
 
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
 from press_selfhosted.engine.agent.router import Router
@@ -20,7 +20,6 @@ from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.jobs import handlers
 
-store_config = support.store_config
 SETTINGS = ExecutorSettings(flush_interval=0.05, lease=4, renew_interval=0.5)
 
 

@@ -15,8 +15,8 @@ import datetime
 import json
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 from backup_support import checksum_of, scratch_bucket
 from build_support import app_files, build_payload, frappe_files, make_app, press_dockerfile
 from platform_support import (
@@ -35,8 +35,6 @@ from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.jobs.backups import table_counts
 from press_selfhosted.engine.policies.registry_cleanup import list_tags, manifest_digest
 
-store_config = support.store_config
-registry_images = support.registry_images
 BENCH = "bench-1"
 SITES = "/home/frappe/frappe-bench/sites"
 TABLE = "tabPlatform Note"

@@ -54,7 +54,6 @@ from tests.proxy_helpers import (
 	run_job,
 	start_bench_pair,
 )
-from tests.test_agent_support import store_config  # noqa: F401 (the job store fixture)
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.7"
@@ -538,7 +537,7 @@ def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
 		proxy.verify(ctx, {"missing.example.com": "activated missing.example.com x-front:80"})
 
 
-def test_through_the_agent_router_and_executor(cluster, store_config):  # noqa: F811 (fixture)
+def test_through_the_agent_router_and_executor(cluster, store_config):
 	"""Press's requests as the transport swap hands them over: job created, executed, polled."""
 	site = "routed.example.com"
 	cluster["topology"].benches[site] = BENCH

@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 from site_cluster import PressJobs, Secrets, Topology, remove_cluster, start_bench, start_cluster
-from test_agent_support import store_config  # noqa: F401 (the job store fixture)
 
 from press_selfhosted.engine.agent import job_types
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -38,7 +37,7 @@ def test_site_handlers_have_press_step_names_methods_and_paths():
 
 
 @pytest.fixture(scope="module")
-def agent(docker_client, endpoints, store_config):  # noqa: F811
+def agent(docker_client, endpoints, store_config):
 	prefix = f"t{uuid.uuid4().hex[:8]}"
 	try:
 		cluster = start_cluster(docker_client, endpoints, prefix)

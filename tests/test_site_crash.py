@@ -18,9 +18,9 @@ import re
 import subprocess
 import uuid
 
+import agent_support as support
 import crash_support as crash
 import pytest
-import test_agent_support as support
 from backup_support import object_keys, restore_payload, scratch_bucket
 from platform_support import (
 	crash_world,
@@ -42,8 +42,6 @@ from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.restore import RestoreJobs
 from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
 
-store_config = support.store_config
-registry_images = support.registry_images
 # the job types crash-tested here (tests/test_job_crash.py checks coverage)
 JOB_TYPES = ["New Site", "Archive Site", "Update Site Migrate", "Restore Site", "Rename Site", "Backup Site"]
 BENCH = "bench-crash"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 from backup_support import scratch_bucket
 from platform_support import (
 	create_site,
@@ -29,8 +29,6 @@ from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients import transfer
 from press_selfhosted.engine.clients.mariadb import database_name
 
-store_config = support.store_config
-registry_images = support.registry_images
 OLD, NEW = "bench-old", "bench-new"
 SITES = "/home/frappe/frappe-bench/sites"
 NOTES = "tabUpdate Note"

@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import uuid
 
+import agent_support as support
 import pytest
-import test_agent_support as support
 from backup_support import scratch_bucket
 from platform_support import create_site, remove_platform, start_platform, through_traefik
 
 from press_selfhosted.engine import naming
 
-store_config = support.store_config
-registry_images = support.registry_images
 MINE, THEIRS = "bench-a", "bench-b"
 
 PROBE = r"""

@@ -1,7 +1,5 @@
-"""Shared fixtures and helpers of the agent and bench tests (no tests here).
-
-The job store runs on the real MariaDB service in a database made for this test session; the Docker
-side uses the real dockerd and the real local registries. Topology and SecretSource are plain
+"""Shared helpers of the agent and bench tests (their fixtures, the job store and the registry images, are
+in conftest.py). The Docker side uses the real dockerd and the real local registries. Topology and SecretSource are plain
 in-memory stand-ins for the Frappe-backed ones (the engine takes them as protocols).
 """
 
@@ -12,56 +10,17 @@ import uuid
 from dataclasses import dataclass, field
 
 import docker
-import pymysql
-import pytest
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.jobs import FINISHED
 from press_selfhosted.engine.agent.router import Router
-from press_selfhosted.engine.agent.store import JobStore, StoreConfig
+from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.benches import BenchJobs, BenchSettings
 from press_selfhosted.engine.jobs.handlers import JobRecord
-
-
-@pytest.fixture(scope="session")
-def store_config(endpoints):
-	db = endpoints["mariadb"]
-	name = f"psa_test_{uuid.uuid4().hex[:8]}"
-	root = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=db["password"])
-	with root.cursor() as cursor:
-		cursor.execute(f"CREATE DATABASE `{name}`")
-	config = StoreConfig(db["host"], db["port"], db["user"], db["password"], name)
-	JobStore(config).ensure_schema()
-	yield config
-	with root.cursor() as cursor:
-		cursor.execute(f"DROP DATABASE `{name}`")
-	root.close()
-
-
-@pytest.fixture(scope="session")
-def registry_images(endpoints, docker_client):
-	"""The bench test image pushed to both local registries: {"plain": ref, "tls": ref}."""
-	local = endpoints["images"]["bench"]
-	tag = local.split(":")[-1]
-	tls = endpoints["registry_tls"]
-	refs = {
-		"plain": f"{endpoints['registry']['url']}/press-selfhosted-test/bench:{tag}",
-		"tls": f"{tls['url']}/press-selfhosted-test/bench:{tag}",
-	}
-	image = docker_client.images.get(local)
-	auth = {"username": tls["username"], "password": tls["password"]}
-	for kind, ref in refs.items():
-		repository, _ = ref.rsplit(":", 1)
-		image.tag(repository, tag)
-		for line in docker_client.images.push(
-			repository, tag, stream=True, decode=True, auth_config=auth if kind == "tls" else None
-		):
-			assert "error" not in line, line
-	return refs
 
 
 @dataclass
