@@ -2,7 +2,7 @@
 
 ``CUSTOM_FIELDS`` is plain data, readable without Frappe (``ast.literal_eval`` of the assignment):
 install.py applies it with ``create_custom_fields(CUSTOM_FIELDS, update=True)`` after install and
-after every migrate, and removes the fields before uninstall; tests/test_custom_fields.py checks
+after every migrate, and removes the fields before uninstall; tests/unit/test_custom_fields.py checks
 every DocType and ``insert_after`` against Press's DocType JSON.
 
 A Server, Proxy Server or Database Server with both ``container_prefix`` and ``docker_socket`` set is

@@ -25,6 +25,26 @@ os.environ.setdefault("PRESS_FIXTURES_DIR", str(press_fixtures_dir()))
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ROOT / ".services" / "endpoints.json"
 
+# The tests' three trees, each a marker (``pytest -m unit``): unit tests need no service, integration
+# tests run against the real services, crash tests kill a real worker in every step of a job.
+TREES = ("unit", "integration", "crash")
+SERVICE_FIXTURES = {"endpoints", "docker_client", "store_config", "registry_images"}
+
+
+def pytest_collection_modifyitems(config, items):
+	for item in items:
+		tree = Path(str(item.path)).parent.name
+		if tree not in TREES:
+			raise pytest.UsageError(
+				f"{item.nodeid}: a test lives in tests/unit, tests/integration or tests/crash"
+			)
+		item.add_marker(tree)
+		if tree == "unit" and SERVICE_FIXTURES & set(item.fixturenames):
+			raise pytest.UsageError(
+				f"{item.nodeid} uses the services ({', '.join(sorted(SERVICE_FIXTURES & set(item.fixturenames)))}): "
+				"move it to tests/integration"
+			)
+
 
 @pytest.fixture(scope="session")
 def endpoints() -> dict:

@@ -7,7 +7,7 @@ secret (keys, passwords, tokens).
 This module is the bottom layer: it imports nothing of the engine, so every module can import from
 it. A new error goes into the section of its cause, as a subclass of :class:`EngineError`, or of the
 family its callers catch (``except TransferError`` also catches :class:`UnsafeVolumePath`); no other
-module defines one (``tests/test_boundary.py`` checks it).
+module defines one (``tests/unit/test_boundary.py`` checks it).
 
 Sections:
 

@@ -1,5 +1,5 @@
 """Press's Agent jobs, one module per family of Press's job types, each ending with one class (the map below
-is checked against the code by tests/test_job_types.py):
+is checked against the code by tests/unit/test_job_types.py):
 
 - ``servers.ServerJobs``: Setup Container Server; Ping Job; Add User to Proxy; Remove User from Proxy;
   Update Database Schema Sizes; Cleanup Unused Files

@@ -10,7 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from references import ROOT
+
 ENGINE = ROOT / "press_selfhosted" / "engine"
 FORBIDDEN = ("frappe", "press")
 

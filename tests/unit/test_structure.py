@@ -14,9 +14,8 @@ import re
 from pathlib import Path
 
 import pytest
-from references import APP_DOCTYPES, app_doctypes, frappe_meta, known_doctype_names, press_doctypes
+from references import APP_DOCTYPES, ROOT, app_doctypes, frappe_meta, known_doctype_names, press_doctypes
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "press_selfhosted"
 HOOKS = PACKAGE / "hooks.py"
 PATCHES = PACKAGE / "patches.txt"

@@ -14,10 +14,9 @@ import json
 import re
 import types
 import uuid
-from pathlib import Path
 
 import pytest
-from references import frappe_cli_commands
+from references import ROOT, frappe_cli_commands
 from site_cluster import SITES, put_file, remove_cluster, sql_as, start_bench, start_cluster
 
 from press_selfhosted.engine.clients import docker_exec
@@ -26,7 +25,7 @@ from press_selfhosted.engine.clients.mariadb import database_name
 # A login with root's rights for the stand-in's own setup-db paths (new-site without --no-setup-db,
 # restore, reinstall, drop-site: real Frappe's root-only parts, which the engine no longer drives).
 ADMIN_LOGIN = ("standin_admin", "standin-admin-pw")
-STANDIN = Path(__file__).parent / "images" / "bench" / "bench"
+STANDIN = ROOT / "tests" / "images" / "bench" / "bench"
 
 
 @pytest.fixture(scope="module")

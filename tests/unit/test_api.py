@@ -5,9 +5,9 @@ the in-bench suite."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
+from references import ROOT
 
 from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.engine.policies.registry_cleanup import (
@@ -18,7 +18,7 @@ from press_selfhosted.engine.policies.registry_cleanup import (
 )
 from press_selfhosted.engine.validation import validate_limit
 
-API = Path(__file__).resolve().parent.parent / "press_selfhosted" / "api.py"
+API = ROOT / "press_selfhosted" / "api.py"
 
 
 def test_every_function_is_whitelisted_and_checks_permission_first():

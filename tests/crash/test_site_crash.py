@@ -2,7 +2,7 @@
 the worker is SIGKILLed while each step runs, then the sweep resumes the job; the end state equals an
 uninterrupted run's.
 
-As in tests/test_agent_crash.py the worker is a real subprocess (``python -m
+As in tests/crash/test_agent_crash.py the worker is a real subprocess (``python -m
 press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``) whose steps linger
 after doing their work, so the kill lands while the step is Running with its effects made and the
 rerun repeats finished work. The cluster (bench made by New Bench, the Database Server's MariaDB, S3
@@ -42,7 +42,7 @@ from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.restore import RestoreJobs
 from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
 
-# the job types crash-tested here (tests/test_job_crash.py checks coverage)
+# the job types crash-tested here (tests/crash/test_job_crash.py checks coverage)
 JOB_TYPES = ["New Site", "Archive Site", "Update Site Migrate", "Restore Site", "Rename Site", "Backup Site"]
 BENCH = "bench-crash"
 TARGET = "bench-crash-next"  # the bench sites are updated to

@@ -1,5 +1,5 @@
-"""Crash test of every multi-step job type of the catalog that tests/test_agent_crash.py and
-tests/test_site_crash.py do not cover, one case per job type (its id is Press's job type name).
+"""Crash test of every multi-step job type of the catalog that tests/crash/test_agent_crash.py and
+tests/crash/test_site_crash.py do not cover, one case per job type (its id is Press's job type name).
 
 Each case makes two subjects alike (sites, benches, servers): one gets an uninterrupted run (the
 reference), the other one run killed at every step in turn (tests/crash_support.py: the worker is

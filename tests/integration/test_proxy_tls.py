@@ -524,7 +524,7 @@ def test_traefik_renews_a_short_lived_certificate_and_the_records_follow(
 
 def test_a_name_whose_challenge_failed_is_asked_for_again_once_retried(cluster, endpoints, pebble_acme):
 	"""Nothing answers a site's challenge (its DNS points elsewhere): no certificate, the record Pending
-	(then Failure with the reason once the grace period is over: tests/test_acme_records.py). Traefik does
+	(then Failure with the reason once the grace period is over: tests/unit/test_acme_records.py). Traefik does
 	not ask again on its own once the DNS is fixed; ``retry_certificates`` has it ask, and restarts the
 	name's grace period."""
 	proxy = AcmeProxy(cluster, endpoints, "f", pebble_acme, "pebble")

@@ -25,7 +25,7 @@ from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.benches import BenchJobs
 
-JOB_TYPES = ["New Bench"]  # the job types crash-tested here (tests/test_job_crash.py checks coverage)
+JOB_TYPES = ["New Bench"]  # the job types crash-tested here (tests/crash/test_job_crash.py checks coverage)
 STEPS = ["Initialize Bench", "Update Bench Configuration", "Deploy Bench", "Bench Setup NGINX"]
 LINGER = 3.0
 

@@ -8,11 +8,10 @@ import copy
 from pathlib import Path
 
 import pytest
-from references import frappe_meta, known_doctype_names, press_doctypes
+from references import ROOT, frappe_meta, known_doctype_names, press_doctypes
 
 from press_selfhosted import install
 
-ROOT = Path(__file__).resolve().parent.parent
 CUSTOM_FIELDS_FILE = ROOT / "press_selfhosted" / "custom_fields.py"
 STANDARD_COLUMNS = {"name", "creation", "modified", "modified_by", "owner", "docstatus", "idx"}
 NO_VALUE_TYPES = {"Section Break", "Column Break", "Tab Break", "HTML", "Button", "Heading", "Fold"}

@@ -511,7 +511,7 @@ def test_bad_payloads_are_refused_with_the_field(cluster):
 
 def test_a_host_without_a_certificate_needs_the_proxys_acme_resolver(cluster):
 	"""Press sends the keys with empty values when its TLS Certificate holds none: only a proxy with an
-	ACME resolver can certify the domain (tests/test_proxy_tls.py), and never a wildcard."""
+	ACME resolver can certify the domain (tests/integration/test_proxy_tls.py), and never a wildcard."""
 	empty = dict.fromkeys(("privkey.pem", "fullchain.pem", "chain.pem"))
 	domain = "www.no-certificate.test"
 	for payload in ({"name": domain, "target": SITE, "certificate": empty}, {"name": domain, "target": SITE}):
