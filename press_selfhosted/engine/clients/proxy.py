@@ -420,6 +420,27 @@ class Proxy:
 			argv = ["sh", "-c", script, "sh", directory, *moves, "--", *gone]
 			(ctx.run if ctx else docker_exec.run)(container, argv, ROOT)
 
+	def holds(self, files: dict[str, tuple[bytes, int]]) -> bool:
+		"""Whether Traefik's dynamic directory holds exactly ``files`` (path → content, mode) already.
+		Every write makes Traefik read all its files again: a retried job writes only what is missing."""
+		script = (
+			'for path; do [ -f "$path" ] || exit 3; '
+			'printf "%s %s\\n" "$(stat -c %a -- "$path")" "$(sha256sum < "$path" | cut -d " " -f 1)"; done'
+		)
+		result = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", *files], ROOT, check=False)
+		if result.exit_code not in (0, 3):
+			raise CommandFailed(self.traefik.name, result)
+		wanted = [f"{mode:o} {hashlib.sha256(content).hexdigest()}" for content, mode in files.values()]
+		return result.exit_code == 0 and result.stdout.splitlines() == wanted
+
+	def holds_any(self, paths: list[str]) -> bool:
+		"""Whether any of ``paths`` (files or folders of Traefik's dynamic directory) exists."""
+		script = 'for path; do [ -e "$path" ] && exit 0; done; exit 3'
+		result = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", *paths], ROOT, check=False)
+		if result.exit_code not in (0, 3):
+			raise CommandFailed(self.traefik.name, result)
+		return result.exit_code == 0
+
 	def write(
 		self,
 		ctx: docker_exec.Transcript | None,

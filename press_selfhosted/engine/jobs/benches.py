@@ -139,8 +139,12 @@ class BenchSpec:
 			found["mem_limit"] = f"{int(self.memory_max)}m"
 		if self.memory_high:
 			found["mem_reservation"] = f"{int(self.memory_high)}m"
-		if self.memory_swap and self.memory_max:
-			found["memswap_limit"] = -1 if self.memory_swap < 0 else f"{int(self.memory_swap)}m"
+		if self.memory_max:
+			# always with the memory limit: Docker refuses to update a memory limit above the swap limit
+			# a container already has (e.g. one made without limits); without memory_swap, Docker's own
+			# default for a memory limit given alone (as much swap again)
+			swap = self.memory_swap or 2 * self.memory_max
+			found["memswap_limit"] = -1 if swap < 0 else f"{int(swap)}m"
 		return found
 
 

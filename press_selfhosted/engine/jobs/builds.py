@@ -939,6 +939,14 @@ def _die_with_parent() -> None:
 		_PRCTL(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
+def _local_image_id(ctx: StepContext, image: str) -> str | None:
+	with docker_errors(ctx.server.docker, f"looking for image {image}"):
+		try:
+			return ctx.docker.images.get(image).id
+		except docker.errors.ImageNotFound:
+			return None
+
+
 def tar_context(directory: Path, target: Path) -> None:
 	partial = target.with_suffix(".partial")
 	# gzip, as the Agent sends it: the CLI recognises a compressed archive on stdin as a context
@@ -1201,6 +1209,13 @@ class BuilderJobs:
 			raise EndJob(
 				str(ctx.data.get("build_error") or "The build failed."), run_after=("Cleanup Context",)
 			)
+		if ctx.data.get("build_failed") is False and _local_image_id(ctx, request.image) == ctx.data.get(
+			"image_id"
+		):
+			# a rerun after the success was recorded: building again would only replace Press's build output
+			ctx.log(f"{request.image} was built by an earlier run of this job ({ctx.data['image_id']}): kept")
+			return
+		ctx.data.pop("image_digest", None)  # a push recorded before is not of the image built now
 		directory = self.settings.build_dir(request)
 		if not (directory / "Dockerfile").is_file():
 			raise BuildError(
@@ -1255,8 +1270,16 @@ class BuilderJobs:
 		if request.no_push:
 			ctx.log("no_push is set: the image stays on the build server.")
 			return
-		log = PushLog()
 		target = job.target()
+		registry_path = request.repository.split("/", 1)[1]
+		recorded = ctx.data.get("image_digest")
+		if recorded and manifest_digest(target, registry_path, request.tag) == recorded:
+			# a rerun after the push was recorded: pushing again would only replace Press's push output
+			ctx.log(
+				f"{request.image} was pushed by an earlier run of this job; the registry serves {recorded}"
+			)
+			return
+		log = PushLog()
 		result = None
 		for attempt in range(1, self.settings.push_attempts + 1):
 			try:
@@ -1282,7 +1305,6 @@ class BuilderJobs:
 			finally:
 				job.publish(push=log.lines, force=True)
 		assert result is not None
-		registry_path = request.repository.split("/", 1)[1]
 		stored = manifest_digest(target, registry_path, request.tag)
 		if stored != result.digest:
 			raise PushFailed(

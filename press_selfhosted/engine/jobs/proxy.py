@@ -81,10 +81,26 @@ def _certificate_files(host: HostRoute, certificate: dict, private_key: str, fie
 	return files
 
 
-def _install_certificate(ctx: StepContext, proxy: Proxy, host: HostRoute, files: dict) -> None:
+def _install_certificate(ctx: StepContext, proxy: Proxy, host: HostRoute, files: dict) -> bool:
+	"""The host's certificate ``files`` and route written, unless the proxy holds exactly them (False)."""
+	route = {proxy.dynamic_path(host.file_name): (traefik.render(host).encode(), 0o644)}
+	if proxy.holds({**files, **route}):
+		ctx.log(f"the proxy holds this certificate and route of {host.name} already")
+		return False
 	ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
 	proxy.write(ctx, files)
 	proxy.publish_host(ctx, host)
+	return True
+
+
+def _remove_host_files(ctx: StepContext, proxy: Proxy, host: HostRoute) -> bool:
+	"""The host's route and certificate removed, if the proxy holds either (False: it holds neither)."""
+	gone = [proxy.dynamic_path(host.file_name), host.certificate_directory]
+	if not proxy.holds_any(gone):
+		ctx.log(f"the proxy holds no route nor certificate of its own for {host.name}")
+		return False
+	proxy.write(ctx, {}, gone)
+	return True
 
 
 class ProxyJobs:
@@ -334,9 +350,8 @@ class ProxyJobs:
 				raise HostTaken(proxy.server.name, host.name, owner, host.site)
 		if by_acme:
 			# a certificate Press sent before would outrank the one the resolver obtains
-			proxy.write(ctx, {}, [proxy.dynamic_path(host.file_name), host.certificate_directory])
-		else:
-			_install_certificate(ctx, proxy, host, files)
+			_remove_host_files(ctx, proxy, host)
+		elif _install_certificate(ctx, proxy, host, files):
 			proxy.bump(ctx)
 		if current and (route := current.with_domains(added=(host.name,), acme=by_acme)) != current:
 			proxy.publish(ctx, route, current)
@@ -353,6 +368,7 @@ class ProxyJobs:
 				"not a list of wildcard domains",
 				"send Press's wildcard domains",
 			)
+		installed = False
 		for index, item in enumerate(items):
 			domain = validate_fqdn((item or {}).get("domain"), f"{index}.domain")
 			host = HostRoute(name=f"*.{domain}", site=None)
@@ -360,11 +376,11 @@ class ProxyJobs:
 			files = _certificate_files(
 				host, item.get("certificate") or {}, private_key, f"{index}.certificate"
 			)
-			_install_certificate(ctx, proxy, host, files)
+			installed = _install_certificate(ctx, proxy, host, files) or installed
 		if not items:
 			ctx.log("no wildcard domain was sent: nothing to install")
-			return
-		proxy.bump(ctx)
+		if installed:
+			proxy.bump(ctx)
 
 	def remove_host(self, ctx: StepContext) -> None:
 		"""The host's certificate, and its route when it had one of its own or was certified by ACME (a
@@ -372,8 +388,8 @@ class ProxyJobs:
 		proxy = self.proxy(ctx)
 		name = traefik.validate_host_name(ctx.payload.get("path_args", {}).get("host"), "host")
 		host = proxy.read(HostRoute(name).file_name) or HostRoute(name)
-		proxy.write(ctx, {}, [proxy.dynamic_path(host.file_name), host.certificate_directory])
-		proxy.bump(ctx)
+		if _remove_host_files(ctx, proxy, host):
+			proxy.bump(ctx)
 		expected = {}
 		owner = host.site or proxy.owner_of(name)
 		current = proxy.site(owner) if owner else None

@@ -71,6 +71,12 @@ def load(name):
 		return None
 
 if action == "backup":
+	# previous_tables.json is written last, once every dump is in place (Clear Backup Directory removes
+	# it at the start of each update): with it, this update's dumps are complete and are kept, not made
+	# anew (new files: gzip and mariadb-dump stamp the time)
+	if load("previous_tables.json") is not None:
+		print("the tables of %s were dumped already by this update (%s): kept" % (database, backups))
+		sys.exit(0)
 	names = tables()
 	for table in names:
 		final = os.path.join(backups, table + ".sql.gz")
