@@ -44,9 +44,10 @@ def spawn_worker(factory: str, job_id: int, **environment: str) -> subprocess.Po
 	"""The real worker entry point in a subprocess a test can SIGKILL; ``factory`` (``module:function``
 	importable from tests/) builds its executor from ``environment``."""
 	env = dict(os.environ, **environment)
-	# the support modules and the crash tests' own factories (tests/crash)
+	# the support modules and the factories of the test modules (in every tree)
 	tests = Path(__file__).parent
-	env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests / "crash"), env.get("PYTHONPATH", "")])
+	trees = [str(tests), *(str(tests / tree) for tree in ("unit", "integration", "crash"))]
+	env["PYTHONPATH"] = os.pathsep.join([*trees, env.get("PYTHONPATH", "")])
 	argv = [sys.executable, "-m", "press_selfhosted.engine.agent.worker", "--factory", factory, str(job_id)]
 	return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
