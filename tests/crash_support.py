@@ -2,8 +2,10 @@
 the executor's sweep resuming the job.
 
 The worker runs the real entry point (``python -m press_selfhosted.engine.agent.worker --factory
-module:function``) with handlers whose steps linger after doing their work, so a kill lands while the
-step is Running with its effects already made: the rerun must repeat finished work harmlessly.
+module:function``) with handlers whose steps linger after doing their work. The kill comes as soon as the
+job store shows the step Running: mid-work in a step that takes longer than that look (most do), in the
+linger after the work in a quick one (the linger keeps it Running long enough to be seen). Either way
+the rerun must finish or repeat the step's work harmlessly.
 """
 
 from __future__ import annotations
@@ -92,9 +94,10 @@ def resume(store: JobStore, job_id: int, spawn: Callable[[int], subprocess.Popen
 def kill_at_every_step(
 	store: JobStore, job_id: int, steps: int, spawn: Callable[[int], subprocess.Popen], timeout: float = 300
 ) -> None:
-	"""One run of the job killed at each of its ``steps`` steps in turn: the worker is killed while step
-	0 lingers, the sweep's worker reruns step 0 and is killed while step 1 lingers, and so on; the last
-	sweep's worker finishes the job. Every step is thus rerun after a kill that followed its work."""
+	"""One run of the job killed in each of its ``steps`` steps in turn: the worker is killed in step 0, the
+	sweep's worker reruns step 0 and is killed in step 1, and so on; the last sweep's worker finishes the
+	job. Every step is thus rerun after a kill in it, and every rerun but the last is itself cut short
+	by the next kill (one kill per step: a job of n steps costs n kills and restarts, not n runs)."""
 	worker = spawn(job_id)
 	for idx in range(steps):
 		kill_at_step(store, job_id, idx, worker)
