@@ -137,3 +137,20 @@ def registry_images(endpoints, docker_client):
 		):
 			assert "error" not in line, line
 	return refs
+
+
+@pytest.fixture(scope="module")
+def idle_container(endpoints, docker_client):
+	"""A base-image container that sleeps, labelled as a test's: for commands and files run in a container."""
+	tag = uuid.uuid4().hex[:8]
+	container = docker_client.containers.run(
+		endpoints["images"]["base"],
+		["sleep", "infinity"],
+		detach=True,
+		name=f"t{tag}-idle",
+		labels={"press.managed": "1", "press.test": f"t{tag}"},
+	)
+	try:
+		yield container
+	finally:
+		container.remove(force=True)

@@ -6,12 +6,18 @@ and the containers are real.
 
 from __future__ import annotations
 
+import datetime
 import io
 import socket
 import ssl
 import tarfile
 import time
 from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.docker_hosts import DockerHost
@@ -246,3 +252,25 @@ def proxy_settings(endpoints: dict, **more) -> ProxySettings:
 		router_image=endpoints["images"]["front"],
 		**{**base, **more},
 	)
+
+
+def self_signed(domain: str) -> tuple[str, str]:
+	"""A certificate for ``domain`` and its key (PEM), as Press sends a custom domain's."""
+	key = ec.generate_private_key(ec.SECP256R1())
+	subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+	now = datetime.datetime.now(datetime.timezone.utc)
+	certificate = (
+		x509.CertificateBuilder()
+		.subject_name(subject)
+		.issuer_name(subject)
+		.public_key(key.public_key())
+		.serial_number(x509.random_serial_number())
+		.not_valid_before(now - datetime.timedelta(minutes=5))
+		.not_valid_after(now + datetime.timedelta(days=1))
+		.add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+		.sign(key, hashes.SHA256())
+	)
+	key_pem = key.private_bytes(
+		serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+	).decode()
+	return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem

@@ -234,3 +234,16 @@ def run_steps(
 			return output
 		done |= {step.idx for step in run.steps if step.status == jobs.SUCCESS}
 	raise run.steps[-1].error
+
+
+def new_site_payload(site: str, apps=("frappe",), **more) -> dict:
+	"""Press's New Site body (press.agent.Agent.new_site); the secrets masked as the job store keeps them."""
+	return {
+		"name": site,
+		"apps": list(apps),
+		"config": {"host_name": f"https://{site}"},
+		"mariadb_root_password": "********",
+		"admin_password": "********",
+		"managed_database_config": {},
+		**more,
+	}

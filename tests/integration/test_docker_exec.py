@@ -16,57 +16,43 @@ from press_selfhosted.engine.errors import CommandFailed, CommandOutputLost
 CUT = "printf 'half an answer'; kill -9 $PPID"
 
 
-@pytest.fixture(scope="module")
-def box(endpoints, docker_client):
-	tag = uuid.uuid4().hex[:8]
-	container = docker_client.containers.run(
-		endpoints["images"]["base"],
-		["sleep", "infinity"],
-		detach=True,
-		name=f"t{tag}-exec",
-		labels={"press.managed": "1", "press.test": f"t{tag}"},
-	)
-	try:
-		yield container
-	finally:
-		container.remove(force=True)
-
-
 ROOT = docker_exec.Exec(user="root", workdir="/")
 
 
 @pytest.mark.parametrize("printed", ["", "one line\n", "no newline at the end", "\n\ntwo blank lines\n\n"])
-def test_the_output_comes_back_exactly(box, printed):
-	result = docker_exec.run(box, ["printf", "%s", printed], ROOT)
+def test_the_output_comes_back_exactly(idle_container, printed):
+	result = docker_exec.run(idle_container, ["printf", "%s", printed], ROOT)
 	assert (result.stdout, result.exit_code, result.output_lost) == (printed, 0, False)
 
 
-def test_exit_codes_and_stderr_are_the_commands(box):
-	result = docker_exec.run(box, ["sh", "-c", "echo out; echo err >&2; exit 7"], ROOT, check=False)
+def test_exit_codes_and_stderr_are_the_commands(idle_container):
+	result = docker_exec.run(
+		idle_container, ["sh", "-c", "echo out; echo err >&2; exit 7"], ROOT, check=False
+	)
 	assert (result.exit_code, result.stdout, result.stderr) == (7, "out\n", "err\n")
 	with pytest.raises(CommandFailed, match="exited with code 7"):
-		docker_exec.run(box, ["sh", "-c", "exit 7"], ROOT)
+		docker_exec.run(idle_container, ["sh", "-c", "exit 7"], ROOT)
 
 
-def test_input_reaches_the_command_and_its_output_comes_back(box):
+def test_input_reaches_the_command_and_its_output_comes_back(idle_container):
 	how = docker_exec.Exec(user="root", workdir="/", stdin=b"typed line\n")
-	result = docker_exec.run(box, ["sh", "-c", "read line; printf '%s' \"$line\""], how)
+	result = docker_exec.run(idle_container, ["sh", "-c", "read line; printf '%s' \"$line\""], how)
 	assert (result.stdout, result.output_lost) == ("typed line", False)
 
 
-def test_a_cut_answer_is_flagged_not_taken_for_the_whole_output(box):
-	result = docker_exec.run(box, ["sh", "-c", CUT], ROOT, check=False)
+def test_a_cut_answer_is_flagged_not_taken_for_the_whole_output(idle_container):
+	result = docker_exec.run(idle_container, ["sh", "-c", CUT], ROOT, check=False)
 	assert result.output_lost and result.stdout == "half an answer"
 
 
-def test_a_reading_command_whose_answer_stays_cut_is_asked_again_then_refused(box):
+def test_a_reading_command_whose_answer_stays_cut_is_asked_again_then_refused(idle_container):
 	counter = f"/tmp/asked-{uuid.uuid4().hex[:6]}"
 	script = f'echo x >> {counter}; [ "$(wc -l < {counter})" -ge 2 ] && {{ echo whole; exit 0; }}; {CUT}'
 	how = docker_exec.Exec(user="root", workdir="/", reads_only=True)
-	result = docker_exec.run(box, ["sh", "-c", script], how)
+	result = docker_exec.run(idle_container, ["sh", "-c", script], how)
 	assert (result.stdout, result.output_lost) == ("whole\n", False)  # cut once, whole the second time
 
 	with pytest.raises(CommandOutputLost, match="Docker cut its output each time"):
-		docker_exec.run(box, ["sh", "-c", CUT], how, check=False)
-	asked = docker_exec.run(box, ["wc", "-l", counter], ROOT).stdout.split()[0]
+		docker_exec.run(idle_container, ["sh", "-c", CUT], how, check=False)
+	asked = docker_exec.run(idle_container, ["wc", "-l", counter], ROOT).stdout.split()[0]
 	assert asked == "2"  # the first command ran exactly twice: cut once, then whole

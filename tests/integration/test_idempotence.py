@@ -13,7 +13,6 @@ sites folders, the site's database and accounts, the proxy's route and certifica
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,6 @@ import agent_support as support
 import pytest
 from backup_support import BENCH, offsite_payload, restore_payload, scratch_bucket
 from build_support import build_payload, frappe_files, make_app, press_dockerfile
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from idempotence import (
 	assert_idempotent,
 	database,
@@ -36,9 +31,9 @@ from idempotence import (
 	run_job,
 	s3_objects,
 )
-from platform_support import APP_IP, Topology, remove_platform, servers, settings_of
-from proxy_helpers import remove_servers
-from site_cluster import SITES
+from platform_support import APP_IP, Topology, remove_platform, servers, settings_of, update_payload
+from proxy_helpers import remove_servers, self_signed
+from site_cluster import SITES, new_site_payload
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.catalog import all_handlers
@@ -200,41 +195,8 @@ class World:
 		return self.probe((self.app,), benches, ((BENCH, site),), proxy, s3)
 
 
-def new_site_payload(site: str, apps=("frappe",)) -> dict:
-	return {
-		"name": site,
-		"apps": list(apps),
-		"config": {"host_name": f"https://{site}"},
-		"mariadb_root_password": "********",
-		"admin_password": "********",
-		"managed_database_config": {},
-	}
-
-
 def backup_payload(world: World, site: str) -> dict:
 	return {"with_files": True, **offsite_payload(world.target, site)}
-
-
-def self_signed(domain: str) -> tuple[str, str]:
-	"""A certificate for ``domain`` and its key (PEM), as Press sends a custom domain's."""
-	key = ec.generate_private_key(ec.SECP256R1())
-	subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-	now = datetime.datetime.now(datetime.timezone.utc)
-	certificate = (
-		x509.CertificateBuilder()
-		.subject_name(subject)
-		.issuer_name(subject)
-		.public_key(key.public_key())
-		.serial_number(x509.random_serial_number())
-		.not_valid_before(now - datetime.timedelta(minutes=5))
-		.not_valid_after(now + datetime.timedelta(days=1))
-		.add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-		.sign(key, hashes.SHA256())
-	)
-	key_pem = key.private_bytes(
-		serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-	).decode()
-	return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
 def certificate_of(world: World, domain: str, secret_key: str) -> dict:
@@ -414,19 +376,6 @@ def new_site_from_backup(world: World) -> None:
 		site_config="{}",
 	)
 	world.check("New Site from Backup", payload, world.site_probe(site, s3=True), bench=BENCH, site=site)
-
-
-def update_payload(target: str, **more) -> dict:
-	"""Press's update_site body (press.agent.Agent.update_site)."""
-	return {
-		"target": target,
-		"activate": True,
-		"skip_failing_patches": False,
-		"skip_backups": False,
-		"before_migrate_scripts": {},
-		"skip_search_index": True,
-		**more,
-	}
 
 
 def update_job(job_type: str, payload: dict, recover: str = "") -> Callable[[World], None]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import dataclasses
-import datetime
 import io
 import json
 import os
@@ -24,9 +23,7 @@ import pytest
 import requests
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from references import schema
 
 from press_selfhosted.engine import naming
@@ -52,6 +49,7 @@ from tests.proxy_helpers import (
 	proxy_settings,
 	remove_servers,
 	run_job,
+	self_signed,
 	start_bench_pair,
 )
 
@@ -168,27 +166,6 @@ def websocket_echo(cluster, host: str, message: str, tls: bool = False) -> tuple
 		while len(rest) < 2 or len(rest) < 2 + rest[1]:
 			rest += _received(connection)
 		return head.split(b"\r\n")[0].decode(), rest[2 : 2 + rest[1]].decode()
-
-
-def self_signed(domain: str) -> tuple[str, str]:
-	key = ec.generate_private_key(ec.SECP256R1())
-	subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-	now = datetime.datetime.now(datetime.timezone.utc)
-	certificate = (
-		x509.CertificateBuilder()
-		.subject_name(subject)
-		.issuer_name(subject)
-		.public_key(key.public_key())
-		.serial_number(x509.random_serial_number())
-		.not_valid_before(now - datetime.timedelta(minutes=5))
-		.not_valid_after(now + datetime.timedelta(days=1))
-		.add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-		.sign(key, hashes.SHA256())
-	)
-	key_pem = key.private_bytes(
-		serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-	).decode()
-	return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
 def served_certificate(cluster, server_name: str) -> bytes:

@@ -14,6 +14,7 @@ import pytest
 from site_cluster import (
 	SITES,
 	PressJobs,
+	new_site_payload,
 	put_file,
 	remove_cluster,
 	run_steps,
@@ -81,18 +82,6 @@ def run(
 		press_jobs=press,
 		waits=waits,
 	)
-
-
-def new_site_payload(site: str, apps=("frappe",), **more) -> dict:
-	return {
-		"name": site,
-		"apps": list(apps),
-		"config": {"host_name": f"https://{site}"},
-		"mariadb_root_password": "********",
-		"admin_password": "********",
-		"managed_database_config": {},
-		**more,
-	}
 
 
 def site_config(backend, site: str, folder: str = "") -> dict:

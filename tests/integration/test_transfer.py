@@ -45,21 +45,10 @@ def bucket(endpoints):
 
 
 @pytest.fixture(scope="module")
-def box(endpoints, docker_client):
+def box(idle_container):
 	"""A base-image container holding a 23 MiB random file and a small one."""
-	tag = uuid.uuid4().hex[:8]
-	container = docker_client.containers.run(
-		endpoints["images"]["base"],
-		["sleep", "infinity"],
-		detach=True,
-		name=f"t{tag}-transfer",
-		labels={"press.managed": "1", "press.test": f"t{tag}"},
-	)
-	try:
-		container.exec_run(["sh", "-c", "head -c 24117248 /dev/urandom > /tmp/big; echo hello > /tmp/small"])
-		yield container
-	finally:
-		container.remove(force=True)
+	idle_container.exec_run(["sh", "-c", "head -c 24117248 /dev/urandom > /tmp/big; echo hello > /tmp/small"])
+	return idle_container
 
 
 def test_upload_streams_multipart_with_its_checksum_and_verifies(box, bucket):
@@ -91,9 +80,9 @@ def test_member_data_is_read_exactly_after_long_name_headers_and_odd_sizes(box, 
 
 def test_a_missing_path_or_a_directory_is_refused_with_the_container_named(box, bucket):
 	with open_client(bucket) as s3:
-		with pytest.raises(ObjectMissing, match=r"/tmp/absent does not exist in container t\w+-transfer"):
+		with pytest.raises(ObjectMissing, match=rf"/tmp/absent does not exist in container {box.name}"):
 			transfer.upload_from_container(box, "/tmp/absent", s3, bucket, "p/site/absent", SMALL_PARTS)
-		with pytest.raises(TransferError, match=r"/tmp in container t\w+-transfer is not a regular file"):
+		with pytest.raises(TransferError, match=rf"/tmp in container {box.name} is not a regular file"):
 			transfer.upload_from_container(box, "/tmp", s3, bucket, "p/site/dir", SMALL_PARTS)
 		assert object_keys(s3, bucket.bucket, "p/site/absent") == []
 		assert object_keys(s3, bucket.bucket, "p/site/dir") == []
