@@ -27,17 +27,21 @@ from press_selfhosted.engine.jobs.handlers import Handler, Step
 CRASH_SETTINGS = ExecutorSettings(lease=3, renew_interval=0.5)
 
 
-def lingering(found: Iterable[Handler], seconds: float) -> list[Handler]:
-	"""``found`` with every step sleeping ``seconds`` after its work (the window the kill lands in)."""
+def lingering(found: Iterable[Handler], seconds: float, hold: int | None = None) -> list[Handler]:
+	"""``found`` with every step sleeping ``seconds`` after its work (the window the kill lands in); the
+	step at position ``hold`` of its job sleeps until the worker is killed, so that a quick step cannot end
+	unseen before the kill meant for it."""
 
-	def linger(step: Step) -> Step:
+	def linger(step: Step, position: int) -> Step:
 		def run(ctx):
 			step.run(ctx)
+			while position == hold:
+				time.sleep(1)
 			time.sleep(seconds)
 
 		return replace(step, run=run)
 
-	return [replace(h, steps=tuple(linger(s) for s in h.steps)) for h in found]
+	return [replace(h, steps=tuple(linger(s, i) for i, s in enumerate(h.steps))) for h in found]
 
 
 def spawn_worker(factory: str, job_id: int, **environment: str) -> subprocess.Popen:
@@ -93,17 +97,26 @@ def resume(store: JobStore, job_id: int, spawn: Callable[[int], subprocess.Popen
 
 
 def kill_at_every_step(
-	store: JobStore, job_id: int, steps: int, spawn: Callable[[int], subprocess.Popen], timeout: float = 300
+	store: JobStore,
+	job_id: int,
+	steps: int,
+	spawn: Callable[[int, int | None], subprocess.Popen],
+	timeout: float = 300,
 ) -> None:
 	"""One run of the job killed in each of its ``steps`` steps in turn: the worker is killed in step 0, the
 	sweep's worker reruns step 0 and is killed in step 1, and so on; the last sweep's worker finishes the
 	job. Every step is thus rerun after a kill in it, and every rerun but the last is itself cut short
-	by the next kill (one kill per step: a job of n steps costs n kills and restarts, not n runs)."""
-	worker = spawn(job_id)
-	for idx in range(steps):
-		kill_at_step(store, job_id, idx, worker)
-		worker = resume(store, job_id, spawn)
+	by the next kill (one kill per step: a job of n steps costs n kills and restarts, not n runs).
+
+	``spawn(job_id, hold)`` starts a worker whose step ``hold`` waits for its kill (``lingering``); the
+	last worker, which finishes the job, gets None."""
+	worker = spawn(job_id, 0)
 	try:
+		for idx in range(steps):
+			kill_at_step(store, job_id, idx, worker)
+			worker = resume(
+				store, job_id, lambda job, idx=idx: spawn(job, idx + 1 if idx + 1 < steps else None)
+			)
 		worker.wait(timeout)
 	finally:
-		worker.kill()
+		worker.kill()  # a worker held in a step stays alive when an assertion ends the test early

@@ -367,13 +367,15 @@ def crash_world(platform: Platform) -> dict:
 def crash_executor() -> Executor:
 	"""Factory of ``python -m press_selfhosted.engine.agent.worker --factory platform_support:crash_executor``.
 
-	Every handler of the catalog, its steps lingering ``PSA_LINGER`` seconds after doing their work
-	(tests/crash_support.py), with the platform's settings and Press's records from ``PSA_PLATFORM_WORLD``.
+	Every handler of the catalog, its steps lingering ``PSA_LINGER`` seconds after doing their work and
+	the step at position ``PSA_HOLD_STEP`` until the worker is killed (tests/crash_support.py), with the
+	platform's settings and Press's records from ``PSA_PLATFORM_WORLD``.
 	"""
 	world = json.loads(os.environ["PSA_PLATFORM_WORLD"])
 	linger = float(os.environ.get("PSA_LINGER", "0"))
 	app, db, proxy = (ContainerServer(**{**s, "docker": DockerHost(**s["docker"])}) for s in world["servers"])
-	found = lingering(all_handlers(**settings_of(world["endpoints"], world["contexts"])), linger)
+	hold = int(os.environ["PSA_HOLD_STEP"]) if os.environ.get("PSA_HOLD_STEP") else None
+	found = lingering(all_handlers(**settings_of(world["endpoints"], world["contexts"])), linger, hold)
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),
 		handlers.index(found),

@@ -58,7 +58,6 @@ from tests.proxy_helpers import proxy_settings
 
 BENCH, TARGET = "bench-a", "bench-b"  # the cluster's benches: sites start on BENCH, updates go to TARGET
 SITES = "/home/frappe/frappe-bench/sites"
-LINGER = "0.3"
 
 
 @dataclass
@@ -601,13 +600,17 @@ REFERENCE_DID = {
 }
 
 
-def spawn(world: World, job_id: int, servers=None):
-	"""A worker of the platform's handlers; ``servers`` (app, db, proxy) instead of the platform's."""
+def spawn(world: World, job_id: int, hold: int | None, servers=None):
+	"""A worker of the platform's handlers held in step ``hold`` until killed (crash_support.lingering);
+	``servers`` (app, db, proxy) instead of the platform's."""
 	found = crash_world(world.platform)
 	if servers:
 		found["servers"] = [{**vars(s), "docker": vars(s.docker)} for s in servers]
 	return crash.spawn_worker(
-		"platform_support:crash_executor", job_id, PSA_PLATFORM_WORLD=json.dumps(found), PSA_LINGER=LINGER
+		"platform_support:crash_executor",
+		job_id,
+		PSA_PLATFORM_WORLD=json.dumps(found),
+		PSA_HOLD_STEP="" if hold is None else str(hold),
 	)
 
 
@@ -622,7 +625,7 @@ def killed_at_every_step(
 	assert response.status_code == 200, response.json
 	job_id = response.json["job"]
 	steps = len(index(world.platform.found)[world.store.get(job_id).job_type].steps)
-	crash.kill_at_every_step(world.store, job_id, steps, lambda job: spawn(world, job, servers))
+	crash.kill_at_every_step(world.store, job_id, steps, lambda job, hold: spawn(world, job, hold, servers))
 	job = router.handle(server.name, "GET", f"jobs/{job_id}", server_type=server.server_type).json
 	assert job["status"] == "Success", json.dumps(job, indent=1)[-3000:]
 	assert [s["status"] for s in job["steps"]] == ["Success"] * steps
