@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import jobs, runner
-from press_selfhosted.engine.clients import site_router, traefik
+from press_selfhosted.engine.clients import docker_exec, site_router, traefik
 from press_selfhosted.engine.clients.mariadb import quote
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs.handlers import Handler, JobRecord, Step, StepContext
@@ -124,6 +124,15 @@ def docker_objects(client, server: str) -> dict:
 	}
 
 
+def read(container, argv: Sequence[str], workdir: str = "/") -> tuple[int, str]:
+	"""``argv`` run as root in ``container`` to read state, its exit code and output. Through
+	docker_exec, whose end-of-output marker has an answer Docker's exec stream cut asked again: a probe
+	must never take a cut answer for an empty folder."""
+	how = docker_exec.Exec(user="root", workdir=workdir, reads_only=True)
+	result = docker_exec.run(container, argv, how, check=False)
+	return result.exit_code, result.stdout
+
+
 def files(container, folder: str, skip: Sequence[str] = ()) -> list[str]:
 	"""Every entry under ``folder`` in ``container``: its type, mode, owner and (for files) sha256.
 	``skip``: find(1) path patterns left out (logs that a command appends to on every run)."""
@@ -132,9 +141,9 @@ def files(container, folder: str, skip: Sequence[str] = ()) -> list[str]:
 		f"cd {folder} && find . {prune} -printf '%y %m %u %p\\n' | sort && "
 		f"find . {prune} -type f -print0 | sort -z | xargs -0 -r sha256sum"
 	)
-	code, out = container.exec_run(["sh", "-c", script])
-	assert code == 0, out.decode(errors="replace")
-	return out.decode().splitlines()
+	code, out = read(container, ["sh", "-c", script])
+	assert code == 0, out
+	return out.splitlines()
 
 
 def database(db, like: str, skip_tables: Sequence[str] = ()) -> dict:

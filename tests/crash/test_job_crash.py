@@ -29,6 +29,7 @@ import test_agent_crash
 import test_site_crash
 from backup_support import object_keys, scratch_bucket
 from build_support import app_files, build_payload, frappe_files, make_app, press_dockerfile
+from idempotence import read
 from platform_support import (
 	Topology,
 	crash_world,
@@ -45,6 +46,7 @@ from press_selfhosted.engine.agent.catalog import all_handlers
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients import platform_ca
+from press_selfhosted.engine.clients.docker_exec import BENCH_DIRECTORY
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.clients.mariadb import MariaDB, database_name
 from press_selfhosted.engine.clients.proxy import Proxy, ProxySettings
@@ -121,13 +123,13 @@ RANDOM_CONFIG = ("db_password", "encryption_key")
 def site_on(world: World, bench: str, site: str) -> dict | None:
 	"""The site's folder on ``bench`` (files, config), or None when the bench does not hold it."""
 	backend = world.backend(bench)
-	code, config = backend.exec_run(["cat", f"{SITES}/{site}/site_config.json"])
+	code, config = read(backend, ["cat", f"{SITES}/{site}/site_config.json"])
 	if code != 0:
 		return None
-	_, found = backend.exec_run(["sh", "-c", f"cd {SITES}/{site} && find . | sort"])
+	_, found = read(backend, ["sh", "-c", f"cd {SITES}/{site} && find . | sort"])
 	values = json.loads(config)
 	return {
-		"files": masked(found.decode().splitlines(), site),
+		"files": masked(found.splitlines(), site),
 		"config": {key: "random" if key in RANDOM_CONFIG else value for key, value in values.items()},
 	}
 
@@ -161,8 +163,8 @@ def site_state(world: World, site: str) -> dict:
 
 
 def archived(world: World, bench: str) -> list[str]:
-	_, out = world.backend(bench).exec_run(["sh", "-c", f"ls -A {SITES}/archived 2>/dev/null || true"])
-	return out.decode().split()
+	_, out = read(world.backend(bench), ["sh", "-c", f"ls -A {SITES}/archived 2>/dev/null || true"])
+	return out.split()
 
 
 def proxy_state(world: World, site: str) -> dict:
@@ -174,8 +176,8 @@ def proxy_state(world: World, site: str) -> dict:
 	for name in (f"www-{site}", f"*.{site}"):
 		host = proxy.read(HostRoute(name).file_name)
 		if host is not None:
-			_, files = proxy.traefik.exec_run(["ls", "-A", host.certificate_directory])
-			hosts[name] = {**dataclasses.asdict(host), "files": sorted(files.decode().split())}
+			_, files = read(proxy.traefik, ["ls", "-A", host.certificate_directory])
+			hosts[name] = {**dataclasses.asdict(host), "files": sorted(files.split())}
 	return {"route": route_of(world, site), "renamed": route_of(world, f"renamed-{site}"), "hosts": hosts}
 
 
@@ -277,7 +279,11 @@ def bench_state(world: World, bench: str) -> dict:
 
 	containers = support.labelled(world.docker, server, bench=bench)
 	running = [c for c in containers if c.name == naming.resource_name(world.platform.prefix, bench)]
-	config = running[0].exec_run(["cat", "sites/common_site_config.json"]).output if running else b"null"
+	config = (
+		read(running[0], ["cat", f"{BENCH_DIRECTORY}/sites/common_site_config.json"])[1]
+		if running
+		else "null"
+	)
 	return {
 		"containers": sorted((settings(c) for c in containers), key=lambda found: found["name"]),
 		"volumes": sorted(v.name for v in support.labelled(world.docker, server, "volumes", bench=bench)),
