@@ -125,10 +125,11 @@ def docker_objects(client, server: str) -> dict:
 
 
 def read(container, argv: Sequence[str], workdir: str = "/") -> tuple[int, str]:
-	"""``argv`` run as root in ``container`` to read state, its exit code and output. Through
-	docker_exec, whose end-of-output marker has an answer Docker's exec stream cut asked again: a probe
-	must never take a cut answer for an empty folder."""
-	how = docker_exec.Exec(user="root", workdir=workdir, reads_only=True)
+	"""``argv`` run in ``container`` as its own user (a bench's site config is its user's alone, and the
+	containers drop root's capabilities) to read state: its exit code and output. Through docker_exec,
+	whose end-of-output marker has an answer Docker's exec stream cut asked again: a probe must never
+	take a cut answer for an empty folder."""
+	how = docker_exec.Exec(user="", workdir=workdir, reads_only=True)
 	result = docker_exec.run(container, argv, how, check=False)
 	return result.exit_code, result.stdout
 
