@@ -102,7 +102,9 @@ def unique() -> str:
 # --- the job store and the bench image in the registries, shared by the agent, bench and site tests ---
 
 
-@pytest.fixture(scope="session")
+# One job store per test module: a module's sweep must find only its own jobs, never another module's
+# left running.
+@pytest.fixture(scope="module")
 def store_config(endpoints):
 	db = endpoints["mariadb"]
 	name = f"psa_test_{uuid.uuid4().hex[:8]}"
