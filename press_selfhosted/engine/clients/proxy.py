@@ -427,7 +427,7 @@ class Proxy:
 			'for path; do [ -f "$path" ] || exit 3; '
 			'printf "%s %s\\n" "$(stat -c %a -- "$path")" "$(sha256sum < "$path" | cut -d " " -f 1)"; done'
 		)
-		result = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", *files], ROOT, check=False)
+		result = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", *files], READ, check=False)
 		if result.exit_code not in (0, 3):
 			raise CommandFailed(self.traefik.name, result)
 		wanted = [f"{mode:o} {hashlib.sha256(content).hexdigest()}" for content, mode in files.values()]
