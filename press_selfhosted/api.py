@@ -90,7 +90,7 @@ def _registry_cleanup(dry_run: bool) -> dict:
 		tags_by_repository,
 	)
 	from press_selfhosted.glue.registry import LOCAL_REGISTRY
-	from press_selfhosted.validations import infrastructure
+	from press_selfhosted.record_rules import infrastructure
 
 	name = frappe.db.get_value(LOCAL_REGISTRY, {"is_default": 1})
 	if not name:

@@ -41,11 +41,11 @@ doctype_js = {
 
 # Rules for records on container servers; records on agent servers keep Press's rules
 doc_events = {
-	"Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
-	"Proxy Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
-	"Database Server": {"validate": "press_selfhosted.validations.doc_events.validate_server_record"},
+	"Server": {"validate": "press_selfhosted.record_rules.doc_events.validate_server_record"},
+	"Proxy Server": {"validate": "press_selfhosted.record_rules.doc_events.validate_server_record"},
+	"Database Server": {"validate": "press_selfhosted.record_rules.doc_events.validate_server_record"},
 	"Site": {
-		"validate": "press_selfhosted.validations.doc_events.validate_site",
+		"validate": "press_selfhosted.record_rules.doc_events.validate_site",
 		# plan limits are re-applied when a site's plan changes
 		"on_update": "press_selfhosted.glue.usage.on_site_update",
 	},
@@ -58,7 +58,7 @@ doc_events = {
 	# custom domains of container sites whose root domain the platform CA certifies: issued by the CA
 	"TLS Certificate": {"before_insert": "press_selfhosted.glue.platform_certificates.certify_custom_domain"},
 	"Site Backup": {
-		"validate": "press_selfhosted.validations.doc_events.validate_site_backup",
+		"validate": "press_selfhosted.record_rules.doc_events.validate_site_backup",
 		# MinIO bucket, prefix and checksums from the finished Backup Site job
 		"on_update": "press_selfhosted.glue.backups.complete_site_backup",
 	},

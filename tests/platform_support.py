@@ -66,9 +66,7 @@ class Topology:
 		return self.app
 
 	def database_for(self, app_server: str) -> DatabaseEndpoint:
-		return DatabaseEndpoint(
-			server=self.db.name, host=naming.resource_name(self.db.container_prefix, "mariadb")
-		)
+		return DatabaseEndpoint(server=self.db.name, host=naming.mariadb_container(self.db.container_prefix))
 
 	def bench_for_site(self, site: str) -> str:
 		return self.site_benches[site]

@@ -7,6 +7,7 @@ repair or remove it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from press_selfhosted.engine.errors import NotOwned
@@ -77,6 +78,17 @@ def label_filters(server: str, **match: str) -> list[str]:
 
 def resource_name(prefix: str, *parts: str) -> str:
 	return "-".join((prefix, *parts))
+
+
+def mariadb_container(prefix: str) -> str:
+	"""The MariaDB container of a container Database Server: also its host name on bench networks."""
+	return resource_name(prefix, "mariadb")
+
+
+def cluster_network(cluster: str | None) -> str:
+	"""The Docker network of a Press Cluster's container servers (``press-<cluster>``, lowercased, any run
+	of characters Docker refuses in a network name made one hyphen)."""
+	return "press-" + re.sub(r"[^a-z0-9_.-]+", "-", (cluster or "default").lower()).strip("-")
 
 
 @dataclass(frozen=True)

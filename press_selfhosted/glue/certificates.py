@@ -30,7 +30,7 @@ from press_selfhosted.engine.clients.proxy import Proxy
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.engine.policies import acme_records
 from press_selfhosted.glue import cluster, settings, topology
-from press_selfhosted.validations.doc_events import server_is_container_server
+from press_selfhosted.record_rules.doc_events import server_is_container_server
 
 TITLE = "press_selfhosted: site certificates on {proxy}"
 RECORDS_TITLE = "press_selfhosted: TLS Certificate records of {proxy}"

@@ -27,7 +27,7 @@ from press.press.doctype.site_activity.site_activity import log_site_activity
 
 from press_selfhosted.engine.clients import domain_dns
 from press_selfhosted.engine.errors import DomainNotPointingHere, EngineError
-from press_selfhosted.validations.doc_events import site_on_container_server
+from press_selfhosted.record_rules.doc_events import site_on_container_server
 
 
 def proxy_target(site: str) -> domain_dns.ProxyTarget:

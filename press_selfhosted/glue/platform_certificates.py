@@ -26,7 +26,7 @@ from press_selfhosted.glue import certificates, cluster
 from press_selfhosted.press_selfhosted.doctype.platform_certificate_authority.platform_certificate_authority import (
 	authority,
 )
-from press_selfhosted.validations.doc_events import site_on_container_server
+from press_selfhosted.record_rules.doc_events import site_on_container_server
 
 
 def certify_root_domain(domain: str, renew: bool = False) -> dict:

@@ -19,7 +19,7 @@ import frappe
 from press_selfhosted.engine.clients.registry import RegistryTarget
 from press_selfhosted.engine.errors import BuildRequestError
 from press_selfhosted.engine.jobs import builds
-from press_selfhosted.validations import infrastructure
+from press_selfhosted.record_rules import infrastructure
 
 LOCAL_REGISTRY = "Local Registry"
 BUILDS_FOLDER = "press_selfhosted-builds"

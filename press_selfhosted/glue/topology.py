@@ -5,13 +5,12 @@ for (SecretSource), read from documents when a job runs; and the process's Docke
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import frappe
 from frappe.utils.password import get_decrypted_password
 
-from press_selfhosted.engine import masking
+from press_selfhosted.engine import masking, naming
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.docker_tls import DockerTLS, materialize
 from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
@@ -20,10 +19,6 @@ from press_selfhosted.press_selfhosted.doctype.storage_configuration import stor
 
 # one Docker client per server for the life of the process, shared by everything the glue does here
 docker_hosts = DockerHosts()
-
-
-def network_name(cluster: str) -> str:
-	return "press-" + re.sub(r"[^a-z0-9_.-]+", "-", (cluster or "default").lower()).strip("-")
 
 
 def docker_host(doc) -> DockerHost:
@@ -45,7 +40,7 @@ class FrappeTopology:
 			server_type=server_type,
 			container_prefix=doc.container_prefix,
 			docker=docker_host(doc),
-			network=network_name(doc.cluster),
+			network=naming.cluster_network(doc.cluster),
 			private_ip=doc.private_ip,
 			ip=doc.ip,
 			front_image=frappe.conf.get("press_selfhosted_front_image"),
@@ -75,7 +70,9 @@ class FrappeTopology:
 		doc = _container_server_doc("Database Server", database)
 		if not doc:
 			return None
-		return DatabaseEndpoint(server=doc.name, host=f"{doc.container_prefix}-mariadb", port=3306)
+		return DatabaseEndpoint(
+			server=doc.name, host=naming.mariadb_container(doc.container_prefix), port=3306
+		)
 
 
 def _container_server_doc(doctype: str, name: str | None):

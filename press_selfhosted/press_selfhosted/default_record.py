@@ -13,7 +13,7 @@ from press_selfhosted.engine.errors import ValidationError as EngineValidationEr
 
 
 class DefaultRecord(Document):
-	# the pure rules of press_selfhosted.validations.infrastructure: document in, normalised values out
+	# the pure rules of press_selfhosted.record_rules.infrastructure: document in, normalised values out
 	check_record: Callable[[Document], dict]
 
 	def validate(self):

@@ -28,7 +28,7 @@ from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.docker_tls import DockerTLS, materialize, server_folder
 from press_selfhosted.engine.errors import DockerUnreachable, ValidationError
-from press_selfhosted.validations.records import check_docker_tls
+from press_selfhosted.record_rules.records import check_docker_tls
 
 
 def _pem(cert) -> str:

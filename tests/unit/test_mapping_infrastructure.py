@@ -1,5 +1,5 @@
 """Storage Configuration and Local Registry documents -> validated values and engine targets
-(validations/infrastructure.py), without Frappe."""
+(record_rules/infrastructure.py), without Frappe."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from press_selfhosted.engine.clients.registry import RegistryTarget
 from press_selfhosted.engine.clients.storage import S3Target
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.validations import infrastructure as infra
+from press_selfhosted.record_rules import infrastructure as infra
 
 STORAGE = {
 	"title": "minio-primary",

@@ -1,4 +1,4 @@
-"""Rules for Press records on container servers (validations/records.py), on plain values; the doc-event
+"""Rules for Press records on container servers (record_rules/records.py), on plain values; the doc-event
 wrappers that apply them to Press's documents run in the in-bench suite (test_record_rules)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from press_selfhosted.engine.errors import ValidationError
-from press_selfhosted.validations import records
+from press_selfhosted.record_rules import records
 
 CONTAINER_SERVER = {
 	"container_prefix": "erp-saas-cloud-c16",

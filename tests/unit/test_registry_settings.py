@@ -3,7 +3,7 @@ glue that writes them runs in the in-bench suite)."""
 
 from __future__ import annotations
 
-from press_selfhosted.validations import infrastructure
+from press_selfhosted.record_rules import infrastructure
 
 MAIN = {
 	"url": "https://registry.internal:5443",

@@ -308,7 +308,7 @@ class Queries:
 		password = (data or {}).get("mariadb_root_password") if isinstance(data, dict) else None
 		if not password:
 			raise QueryFailed(400, "database/ping: mariadb_root_password is missing from the request")
-		name = naming.resource_name(host.container_prefix, "mariadb")
+		name = naming.mariadb_container(host.container_prefix)
 
 		def ping(client) -> bool:
 			try:

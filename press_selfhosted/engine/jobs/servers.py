@@ -135,7 +135,7 @@ def report_schema_sizes(ctx: StepContext) -> None:
 
 
 def server_mariadb(ctx: StepContext) -> MariaDB:
-	host = naming.resource_name(ctx.server.container_prefix, "mariadb")
+	host = naming.mariadb_container(ctx.server.container_prefix)
 	return find_mariadb(ctx.docker, ctx.server, host, ctx.secret("mariadb_root_password"))
 
 

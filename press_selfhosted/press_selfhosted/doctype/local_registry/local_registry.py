@@ -10,7 +10,7 @@ from press_selfhosted.engine.clients import registry
 from press_selfhosted.engine.errors import EngineError
 from press_selfhosted.press_selfhosted import default_record
 from press_selfhosted.press_selfhosted.default_record import DefaultRecord
-from press_selfhosted.validations import infrastructure
+from press_selfhosted.record_rules import infrastructure
 
 DOCTYPE = "Local Registry"
 

@@ -13,7 +13,7 @@ from frappe import _
 
 from press_selfhosted.engine.errors import ValidationError as EngineValidationError
 from press_selfhosted.engine.validation import INTERNAL_NETWORKS_CONFIG_KEY, parse_internal_networks
-from press_selfhosted.validations import records
+from press_selfhosted.record_rules import records
 
 
 def throw(error: EngineValidationError) -> None:
