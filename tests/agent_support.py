@@ -1,6 +1,6 @@
 """Shared helpers of the agent and bench tests (their fixtures, the job store and the registry images, are
-in conftest.py). The Docker side uses the real dockerd and the real local registries. Topology and SecretSource are plain
-in-memory stand-ins for the Frappe-backed ones (the engine takes them as protocols).
+in conftest.py). The Docker side uses the real dockerd and the real local registries. Press's records and secrets are
+the stand-ins of tests/fakes.py.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import docker
+from fakes import PressRecords, Secrets
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -17,34 +18,9 @@ from press_selfhosted.engine.agent.jobs import FINISHED
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
-from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
+from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs import handlers
 from press_selfhosted.engine.jobs.benches import BenchJobs, BenchSettings
-from press_selfhosted.engine.jobs.handlers import JobRecord
-
-
-@dataclass
-class Topology:
-	servers: dict[tuple[str, str], ContainerServer] = field(default_factory=dict)
-
-	def server(self, server_type: str, name: str) -> ContainerServer:
-		return self.servers[(server_type, name)]
-
-	def app_server_by_ip(self, ip: str) -> ContainerServer:
-		return next(s for s in self.servers.values() if ip in (s.private_ip, s.ip))
-
-	database: DatabaseEndpoint | None = None  # the app servers' container Database Server, if any
-
-	def database_for(self, app_server: str) -> DatabaseEndpoint | None:
-		return self.database
-
-
-@dataclass
-class Secrets:
-	values: dict[str, str] = field(default_factory=dict)
-
-	def secret(self, job: JobRecord, key: str) -> str:
-		return self.values[key]
 
 
 def app_server(endpoints, prefix: str, socket: str | None = None) -> ContainerServer:
@@ -67,7 +43,7 @@ class Agent:
 	executor: Executor
 	server: ContainerServer
 	store: JobStore
-	topology: Topology
+	topology: PressRecords
 	secrets: Secrets
 	queued: list[int] = field(default_factory=list)
 	inline: bool = True
@@ -118,7 +94,7 @@ def executor_for(
 def make_agent(
 	store_config, server: ContainerServer, secrets: dict | None = None, health_timeout=60
 ) -> Agent:
-	topology = Topology({(server.server_type, server.name): server})
+	topology = PressRecords([server])
 	secret_source = Secrets(dict(secrets or {}))
 	hosts = DockerHosts()
 	found = BenchJobs(BenchSettings(health_timeout=health_timeout)).handlers()

@@ -406,12 +406,13 @@ class JobRun:
 
 	def run(self) -> dict:
 		"""Runs the steps not yet done (a retry resumes where the failure was, like the executor)."""
-		from site_cluster import Secrets, Topology, contexts
+		from fakes import Secrets
+		from site_cluster import contexts, records
 
 		from press_selfhosted.engine.agent import jobs, runner
 
 		steps = self.handler.steps
-		context = contexts(self.client, Topology(self.cluster), Secrets(self.secrets)).for_job(self.job)
+		context = contexts(self.client, records(self.cluster), Secrets(self.secrets)).for_job(self.job)
 		done = {idx for idx, step in enumerate(steps) if step.name in self.done}
 		run = runner.run_steps(self.job, steps, context, runner.Journal(self.output.append), done)
 		self.done |= {step.name for step in run.steps if step.status == jobs.SUCCESS}

@@ -11,6 +11,7 @@ storage payload, built with the glue's own pure functions).
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -20,6 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from crash_support import CRASH_SETTINGS, lingering
+from fakes import PressRecords, Secrets, no_press_jobs
+from proxy_helpers import proxy_settings
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.catalog import all_handlers
@@ -38,41 +41,26 @@ from press_selfhosted.engine.jobs.builds import BuilderSettings
 from press_selfhosted.engine.jobs.handlers import Handler
 from press_selfhosted.engine.jobs.site_steps import SiteSettings
 from press_selfhosted.glue import backups as glue
-from tests.proxy_helpers import proxy_settings
 
 APP_IP = "10.9.0.1"
 
 
-@dataclass
-class Topology:
-	"""Press's records: the cluster's servers, the app server's database and each site's bench."""
-
-	app: ContainerServer
-	db: ContainerServer
-	proxy: ContainerServer
-	site_benches: dict[str, str] = field(default_factory=dict)
-	store: StoreConfig | None = None  # Press's Agent Job records stand in as the job store's rows
-
-	def press_job_status(self, job_type: str, site: str) -> str | None:
-		return latest_status(self.store, job_type, site) if self.store else None
-
-	def server(self, server_type: str, name: str) -> ContainerServer:
-		return next(
-			s for s in (self.app, self.db, self.proxy) if (s.server_type, s.name) == (server_type, name)
-		)
-
-	def app_server_by_ip(self, ip: str) -> ContainerServer:
-		assert ip == self.app.private_ip, ip
-		return self.app
-
-	def database_for(self, app_server: str) -> DatabaseEndpoint:
-		return DatabaseEndpoint(server=self.db.name, host=naming.mariadb_container(self.db.container_prefix))
-
-	def bench_for_site(self, site: str) -> str:
-		return self.site_benches[site]
-
-	def proxy_for(self, app_server: str) -> ContainerServer:
-		return self.proxy
+def records(
+	app: ContainerServer,
+	db: ContainerServer,
+	proxy: ContainerServer,
+	site_benches: dict[str, str] | None = None,
+	store: StoreConfig | None = None,
+) -> PressRecords:
+	"""Press's records of the platform: its three servers, the Database Server's MariaDB as the app
+	server's database, and Press's Agent Job records standing as the job store's rows (``store``)."""
+	return PressRecords(
+		[app, db, proxy],
+		DatabaseEndpoint(server=db.name, host=naming.mariadb_container(db.container_prefix)),
+		proxy,
+		{} if site_benches is None else site_benches,
+		functools.partial(latest_status, store) if store else no_press_jobs,
+	)
 
 
 def latest_status(store: StoreConfig, job_type: str, site: str) -> str | None:
@@ -88,14 +76,6 @@ def latest_status(store: StoreConfig, job_type: str, site: str) -> str | None:
 	finally:
 		connection.close()
 	return row["status"] if row else None
-
-
-@dataclass
-class Secrets:
-	values: dict[str, str]
-
-	def secret(self, job, key: str) -> str:
-		return self.values.get(key, "")
 
 
 def servers(endpoints: dict, prefix: str) -> tuple[ContainerServer, ContainerServer, ContainerServer]:
@@ -134,7 +114,7 @@ class Platform:
 	"""The cluster and Press's side of the agent protocol (POST, then poll ``jobs/<id>``)."""
 
 	prefix: str
-	topology: Topology
+	topology: PressRecords
 	secrets: Secrets
 	store_config: StoreConfig
 	found: list[Handler]
@@ -248,7 +228,7 @@ def start_platform(
 		}
 	)
 	found = all_handlers(**settings_of(endpoints, contexts_dir))
-	topology = Topology(app, db, proxy, store=store_config)
+	topology = records(app, db, proxy, store=store_config)
 	storage = {
 		"endpoint_url": s3["endpoint_url"],
 		"default_bucket": bucket,
@@ -377,7 +357,7 @@ def crash_executor() -> Executor:
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),
 		handlers.index(found),
-		Topology(app, db, proxy, world["site_benches"], StoreConfig(**world["store"])),
+		records(app, db, proxy, world["site_benches"], StoreConfig(**world["store"])),
 		Secrets(world["secrets"]),
 		DockerHosts(),
 		CRASH_SETTINGS,

@@ -1,7 +1,5 @@
-"""Running proxy job steps directly: a StepContext over fakes of what the Frappe layer provides.
-
-Only the topology and the secret source are fakes (they stand for Press's documents); Docker, Traefik
-and the containers are real.
+"""Running proxy job steps directly: a StepContext over Press's records and secrets (tests/fakes.py);
+Docker, Traefik and the containers are real.
 """
 
 from __future__ import annotations
@@ -12,12 +10,12 @@ import socket
 import ssl
 import tarfile
 import time
-from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fakes import PressRecords, Secrets
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.docker_hosts import DockerHost
@@ -25,36 +23,6 @@ from press_selfhosted.engine.clients.proxy import ProxySettings
 from press_selfhosted.engine.clients.servers import ContainerServer
 from press_selfhosted.engine.jobs import benches
 from press_selfhosted.engine.jobs.handlers import Handler, JobRecord, StepContext
-
-
-@dataclass
-class FakeTopology:
-	"""Press's records for the test: app servers by IP and the bench of each site."""
-
-	app_servers: dict[str, ContainerServer] = field(default_factory=dict)
-	benches: dict[str, str] = field(default_factory=dict)
-	proxies: list[ContainerServer] = field(default_factory=list)
-
-	def server(self, server_type: str, name: str) -> ContainerServer:
-		known = [*self.app_servers.values(), *self.proxies]
-		return next(s for s in known if s.name == name and s.server_type == server_type)
-
-	def app_server_by_ip(self, ip: str) -> ContainerServer:
-		return self.app_servers[ip]
-
-	def database_for(self, app_server: str):
-		raise NotImplementedError("proxy jobs never ask for a database")
-
-	def bench_for_site(self, site: str) -> str:
-		return self.benches[site]
-
-
-@dataclass
-class FakeSecrets:
-	values: dict[str, str] = field(default_factory=dict)
-
-	def secret(self, job: JobRecord, key: str) -> str:
-		return self.values.get(key, "")
 
 
 def container_server(endpoints: dict, name: str, server_type: str, prefix: str, network: str, **more):
@@ -66,11 +34,11 @@ def run_job(
 	handler: Handler,
 	server: ContainerServer,
 	client,
-	topology: FakeTopology,
+	topology: PressRecords,
 	payload: dict,
 	*,
 	site: str | None = None,
-	secrets: FakeSecrets | None = None,
+	secrets: Secrets | None = None,
 ) -> tuple[JobRecord, list[str]]:
 	"""Run every step of ``handler`` in order as the executor would; returns the job and its log."""
 	output: list[str] = []
@@ -85,9 +53,7 @@ def run_job(
 		site=site,
 		payload=payload,
 	)
-	ctx = StepContext(
-		job, server, client, topology, secrets or FakeSecrets(), output.append, lambda s: client
-	)
+	ctx = StepContext(job, server, client, topology, secrets or Secrets(), output.append, lambda s: client)
 	for step in handler.steps:
 		step.run(ctx)
 	return job, output

@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import docker
+from fakes import PressJobs, PressRecords, Secrets
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import jobs, runner
@@ -151,45 +152,14 @@ def sql_as(cluster: Cluster, user: str, password: str, query: str, bench_contain
 # --- running handlers' steps with the executor's runner (no job store) ---------------------------
 
 
-@dataclass
-class PressJobs:
-	"""What Press has recorded of the proxy's ``Remove Site from Upstream``: one status per look (the
-	last one repeats), as Press's records change between the looks of a waiting step."""
-
-	statuses: dict = field(default_factory=dict)
-	looks: int = 0
-
-	def status(self, job_type: str, site: str) -> str | None:
-		assert job_type == "Remove Site from Upstream"
-		self.looks += 1
-		sequence = self.statuses.get(site) or [None]
-		return sequence.pop(0) if len(sequence) > 1 else sequence[0]
-
-
-@dataclass
-class Topology:
-	cluster: Cluster
-	press_jobs: PressJobs = field(default_factory=PressJobs)
-
-	def press_job_status(self, job_type: str, site: str) -> str | None:
-		return self.press_jobs.status(job_type, site)
-
-	def server(self, server_type: str, name: str) -> ContainerServer:
-		return {s.name: s for s in (self.cluster.app_server, self.cluster.db_server)}[name]
-
-	def app_server_by_ip(self, ip: str) -> ContainerServer:
-		return self.cluster.app_server
-
-	def database_for(self, app_server: str) -> DatabaseEndpoint:
-		return self.cluster.endpoint
-
-
-@dataclass
-class Secrets:
-	values: dict
-
-	def secret(self, job, key: str) -> str:
-		return self.values[key]
+def records(cluster: Cluster, press_jobs: PressJobs | None = None) -> PressRecords:
+	"""Press's records of the cluster: its app and Database Server, the MariaDB container as the app
+	server's database, and what Press recorded of its proxy's jobs."""
+	return PressRecords(
+		[cluster.app_server, cluster.db_server],
+		cluster.endpoint,
+		job_status=(press_jobs or PressJobs()).status,
+	)
 
 
 def contexts(client: docker.DockerClient, topology, secrets) -> Contexts:
@@ -224,8 +194,7 @@ def run_steps(
 		payload=payload,
 	)
 	output: list[str] = []
-	topology = Topology(cluster, press_jobs or PressJobs())
-	context = contexts(client, topology, Secrets(secrets)).for_job(record)
+	context = contexts(client, records(cluster, press_jobs), Secrets(secrets)).for_job(record)
 	done: set[int] = set()
 	for _ in range(waits + 1):
 		run = runner.run_steps(record, handler.steps[:steps], context, runner.Journal(output.append), done)

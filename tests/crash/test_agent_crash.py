@@ -17,6 +17,7 @@ import uuid
 import agent_support as support
 import crash_support as crash
 import pytest
+from fakes import PressRecords, Secrets
 
 from press_selfhosted.engine.agent.executor import Executor, sweep
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
@@ -37,8 +38,8 @@ def worker_executor() -> Executor:
 	return Executor(
 		JobStore(StoreConfig(**spec["store"])),
 		handlers.index(crash.lingering(BenchJobs().handlers(), LINGER)),
-		support.Topology({(server.server_type, server.name): server}),
-		support.Secrets({}),
+		PressRecords([server]),
+		Secrets({}),
 		DockerHosts(),
 		crash.CRASH_SETTINGS,
 	)

@@ -31,15 +31,16 @@ from backup_support import object_keys, scratch_bucket
 from build_support import app_files, build_payload, frappe_files, make_app, press_dockerfile
 from idempotence import read
 from platform_support import (
-	Topology,
 	crash_world,
 	new_site_payload,
+	records,
 	remove_platform,
 	servers,
 	start_platform,
 	update_payload,
 	upstream,
 )
+from proxy_helpers import proxy_settings
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.catalog import all_handlers
@@ -56,7 +57,6 @@ from press_selfhosted.engine.clients.traefik import HostRoute
 from press_selfhosted.engine.jobs.builds import BuilderSettings
 from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.policies.registry_cleanup import list_tags
-from tests.proxy_helpers import proxy_settings
 
 BENCH, TARGET = "bench-a", "bench-b"  # the cluster's benches: sites start on BENCH, updates go to TARGET
 SITES = "/home/frappe/frappe-bench/sites"
@@ -701,7 +701,7 @@ def test_setup_container_server_killed_at_every_step_ends_as_an_uninterrupted_ru
 			prefix = f"z{uuid.uuid4().hex[:7]}"
 			made.append(prefix)
 			trio = servers(endpoints, prefix)
-			topology = Topology(*trio, store=world.store.config)
+			topology = records(*trio, store=world.store.config)
 			executor = support.executor_for(
 				world.store.config, platform.found, topology, secrets=platform.secrets
 			)

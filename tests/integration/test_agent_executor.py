@@ -12,6 +12,7 @@ import uuid
 
 import agent_support as support
 import pytest
+from fakes import PressRecords
 
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
 from press_selfhosted.engine.agent.router import Router
@@ -23,7 +24,7 @@ from press_selfhosted.engine.jobs import handlers
 
 def run_handler(endpoints, store_config, handler, started=None):
 	server = support.app_server(endpoints, "x" + uuid.uuid4().hex[:6])
-	topology = support.Topology({("Server", server.name): server})
+	topology = PressRecords([server])
 	store = JobStore(store_config)
 	router = Router([handler], store, lambda job_id: None, topology, DockerHosts())
 	job_id = router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"]
@@ -126,7 +127,7 @@ def test_a_job_that_waited_for_its_bench_runs_when_the_one_before_it_ends(endpoi
 		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", lambda ctx: None)]
 	)
 	server = support.app_server(endpoints, "x" + uuid.uuid4().hex[:6])
-	topology = support.Topology({("Server", server.name): server})
+	topology = PressRecords([server])
 	router = Router([handler], JobStore(store_config), lambda job_id: None, topology, DockerHosts())
 	first, second = (
 		router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"] for _ in range(2)
@@ -154,7 +155,7 @@ def test_a_job_given_up_while_the_one_before_it_hands_it_over_still_runs(endpoin
 		"Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", held_until_go)]
 	)
 	server = support.app_server(endpoints, "x" + uuid.uuid4().hex[:6])
-	topology = support.Topology({("Server", server.name): server})
+	topology = PressRecords([server])
 	router = Router([handler], JobStore(store_config), lambda job_id: None, topology, DockerHosts())
 	first, second = (
 		router.handle(server.name, "POST", "benches/b1/restart", {}).json["job"] for _ in range(2)

@@ -8,25 +8,17 @@ import uuid
 from datetime import datetime
 
 import pytest
+from site_cluster import SITES, put_file, records, remove_cluster, run_steps, start_bench, start_cluster
 
 from press_selfhosted.engine.agent.queries import SiteFacts, bench_status, sites_info
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.jobs.sites import SiteJobs
-from tests.site_cluster import SITES, put_file, remove_cluster, run_steps, start_bench, start_cluster
 
 BENCH = "bench-q"
 LIVE = "live.example.com"
 PAUSED = "paused.example.com"
-
-
-class Topology:
-	def __init__(self, cluster):
-		self.cluster = cluster
-
-	def server(self, server_type, name):
-		return {s.name: s for s in (self.cluster.app_server, self.cluster.db_server)}[name]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def env(endpoints, docker_client, store_config):
 		put_file(backend, SITES, f"{LIVE}/public/files/a.bin", "a" * 3 * 1024 * 1024)
 		put_file(backend, SITES, f"{LIVE}/private/backups/b.sql.gz", "b" * 2 * 1024 * 1024)
 		backend.exec_run(["bench", "--site", PAUSED, "set-maintenance-mode", "on"], user="frappe")
-		router = Router([], JobStore(store_config), lambda job: None, Topology(cluster), DockerHosts())
+		router = Router([], JobStore(store_config), lambda job: None, records(cluster), DockerHosts())
 		yield cluster, backend, router, db_name
 	finally:
 		remove_cluster(docker_client, prefix)

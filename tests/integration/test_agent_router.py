@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 
 import agent_support as support
+from fakes import PressRecords
 
 from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore, StoreConfig
@@ -20,7 +21,7 @@ def make(store_config, queued):
 		{"docker": {"base_url": "unix:///nonexistent"}, "images": {"front": "x"}}, "r" + uuid.uuid4().hex[:6]
 	)
 	return server, Router(
-		BenchJobs().handlers(), JobStore(store_config), queued.append, support.Topology(), DockerHosts()
+		BenchJobs().handlers(), JobStore(store_config), queued.append, PressRecords(), DockerHosts()
 	)
 
 
@@ -55,7 +56,7 @@ def test_a_json_array_body_is_kept_as_items_without_its_secrets(store_config):
 		ProxyJobs(lambda: None).handlers(),
 		JobStore(store_config),
 		queued.append,
-		support.Topology(),
+		PressRecords(),
 		DockerHosts(),
 	)
 	body = [
@@ -81,7 +82,7 @@ def test_ping_unknown_and_failures_never_raise(store_config):
 		BenchJobs().handlers(),
 		JobStore(StoreConfig("127.0.0.1", 1, "x", "y", "z")),
 		queued.append,
-		support.Topology(),
+		PressRecords(),
 		DockerHosts(),
 	)
 	down = broken.handle(server.name, "POST", "benches", {"name": "b"}, agent_job_id="AJ-4")
@@ -106,7 +107,7 @@ def test_malformed_requests_are_refused_with_the_field_named(store_config):
 	queued = []
 	server, _ = make(store_config, queued)
 	found = [*BenchJobs().handlers(), *SiteJobs().handlers(), *ProxyJobs(lambda: None).handlers()]
-	router = Router(found, JobStore(store_config), queued.append, support.Topology(), DockerHosts())
+	router = Router(found, JobStore(store_config), queued.append, PressRecords(), DockerHosts())
 	site = "s1.example.com"
 	bad = {
 		("benches/b1/sites", "name"): {"name": ["x.example.com"]},
@@ -141,7 +142,7 @@ def test_only_a_store_outage_answers_503(store_config):
 	def unreachable():
 		return JobStore(StoreConfig("127.0.0.1", 1, "x", "y", "z")).ensure_schema()
 
-	lazy = Router(BenchJobs().handlers(), unreachable, queued.append, support.Topology(), DockerHosts())
+	lazy = Router(BenchJobs().handlers(), unreachable, queued.append, PressRecords(), DockerHosts())
 	down = lazy.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id="AJ-5")
 	assert down.status_code == 503 and "could not be reached" in down.json["output"]
 	# a store that answers but refuses the statement (no tables): no outage, so no endless retries
@@ -151,7 +152,7 @@ def test_only_a_store_outage_answers_503(store_config):
 	root._query(f"CREATE DATABASE `{name}`")
 	try:
 		refused = Router(
-			BenchJobs().handlers(), JobStore(empty), queued.append, support.Topology(), DockerHosts()
+			BenchJobs().handlers(), JobStore(empty), queued.append, PressRecords(), DockerHosts()
 		)
 		answer = refused.handle(server.name, "POST", "benches", {"name": "b1"}, agent_job_id="AJ-6")
 		assert answer.status_code == 500 and "refused a statement" in answer.json["output"]

@@ -11,6 +11,7 @@ import uuid
 
 import agent_support as support
 import pytest
+from fakes import PressRecords, Secrets
 
 from press_selfhosted.engine.agent import jobs, runner
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -29,8 +30,8 @@ SERVER = ContainerServer(
 
 
 def context(job: JobRecord):
-	topology = support.Topology({("Server", SERVER.name): SERVER})
-	secrets = support.Secrets({"admin_password": "Hidden-42"})
+	topology = PressRecords([SERVER])
+	secrets = Secrets({"admin_password": "Hidden-42"})
 	return runner.Contexts(topology, secrets, DockerHosts(lambda host: None)).for_job(job)
 
 
@@ -88,7 +89,7 @@ def test_end_job_fails_its_step_and_runs_only_the_steps_it_names():
 
 def bench_job(endpoints, store_config, step) -> tuple[Executor, JobStore, int, ContainerServer]:
 	server = support.app_server(endpoints, "k" + uuid.uuid4().hex[:6])
-	topology = support.Topology({("Server", server.name): server})
+	topology = PressRecords([server])
 	found = handlers.handler("Bench Restart", "POST", "benches/{bench}/restart", [("Bench Restart", step)])
 	store = JobStore(store_config)
 	router = Router([found], store, lambda job_id: None, topology, DockerHosts())
@@ -97,7 +98,7 @@ def bench_job(endpoints, store_config, step) -> tuple[Executor, JobStore, int, C
 		JobStore(store_config),
 		handlers.index([found]),
 		topology,
-		support.Secrets(),
+		Secrets(),
 		DockerHosts(),
 		ExecutorSettings(flush_interval=0.05),
 	)

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import agent_support as support
 import crash_support as crash
@@ -27,6 +27,7 @@ from build_support import (
 	press_dockerfile,
 	serve_private,
 )
+from fakes import PressRecords, Secrets
 
 from press_selfhosted.engine import masking, naming
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
@@ -40,27 +41,6 @@ from press_selfhosted.engine.policies.registry_cleanup import list_tags, manifes
 
 STEPS = ["Clone Repositories", "Run Validations", "Build Image", "Push Docker Image", "Cleanup Context"]
 TOKEN = f"ghs_{uuid.uuid4().hex}"
-
-
-@dataclass
-class Secrets:
-	"""The Frappe layer's secret source: the Local Registry's password, and what Press's Agent Job
-	request holds (the build token, a private source's URL) read back by key."""
-
-	values: dict[str, str]
-	requests: dict[str, dict] = field(default_factory=dict)  # Press's request_data per agent_job_id
-	asked: list[str] = field(default_factory=list)
-	rotate_after: dict[str, int] = field(default_factory=dict)  # key -> reads before it changes
-
-	def secret(self, job, key: str) -> str:
-		self.asked.append(key)
-		if key in self.values:
-			if key in self.rotate_after:
-				self.rotate_after[key] -= 1
-				if self.rotate_after[key] < 0:
-					return "rotated-" + self.values[key]
-			return self.values[key]
-		return masking.lookup(self.requests[job.agent_job_id], key) or ""
 
 
 @dataclass
@@ -78,7 +58,7 @@ class Builder:
 		return Executor(
 			JobStore(self.store_config),
 			handlers.index(builds.BuilderJobs(self.settings).handlers()),
-			support.Topology({("Server", self.server.name): self.server}),
+			PressRecords([self.server]),
 			self.secrets,
 			DockerHosts(),
 			ExecutorSettings(flush_interval=0.2),
@@ -117,7 +97,7 @@ def builder(endpoints, store_config, tmp_path_factory):
 		builds.BuilderJobs(settings).handlers(),
 		store,
 		lambda job_id: None,
-		support.Topology({("Server", server.name): server}),
+		PressRecords([server]),
 		DockerHosts(),
 	)
 	return Builder(server, router, settings, secrets, store, store_config, tls, endpoints["images"]["bench"])
@@ -515,7 +495,7 @@ def worker_executor() -> Executor:
 	return Executor(
 		JobStore(StoreConfig(**world["store"])),
 		handlers.index(builds.BuilderJobs(settings).handlers()),
-		support.Topology({("Server", server.name): server}),
+		PressRecords([server]),
 		Secrets({"registry_password": tls["password"]}, world["requests"]),
 		DockerHosts(),
 		# a short lease: the killed worker's job may be resumed seconds later (crash.kill_at_step)

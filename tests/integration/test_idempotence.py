@@ -21,6 +21,7 @@ import agent_support as support
 import pytest
 from backup_support import BENCH, offsite_payload, restore_payload, scratch_bucket
 from build_support import build_payload, frappe_files, make_app, press_dockerfile
+from fakes import PressRecords, Secrets
 from idempotence import (
 	assert_idempotent,
 	database,
@@ -31,7 +32,7 @@ from idempotence import (
 	run_job,
 	s3_objects,
 )
-from platform_support import APP_IP, Topology, remove_platform, servers, settings_of, update_payload
+from platform_support import APP_IP, records, remove_platform, servers, settings_of, update_payload
 from proxy_helpers import remove_servers, self_signed
 from site_cluster import SITES, new_site_payload
 
@@ -57,21 +58,9 @@ LOGS = ["./*/logs", "./*/*/logs", "./logs"]
 PATCH_LOG = ["tabPatch Log"]
 
 
-@dataclass
-class Records(Topology):
-	"""Press's records: the platform's, with the proxy's Remove Site from Upstream ended (Archive Site
-	goes ahead)."""
-
-	def press_job_status(self, job_type: str, site: str) -> str | None:
-		return "Success"
-
-
-@dataclass
-class Secrets:
-	values: dict = field(default_factory=dict)
-
-	def secret(self, job, key: str) -> str:
-		return self.values.get(key, "")
+def proxy_jobs_ended(job_type: str, site: str) -> str | None:
+	"""Press's records of the proxy: its Remove Site from Upstream ended, so Archive Site goes ahead."""
+	return "Success"
 
 
 @dataclass
@@ -79,7 +68,7 @@ class World:
 	client: object
 	endpoints: dict
 	prefix: str
-	topology: Records
+	topology: PressRecords
 	secrets: Secrets
 	found: dict
 	target: object  # the S3 bucket of the backups
@@ -101,7 +90,7 @@ class World:
 	def job(self, job_type: str, payload: dict, server=None, bench=None, site=None) -> JobRecord:
 		return job_record(self.found[job_type], server or self.app, payload, bench, site)
 
-	def context(self, job: JobRecord, topology: Records | None = None):
+	def context(self, job: JobRecord, topology: PressRecords | None = None):
 		hosts = DockerHosts(lambda host: self.client)
 		return Contexts(topology or self.topology, self.secrets, hosts).for_job(job)
 
@@ -233,7 +222,7 @@ def world(docker_client, endpoints, registry_images, tmp_path_factory):
 				docker_client,
 				endpoints,
 				prefix,
-				Records(app, db, proxy),
+				dataclasses.replace(records(app, db, proxy), job_status=proxy_jobs_ended),
 				secrets,
 				found,
 				target,
@@ -257,7 +246,7 @@ def setup_container_server(world: World) -> None:
 	"""A Database Server and a Proxy Server of their own, set up from nothing (the cluster's proxy is
 	made by this job before the cases)."""
 	_, db, proxy = servers(world.endpoints, f"{world.prefix}s")
-	topology = dataclasses.replace(world.topology, db=db, proxy=proxy)
+	topology = dataclasses.replace(world.topology, servers=[world.app, db, proxy], proxy=proxy)
 	try:
 		for server in (db, proxy):
 			world.check("Setup Container Server", {}, world.probe((server,)), topology, server=server)

@@ -13,6 +13,7 @@ import uuid
 
 import agent_support as support
 import pymysql
+from fakes import PressRecords
 
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings, sweep
 from press_selfhosted.engine.agent.router import Router
@@ -54,7 +55,7 @@ class Tally:
 
 def setup(endpoints, store_config, tally: Tally, hold: bool = False):
 	server = support.app_server(endpoints, "l" + uuid.uuid4().hex[:6])
-	topology = support.Topology({("Server", server.name): server})
+	topology = PressRecords([server])
 	handler = handlers.handler(
 		"Bench Restart",
 		"POST",

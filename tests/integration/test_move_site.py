@@ -12,12 +12,12 @@ import time
 import uuid
 
 import pytest
+from fakes import Secrets
 from site_cluster import (
 	SITES,
-	Secrets,
-	Topology,
 	contexts,
 	put_file,
+	records,
 	remove_cluster,
 	run_steps,
 	start_bench,
@@ -61,7 +61,7 @@ def move(docker_client, env, site: str, job_id: int = 7) -> list[str]:
 		job_id, "Update Site Pull", cluster.app_server.name, "Server", "POST", "", OLD, site, {"target": NEW}
 	)
 	move_site(
-		contexts(docker_client, Topology(cluster), Secrets(secrets(cluster))).for_job(job)(output.append)
+		contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(job)(output.append)
 	)
 	return output
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 from cryptography import x509
+from proxy_helpers import container_server, poll_until, remove_servers, verified_request
 from references import schema
 
 from press_selfhosted.engine import naming
@@ -25,7 +26,6 @@ from press_selfhosted.engine.clients.acme import AcmeResolver, DnsChallenge
 from press_selfhosted.engine.clients.proxy import Proxy, ProxySettings, traefik_spec
 from press_selfhosted.engine.errors import ValidationError
 from press_selfhosted.tests.acme_services import EXEC_PATH, Relay, exec_script_archive
-from tests.proxy_helpers import container_server, poll_until, remove_servers, verified_request
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 

@@ -24,6 +24,15 @@ import requests
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from fakes import PressRecords, Secrets
+from proxy_helpers import (
+	container_server,
+	proxy_settings,
+	remove_servers,
+	run_job,
+	self_signed,
+	start_bench_pair,
+)
 from references import schema
 
 from press_selfhosted.engine import naming
@@ -42,16 +51,6 @@ from press_selfhosted.engine.errors import (
 )
 from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext, index
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
-from tests.proxy_helpers import (
-	FakeSecrets,
-	FakeTopology,
-	container_server,
-	proxy_settings,
-	remove_servers,
-	run_job,
-	self_signed,
-	start_bench_pair,
-)
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.7"
@@ -72,7 +71,7 @@ def cluster(endpoints, docker_client):
 		start_bench_pair(docker_client, endpoints, app, WS_BENCH, websocket=True)
 		settings = proxy_settings(endpoints)
 		jobs = ProxyJobs(settings)
-		topology = FakeTopology(app_servers={UPSTREAM: app}, benches={SITE: BENCH}, proxies=[proxy_server])
+		topology = PressRecords([app, proxy_server], site_benches={SITE: BENCH})
 		yield {
 			"client": docker_client,
 			"server": proxy_server,
@@ -86,7 +85,7 @@ def cluster(endpoints, docker_client):
 		remove_servers(docker_client, [app.name, proxy_server.name], network)
 
 
-def job(cluster, job_type: str, payload: dict, site: str | None = None, secrets: FakeSecrets | None = None):
+def job(cluster, job_type: str, payload: dict, site: str | None = None, secrets: Secrets | None = None):
 	return run_job(
 		cluster["handlers"][job_type],
 		cluster["server"],
@@ -335,7 +334,7 @@ def test_a_host_of_another_site_is_refused_with_its_owner(cluster):
 		"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
 	}
 	with pytest.raises(HostTaken, match=f"{domain} already routes to site {first}"):
-		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+		job(cluster, "Add Host to Proxy", payload, secrets=Secrets({"privkey.pem": key}))
 	# nothing was written for the refused host, and it still serves its owner
 	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
 	assert get(cluster, domain).json() == {"site": first}
@@ -352,7 +351,7 @@ def test_custom_host_with_certificate(cluster):
 		"target": site,
 		"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
 	}
-	_, log = job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+	_, log = job(cluster, "Add Host to Proxy", payload, secrets=Secrets({"privkey.pem": key}))
 	assert key not in "\n".join(log)
 	assert get(cluster, domain).json() == {"site": site}
 	expected = x509.load_pem_x509_certificate(chain.encode()).public_bytes(serialization.Encoding.DER)
@@ -387,7 +386,7 @@ def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(
 			"privkey.pem": "********",
 		}
 		payload = {"items": [{"domain": root, "certificate": certificate, "code_server": False}]}
-		key = FakeSecrets({"0.certificate.privkey.pem": issued.private_key})
+		key = Secrets({"0.certificate.privkey.pem": issued.private_key})
 		job(cluster, "Add Wildcard Hosts to Proxy", payload, secrets=key)
 		leaf = x509.load_pem_x509_certificate(issued.certificate.encode()).public_bytes(
 			serialization.Encoding.DER
@@ -421,7 +420,7 @@ def test_rename_site_on_upstream_moves_route_certificate_and_domains(cluster):
 			"target": old,
 			"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
 		}
-		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+		job(cluster, "Add Host to Proxy", payload, secrets=Secrets({"privkey.pem": key}))
 	assert get(cluster, domain).json() == {"site": old}
 
 	rename = {"new_name": new, "domains": [old, domain], "path_args": {"upstream": UPSTREAM}}
@@ -451,7 +450,7 @@ def test_rename_site_on_upstream_moves_route_certificate_and_domains(cluster):
 def test_wildcard_certificate_is_served_for_names_under_it(cluster):
 	chain, key = self_signed("*.wild.test")
 	payload = {"name": "*.wild.test", "certificate": {"fullchain.pem": chain, "chain.pem": chain}}
-	_, log = job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": key}))
+	_, log = job(cluster, "Add Host to Proxy", payload, secrets=Secrets({"privkey.pem": key}))
 	assert any("the proxy serves 0 host change(s); Traefik at generation" in line for line in log)
 	valid_route_file(cluster, f"host_{traefik.route_id('*.wild.test')}.yml")
 	expected = x509.load_pem_x509_certificate(chain.encode()).public_bytes(serialization.Encoding.DER)
@@ -483,7 +482,7 @@ def test_bad_payloads_are_refused_with_the_field(cluster):
 		"certificate": {"fullchain.pem": chain, "chain.pem": chain},
 	}
 	with pytest.raises(ValidationError, match=r"certificate.privkey.pem: \(hidden\).*private key"):
-		job(cluster, "Add Host to Proxy", payload, secrets=FakeSecrets({"privkey.pem": "not a key"}))
+		job(cluster, "Add Host to Proxy", payload, secrets=Secrets({"privkey.pem": "not a key"}))
 
 
 def test_a_host_without_a_certificate_needs_the_proxys_acme_resolver(cluster):
@@ -505,7 +504,7 @@ def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
 	proxy = dataclasses.replace(cluster["proxy"], settings=ProxySettings("x", "y", reload_timeout=1))
 	record = JobRecord(1, "Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})
 	ctx = StepContext(
-		record, cluster["server"], cluster["client"], cluster["topology"], FakeSecrets(), print, None
+		record, cluster["server"], cluster["client"], cluster["topology"], Secrets(), print, None
 	)
 	with pytest.raises(
 		RoutesNotLoaded,
@@ -524,7 +523,7 @@ def test_through_the_agent_router_and_executor(cluster, store_config):
 		JobStore(store_config),
 		index(cluster["handler_list"]),
 		cluster["topology"],
-		FakeSecrets(),
+		Secrets(),
 		hosts,
 		ExecutorSettings(),
 	)

@@ -22,6 +22,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fakes import PressRecords
+from proxy_helpers import (
+	container_server,
+	poll_until,
+	remove_servers,
+	run_job,
+	start_bench_pair,
+	verification_fails,
+	verified_request,
+)
 from references import schema
 
 from press_selfhosted.engine import naming
@@ -33,16 +43,6 @@ from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
 from press_selfhosted.engine.policies import acme_records
 from press_selfhosted.tests.acme_services import Relay
-from tests.proxy_helpers import (
-	FakeTopology,
-	container_server,
-	poll_until,
-	remove_servers,
-	run_job,
-	start_bench_pair,
-	verification_fails,
-	verified_request,
-)
 
 SCHEMA = schema("traefik-v3-file-provider.json")
 UPSTREAM = "10.20.0.9"
@@ -124,11 +124,7 @@ def cluster(endpoints, docker_client):
 	docker_client.networks.create(network, labels=naming.labels(app.name, "network"))
 	try:
 		start_bench_pair(docker_client, endpoints, app, BENCH)
-		topology = FakeTopology(
-			app_servers={UPSTREAM: app},
-			benches={ACME_SITE: BENCH, LOCAL_SITE: BENCH},
-			proxies=list(proxies.values()),
-		)
+		topology = PressRecords([app, *proxies.values()], site_benches={ACME_SITE: BENCH, LOCAL_SITE: BENCH})
 		yield {"client": docker_client, "topology": topology, "proxies": proxies, "network": network}
 	finally:
 		remove_servers(docker_client, [app.name, *(p.name for p in proxies.values())], network)

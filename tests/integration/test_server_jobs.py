@@ -9,12 +9,13 @@ from dataclasses import replace
 
 import docker.errors
 import pytest
+from fakes import PressRecords, Secrets
+from proxy_helpers import container_server, remove_servers, run_job
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.mariadb import MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.servers import ServerJobs
-from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
 # The jobs tested here use neither the proxies nor the MariaDB image: Setup Container Server, which does,
 # is tested in test_server_setup.
@@ -28,7 +29,7 @@ def server(endpoints):
 
 
 def test_ping_job_answers_with_the_docker_version(server, docker_client):
-	_, log = run_job(HANDLERS["Ping Job"], server, docker_client, FakeTopology(), {})
+	_, log = run_job(HANDLERS["Ping Job"], server, docker_client, PressRecords(), {})
 	assert log == [f"server {server.name}: Docker answers ({docker_client.version()['Version']})"]
 
 
@@ -64,7 +65,7 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 		labels=naming.labels(server.name, "bench", bench="live"),
 	)
 	try:
-		_, log = run_job(HANDLERS["Cleanup Unused Files"], server, docker_client, FakeTopology(), {})
+		_, log = run_job(HANDLERS["Cleanup Unused Files"], server, docker_client, PressRecords(), {})
 		assert [step.name for step in HANDLERS["Cleanup Unused Files"].steps] == [
 			"Remove Archived Benches",
 			"Remove Temporary Files",
@@ -87,10 +88,10 @@ def test_cleanup_removes_the_apps_untagged_images_and_names_kept_volumes(server,
 
 def test_ssh_users_on_a_container_proxy_succeed_saying_why_nothing_is_done(server, docker_client):
 	proxy = replace(server, server_type="Proxy Server")
-	_, log = run_job(HANDLERS["Add User to Proxy"], proxy, docker_client, FakeTopology(), {"name": "bench-1"})
+	_, log = run_job(HANDLERS["Add User to Proxy"], proxy, docker_client, PressRecords(), {"name": "bench-1"})
 	assert len(log) == 3 and "has no SSH jump host" in log[0] and "bench-1" in log[0]
 	payload = {"path_args": {"user": "bench-1"}}
-	_, log = run_job(HANDLERS["Remove User from Proxy"], proxy, docker_client, FakeTopology(), payload)
+	_, log = run_job(HANDLERS["Remove User from Proxy"], proxy, docker_client, PressRecords(), payload)
 	assert "docker exec" in log[0]
 
 
@@ -104,12 +105,12 @@ def test_schema_sizes_are_measured_from_information_schema(server, docker_client
 		db.sql(
 			"CREATE DATABASE _site1; CREATE TABLE _site1.t (x LONGTEXT); INSERT INTO _site1.t VALUES (REPEAT('x', 100000))"
 		)
-		secrets = FakeSecrets({"mariadb_root_password": "root-pw-1"})
+		secrets = Secrets({"mariadb_root_password": "root-pw-1"})
 		_, log = run_job(
 			HANDLERS["Update Database Schema Sizes"],
 			db_server,
 			docker_client,
-			FakeTopology(),
+			PressRecords(),
 			{},
 			secrets=secrets,
 		)

@@ -1,19 +1,20 @@
 """Setup Container Server against our real dockerd: the role's containers are made, answer, and a second
-run changes nothing. The topology and secrets stand for Press's records (tests/proxy_helpers)."""
+run changes nothing. The topology and secrets stand for Press's records (tests/fakes.py)."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from fakes import PressRecords, Secrets
+from platform_support import proxy_settings
+from proxy_helpers import container_server, remove_servers, run_job
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.mariadb import ROOT_PASSWORD_FILE, MariaDB
 from press_selfhosted.engine.jobs.handlers import index
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
 from press_selfhosted.engine.jobs.servers import ServerJobs
-from tests.platform_support import proxy_settings
-from tests.proxy_helpers import FakeSecrets, FakeTopology, container_server, remove_servers, run_job
 
 
 @pytest.fixture
@@ -31,8 +32,8 @@ def cluster(endpoints, docker_client):
 def setup(endpoints, docker_client, server, password="root-secret"):
 	jobs = ServerJobs(ProxyJobs(proxy_settings(endpoints)), lambda: endpoints["images"]["mariadb"])
 	handler = index(jobs.handlers())["Setup Container Server"]
-	secrets = FakeSecrets({"mariadb_root_password": password})
-	return run_job(handler, server, docker_client, FakeTopology(), {}, secrets=secrets)[1]
+	secrets = Secrets({"mariadb_root_password": password})
+	return run_job(handler, server, docker_client, PressRecords(), {}, secrets=secrets)[1]
 
 
 def managed(docker_client, server) -> dict[str, str]:

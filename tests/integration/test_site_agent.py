@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from site_cluster import PressJobs, Secrets, Topology, remove_cluster, start_bench, start_cluster
+from fakes import PressJobs, Secrets
+from site_cluster import records, remove_cluster, start_bench, start_cluster
 
 from press_selfhosted.engine.agent import job_types
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -48,12 +49,12 @@ def agent(docker_client, endpoints, store_config):
 		executor = Executor(
 			JobStore(store_config),
 			index(HANDLERS),
-			Topology(cluster, press),
+			records(cluster, press),
 			secrets,
 			hosts,
 			ExecutorSettings(),
 		)
-		router = Router(HANDLERS, JobStore(store_config), executor.run, Topology(cluster), hosts)
+		router = Router(HANDLERS, JobStore(store_config), executor.run, records(cluster), hosts)
 		yield cluster, router, JobStore(store_config), executor, press
 	finally:
 		remove_cluster(docker_client, prefix)

@@ -15,13 +15,12 @@ import time
 import uuid
 
 import pytest
+from fakes import PressJobs, Secrets
 from site_cluster import (
 	SITES,
-	PressJobs,
-	Secrets,
-	Topology,
 	contexts,
 	put_file,
+	records,
 	remove_cluster,
 	run_steps,
 	sql_as,
@@ -279,7 +278,7 @@ def test_restore_and_new_site_from_backup_need_no_privileged_user(docker_client,
 		data={"downloads": {"database": {"path": dump, "size": 0, "sha256": "", "checked": False}}},
 	)
 	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]
-	ctx = contexts(docker_client, Topology(cluster), Secrets(secrets(cluster))).for_job(record)(
+	ctx = contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(record)(
 		lambda text: None
 	)
 	step(ctx)
@@ -329,7 +328,7 @@ def test_a_restore_refuses_a_file_that_is_no_dump_before_emptying_the_database(d
 		{"apps": ["frappe"]},
 		data={"downloads": {"database": {"path": f"{SITES}/{site}/private/backups/x-database.sql.gz"}}},
 	)
-	ctx = contexts(docker_client, Topology(cluster), Secrets(secrets(cluster))).for_job(record)(
+	ctx = contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(record)(
 		lambda text: None
 	)
 	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]

@@ -7,12 +7,12 @@ import json
 import uuid
 
 import pytest
+from proxy_helpers import remove_servers
+from site_cluster import SITES, put_file, start_bench, start_cluster
 
 from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.errors import SiteNotInBench
 from press_selfhosted.engine.policies.usage import measure
-from tests.proxy_helpers import remove_servers
-from tests.site_cluster import SITES, put_file, start_bench, start_cluster
 
 SITE = "usage.example.com"
 DB_NAME = database_name("bench-1", SITE)

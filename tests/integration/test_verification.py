@@ -18,7 +18,8 @@ from backup_support import (
 	site_db,
 	site_secrets,
 )
-from site_cluster import Secrets, Topology, contexts
+from fakes import Secrets
+from site_cluster import contexts, records
 
 from press_selfhosted.engine.agent import verification
 from press_selfhosted.engine.clients.storage import open_client
@@ -107,7 +108,7 @@ def drill(docker_client, env, expected: dict[str, int], output: list[str] | None
 		for kind in ("database", "public", "private")
 	}
 	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
-	found = contexts(docker_client, Topology(cluster), Secrets(site_secrets(cluster, target)))
+	found = contexts(docker_client, records(cluster), Secrets(site_secrets(cluster, target)))
 	echo = None if output is None else output.append
 	return verification.restore_drill(source, backup, expected, found, storage, echo)
 
@@ -156,7 +157,7 @@ def test_failed_restore_drill_is_reported_and_cleaned_up(docker_client, env):
 	)
 	broken = {"database": {"key": data["offsite"][data["backups"]["database"]["file"]], "sha256": "0" * 64}}
 	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
-	found = contexts(docker_client, Topology(cluster), Secrets(site_secrets(cluster, target)))
+	found = contexts(docker_client, records(cluster), Secrets(site_secrets(cluster, target)))
 	result = verification.restore_drill(source, broken, counts, found, storage)
 	assert not result.ok
 	assert f"The restore drill of {SITE} failed: The database backup file" in result.message
