@@ -297,7 +297,7 @@ def test_a_site_through_its_whole_proxy_life(cluster):
 
 def test_socketio_websockets_pass_through_traefik_the_router_and_the_front(cluster):
 	site, domain = "live.example.com", "live.customer.test"
-	cluster["topology"].benches[site] = WS_BENCH
+	cluster["topology"].site_benches[site] = WS_BENCH
 	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
 	job(
 		cluster,
@@ -314,7 +314,7 @@ def test_socketio_websockets_pass_through_traefik_the_router_and_the_front(clust
 def test_a_host_of_another_site_is_refused_with_its_owner(cluster):
 	first, second, domain = "first.example.com", "second.example.com", "www.shared.test"
 	for site in (first, second):
-		cluster["topology"].benches[site] = BENCH
+		cluster["topology"].site_benches[site] = BENCH
 		job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
 	job(
 		cluster,
@@ -343,7 +343,7 @@ def test_a_host_of_another_site_is_refused_with_its_owner(cluster):
 
 def test_custom_host_with_certificate(cluster):
 	site, domain = "site2.example.com", "www.customer.test"
-	cluster["topology"].benches[site] = BENCH
+	cluster["topology"].site_benches[site] = BENCH
 	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
 	chain, key = self_signed(domain)
 	payload = {
@@ -374,7 +374,7 @@ def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(
 	domain's wildcard certificate, serves every site under the domain with a chain clients verify against
 	the CA alone."""
 	site, root = "shop.platform.test", "platform.test"
-	cluster["topology"].benches[site] = BENCH
+	cluster["topology"].site_benches[site] = BENCH
 	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
 	authority = platform_ca.Authority.create("press_selfhosted test CA")
 	port = cluster["proxy"].published_port("443/tcp")
@@ -409,7 +409,7 @@ def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(
 
 def test_rename_site_on_upstream_moves_route_certificate_and_domains(cluster):
 	old, new, domain = "before.example.com", "after.example.com", "www.renamed.test"
-	cluster["topology"].benches[old] = BENCH
+	cluster["topology"].site_benches[old] = BENCH
 	job(cluster, "Add Site to Upstream", {"name": old, "path_args": {"upstream": UPSTREAM}})
 	certificates = {}
 	for name in (old, domain):  # one for the site's own name, one for a custom domain of the site
@@ -516,7 +516,7 @@ def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
 def test_through_the_agent_router_and_executor(cluster, store_config):
 	"""Press's requests as the transport swap hands them over: job created, executed, polled."""
 	site = "routed.example.com"
-	cluster["topology"].benches[site] = BENCH
+	cluster["topology"].site_benches[site] = BENCH
 	hosts = DockerHosts()
 	store = JobStore(store_config)
 	executor = Executor(

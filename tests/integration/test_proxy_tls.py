@@ -325,7 +325,7 @@ def test_traefik_obtains_a_site_certificate_from_pebble(cluster, endpoints, pebb
 	dns = pebble["challtestsrv_url"]
 	requests.post(f"{dns}/add-a", json={"host": unreachable, "addresses": ["127.0.0.2"]}, timeout=5)
 	try:
-		cluster["topology"].benches[unreachable] = BENCH
+		cluster["topology"].site_benches[unreachable] = BENCH
 		add_site(cluster, settings, server, unreachable)
 		report = {c.site: c for c in Proxy.existing(client, server, settings).site_certificates()}
 	finally:
@@ -360,7 +360,7 @@ def test_a_custom_domain_sent_without_a_certificate_is_certified_by_acme(cluster
 	# names of this run's own: pebble's DNS is shared with whatever else runs
 	run = uuid.uuid4().hex[:8]
 	site, domain = f"acme-{run}.example.com", f"www.acme-{run}.test"
-	cluster["topology"].benches[site] = BENCH
+	cluster["topology"].site_benches[site] = BENCH
 	settings = settings_for(endpoints, acme=resolver)
 	proxy = Proxy.ensure(client, server, settings)
 	# pebble validates HTTP-01 on port 5002 of the address its DNS gives: a loopback address of this
@@ -445,7 +445,7 @@ class AcmeProxy:
 
 	def add_site(self, site: str, reachable: bool = True) -> None:
 		self.point(site, self.address if reachable else self.nowhere)
-		self.cluster["topology"].benches[site] = BENCH
+		self.cluster["topology"].site_benches[site] = BENCH
 		add_site(self.cluster, self.settings, self.server, site)
 
 	def point(self, name: str, to: str) -> None:
