@@ -380,23 +380,13 @@ class JobRun:
 	"""One job run step by step as the executor does it: data persists between runs, output per run."""
 
 	def __init__(self, docker_client, cluster, handler, site: str, payload: dict, secrets: dict):
-		from press_selfhosted.engine.jobs.handlers import JobRecord
+		from fakes import job_record
 
 		self.client = docker_client
 		self.cluster = cluster
 		self.handler = handler
 		self.secrets = secrets
-		self.job = JobRecord(
-			id=int(uuid.uuid4().int % 10**9),
-			job_type=handler.job_type,
-			server=cluster.app_server.name,
-			server_type="Server",
-			method=handler.method,
-			path=handler.path,
-			bench=BENCH,
-			site=site,
-			payload=payload,
-		)
+		self.job = job_record(handler, cluster.app_server, payload, BENCH, site)
 		self.done: set[str] = set()
 		self.output: list[str] = []
 

@@ -1,21 +1,38 @@
 """The only stand-ins of the engine's tests: Press's records and the secrets the Frappe layer reads from
-them (``press_selfhosted/glue/topology.py``: ``FrappeTopology``, ``FrappeSecrets``), which cannot run
+them, and jobs as Press's router stores them (``press_selfhosted/glue/topology.py``: ``FrappeTopology``, ``FrappeSecrets``), which cannot run
 without Frappe and Press. They answer as the Frappe layer does: a server, IP or site that Press does not
 know is an error naming it, and so is a secret that is nowhere. Everything else the tests use is real.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from press_selfhosted.engine import masking
 from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
-from press_selfhosted.engine.jobs.handlers import JobRecord
+from press_selfhosted.engine.jobs.handlers import Handler, JobRecord, JobRequest
 
 
 class NotInPress(LookupError):
 	"""What the Frappe layer throws for a record Press does not have."""
+
+
+def job_record(
+	handler: Handler,
+	server: ContainerServer,
+	payload: dict,
+	bench: str | None = None,
+	site: str | None = None,
+	data: dict | None = None,
+) -> JobRecord:
+	"""A job of ``handler`` on ``server`` as the router stores it and the executor hands it to the steps,
+	made without them (a fresh id: each job its own scratch)."""
+	request = JobRequest(
+		handler.job_type, server.name, server.server_type, handler.method, handler.path, bench, site, payload
+	)
+	return JobRecord.of(request, int(uuid.uuid4().int % 10**9), data)
 
 
 def no_press_jobs(job_type: str, site: str) -> str | None:

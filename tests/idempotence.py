@@ -14,15 +14,13 @@ import copy
 import difflib
 import json
 import pprint
-import uuid
 from collections.abc import Callable, Collection, Sequence
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import jobs, runner
 from press_selfhosted.engine.clients import docker_exec, site_router, traefik
 from press_selfhosted.engine.clients.mariadb import quote
-from press_selfhosted.engine.clients.servers import ContainerServer
-from press_selfhosted.engine.jobs.handlers import Handler, JobRecord, Step, StepContext
+from press_selfhosted.engine.jobs.handlers import JobRecord, Step, StepContext
 
 Probe = Callable[[], object]
 
@@ -56,27 +54,6 @@ def assert_idempotent(
 			)
 		results.append(first.steps[0])
 	return results
-
-
-def job_record(
-	handler: Handler,
-	server: ContainerServer,
-	payload: dict,
-	bench: str | None = None,
-	site: str | None = None,
-) -> JobRecord:
-	"""A job of ``handler`` for ``server`` as the router stores it (a fresh id: each job its own scratch)."""
-	return JobRecord(
-		int(uuid.uuid4().int % 10**9),
-		handler.job_type,
-		server.name,
-		server.server_type,
-		handler.method,
-		handler.path,
-		bench,
-		site,
-		payload,
-	)
 
 
 def run_job(

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fakes import PressRecords, Secrets
+from fakes import PressRecords, Secrets, job_record
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients.docker_hosts import DockerHost
@@ -42,17 +42,7 @@ def run_job(
 ) -> tuple[JobRecord, list[str]]:
 	"""Run every step of ``handler`` in order as the executor would; returns the job and its log."""
 	output: list[str] = []
-	job = JobRecord(
-		id=1,
-		job_type=handler.job_type,
-		server=server.name,
-		server_type=server.server_type,
-		method=handler.method,
-		path=handler.path,
-		bench=None,
-		site=site,
-		payload=payload,
-	)
+	job = job_record(handler, server, payload, site=site)
 	ctx = StepContext(job, server, client, topology, secrets or Secrets(), output.append, lambda s: client)
 	for step in handler.steps:
 		step.run(ctx)

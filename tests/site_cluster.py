@@ -14,7 +14,7 @@ import tarfile
 from dataclasses import dataclass
 
 import docker
-from fakes import PressJobs, PressRecords, Secrets
+from fakes import PressJobs, PressRecords, Secrets, job_record
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent import jobs, runner
@@ -22,7 +22,6 @@ from press_selfhosted.engine.agent.runner import Contexts
 from press_selfhosted.engine.clients.docker_hosts import DockerHost, DockerHosts
 from press_selfhosted.engine.clients.mariadb import MariaDB, MariaDBSpec, ensure_mariadb
 from press_selfhosted.engine.clients.servers import ContainerServer, DatabaseEndpoint
-from press_selfhosted.engine.jobs.handlers import JobRecord
 
 SITES = "/home/frappe/frappe-bench/sites"
 
@@ -182,17 +181,7 @@ def run_steps(
 	"""Run the first ``steps`` steps of ``handler`` (all by default) with the executor's step runner;
 	returns the output and raises a failed step's error. A waiting step runs again, as the sweep would,
 	up to ``waits`` times."""
-	record = JobRecord(
-		id=1,
-		job_type=handler.job_type,
-		server=cluster.app_server.name,
-		server_type="Server",
-		method=handler.method,
-		path=handler.path,
-		bench=bench,
-		site=site,
-		payload=payload,
-	)
+	record = job_record(handler, cluster.app_server, payload, bench, site)
 	output: list[str] = []
 	context = contexts(client, records(cluster, press_jobs), Secrets(secrets)).for_job(record)
 	done: set[int] = set()

@@ -361,7 +361,7 @@ def run_restore_drills(site_name: str | None = None) -> None:
 	from press_selfhosted.engine.agent.store import JobStore
 	from press_selfhosted.engine.agent.verification import restore_drill
 	from press_selfhosted.engine.errors import BenchBusy
-	from press_selfhosted.engine.jobs.handlers import JobRecord
+	from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest
 	from press_selfhosted.glue import settings, topology
 
 	config = _default_config()
@@ -375,9 +375,10 @@ def run_restore_drills(site_name: str | None = None) -> None:
 		for site in _drilled_sites(site_name):
 			backup = frappe.get_doc("Site Backup", site.backup)
 			apps = [row.app for row in frappe.get_doc("Site", site.name).apps]
-			source = JobRecord(
-				0, "Restore Drill", site.server, "Server", "POST", "", site.bench, site.name, {"apps": apps}
+			drill = JobRequest(
+				"Restore Drill", site.server, "Server", "POST", "", site.bench, site.name, {"apps": apps}
 			)
+			source = JobRecord.of(drill, 0)
 			data = frappe.db.get_value("Agent Job", backup.job, "data") or "{}"
 			tables = json.loads(data).get("tables") or {}
 			# the executor's lock of the bench: no job of the bench runs while its copy is restored

@@ -74,15 +74,15 @@ class TestAcmeCertificateRecords(IntegrationTestCase):
 		client = support.docker_client(self.endpoints)
 		output: list[str] = []  # a failing step raises with its own message
 		job = JobRecord(
-			1,
-			job_type,
-			server.name,
-			server.server_type,
-			handler.method,
-			handler.path,
-			None,
-			self.site,
-			payload,
+			id=1,
+			job_type=job_type,
+			server=server.name,
+			server_type=server.server_type,
+			method=handler.method,
+			path=handler.path,
+			bench=None,
+			site=self.site,
+			payload=payload,
 		)
 		ctx = StepContext(
 			job, server, client, SiteTopology(), topology.FrappeSecrets(), output.append, lambda s: client

@@ -33,12 +33,12 @@ from platform_support import (
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.router import Router
-from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.clients.mariadb import database_name
 from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.jobs.backups import BackupJobs
-from press_selfhosted.engine.jobs.handlers import index
+from press_selfhosted.engine.jobs.handlers import JobRequest, index
 from press_selfhosted.engine.jobs.restore import RestoreJobs
 from press_selfhosted.engine.jobs.site_rename import SiteRenameJobs
 
@@ -198,16 +198,16 @@ def archive_payload(target, site: str) -> dict:
 def proxy_removed(store: JobStore, site: str) -> None:
 	"""The proxy's half of Press's Site.archive, already done (its own job is tested elsewhere)."""
 	job = store.create(
-		NewJob(
-			"proxy.local",
-			"Proxy Server",
-			"Remove Site from Upstream",
-			"DELETE",
-			f"proxy/upstreams/10.9.0.1/sites/{site}",
-			None,
-			site,
-			"AJ-proxy",
-			{},
+		JobRequest(
+			job_type="Remove Site from Upstream",
+			server="proxy.local",
+			server_type="Proxy Server",
+			method="DELETE",
+			path=f"proxy/upstreams/10.9.0.1/sites/{site}",
+			bench=None,
+			site=site,
+			payload={},
+			agent_job_id="AJ-proxy",
 		)
 	)
 	store.finish(job, "Success", {})

@@ -11,7 +11,7 @@ import uuid
 
 import agent_support as support
 import pytest
-from fakes import PressRecords, Secrets
+from fakes import PressRecords, Secrets, job_record
 
 from press_selfhosted.engine.agent import jobs, runner
 from press_selfhosted.engine.agent.executor import Executor, ExecutorSettings
@@ -37,7 +37,7 @@ def context(job: JobRecord):
 
 def job_of(steps) -> tuple[JobRecord, tuple]:
 	found = handlers.handler("Bench Restart", "POST", "benches/{bench}/restart", steps)
-	return JobRecord(1, found.job_type, SERVER.name, "Server", "POST", "", "b1", None, {}), found.steps
+	return job_record(found, SERVER, {}, "b1"), found.steps
 
 
 def says(text):

@@ -21,13 +21,12 @@ import agent_support as support
 import pytest
 from backup_support import BENCH, offsite_payload, restore_payload, scratch_bucket
 from build_support import build_payload, frappe_files, make_app, press_dockerfile
-from fakes import PressRecords, Secrets
+from fakes import PressRecords, Secrets, job_record
 from idempotence import (
 	assert_idempotent,
 	database,
 	docker_objects,
 	files,
-	job_record,
 	proxy_files,
 	run_job,
 	s3_objects,

@@ -25,7 +25,7 @@ from site_cluster import (
 )
 
 from press_selfhosted.engine.clients import transfer
-from press_selfhosted.engine.jobs.handlers import JobRecord
+from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest
 from press_selfhosted.engine.jobs.site_updates import move_site
 from press_selfhosted.engine.jobs.sites import SiteJobs
 
@@ -57,9 +57,10 @@ def make_site(docker_client, env, site: str) -> None:
 def move(docker_client, env, site: str, job_id: int = 7) -> list[str]:
 	cluster, _ = env
 	output: list[str] = []
-	job = JobRecord(
-		job_id, "Update Site Pull", cluster.app_server.name, "Server", "POST", "", OLD, site, {"target": NEW}
+	request = JobRequest(
+		"Update Site Pull", cluster.app_server.name, "Server", "POST", "", OLD, site, {"target": NEW}
 	)
+	job = JobRecord.of(request, job_id)
 	move_site(
 		contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(job)(output.append)
 	)

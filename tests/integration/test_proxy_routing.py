@@ -49,7 +49,7 @@ from press_selfhosted.engine.errors import (
 	SiteNotOnProxy,
 	ValidationError,
 )
-from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext, index
+from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest, StepContext, index
 from press_selfhosted.engine.jobs.proxy import ProxyJobs
 
 SCHEMA = schema("traefik-v3-file-provider.json")
@@ -502,7 +502,8 @@ def test_a_host_without_a_certificate_needs_the_proxys_acme_resolver(cluster):
 
 def test_a_route_traefik_does_not_load_fails_the_reload_step(cluster):
 	proxy = dataclasses.replace(cluster["proxy"], settings=ProxySettings("x", "y", reload_timeout=1))
-	record = JobRecord(1, "Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})
+	request = JobRequest("Add Site to Upstream", "p", "Proxy Server", "POST", "", None, None, {})
+	record = JobRecord.of(request, 1)
 	ctx = StepContext(
 		record, cluster["server"], cluster["client"], cluster["topology"], Secrets(), print, None
 	)

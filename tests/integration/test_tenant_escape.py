@@ -266,15 +266,15 @@ def test_restore_and_new_site_from_backup_need_no_privileged_user(docker_client,
 	tenant_writes_config(backend, site, db_name=victim[1])
 	watch = Watch(docker_client, cluster, backend)
 	record = handlers.JobRecord(
-		1,
-		"Restore Site",
-		cluster.app_server.name,
-		"Server",
-		"POST",
-		"",
-		BENCH,
-		site,
-		{"apps": ["frappe"], "path_args": {}},
+		id=1,
+		job_type="Restore Site",
+		server=cluster.app_server.name,
+		server_type="Server",
+		method="POST",
+		path="",
+		bench=BENCH,
+		site=site,
+		payload={"apps": ["frappe"], "path_args": {}},
 		data={"downloads": {"database": {"path": dump, "size": 0, "sha256": "", "checked": False}}},
 	)
 	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]
@@ -317,15 +317,15 @@ def test_a_restore_refuses_a_file_that_is_no_dump_before_emptying_the_database(d
 	cluster.db.sql(f"INSERT INTO `{own['db_name']}`.tabUser (name) VALUES ('still-here')")
 	put_file(backend, f"{SITES}/{site}/private/backups", "x-database.sql.gz", "\x8c\x0d\x04\x09\x03\x02")
 	record = handlers.JobRecord(
-		2,
-		"Restore Site",
-		cluster.app_server.name,
-		"Server",
-		"POST",
-		"",
-		BENCH,
-		site,
-		{"apps": ["frappe"]},
+		id=2,
+		job_type="Restore Site",
+		server=cluster.app_server.name,
+		server_type="Server",
+		method="POST",
+		path="",
+		bench=BENCH,
+		site=site,
+		payload={"apps": ["frappe"]},
 		data={"downloads": {"database": {"path": f"{SITES}/{site}/private/backups/x-database.sql.gz"}}},
 	)
 	ctx = contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(record)(

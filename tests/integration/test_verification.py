@@ -24,7 +24,7 @@ from site_cluster import contexts, records
 from press_selfhosted.engine.agent import verification
 from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import StorageError
-from press_selfhosted.engine.jobs.handlers import JobRecord
+from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest
 
 SITE = "checked.example.com"
 
@@ -97,9 +97,10 @@ def test_an_s3_outage_is_no_verdict_on_the_backups(env):
 
 def drill(docker_client, env, expected: dict[str, int], output: list[str] | None = None):
 	cluster, target, data, _ = env
-	source = JobRecord(
-		7, "Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
+	drill = JobRequest(
+		"Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
 	)
+	source = JobRecord.of(drill, 7)
 	backup = {
 		kind: {
 			"key": data["offsite"][data["backups"][kind]["file"]],

@@ -326,19 +326,7 @@ class Executor:
 		owner = lease.owner
 		self.store.mark_running(job.id, owner=owner)
 		handler = self.handlers.get(job.job_type)
-		record = JobRecord(
-			id=job.id,
-			job_type=job.job_type,
-			server=job.server,
-			server_type=job.server_type,
-			method=job.method,
-			path=job.path,
-			bench=job.bench,
-			site=job.site,
-			payload=job.payload,
-			agent_job_id=job.agent_job_id,
-			data={**(handler.initial_data if handler else {}), **job.data},
-		)
+		record = JobRecord.of(job, job.id, {**(handler.initial_data if handler else {}), **job.data})
 		try:
 			if handler is None:
 				raise EngineError(f"press_selfhosted has no handler for job type {job.job_type!r}")

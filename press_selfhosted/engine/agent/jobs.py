@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from press_selfhosted.engine.jobs.handlers import JobRecord
+
 PENDING = "Pending"
 RUNNING = "Running"
 SUCCESS = "Success"
@@ -82,20 +84,11 @@ class StepRow:
 		}
 
 
-@dataclass
-class JobRow:
-	id: int
-	server: str
-	server_type: str
-	job_type: str
-	method: str
-	path: str
-	bench: str | None
-	site: str | None
-	agent_job_id: str | None
-	payload: dict[str, Any]
+@dataclass(frozen=True, kw_only=True)
+class JobRow(JobRecord):
+	"""A job as the store keeps it: its record, its status, times and steps, and the lease on it."""
+
 	status: str
-	data: dict[str, Any]
 	enqueued: datetime.datetime
 	start: datetime.datetime | None = None
 	end: datetime.datetime | None = None

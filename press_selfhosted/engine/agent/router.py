@@ -23,13 +23,13 @@ from typing import Any
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.agent.queries import Queries
-from press_selfhosted.engine.agent.store import JobStore, NewJob
+from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients import docker_exec
 from press_selfhosted.engine.clients.docker_exec import Exec
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
 from press_selfhosted.engine.clients.traefik import validate_host_name
 from press_selfhosted.engine.errors import EngineError, JobStoreUnavailable, QueryFailed, ValidationError
-from press_selfhosted.engine.jobs.handlers import Handler, Topology
+from press_selfhosted.engine.jobs.handlers import Handler, JobRequest, Topology
 from press_selfhosted.engine.validation import (
 	validate_app_name,
 	validate_bench_name,
@@ -202,16 +202,16 @@ class Router:
 		if self.enrich:
 			payload.update(self.enrich(handler.job_type, site, payload))
 		job_id = self.store.create(
-			NewJob(
-				server,
-				server_type,
-				handler.job_type,
-				handler.method,
-				path,
-				bench,
-				site,
-				agent_job_id,
-				payload,
+			JobRequest(
+				job_type=handler.job_type,
+				server=server,
+				server_type=server_type,
+				method=handler.method,
+				path=path,
+				bench=bench,
+				site=site,
+				payload=payload,
+				agent_job_id=agent_job_id,
 			)
 		)
 		try:

@@ -39,6 +39,7 @@ from press_selfhosted.engine.errors import (
 	LeaseLost,
 	LocksLost,
 )
+from press_selfhosted.engine.jobs.handlers import JobRequest
 
 JOB_TABLE = "press_selfhosted_agent_job"
 STEP_TABLE = "press_selfhosted_agent_job_step"
@@ -124,19 +125,6 @@ class StoreConfig:
 			) from error
 
 
-@dataclass(frozen=True)
-class NewJob:
-	server: str
-	server_type: str
-	job_type: str
-	method: str
-	path: str
-	bench: str | None
-	site: str | None
-	agent_job_id: str | None
-	payload: dict[str, Any]
-
-
 class JobStore:
 	"""Reads and writes jobs; one connection per instance, guarded for use from several threads."""
 
@@ -203,7 +191,7 @@ class JobStore:
 
 	# --- jobs -------------------------------------------------------------------------------------
 
-	def create(self, new: NewJob) -> int:
+	def create(self, new: JobRequest) -> int:
 		result = self._query(
 			f"INSERT INTO `{JOB_TABLE}` (server, server_type, job_type, method, path, bench, site, "
 			"agent_job_id, payload, status, data, enqueued_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",

@@ -11,7 +11,7 @@ append to its output with ``ctx.log`` and record results for Press in ``ctx.data
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import docker
@@ -59,11 +59,12 @@ class SecretSource(Protocol):
 	def secret(self, job: JobRecord, key: str) -> str: ...
 
 
-@dataclass
-class JobRecord:
-	"""A job as the store keeps it (never with secrets)."""
+@dataclass(frozen=True)
+class JobRequest:
+	"""What Press asked for: one Agent Job of ``job_type`` on a server, its bench and site, and the request
+	body (``payload``, stored with every secret masked out). One shape of a job in every layer: the job
+	store keeps it, a step reads it as :class:`JobRecord`, the agent reports it as a ``JobRow``."""
 
-	id: int
 	job_type: str
 	server: str
 	server_type: str
@@ -73,7 +74,22 @@ class JobRecord:
 	site: str | None
 	payload: dict[str, Any]
 	agent_job_id: str | None = None  # Press's Agent Job name (X-Agent-Job-Id)
+
+	def request_fields(self) -> dict[str, Any]:
+		"""The request's own fields (a record's or a row's too, without what the store added)."""
+		return {found.name: getattr(self, found.name) for found in fields(JobRequest)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecord(JobRequest):
+	"""A job the store accepted: its request, its id and the data its steps share (``ctx.data``)."""
+
+	id: int
 	data: dict[str, Any] = field(default_factory=dict)
+
+	@classmethod
+	def of(cls, request: JobRequest, id: int, data: dict[str, Any] | None = None) -> JobRecord:
+		return cls(**request.request_fields(), id=id, data={} if data is None else data)
 
 
 class StepContext:

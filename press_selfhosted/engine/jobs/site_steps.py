@@ -136,8 +136,7 @@ def with_job(ctx: StepContext, **changes) -> StepContext:
 	"""The step context with ``changes`` to its job, e.g. the bench or name a site has after a step
 	moved or renamed it (one job: the same data dict)."""
 	changed = copy.copy(ctx)
-	changed.job = dataclasses.replace(ctx.job, **changes)
-	changed.job.data = ctx.job.data
+	changed.job = dataclasses.replace(ctx.job, **changes)  # keeps the data dict itself
 	return changed
 
 
