@@ -21,6 +21,15 @@ import datetime
 import json
 from urllib.parse import unquote, urlsplit
 
+from press_selfhosted.engine.agent import verification
+from press_selfhosted.engine.agent.locks import BenchLocks
+from press_selfhosted.engine.agent.runner import Contexts
+from press_selfhosted.engine.agent.store import JobStore
+from press_selfhosted.engine.agent.verification import restore_drill
+from press_selfhosted.engine.clients.storage import open_client
+from press_selfhosted.engine.errors import BenchBusy
+from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest
+from press_selfhosted.engine.policies import retention
 from press_selfhosted.engine.policies.retention import FIFO, GFS, Backup, Policy
 
 BACKUP_JOB_TYPES = ("Backup Site", "Archive Site", "Uninstall App from Site")
@@ -232,9 +241,6 @@ def apply_retention(dry_run: bool = False) -> list[str]:
 	"""Expires Site Backups of container sites with objects in MinIO; returns the deleted keys."""
 	import frappe
 
-	from press_selfhosted.engine.clients.storage import open_client
-	from press_selfhosted.engine.policies import retention
-
 	config = _default_config()
 	if config is None:
 		return []
@@ -277,9 +283,6 @@ def recheck_backups(days: int = 2, names: list[str] | None = None) -> list[dict]
 	"""Re-reads the objects of recent successful backups (or of the Site Backups ``names``); a backup
 	whose objects fail is marked Unavailable."""
 	import frappe
-
-	from press_selfhosted.engine.agent import verification
-	from press_selfhosted.engine.clients.storage import open_client
 
 	config = _default_config()
 	if config is None:
@@ -356,12 +359,6 @@ def run_restore_drills(site_name: str | None = None) -> None:
 	``site_name`` alone; records the result on the Site (``last_verified_restore``, ``last_restore_drill_result``)."""
 	import frappe
 
-	from press_selfhosted.engine.agent.locks import BenchLocks
-	from press_selfhosted.engine.agent.runner import Contexts
-	from press_selfhosted.engine.agent.store import JobStore
-	from press_selfhosted.engine.agent.verification import restore_drill
-	from press_selfhosted.engine.errors import BenchBusy
-	from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest
 	from press_selfhosted.glue import settings, topology
 
 	config = _default_config()

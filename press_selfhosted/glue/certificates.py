@@ -270,6 +270,6 @@ def retry_acme_certificate(name: str) -> None:
 		if site_domain and not (sites and name in sites.acme_names):
 			frappe.get_doc("Site Domain", site_domain).create_agent_request()
 		else:
-			proxy.retry_certificates(None, (name,))
+			proxy.retry_certificates((name,))
 	except EngineError as error:
 		frappe.db.set_value("TLS Certificate", name, {"status": "Failure", "error": str(error)})

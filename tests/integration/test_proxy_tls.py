@@ -544,12 +544,12 @@ def test_a_name_whose_challenge_failed_is_asked_for_again_once_retried(cluster, 
 		time.sleep(5)
 		assert verification_fails(port, site, proxy.root, timeout=0)  # still Traefik's default certificate
 		generation = proxy.proxy.sites().generation
-		assert proxy.proxy.retry_certificates(None, (site,)) == generation + 1
+		assert proxy.proxy.retry_certificates((site,)) == generation + 1
 		retried = proxy.served(site)
 		assert proxy.recorded(site, retried).status == acme_records.ACTIVE
 		assert {c.name: c.routed_since for c in proxy.proxy.site_certificates()}[site] > routed
 		with pytest.raises(ValidationError, match="does not ask an ACME resolver"):
-			proxy.proxy.retry_certificates(None, (f"elsewhere-{run}.example.com",))
+			proxy.proxy.retry_certificates((f"elsewhere-{run}.example.com",))
 	finally:
 		proxy.close()
 

@@ -817,7 +817,7 @@ class Proxy:
 			if acme.wildcard_file_name(domain) in written
 		}
 
-	def retry_certificates(self, ctx: docker_exec.Transcript | None, names: tuple[str, ...]) -> int:
+	def retry_certificates(self, names: tuple[str, ...]) -> int:
 		"""Ask the ACME resolvers again for ``names`` (site names and custom domains this proxy certifies by
 		HTTP-01, ``*.<root domain>`` wildcards by DNS-01) after a failed challenge was fixed (DNS now
 		pointing here, port 80 opened, a DNS provider's credential corrected).
@@ -855,9 +855,7 @@ class Proxy:
 		]
 		if requested:
 			docker_exec.run(self.traefik, ["touch", "-c", *requested], ROOT)
-		if ctx:
-			ctx.log(f"asking the ACME resolver again for {', '.join(names)}")
-		return self.bump(ctx)
+		return self.bump(None)
 
 	def adopt_former_routes(self, ctx: docker_exec.Transcript | None) -> bool:
 		"""The routes of the former layout (one ``site_*.yml`` of Traefik routers per site) written into
