@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from fakes import PressJobs, Secrets
+from fakes import PressJobs, Secrets, job_record
 from site_cluster import (
 	SITES,
 	contexts,
@@ -265,17 +265,9 @@ def test_restore_and_new_site_from_backup_need_no_privileged_user(docker_client,
 	cluster.db.sql(f"DELETE FROM `{own['db_name']}`.tabUser WHERE name = 'kept-by-backup'")
 	tenant_writes_config(backend, site, db_name=victim[1])
 	watch = Watch(docker_client, cluster, backend)
-	record = handlers.JobRecord(
-		id=1,
-		job_type="Restore Site",
-		server=cluster.app_server.name,
-		server_type="Server",
-		method="POST",
-		path="",
-		bench=BENCH,
-		site=site,
-		payload={"apps": ["frappe"], "path_args": {}},
-		data={"downloads": {"database": {"path": dump, "size": 0, "sha256": "", "checked": False}}},
+	downloaded = {"downloads": {"database": {"path": dump, "size": 0, "sha256": "", "checked": False}}}
+	record = job_record(
+		HANDLERS["Restore Site"], cluster.app_server, {"apps": ["frappe"]}, BENCH, site, downloaded
 	)
 	step = {s.name: s.run for s in HANDLERS["Restore Site"].steps}["Restore Site"]
 	ctx = contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(record)(
@@ -316,17 +308,9 @@ def test_a_restore_refuses_a_file_that_is_no_dump_before_emptying_the_database(d
 	own = new_site(docker_client, env, site)
 	cluster.db.sql(f"INSERT INTO `{own['db_name']}`.tabUser (name) VALUES ('still-here')")
 	put_file(backend, f"{SITES}/{site}/private/backups", "x-database.sql.gz", "\x8c\x0d\x04\x09\x03\x02")
-	record = handlers.JobRecord(
-		id=2,
-		job_type="Restore Site",
-		server=cluster.app_server.name,
-		server_type="Server",
-		method="POST",
-		path="",
-		bench=BENCH,
-		site=site,
-		payload={"apps": ["frappe"]},
-		data={"downloads": {"database": {"path": f"{SITES}/{site}/private/backups/x-database.sql.gz"}}},
+	downloaded = {"downloads": {"database": {"path": f"{SITES}/{site}/private/backups/x-database.sql.gz"}}}
+	record = job_record(
+		HANDLERS["Restore Site"], cluster.app_server, {"apps": ["frappe"]}, BENCH, site, downloaded
 	)
 	ctx = contexts(docker_client, records(cluster), Secrets(secrets(cluster))).for_job(record)(
 		lambda text: None
