@@ -41,7 +41,7 @@ from press_selfhosted.engine.agent.router import Router
 from press_selfhosted.engine.agent.store import JobStore
 from press_selfhosted.engine.clients import platform_ca, site_router, traefik
 from press_selfhosted.engine.clients.docker_hosts import DockerHosts
-from press_selfhosted.engine.clients.proxy import Proxy, ProxySettings
+from press_selfhosted.engine.clients.proxy import UNPUBLISHED, Proxy, ProxySettings
 from press_selfhosted.engine.errors import (
 	HostTaken,
 	NotOwned,
@@ -366,6 +366,49 @@ def test_custom_host_with_certificate(cluster):
 	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
 	assert served_within(cluster, domain, lambda served: served != expected)
 	assert get(cluster, domain).status_code == 404
+	assert get(cluster, site).json() == {"site": site}
+
+
+def test_a_change_written_by_a_job_that_stopped_before_publishing_it_is_published_when_run_again(
+	cluster, monkeypatch
+):
+	"""The worker dies after writing a host's certificate and route but before the bump of the generation
+	(stood for by a bump that raises: a kill between two lines of one step cannot be placed from
+	outside). Run again, the job finds the files in place and still publishes them; run a third time, it
+	changes nothing. The same holds for a removal."""
+	site, domain = "site-unpublished.example.com", "www.unpublished.test"
+	cluster["topology"].site_benches[site] = BENCH
+	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
+	chain, key = self_signed(domain)
+	payload = {
+		"name": domain,
+		"target": site,
+		"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
+	}
+	proxy, secrets = cluster["proxy"], Secrets({"privkey.pem": key})
+	mark = f"{traefik.DYNAMIC_DIRECTORY}/{UNPUBLISHED}"
+
+	def generation() -> int:
+		return proxy.sites().generation
+
+	def killed(*args, **kwargs):
+		raise RuntimeError("the worker died here")
+
+	for add_or_remove in ("Add Host to Proxy", "Remove Host from Proxy"):
+		body = payload if add_or_remove == "Add Host to Proxy" else {"path_args": {"host": domain}}
+		before = generation()
+		with monkeypatch.context() as crash:
+			crash.setattr(Proxy, "bump", killed)
+			with pytest.raises(RuntimeError, match="the worker died here"):
+				job(cluster, add_or_remove, body, secrets=secrets)
+		assert generation() == before
+		job(cluster, add_or_remove, body, secrets=secrets)
+		assert generation() > before, f"{add_or_remove} run again did not publish what it wrote"
+		assert container_file(proxy.traefik, mark) is None
+		published = generation()
+		job(cluster, add_or_remove, body, secrets=secrets)
+		assert generation() == published, f"{add_or_remove} run again changed the proxy"
+	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
 	assert get(cluster, site).json() == {"site": site}
 
 

@@ -261,6 +261,9 @@ _CHECK = (
 # Files per archive and exec when many are written at once (an adoption): argv stays far below ARG_MAX.
 BATCH = 2000
 SITES_ATTEMPTS = 20  # replacing sites.yml while other jobs on the proxy replace it too
+# A mark in Traefik's dynamic directory, written with a change's files and removed by the bump of the
+# generation that publishes them: a job that stopped between the two finds it and publishes when run again.
+UNPUBLISHED = ".unpublished"
 
 
 def _changed(listed: tuple[str, ...], add: tuple[str, ...], remove: tuple[str, ...]) -> tuple[str, ...]:
@@ -421,22 +424,26 @@ class Proxy:
 			(ctx.run if ctx else docker_exec.run)(container, argv, ROOT)
 
 	def holds(self, files: dict[str, tuple[bytes, int]]) -> bool:
-		"""Whether Traefik's dynamic directory holds exactly ``files`` (path → content, mode) already.
-		Every write makes Traefik read all its files again: a retried job writes only what is missing."""
+		"""Whether Traefik's dynamic directory holds exactly ``files`` (path → content, mode) already, and
+		published (no change is left :data:`UNPUBLISHED`). Every write makes Traefik read all its files
+		again: a retried job writes only what is missing."""
 		script = (
-			'for path; do [ -f "$path" ] || exit 3; '
+			'[ -e "$1" ] && exit 3; shift; for path; do [ -f "$path" ] || exit 3; '
 			'printf "%s %s\\n" "$(stat -c %a -- "$path")" "$(sha256sum < "$path" | cut -d " " -f 1)"; done'
 		)
-		result = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", *files], READ, check=False)
+		argv = ["sh", "-c", script, "sh", self.dynamic_path(UNPUBLISHED), *files]
+		result = docker_exec.run(self.traefik, argv, READ, check=False)
 		if result.exit_code not in (0, 3):
 			raise CommandFailed(self.traefik.name, result)
 		wanted = [f"{mode:o} {hashlib.sha256(content).hexdigest()}" for content, mode in files.values()]
 		return result.exit_code == 0 and result.stdout.splitlines() == wanted
 
 	def holds_any(self, paths: list[str]) -> bool:
-		"""Whether any of ``paths`` (files or folders of Traefik's dynamic directory) exists."""
+		"""Whether any of ``paths`` (files or folders of Traefik's dynamic directory) exists, or a change
+		was left :data:`UNPUBLISHED` (a removal then is done and published again)."""
 		script = 'for path; do [ -e "$path" ] && exit 0; done; exit 3'
-		result = docker_exec.run(self.traefik, ["sh", "-c", script, "sh", *paths], ROOT, check=False)
+		argv = ["sh", "-c", script, "sh", self.dynamic_path(UNPUBLISHED), *paths]
+		result = docker_exec.run(self.traefik, argv, READ, check=False)
 		if result.exit_code not in (0, 3):
 			raise CommandFailed(self.traefik.name, result)
 		return result.exit_code == 0
@@ -451,6 +458,16 @@ class Proxy:
 		prefix = traefik.DYNAMIC_DIRECTORY + "/"
 		relative = {path.removeprefix(prefix): content for path, content in files.items()}
 		self._write(ctx, self.traefik, traefik.DYNAMIC_DIRECTORY, relative, tuple(removed))
+
+	def write_unpublished(
+		self,
+		ctx: docker_exec.Transcript,
+		files: dict[str, tuple[bytes, int]],
+		removed: list[str] | tuple = (),
+	) -> None:
+		""":meth:`write`, the change marked :data:`UNPUBLISHED` (the mark goes first) until :meth:`bump`
+		publishes it; :meth:`holds` and :meth:`holds_any` see the mark."""
+		self.write(ctx, {self.dynamic_path(UNPUBLISHED): (b"", 0o644), **files}, removed)
 
 	# --- Traefik: the sites document and its generation ------------------------------------------
 
@@ -504,10 +521,20 @@ class Proxy:
 			# a lock left by an exec killed between mkdir and rmdir is taken over after 10 s
 			'[ "$n" -lt 200 ] || { rmdir .sites.lock; n=0; }; sleep 0.05; done; '
 			'if [ -z "$2" ]; then [ ! -e "$4" ]; else head -n 1 "$4" | grep -q -F -e "$2"; fi; same=$?; '
-			'if [ "$same" -eq 0 ]; then mv -f "$3" "$4"; else rm -f "$3"; fi; rmdir .sites.lock; '
+			'if [ "$same" -eq 0 ]; then mv -f "$3" "$4" && rm -f "$5"; else rm -f "$3"; fi; rmdir .sites.lock; '
 			'[ "$same" -eq 0 ] || exit 3'
 		)
-		argv = ["sh", "-c", script, "sh", traefik.DYNAMIC_DIRECTORY, marker, temporary, traefik.SITES_FILE]
+		argv = [
+			"sh",
+			"-c",
+			script,
+			"sh",
+			traefik.DYNAMIC_DIRECTORY,
+			marker,
+			temporary,
+			traefik.SITES_FILE,
+			UNPUBLISHED,
+		]
 		result = docker_exec.run(self.traefik, argv, ROOT, check=False)
 		if result.exit_code not in (0, 3):
 			raise CommandFailed(self.traefik.name, result)

@@ -82,13 +82,14 @@ def _certificate_files(host: HostRoute, certificate: dict, private_key: str, fie
 
 
 def _install_certificate(ctx: StepContext, proxy: Proxy, host: HostRoute, files: dict) -> bool:
-	"""The host's certificate ``files`` and route written, unless the proxy holds exactly them (False)."""
+	"""The host's certificate ``files`` and route written, unless the proxy holds exactly them (False);
+	written, they wait for the caller's bump of the generation."""
 	route = {proxy.dynamic_path(host.file_name): (traefik.render(host).encode(), 0o644)}
 	if proxy.holds({**files, **route}):
 		ctx.log(f"the proxy holds this certificate and route of {host.name} already")
 		return False
 	ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
-	proxy.write(ctx, files)
+	proxy.write_unpublished(ctx, files)
 	proxy.publish_host(ctx, host)
 	return True
 
@@ -99,7 +100,7 @@ def _remove_host_files(ctx: StepContext, proxy: Proxy, host: HostRoute) -> bool:
 	if not proxy.holds_any(gone):
 		ctx.log(f"the proxy holds no route nor certificate of its own for {host.name}")
 		return False
-	proxy.write(ctx, {}, gone)
+	proxy.write_unpublished(ctx, {}, gone)
 	return True
 
 
