@@ -95,12 +95,17 @@ def test_an_s3_outage_is_no_verdict_on_the_backups(env):
 		verification.recheck(s3, wrong_keys, recorded(data))
 
 
-def drill(docker_client, env, expected: dict[str, int], output: list[str] | None = None):
-	cluster, target, data, _ = env
-	drill = JobRequest(
+def drill_source(cluster) -> JobRecord:
+	"""What the glue hands the drill for the site: a job record of no job of Press's (as run_restore_drills)."""
+	request = JobRequest(
 		"Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
 	)
-	source = JobRecord.of(drill, 7)
+	return JobRecord.of(request, 0)
+
+
+def drill(docker_client, env, expected: dict[str, int], output: list[str] | None = None):
+	cluster, target, data, _ = env
+	source = drill_source(cluster)
 	backup = {
 		kind: {
 			"key": data["offsite"][data["backups"][kind]["file"]],
@@ -153,9 +158,7 @@ def test_restore_drill_reports_differences_and_still_cleans_up(docker_client, en
 
 def test_failed_restore_drill_is_reported_and_cleaned_up(docker_client, env):
 	cluster, target, data, (_, counts) = env
-	source = JobRecord(
-		8, "Restore Drill", cluster.app_server.name, "Server", "POST", "", BENCH, SITE, {"apps": ["frappe"]}
-	)
+	source = drill_source(cluster)
 	broken = {"database": {"key": data["offsite"][data["backups"]["database"]["file"]], "sha256": "0" * 64}}
 	storage = {"endpoint_url": target.endpoint_url, "bucket": target.bucket, "region": target.region}
 	found = contexts(docker_client, records(cluster), Secrets(site_secrets(cluster, target)))
