@@ -375,18 +375,28 @@ def test_a_change_written_by_a_job_that_stopped_before_publishing_it_is_publishe
 	"""The worker dies after writing a host's certificate and route but before the bump of the generation
 	(stood for by a bump that raises: a kill between two lines of one step cannot be placed from
 	outside). Run again, the job finds the files in place and still publishes them; run a third time, it
-	changes nothing. The same holds for a removal."""
-	site, domain = "site-unpublished.example.com", "www.unpublished.test"
+	changes nothing. The same holds for a removal, and for a rename moving the site's own certificate."""
+	site, renamed, domain = (
+		"site-unpublished.example.com",
+		"site-published.example.com",
+		"www.unpublished.test",
+	)
 	cluster["topology"].site_benches[site] = BENCH
 	job(cluster, "Add Site to Upstream", {"name": site, "path_args": {"upstream": UPSTREAM}})
-	chain, key = self_signed(domain)
-	payload = {
-		"name": domain,
-		"target": site,
-		"certificate": {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"},
-	}
-	proxy, secrets = cluster["proxy"], Secrets({"privkey.pem": key})
+	keys, bodies = {}, {}
+	for name in (domain, site):
+		chain, keys[name] = self_signed(name)
+		certificate = {"fullchain.pem": chain, "chain.pem": chain, "privkey.pem": "********"}
+		bodies[name] = {"name": name, "target": site, "certificate": certificate}
+	proxy = cluster["proxy"]
 	mark = f"{traefik.DYNAMIC_DIRECTORY}/{UNPUBLISHED}"
+	rename = {"new_name": renamed, "domains": [site], "path_args": {"upstream": UPSTREAM}}
+	cases = [
+		("Add Host to Proxy", bodies[domain], None, keys[domain]),
+		("Remove Host from Proxy", {"path_args": {"host": domain}}, None, None),
+		("Add Host to Proxy", bodies[site], None, keys[site]),
+		("Rename Site on Upstream", rename, site, None),
+	]
 
 	def generation() -> int:
 		return proxy.sites().generation
@@ -394,22 +404,24 @@ def test_a_change_written_by_a_job_that_stopped_before_publishing_it_is_publishe
 	def killed(*args, **kwargs):
 		raise RuntimeError("the worker died here")
 
-	for add_or_remove in ("Add Host to Proxy", "Remove Host from Proxy"):
-		body = payload if add_or_remove == "Add Host to Proxy" else {"path_args": {"host": domain}}
+	for job_type, body, of_site, key in cases:
+		secrets = Secrets({"privkey.pem": key} if key else {})
 		before = generation()
 		with monkeypatch.context() as crash:
 			crash.setattr(Proxy, "bump", killed)
 			with pytest.raises(RuntimeError, match="the worker died here"):
-				job(cluster, add_or_remove, body, secrets=secrets)
-		assert generation() == before
-		job(cluster, add_or_remove, body, secrets=secrets)
-		assert generation() > before, f"{add_or_remove} run again did not publish what it wrote"
+				job(cluster, job_type, body, site=of_site, secrets=secrets)
+		assert generation() == before and container_file(proxy.traefik, mark) == "", job_type
+		job(cluster, job_type, body, site=of_site, secrets=secrets)
+		assert generation() > before, f"{job_type} run again did not publish what it wrote"
 		assert container_file(proxy.traefik, mark) is None
 		published = generation()
-		job(cluster, add_or_remove, body, secrets=secrets)
-		assert generation() == published, f"{add_or_remove} run again changed the proxy"
+		job(cluster, job_type, body, site=of_site, secrets=secrets)
+		assert generation() == published, f"{job_type} run again changed the proxy"
 	assert route_file(cluster, f"host_{traefik.route_id(domain)}.yml") is None
-	assert get(cluster, site).json() == {"site": site}
+	assert route_file(cluster, f"host_{traefik.route_id(site)}.yml") is None
+	assert traefik.parse(route_file(cluster, f"host_{traefik.route_id(renamed)}.yml"), "h").site == renamed
+	assert get(cluster, renamed).json() == {"site": renamed}
 
 
 def test_the_platform_cas_wildcard_is_served_by_sni_and_its_renewal_replaces_it(cluster):

@@ -459,6 +459,14 @@ class Proxy:
 		relative = {path.removeprefix(prefix): content for path, content in files.items()}
 		self._write(ctx, self.traefik, traefik.DYNAMIC_DIRECTORY, relative, tuple(removed))
 
+	def unpublished(self) -> bool:
+		"""Whether a change was left :data:`UNPUBLISHED`: a job stopped between its write and its bump."""
+		mark = self.dynamic_path(UNPUBLISHED)
+		found = docker_exec.run(self.traefik, ["test", "-e", mark], READ, check=False)
+		if found.exit_code not in (0, 1):
+			raise CommandFailed(self.traefik.name, found)
+		return found.exit_code == 0
+
 	def write_unpublished(
 		self,
 		ctx: docker_exec.Transcript,

@@ -88,9 +88,8 @@ def _install_certificate(ctx: StepContext, proxy: Proxy, host: HostRoute, files:
 	if proxy.holds({**files, **route}):
 		ctx.log(f"the proxy holds this certificate and route of {host.name} already")
 		return False
-	ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}")
-	proxy.write_unpublished(ctx, files)
-	proxy.publish_host(ctx, host)
+	ctx.log(f"writing the certificate of {host.name} into {host.certificate_directory}, and {host.file_name}")
+	proxy.write_unpublished(ctx, {**files, **route})  # one write: no other job's bump falls between
 	return True
 
 
@@ -291,7 +290,10 @@ class ProxyJobs:
 		old, new = self._names(ctx)
 		host = proxy.read(HostRoute(old).file_name)
 		if host is None:
-			ctx.log(f"no certificate of its own for {old}")
+			if proxy.unpublished():  # run again after the old files went, before the bump
+				proxy.bump(ctx)
+			else:
+				ctx.log(f"no certificate of its own for {old}")
 			return
 		renamed = HostRoute(new, site=new if host.site in (old, new) else host.site)
 		ctx.run(
@@ -307,7 +309,7 @@ class ProxyJobs:
 			ROOT,
 		)
 		proxy.publish_host(ctx, renamed)
-		proxy.write(ctx, {}, [proxy.dynamic_path(host.file_name), host.certificate_directory])
+		proxy.write_unpublished(ctx, {}, [proxy.dynamic_path(host.file_name), host.certificate_directory])
 		proxy.bump(ctx)
 
 	def retarget_hosts(self, ctx: StepContext) -> None:
@@ -349,10 +351,11 @@ class ProxyJobs:
 			owner = proxy.owner_of(host.name)
 			if owner not in (None, host.site):
 				raise HostTaken(proxy.server.name, host.name, owner, host.site)
-		if by_acme:
-			# a certificate Press sent before would outrank the one the resolver obtains
-			_remove_host_files(ctx, proxy, host)
-		elif _install_certificate(ctx, proxy, host, files):
+		if by_acme:  # a certificate Press sent before would outrank the one the resolver obtains
+			changed = _remove_host_files(ctx, proxy, host)
+		else:
+			changed = _install_certificate(ctx, proxy, host, files)
+		if changed:
 			proxy.bump(ctx)
 		if current and (route := current.with_domains(added=(host.name,), acme=by_acme)) != current:
 			proxy.publish(ctx, route, current)
