@@ -80,7 +80,8 @@ def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
 	import docker
 	import pymysql
 	from backup_support import scratch_bucket, site_secrets
-	from site_cluster import Secrets, Topology, remove_cluster, start_bench, start_cluster
+	from fakes import Secrets
+	from site_cluster import records, remove_cluster, start_bench, start_cluster
 
 	from press_selfhosted.engine.agent import jobs
 	from press_selfhosted.engine.agent.executor import Executor
@@ -105,7 +106,7 @@ def run_mode(workers: int, benches: int, sites: int, public_mib: int) -> dict:
 				cluster = start_cluster(client, info, prefix)
 				for n in range(benches):
 					start_bench(client, info, cluster, f"bench-{n + 1}", front=False)
-				topology = Topology(cluster)
+				topology = records(cluster)
 				secrets = Secrets(site_secrets(cluster, target))
 				found = handlers(public_mib)
 				queued: queue.Queue = queue.Queue()

@@ -37,17 +37,17 @@ sys.path.insert(0, str(ROOT))
 
 from press_selfhosted.engine import naming
 from press_selfhosted.engine.clients import docker_exec, site_router, traefik
+from press_selfhosted.engine.clients.containers import tar_archive
 from press_selfhosted.engine.clients.docker_hosts import DockerHost
 from press_selfhosted.engine.clients.proxy import (
 	API_ADDRESS,
 	Proxy,
 	ProxySettings,
 	_ensure_container,
-	_tar,
 	traefik_spec,
 )
 from press_selfhosted.engine.clients.servers import ContainerServer
-from press_selfhosted.engine.jobs.handlers import JobRecord, StepContext
+from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest, StepContext
 
 AS_ROOT = docker_exec.Exec(user="root", workdir="/")
 MiB = 1024 * 1024
@@ -200,7 +200,8 @@ class Layout:
 			0,
 			reload_timeout=1800,
 		)
-		job = JobRecord(1, "Update Site Status", host.server, "Proxy Server", "POST", "", None, None, {})
+		request = JobRequest("Update Site Status", host.server, "Proxy Server", "POST", "", None, None, {})
+		job = JobRecord.of(request, 1)
 		self.ctx = StepContext(job, self.server, client, None, None, lambda text: None, lambda s: client)
 		self.routes = [route(i) for i in range(sites)]
 
@@ -251,7 +252,7 @@ class Former(Layout):
 			# Written before Traefik starts: its file provider re-reads the whole directory on every
 			# file event, so writing thousands of files into a running Traefik takes hours.
 			files = {path.rpartition("/")[2]: content for path, content in map(former_file, self.routes)}
-			container.put_archive(traefik.DYNAMIC_DIRECTORY, _tar(files))
+			container.put_archive(traefik.DYNAMIC_DIRECTORY, tar_archive(files))
 
 		spec = traefik_spec(self.server, self.settings)
 		container = _ensure_container(self.client, self.server, spec, write_sites)

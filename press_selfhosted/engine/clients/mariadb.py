@@ -74,7 +74,7 @@ class MariaDBSpec:
 
 	@property
 	def container_name(self) -> str:
-		return self.adopt or naming.resource_name(self.server.container_prefix, ROLE)
+		return self.adopt or naming.mariadb_container(self.server.container_prefix)
 
 
 def database_name(bench: str, site: str, attempt: int = 0) -> str:
