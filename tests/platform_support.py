@@ -11,6 +11,7 @@ storage payload, built with the glue's own pure functions).
 
 from __future__ import annotations
 
+import copy
 import functools
 import http.client
 import json
@@ -164,13 +165,12 @@ class Platform:
 		return record
 
 	def post(self, server: ContainerServer, path: str, data: dict, method: str = "POST") -> int:
+		agent_job_id = f"AJ-{uuid.uuid4().hex[:8]}"
+		# Press keeps the request on its Agent Job (request_data), where the glue reads a secret the job
+		# store holds masked (a build token)
+		self.secrets.requests[agent_job_id] = copy.deepcopy(data)
 		response = self.router.handle(
-			server.name,
-			method,
-			path,
-			data,
-			agent_job_id=f"AJ-{uuid.uuid4().hex[:8]}",
-			server_type=server.server_type,
+			server.name, method, path, data, agent_job_id=agent_job_id, server_type=server.server_type
 		)
 		assert response.status_code == 200, response.json
 		assert set(response.json) == {"job"} and isinstance(response.json["job"], int)
