@@ -25,7 +25,6 @@ from press_selfhosted.engine.agent import verification
 from press_selfhosted.engine.agent.locks import BenchLocks
 from press_selfhosted.engine.agent.runner import Contexts
 from press_selfhosted.engine.agent.store import JobStore
-from press_selfhosted.engine.agent.verification import restore_drill
 from press_selfhosted.engine.clients.storage import open_client
 from press_selfhosted.engine.errors import BenchBusy
 from press_selfhosted.engine.jobs.handlers import JobRecord, JobRequest
@@ -381,7 +380,7 @@ def run_restore_drills(site_name: str | None = None) -> None:
 			# the executor's lock of the bench: no job of the bench runs while its copy is restored
 			try:
 				with locks.hold(site.server, site.bench, f"The restore drill of {site.name}"):
-					result = restore_drill(
+					result = verification.restore_drill(
 						source,
 						recorded_backup(backup, {"public": 1, "private": 1}),
 						tables,
